@@ -1,0 +1,64 @@
+package kfllm
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// light lists the packages that must build and test without libtorch: the
+// pipeline's ends, the compiler, the UI and the libraries they stand on. A
+// package below one of these prefixes that imports gotch (cgo) fails here.
+var light = []string{
+	"github.com/kfllm/kfllm/components/fetch",
+	"github.com/kfllm/kfllm/components/upload",
+	"github.com/kfllm/kfllm/pipeline",
+	"github.com/kfllm/kfllm/ui",
+	"github.com/kfllm/kfllm/internal/hub",
+	"github.com/kfllm/kfllm/internal/dataset",
+	"github.com/kfllm/kfllm/internal/safetensors",
+	"github.com/kfllm/kfllm/internal/tokenizer",
+	"github.com/kfllm/kfllm/internal/prompt",
+	"github.com/kfllm/kfllm/internal/kfp",
+	"github.com/kfllm/kfllm/internal/langsmith",
+	"github.com/kfllm/kfllm/internal/gitremote",
+	"github.com/kfllm/kfllm/internal/modelcard",
+	"github.com/kfllm/kfllm/internal/webui",
+}
+
+var heavy = []string{"github.com/sugarme/gotch"}
+
+func TestLightPackagesDoNotImportGotch(t *testing.T) {
+	out, err := exec.Command("go", "list", "-e", "-deps", "-test=false",
+		"-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	checked := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || !isLight(fields[0]) {
+			continue
+		}
+		checked++
+		for _, dep := range fields[1:] {
+			for _, h := range heavy {
+				if dep == h || strings.HasPrefix(dep, h+"/") {
+					t.Errorf("%s depends on %s: keep cgo/libtorch out of it", fields[0], dep)
+				}
+			}
+		}
+	}
+	if checked < 4 {
+		t.Fatalf("checked %d light packages; the mains fetch, upload, pipeline and ui alone are 4", checked)
+	}
+}
+
+func isLight(pkg string) bool {
+	for _, p := range light {
+		if pkg == p || strings.HasPrefix(pkg, p+"/") {
+			return true
+		}
+	}
+	return false
+}
