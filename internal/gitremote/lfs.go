@@ -1,0 +1,293 @@
+package gitremote
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// PointerVersion is the spec line that opens every git-lfs pointer file.
+const PointerVersion = "version https://git-lfs.github.com/spec/v1"
+
+// lfsMediaType is the media type of git-lfs batch API requests and replies.
+const lfsMediaType = "application/vnd.git-lfs+json"
+
+// ErrLFSUnavailable means the remote offers no git-lfs batch endpoint.
+var ErrLFSUnavailable = errors.New("remote offers no git-lfs endpoint")
+
+// Object is a file whose content is stored through git-lfs.
+type Object struct {
+	Path string // file on disk
+	Name string // slash-separated path inside the repository
+	OID  string // hex sha256 of the content
+	Size int64
+}
+
+// Pointer returns the git-lfs pointer file that stands for o in the tree.
+func (o Object) Pointer() []byte {
+	return []byte(fmt.Sprintf("%s\noid sha256:%s\nsize %d\n", PointerVersion, o.OID, o.Size))
+}
+
+// hashFile returns the hex sha256 and size of the file at path, reading it
+// in a streaming way so that memory stays flat for multi-GB files.
+func hashFile(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// lfsURL derives the git-lfs server URL of a git http(s) remote as git-lfs
+// does: <remote>.git/info/lfs, without doubling an existing .git suffix.
+func lfsURL(remote string) string {
+	u := strings.TrimSuffix(remote, "/")
+	if !strings.HasSuffix(u, ".git") {
+		u += ".git"
+	}
+	return u + "/info/lfs"
+}
+
+type batchObject struct {
+	OID  string `json:"oid"`
+	Size int64  `json:"size"`
+}
+
+type batchRequest struct {
+	Operation string        `json:"operation"`
+	Transfers []string      `json:"transfers"`
+	Ref       *batchRef     `json:"ref,omitempty"`
+	Objects   []batchObject `json:"objects"`
+	HashAlgo  string        `json:"hash_algo"`
+}
+
+type batchRef struct {
+	Name string `json:"name"`
+}
+
+type batchAction struct {
+	Href   string            `json:"href"`
+	Header map[string]string `json:"header,omitempty"`
+}
+
+type batchResponse struct {
+	Transfer string `json:"transfer"`
+	Objects  []struct {
+		OID     string                 `json:"oid"`
+		Size    int64                  `json:"size"`
+		Actions map[string]batchAction `json:"actions"`
+		Error   *struct {
+			Code    int    `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	} `json:"objects"`
+	Message string `json:"message"`
+}
+
+// lfsClient speaks the git-lfs batch API (basic transfer) to one server.
+type lfsClient struct {
+	base     string // .../info/lfs
+	user     string
+	password string
+	http     *http.Client
+}
+
+func (c *lfsClient) authorize(req *http.Request) {
+	if c.password != "" && req.Header.Get("Authorization") == "" {
+		req.SetBasicAuth(c.user, c.password)
+	}
+}
+
+// upload sends the objects the server does not hold yet; it returns how many
+// were sent and how many the server already had.
+func (c *lfsClient) upload(ctx context.Context, ref string, objs []Object) (sent, skipped int, err error) {
+	if len(objs) == 0 {
+		return 0, 0, nil
+	}
+	breq := batchRequest{Operation: "upload", Transfers: []string{"basic"}, HashAlgo: "sha256", Ref: &batchRef{Name: ref}}
+	byOID := map[string]Object{}
+	for _, o := range objs {
+		if _, dup := byOID[o.OID]; !dup {
+			breq.Objects = append(breq.Objects, batchObject{OID: o.OID, Size: o.Size})
+		}
+		byOID[o.OID] = o
+	}
+	body, _ := json.Marshal(breq)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/objects/batch", bytes.NewReader(body))
+	if err != nil {
+		return 0, 0, fmt.Errorf("lfs batch: %w", err)
+	}
+	req.Header.Set("Accept", lfsMediaType)
+	req.Header.Set("Content-Type", lfsMediaType)
+	c.authorize(req)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, 0, fmt.Errorf("lfs batch: %w", err)
+	}
+	defer resp.Body.Close()
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return 0, 0, fmt.Errorf("lfs batch: %s: check GIT_USERNAME/GIT_PASSWORD", resp.Status)
+	case resp.StatusCode == http.StatusForbidden:
+		return 0, 0, fmt.Errorf("lfs batch: %s: the credentials may not write to this repository", resp.Status)
+	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusMethodNotAllowed,
+		resp.StatusCode == http.StatusNotImplemented, resp.StatusCode < 300 && mt != lfsMediaType && mt != "application/json":
+		return 0, 0, fmt.Errorf("%w (POST %s answered %s)", ErrLFSUnavailable, req.URL.Redacted(), resp.Status)
+	case resp.StatusCode >= 300:
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, 0, fmt.Errorf("lfs batch: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	var br batchResponse
+	if err := json.NewDecoder(resp.Body).Decode(&br); err != nil {
+		return 0, 0, fmt.Errorf("lfs batch: decode reply: %w", err)
+	}
+	if br.Transfer != "" && br.Transfer != "basic" {
+		return 0, 0, fmt.Errorf("lfs batch: server chose transfer %q, only basic is supported", br.Transfer)
+	}
+	for _, ro := range br.Objects {
+		o, ok := byOID[ro.OID]
+		if !ok {
+			return sent, skipped, fmt.Errorf("lfs batch: server answered for unknown object %s", ro.OID)
+		}
+		if ro.Error != nil {
+			return sent, skipped, fmt.Errorf("lfs object %s (%s): %d %s", o.Name, o.OID, ro.Error.Code, ro.Error.Message)
+		}
+		up, ok := ro.Actions["upload"]
+		if !ok {
+			skipped++ // the server already holds it
+			continue
+		}
+		if err := c.put(ctx, o, up); err != nil {
+			return sent, skipped, err
+		}
+		if v, ok := ro.Actions["verify"]; ok {
+			if err := c.verify(ctx, o, v); err != nil {
+				return sent, skipped, err
+			}
+		}
+		sent++
+	}
+	return sent, skipped, nil
+}
+
+func (c *lfsClient) put(ctx context.Context, o Object, a batchAction) error {
+	f, err := os.Open(o.Path)
+	if err != nil {
+		return fmt.Errorf("lfs upload %s: %w", o.Name, err)
+	}
+	defer f.Close()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, a.Href, io.NewSectionReader(f, 0, o.Size))
+	if err != nil {
+		return fmt.Errorf("lfs upload %s: %w", o.Name, err)
+	}
+	req.ContentLength = o.Size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	for k, v := range a.Header {
+		req.Header.Set(k, v)
+	}
+	if sameHost(a.Href, c.base) {
+		c.authorize(req)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("lfs upload %s: %w", o.Name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("lfs upload %s: %s: %s", o.Name, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+func (c *lfsClient) verify(ctx context.Context, o Object, a batchAction) error {
+	body, _ := json.Marshal(batchObject{OID: o.OID, Size: o.Size})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.Href, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("lfs verify %s: %w", o.Name, err)
+	}
+	req.Header.Set("Accept", lfsMediaType)
+	req.Header.Set("Content-Type", lfsMediaType)
+	for k, v := range a.Header {
+		req.Header.Set(k, v)
+	}
+	if sameHost(a.Href, c.base) {
+		c.authorize(req)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("lfs verify %s: %w", o.Name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("lfs verify %s: %s", o.Name, resp.Status)
+	}
+	return nil
+}
+
+func sameHost(a, b string) bool {
+	ua, err1 := url.Parse(a)
+	ub, err2 := url.Parse(b)
+	return err1 == nil && err2 == nil && ua.Host == ub.Host
+}
+
+// storeLocal copies the objects into a bare repository's git-lfs store,
+// <gitdir>/lfs/objects/<aa>/<bb>/<oid>, skipping those already there. Each
+// object is written to a temporary name and renamed, so a partial copy never
+// looks complete.
+func storeLocal(gitDir string, objs []Object) (sent, skipped int, err error) {
+	for _, o := range objs {
+		dst := filepath.Join(gitDir, "lfs", "objects", o.OID[0:2], o.OID[2:4], o.OID)
+		if st, err := os.Stat(dst); err == nil && st.Size() == o.Size {
+			skipped++
+			continue
+		}
+		if err := copyFile(o.Path, dst); err != nil {
+			return sent, skipped, fmt.Errorf("store lfs object %s: %w", o.Name, err)
+		}
+		sent++
+	}
+	return sent, skipped, nil
+}
+
+func copyFile(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
+}
