@@ -2,24 +2,31 @@ module github.com/kfllm/kfllm
 
 go 1.26.0
 
+require github.com/chromedp/chromedp v0.23.0 // web UI browser tests (ui/server): drives headless Debian chromium over CDP from go test
+
 require (
 	dario.cat/mergo v1.0.2 // indirect
 	github.com/Microsoft/go-winio v0.6.2 // indirect
 	github.com/ProtonMail/go-crypto v1.1.6 // indirect
+	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/cloudflare/circl v1.6.3 // indirect
 	github.com/cyphar/filepath-securejoin v0.6.1 // indirect
+	github.com/dlclark/regexp2 v1.12.0 // indirect
 	github.com/emirpasic/gods v1.18.1 // indirect
 	github.com/go-git/gcfg v1.5.1-0.20230307220236-3a3c6141e376 // indirect
 	github.com/go-git/go-billy/v5 v5.9.2 // indirect
-	github.com/go-git/go-git/v5 v5.19.3 // indirect
+	github.com/go-git/go-git/v5 v5.19.3 // internal/gitremote: commit and push a model dir to a git remote without a git binary
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/golang/groupcache v0.0.0-20241129210726-2c02b8208cf8 // indirect
+	github.com/google/uuid v1.6.0 // langsmith: UUIDv7 run ids, as the LangSmith SDK makes them
 	github.com/gorilla/mux v1.8.1 // indirect
 	github.com/jbenet/go-context v0.0.0-20150711004518-d14ea06fba99 // indirect
 	github.com/kevinburke/ssh_config v1.2.0 // indirect
-	github.com/kubeflow/pipelines/api v0.0.0-20231027040853-58ce09e07d03 // indirect
-	github.com/kubeflow/pipelines/kubernetes_platform v0.0.0-20240403164522-8b2a099e8c9f // indirect
+	github.com/kubeflow/pipelines/api v0.0.0-20231027040853-58ce09e07d03 // internal/kfp: the KFP v2 IR (pipelinespec protos) that pipeline compile emits
+	github.com/kubeflow/pipelines/kubernetes_platform v0.0.0-20240403164522-8b2a099e8c9f // internal/kfp: platforms.kubernetes (secretAsEnv) protos
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/pjbgf/sha1cd v0.7.0 // indirect
+	github.com/prometheus/client_golang v1.25.0 // serving: /metrics (Prometheus registry, counters, histograms)
 	github.com/rivo/uniseg v0.4.7 // indirect
 	github.com/schollz/progressbar/v2 v2.15.0 // indirect
 	github.com/sergi/go-diff v1.3.2-0.20230802210424-5b0b94c5c0d3 // indirect
@@ -30,9 +37,53 @@ require (
 	github.com/sugarme/tokenizer v0.3.0 // indirect
 	github.com/tmc/langchaingo v0.1.14 // indirect
 	github.com/xanzy/ssh-agent v0.3.3 // indirect
-	golang.org/x/crypto v0.56.0 // indirect
-	golang.org/x/net v0.57.0 // indirect
-	golang.org/x/sys v0.47.0 // indirect
-	golang.org/x/text v0.41.0 // indirect
+	golang.org/x/crypto v0.57.0 // indirect
+	golang.org/x/net v0.59.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/text v0.42.0 // indirect
 	gopkg.in/warnings.v0 v0.1.2 // indirect
 )
+
+require (
+	github.com/asaskevich/govalidator v0.0.0-20230301143203-a9d515a09cc2 // indirect
+	github.com/go-openapi/analysis v0.23.0 // indirect
+	github.com/go-openapi/errors v0.22.0 // indirect
+	github.com/go-openapi/jsonpointer v0.21.0 // indirect
+	github.com/go-openapi/jsonreference v0.21.0 // indirect
+	github.com/go-openapi/loads v0.22.0 // indirect
+	github.com/go-openapi/runtime v0.24.2 // indirect
+	github.com/go-openapi/spec v0.21.0 // indirect
+	github.com/go-openapi/strfmt v0.23.0 // indirect
+	github.com/go-openapi/swag v0.23.0 // indirect
+	github.com/go-openapi/validate v0.24.0 // indirect
+	github.com/google/go-cmp v0.7.0 // tests: cmp.Diff on golden files
+	github.com/josharian/intern v1.0.0 // indirect
+	github.com/kubeflow/pipelines v0.0.0-20231208180049-c5658f09ec38 // internal/kfp: backend/api v2beta1 go_http_client for pipeline run
+	github.com/mailru/easyjson v0.7.7 // indirect
+	github.com/mitchellh/mapstructure v1.5.0 // indirect
+	github.com/oklog/ulid v1.3.1 // indirect
+	github.com/opentracing/opentracing-go v1.2.0 // indirect
+	go.mongodb.org/mongo-driver v1.14.0 // indirect
+	go.yaml.in/yaml/v2 v2.4.4 // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20250122153221-138b5a5a4fd4 // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
+	gopkg.in/yaml.v2 v2.4.0 // indirect
+	gopkg.in/yaml.v3 v3.0.1 // internal/modelcard: the model card YAML front matter, fields in the Hub's order
+	sigs.k8s.io/yaml v1.6.0 // internal/kfp: JSON (protojson) -> YAML with sorted keys, as the KFP SDK writes
+)
+
+require (
+	github.com/andybalholm/brotli v1.1.1 // indirect
+	github.com/gofrs/flock v0.13.2 // internal/hub: cross-process lock per file in the snapshot cache
+	github.com/klauspost/compress v1.20.1 // indirect
+	github.com/parquet-go/bitpack v1.0.0 // indirect
+	github.com/parquet-go/jsonlite v1.0.0 // indirect
+	github.com/parquet-go/parquet-go v0.32.0 // internal/dataset: Parquet record reader (maintained pure-Go parquet)
+	github.com/pierrec/lz4/v4 v4.1.21 // indirect
+	github.com/twpayne/go-geom v1.6.1 // indirect
+)
+
+// The KFP root module (backend/api/v2beta1/go_http_client for pipeline run)
+// requires k8s.io/kubernetes v0.17.9, which does not exist; KFP's own go.mod
+// replaces it the same way.
+replace k8s.io/kubernetes => k8s.io/kubernetes v1.11.1
