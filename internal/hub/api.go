@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,8 +11,13 @@ import (
 	"strings"
 )
 
-// The repository types RepoTypeModel, RepoTypeDataset and RepoTypeSpace
-// are declared in repo.go.
+// Repository types, as the Hub's API spells them. (repo.go exports the same
+// values as RepoTypeModel, RepoTypeDataset and RepoTypeSpace.)
+const (
+	typeModel   = "model"
+	typeDataset = "dataset"
+	typeSpace   = "space"
+)
 
 // ParquetRevision is the branch where the Hub keeps a dataset's automatic
 // Parquet conversion.
@@ -19,11 +25,11 @@ const ParquetRevision = "refs/convert/parquet"
 
 func apiPrefix(repoType string) (string, error) {
 	switch repoType {
-	case "", RepoTypeModel:
+	case "", typeModel:
 		return "/api/models/", nil
-	case RepoTypeDataset:
+	case typeDataset:
 		return "/api/datasets/", nil
-	case RepoTypeSpace:
+	case typeSpace:
 		return "/api/spaces/", nil
 	}
 	return "", fmt.Errorf("unknown repository type %q (want model, dataset or space)", repoType)
@@ -249,9 +255,9 @@ func (c *Client) ListParquetSplit(ctx context.Context, repoID, subset, split str
 func (c *Client) FileURL(repoType, repoID, revision, path string) string {
 	prefix := "/"
 	switch repoType {
-	case RepoTypeDataset:
+	case typeDataset:
 		prefix = "/datasets/"
-	case RepoTypeSpace:
+	case typeSpace:
 		prefix = "/spaces/"
 	}
 	return c.Endpoint() + prefix + repoID + "/resolve/" + url.PathEscape(orMain(revision)) + "/" + escapePath(path)
@@ -259,7 +265,7 @@ func (c *Client) FileURL(repoType, repoID, revision, path string) string {
 
 func decodeJSON(resp *http.Response, out any) error {
 	defer resp.Body.Close()
-	if err := jsonDecode(resp.Body, out); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("decode %s: %w", redactURL(resp.Request.URL), err)
 	}
 	return nil

@@ -25,7 +25,7 @@ func TestResolveRevisionRequestShape(t *testing.T) {
 	sha := r.CommitFiles("main", map[string][]byte{"train.jsonl": []byte("{}\n")})
 	r.SetRef("refs/pr/1", sha)
 	c := hubClient(s, s.Token)
-	got, err := c.ResolveRevision(context.Background(), RepoTypeDataset, "owner/data", "refs/pr/1")
+	got, err := c.ResolveRevision(context.Background(), typeDataset, "owner/data", "refs/pr/1")
 	if err != nil || got != sha {
 		t.Fatalf("ResolveRevision = %q, %v; want %q", got, err, sha)
 	}
@@ -49,7 +49,7 @@ func TestListTreeFollowsLinkPages(t *testing.T) {
 	files := map[string][]byte{"config.json": []byte("{}"), "a/b/c.txt": []byte("c"), "a/d.txt": []byte("d"), "model.safetensors": []byte("weights")}
 	sha := r.CommitFiles("main", files)
 	c := hubClient(s, "")
-	entries, err := c.ListTree(context.Background(), RepoTypeModel, "owner/m", sha, "", true)
+	entries, err := c.ListTree(context.Background(), typeModel, "owner/m", sha, "", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestListTreeSubdirectoryEscaped(t *testing.T) {
 	s := hubtest.New(t)
 	r := s.AddRepo("dataset", "o/d")
 	r.CommitFiles("main", map[string][]byte{"data/train/x.csv": []byte("a\n1\n"), "README.md": []byte("#")})
-	entries, err := hubClient(s, "").ListTree(context.Background(), RepoTypeDataset, "o/d", "main", "data/train", false)
+	entries, err := hubClient(s, "").ListTree(context.Background(), typeDataset, "o/d", "main", "data/train", false)
 	if err != nil || len(entries) != 1 || entries[0].Path != "data/train/x.csv" {
 		t.Fatalf("entries = %+v, %v", entries, err)
 	}
@@ -133,28 +133,28 @@ func TestHubErrorsAreClear(t *testing.T) {
 	ctx := context.Background()
 	anon, authed := hubClient(s, ""), hubClient(s, s.Token)
 
-	_, err := anon.ResolveRevision(ctx, RepoTypeModel, "o/private", "main")
+	_, err := anon.ResolveRevision(ctx, typeModel, "o/private", "main")
 	if !errors.Is(err, ErrRepoNotFound) || !strings.Contains(err.Error(), "set HF_TOKEN") {
 		t.Errorf("private, anonymous: %v", err)
 	}
-	_, err = authed.ResolveRevision(ctx, RepoTypeModel, "o/missing", "main")
+	_, err = authed.ResolveRevision(ctx, typeModel, "o/missing", "main")
 	if !errors.Is(err, ErrRepoNotFound) {
 		t.Errorf("missing: %v", err)
 	}
-	_, err = authed.ResolveRevision(ctx, RepoTypeModel, "o/gated", "main")
+	_, err = authed.ResolveRevision(ctx, typeModel, "o/gated", "main")
 	if !errors.Is(err, ErrGatedRepo) || !strings.Contains(err.Error(), "request access") {
 		t.Errorf("gated: %v", err)
 	}
-	_, err = authed.ResolveRevision(ctx, RepoTypeModel, "o/ok", "v9")
+	_, err = authed.ResolveRevision(ctx, typeModel, "o/ok", "v9")
 	if !errors.Is(err, ErrRevisionNotFound) || !strings.Contains(err.Error(), "v9") {
 		t.Errorf("revision: %v", err)
 	}
-	_, err = authed.DownloadFile(ctx, authed.FileURL(RepoTypeModel, "o/ok", sha, "nope.bin"), t.TempDir()+"/x", DownloadOptions{})
+	_, err = authed.DownloadFile(ctx, authed.FileURL(typeModel, "o/ok", sha, "nope.bin"), t.TempDir()+"/x", DownloadOptions{})
 	if !errors.Is(err, ErrEntryNotFound) {
 		t.Errorf("entry: %v", err)
 	}
 	bad := hubClient(s, "hf_wrong")
-	_, err = bad.ResolveRevision(ctx, RepoTypeModel, "o/ok", "main")
+	_, err = bad.ResolveRevision(ctx, typeModel, "o/ok", "main")
 	var he *Error
 	if !errors.As(err, &he) || he.StatusCode != http.StatusUnauthorized || strings.Contains(err.Error(), "hf_wrong") {
 		t.Errorf("bad token: %v", err)

@@ -41,7 +41,7 @@ func TestDownloadLFSRedirectKeepsTokenOnHub(t *testing.T) {
 	sha := r.CommitFiles("main", map[string][]byte{"model.safetensors": data})
 	c := hubClient(s, s.Token)
 	dest := filepath.Join(t.TempDir(), "model.safetensors")
-	res, err := c.DownloadFile(context.Background(), c.FileURL(RepoTypeModel, "o/m", sha, "model.safetensors"), dest, DownloadOptions{})
+	res, err := c.DownloadFile(context.Background(), c.FileURL(typeModel, "o/m", sha, "model.safetensors"), dest, DownloadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestDownloadResumesWithRangeAfterDrop(t *testing.T) {
 	c := hubClient(s, "")
 	dest := filepath.Join(t.TempDir(), "train.parquet")
 	var last int64
-	res, err := c.DownloadFile(context.Background(), c.FileURL(RepoTypeDataset, "o/d", sha, "data/train.parquet"), dest,
+	res, err := c.DownloadFile(context.Background(), c.FileURL(typeDataset, "o/d", sha, "data/train.parquet"), dest,
 		DownloadOptions{ExpectedSHA256: sha256hex(data), Progress: func(done, total int64) { last = done }})
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +154,7 @@ func TestDownloadRetries500And429(t *testing.T) {
 	c := hubClient(s, "")
 	start := time.Now()
 	dest := filepath.Join(t.TempDir(), "config.json")
-	if _, err := c.DownloadFile(context.Background(), c.FileURL(RepoTypeModel, "o/m", sha, "config.json"), dest, DownloadOptions{}); err != nil {
+	if _, err := c.DownloadFile(context.Background(), c.FileURL(typeModel, "o/m", sha, "config.json"), dest, DownloadOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if time.Since(start) < 900*time.Millisecond {
@@ -171,7 +171,7 @@ func TestDownloadSizeLimit(t *testing.T) {
 	sha := r.CommitFiles("main", map[string][]byte{"big.jsonl": payload(10_000)})
 	c := hubClient(s, "")
 	dest := filepath.Join(t.TempDir(), "big.jsonl")
-	_, err := c.DownloadFile(context.Background(), c.FileURL(RepoTypeDataset, "o/d", sha, "big.jsonl"), dest, DownloadOptions{MaxBytes: 4096})
+	_, err := c.DownloadFile(context.Background(), c.FileURL(typeDataset, "o/d", sha, "big.jsonl"), dest, DownloadOptions{MaxBytes: 4096})
 	if !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("err = %v", err)
 	}

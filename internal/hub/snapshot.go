@@ -16,7 +16,7 @@ import (
 
 // SnapshotOptions tunes Snapshot.
 type SnapshotOptions struct {
-	// RepoType is RepoTypeModel (the default) or RepoTypeDataset.
+	// RepoType is typeModel (the default) or typeDataset.
 	RepoType string
 	// AllowPatterns keeps only the files whose path matches one of these
 	// shell patterns ("*.json", "*.safetensors", "tokenizer*"), matched as
@@ -53,7 +53,7 @@ func DefaultCacheDir(getenv func(string) string) string {
 // e.g. CACHE/models--OWNER--NAME.
 func RepoCacheDir(cacheDir, repoType, repoID string) string {
 	if repoType == "" {
-		repoType = RepoTypeModel
+		repoType = typeModel
 	}
 	return filepath.Join(cacheDir, repoType+"s--"+strings.ReplaceAll(repoID, "/", "--"))
 }
@@ -80,7 +80,7 @@ func (c *Client) Snapshot(ctx context.Context, repoID, revision string, opts Sna
 	}
 	typ := opts.RepoType
 	if typ == "" {
-		typ = RepoTypeModel
+		typ = typeModel
 	}
 	cache := opts.CacheDir
 	if cache == "" {
