@@ -59,7 +59,7 @@ func (c *Client) uploadLFS(ctx context.Context, typ, repoID, revision string, ob
 		chunk := objs[start:min(start+lfsBatchSize, len(objs))]
 		byOID := map[string]lfsObject{}
 		req := struct {
-			Operation string `json:"operation"`
+			Operation string   `json:"operation"`
 			Transfers []string `json:"transfers"`
 			Objects   []struct {
 				OID  string `json:"oid"`
