@@ -11,7 +11,7 @@ require (
 	github.com/chromedp/cdproto v0.159.0 // indirect
 	github.com/cloudflare/circl v1.6.3 // indirect
 	github.com/cyphar/filepath-securejoin v0.6.1 // indirect
-	github.com/dlclark/regexp2 v1.12.0 // indirect
+	github.com/dlclark/regexp2 v1.12.0 // tokenizer: HF Split patterns need lookahead (?!\S), which Go regexp lacks
 	github.com/emirpasic/gods v1.18.1 // indirect
 	github.com/go-git/gcfg v1.5.1-0.20230307220236-3a3c6141e376 // indirect
 	github.com/go-git/go-billy/v5 v5.9.2 // indirect
@@ -34,7 +34,7 @@ require (
 	github.com/stretchr/testify v1.12.1 // indirect
 	github.com/sugarme/gotch v0.9.1 // indirect
 	github.com/sugarme/regexpset v0.0.0-20200920021344-4d4ec8eaf93c // indirect
-	github.com/sugarme/tokenizer v0.3.0 // indirect
+	github.com/sugarme/tokenizer v0.3.0 // tokenizer: the HF tokenizer pipeline we build on (interfaces, normalizers, decoders)
 	github.com/tmc/langchaingo v0.1.14 // serving: prompt template, llms.Model, string output parser (the chain), HF/OpenAI backends
 	github.com/xanzy/ssh-agent v0.3.3 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
