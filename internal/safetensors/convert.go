@@ -91,7 +91,8 @@ func BF16ToFloat32(b []byte) []float32 {
 }
 
 // Float32ToBF16 encodes v as BF16 bytes, rounding to nearest even as torch
-// does; NaN becomes the quiet NaN 0x7fc0.
+// does; NaN becomes the quiet NaN 0x7fc0 (torch's scalar conversion; its
+// vectorised CPU path writes 0xffff, also a NaN).
 func Float32ToBF16(v []float32) []byte {
 	out := make([]byte, 2*len(v))
 	for i, x := range v {
@@ -139,7 +140,8 @@ func f16ToF32(h uint16) float32 {
 }
 
 // Float32ToF16 encodes v as IEEE 754 half-precision bytes, rounding to
-// nearest even as torch and numpy do; values too large become ±Inf.
+// nearest even as torch and numpy do; values too large become ±Inf and NaNs
+// stay NaN with their sign and top payload bits.
 func Float32ToF16(v []float32) []byte {
 	out := make([]byte, 2*len(v))
 	for i, x := range v {
@@ -157,7 +159,9 @@ func f16Bits(x float32) uint16 {
 		if man == 0 {
 			return sign | 0x7c00
 		}
-		return sign | 0x7e00 // the quiet NaN torch produces
+		// A quiet NaN keeping the top payload bits, as the F16C instruction
+		// torch and numpy use on x86 does.
+		return sign | 0x7e00 | uint16(man>>13)
 	}
 	e := exp - 127 + 15 // rebiased exponent
 	if e >= 0x1f {

@@ -54,7 +54,7 @@ func Open(path string) (*File, error) {
 func readHeader(r io.ReaderAt, size int64) (*header, int64, error) {
 	var prefix [8]byte
 	if size >= 8 {
-		if _, err := r.ReadAt(prefix[:], 0); err != nil {
+		if k, err := r.ReadAt(prefix[:], 0); k < len(prefix) {
 			return nil, 0, fmt.Errorf("read header length: %w", err)
 		}
 	}
@@ -63,7 +63,7 @@ func readHeader(r io.ReaderAt, size int64) (*header, int64, error) {
 		return nil, 0, err
 	}
 	js := make([]byte, n)
-	if _, err := r.ReadAt(js, 8); err != nil {
+	if k, err := r.ReadAt(js, 8); k < len(js) {
 		return nil, 0, fmt.Errorf("read header: %w", err)
 	}
 	h, err := parseHeader(js, size-8-n)

@@ -99,13 +99,12 @@ func parseHeader(js []byte, dataLen int64) (*header, error) {
 	if !utf8.Valid(js) {
 		return nil, faultf("header is not valid UTF-8")
 	}
-	if len(js) == 0 || js[0] != '{' {
-		return nil, faultf("header does not start with '{'")
-	}
 	dec := json.NewDecoder(bytes.NewReader(js))
 	dec.UseNumber()
-	if _, err := dec.Token(); err != nil { // the opening '{'
-		return nil, faultf("header is not JSON: %v", err)
+	if tok, err := dec.Token(); err != nil { // the opening '{'
+		return nil, jsonFault("", err)
+	} else if tok != json.Delim('{') {
+		return nil, faultf("header is not a JSON object")
 	}
 	h := &header{tensors: map[string]TensorInfo{}, dataLen: dataLen}
 	seen := map[string]bool{}
@@ -130,30 +129,17 @@ func parseHeader(js []byte, dataLen int64) (*header, error) {
 			h.metadata = md
 			continue
 		}
-		var raw struct {
-			DType       *string `json:"dtype"`
-			Shape       []int64 `json:"shape"`
-			DataOffsets []int64 `json:"data_offsets"`
+		info, err := decodeTensor(dec, name)
+		if err != nil {
+			return nil, err
 		}
-		if err := dec.Decode(&raw); err != nil {
-			return nil, jsonFault(name, err)
-		}
-		switch {
-		case raw.DType == nil:
-			return nil, faultf("tensor %q: no dtype", name)
-		case raw.Shape == nil:
-			return nil, faultf("tensor %q: no shape", name)
-		case len(raw.DataOffsets) != 2:
-			return nil, faultf("tensor %q: data_offsets must be two numbers, got %d", name, len(raw.DataOffsets))
-		}
-		info := TensorInfo{Name: name, DType: DType(*raw.DType), Shape: raw.Shape, Begin: raw.DataOffsets[0], End: raw.DataOffsets[1]}
 		if err := checkInfo(info, dataLen); err != nil {
 			return nil, err
 		}
 		h.tensors[name] = info
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
-		return nil, faultf("header is not JSON: %v", err)
+		return nil, jsonFault("", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		if err == nil {
@@ -167,13 +153,79 @@ func parseHeader(js []byte, dataLen int64) (*header, error) {
 	return h, nil
 }
 
+// decodeTensor decodes one tensor entry as the Rust library does: the
+// fields dtype, shape and data_offsets (exact names, each once) are
+// required, unknown fields are ignored.
+func decodeTensor(dec *json.Decoder, name string) (TensorInfo, error) {
+	info := TensorInfo{Name: name}
+	if tok, err := dec.Token(); err != nil {
+		return info, jsonFault(name, err)
+	} else if tok != json.Delim('{') {
+		return info, faultf("tensor %q: entry is not a JSON object", name)
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return info, jsonFault(name, err)
+		}
+		field, _ := tok.(string)
+		if seen[field] {
+			return info, faultf("tensor %q: duplicate field %q", name, field)
+		}
+		seen[field] = true
+		switch field {
+		case "dtype":
+			var d string
+			err = dec.Decode(&d)
+			info.DType = DType(d)
+		case "shape":
+			err = dec.Decode(&info.Shape)
+			if err == nil && info.Shape == nil {
+				err = faultf("tensor %q: shape is null", name)
+			}
+		case "data_offsets":
+			var off []int64
+			err = dec.Decode(&off)
+			if err == nil && len(off) != 2 {
+				err = faultf("tensor %q: data_offsets must be two numbers, got %d", name, len(off))
+			}
+			if err == nil {
+				info.Begin, info.End = off[0], off[1]
+			}
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			var f fault
+			if errors.As(err, &f) {
+				return info, err
+			}
+			return info, jsonFault(name, err, field)
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing '}'
+		return info, jsonFault(name, err)
+	}
+	for _, field := range []string{"dtype", "shape", "data_offsets"} {
+		if !seen[field] {
+			return info, faultf("tensor %q: no %s", name, field)
+		}
+	}
+	return info, nil
+}
+
 // jsonFault describes an error decoding the value of header entry name;
 // encoding/json's own messages name Go types.
-func jsonFault(name string, err error) error {
+func jsonFault(name string, err error, field ...string) error {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
 	switch {
 	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		if name == "" {
+			return faultf("header is not JSON: it ends early")
+		}
 		return faultf("header is not JSON: it ends inside %q", name)
 	case errors.As(err, &se):
 		return faultf("header is not JSON: %v (at byte %d)", se, se.Offset)
@@ -181,8 +233,8 @@ func jsonFault(name string, err error) error {
 		return faultf("__metadata__ must map strings to strings, found a JSON %s", te.Value)
 	case name == "__metadata__":
 		return faultf("__metadata__ must map strings to strings: %v", err)
-	case errors.As(err, &te):
-		return faultf("tensor %q: field %q holds a JSON %s where the format wants %s", name, te.Field, te.Value, wantOf(te.Field))
+	case errors.As(err, &te) && len(field) > 0:
+		return faultf("tensor %q: field %q holds a JSON %s where the format wants %s", name, field[0], te.Value, wantOf(field[0]))
 	}
 	return faultf("tensor %q: %v", name, err)
 }

@@ -316,19 +316,32 @@ func rawFile(header string, data []byte) []byte {
 	return append(append(b, header...), data...)
 }
 
-func TestMalformed(t *testing.T) {
+type malformedCase struct {
+	name, want string
+	file       []byte
+}
+
+// malformedCases are files Open must refuse, with a phrase the error must
+// contain. They also seed FuzzParseHeader.
+func malformedCases() []malformedCase {
 	good := rawFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8))
 	huge := binary.LittleEndian.AppendUint64(nil, 1<<40)
-	cases := []struct {
-		name, want string
-		file       []byte
-	}{
+	return []malformedCase{
 		{"empty", "shorter than the 8-byte", nil},
 		{"truncated prefix", "shorter than the 8-byte", good[:5]},
 		{"truncated data", "data section", good[:len(good)-3]},
 		{"header length huge", "exceeds the 100000000-byte limit", append(huge, good[8:]...)},
 		{"header longer than file", "exceeds the", append(binary.LittleEndian.AppendUint64(nil, 1000), good[8:]...)},
-		{"not JSON", "header does not start with", rawFile(`hello`, nil)},
+		{"not JSON", "header is not JSON", rawFile(`hello`, nil)},
+		{"empty header", "header is not JSON", rawFile(``, nil)},
+		{"trailing NUL", "header is not JSON", rawFile("{}\x00", nil)},
+		{"field case differs", "no dtype", rawFile(`{"a":{"DTYPE":"U8","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1))},
+		{"duplicate field", `duplicate field "dtype"`, rawFile(`{"a":{"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, make([]byte, 1))},
+		{"tensor null", "not a JSON object", rawFile(`{"a":null}`, nil)},
+		{"exponent dim", `field "shape"`, rawFile(`{"a":{"dtype":"U8","shape":[1e0],"data_offsets":[0,1]}}`, make([]byte, 1))},
+		{"three offsets", "data_offsets must be two", rawFile(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}}`, make([]byte, 1))},
+		{"huge offset", `field "data_offsets"`, rawFile(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,18446744073709551616]}}`, make([]byte, 1))},
+		{"metadata object value", "__metadata__ must map strings to strings", rawFile(`{"__metadata__":{"k":{}}}`, nil)},
 		{"bad JSON", "not JSON", rawFile(`{"a":`, nil)},
 		{"trailing JSON", "after its JSON object", rawFile(`{} {}`, nil)},
 		{"not UTF-8", "UTF-8", rawFile("{\"\xff\":1}", nil)},
@@ -347,8 +360,13 @@ func TestMalformed(t *testing.T) {
 		{"one offset", "data_offsets must be two", rawFile(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0]}}`, make([]byte, 1))},
 		{"float dim", `tensor "a"`, rawFile(`{"a":{"dtype":"U8","shape":[1.5],"data_offsets":[0,1]}}`, make([]byte, 1))},
 		{"metadata not strings", "__metadata__", rawFile(`{"__metadata__":{"a":1}}`, nil)},
-		{"array header", "does not start", rawFile(`[]`, nil)},
+		{"array header", "not a JSON object", rawFile(`[]`, nil)},
 	}
+}
+
+func TestMalformed(t *testing.T) {
+	cases := malformedCases()
+	good := rawFile(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}`, make([]byte, 8))
 	dir := t.TempDir()
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -370,14 +388,25 @@ func TestMalformed(t *testing.T) {
 			}
 		})
 	}
-	// The well-formed base case opens.
-	path := filepath.Join(dir, "good.safetensors")
-	os.WriteFile(path, good, 0o644)
-	f, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
+	// What the Python library (0.8) accepts, we accept too.
+	accepted := map[string][]byte{
+		"good":            good,
+		"leading space":   rawFile(` {"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, []byte{1}),
+		"unknown field":   rawFile(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1],"x":[{}]}}`, []byte{1}),
+		"metadata null":   rawFile(`{"__metadata__":null,"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, []byte{1}),
+		"empty at end":    rawFile(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"U8","shape":[0],"data_offsets":[1,1]}}`, []byte{1}),
+		"any entry order": rawFile(`{"b":{"dtype":"U8","shape":[1],"data_offsets":[1,2]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, []byte{1, 2}),
 	}
-	f.Close()
+	for name, b := range accepted {
+		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".ok.safetensors")
+		os.WriteFile(path, b, 0o644)
+		f, err := Open(path)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		f.Close()
+	}
 }
 
 func TestOpenErrors(t *testing.T) {
