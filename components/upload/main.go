@@ -1,13 +1,63 @@
-// Command upload is not built yet: its issue has not landed. It says so and
-// exits non-zero rather than pretending to work.
+// Command upload publishes a fine-tuned model directory, with a generated
+// model card, to a Hugging Face Hub repository or a git remote.
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/upload"
 )
 
+const envHelp = `
+Environment:
+  HF_TOKEN      Hub token with write access (required for OWNER/NAME; never printed)
+  HF_REPO       default for --repo
+  HF_ENDPOINT   default for --endpoint (https://huggingface.co)
+  GIT_USERNAME  user for an http(s) git remote
+  GIT_PASSWORD  password or token for an http(s) git remote; on the Hub's own
+                git host HF_TOKEN is used when it is unset
+`
+
 func main() {
-	fmt.Fprintln(os.Stderr, "upload: not implemented yet (see the project's open issues)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := hub.EnvOptions(os.Getenv)
+	o := upload.Options{Token: env.Token, GitUsername: os.Getenv("GIT_USERNAME"), GitPassword: os.Getenv("GIT_PASSWORD"), Progress: os.Stderr}
+	flag.StringVar(&o.ModelDir, "model-dir", "", "model directory to upload (required)")
+	flag.StringVar(&o.Repo, "repo", os.Getenv("HF_REPO"), "OWNER/NAME on the Hub, a git URL, or a bare repository path (created if missing)")
+	flag.BoolVar(&o.Private, "private", false, "create the Hub repository private")
+	flag.StringVar(&o.Revision, "revision", "main", "branch to commit to")
+	flag.StringVar(&o.CommitMessage, "commit-message", "Upload model with kfllm", "commit message")
+	flag.StringVar(&o.Endpoint, "endpoint", env.Endpoint, "Hub endpoint")
+	flag.Int64Var(&o.LFSThreshold, "lfs-threshold", 10<<20, "git remotes: files of this many bytes or more go through git-lfs (negative: never)")
+	flag.BoolVar(&o.ModelCard, "model-card", true, "write README.md (a hand-written one is kept)")
+	flag.StringVar(&o.Card.BaseModel, "base-model", "", "model card: base model id (default: from training_args.json or config.json)")
+	flag.Func("dataset", "model card: dataset id or source (repeatable)", func(s string) error { o.Card.Datasets = append(o.Card.Datasets, s); return nil })
+	flag.StringVar(&o.Card.License, "license", "", "model card: license id, e.g. apache-2.0")
+	flag.Usage = func() {
+		fmt.Fprintf(os.Stderr, "usage: upload --model-dir DIR --repo OWNER/NAME|GIT-URL|PATH [flags]\n")
+		flag.PrintDefaults()
+		fmt.Fprint(os.Stderr, envHelp)
+	}
+	flag.Parse()
+	if o.ModelDir == "" || flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	res, err := upload.Run(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "upload:", err)
+		os.Exit(1)
+	}
+	state := "committed"
+	if !res.Changed {
+		state = "unchanged"
+	}
+	fmt.Printf("%s %s %s %s %s\n", res.Target, res.Repo, state, res.Commit, res.URL)
 }

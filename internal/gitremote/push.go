@@ -366,9 +366,9 @@ func (o Options) logf(format string, args ...any) {
 // pushLocal writes straight into a local bare repository: objects, LFS
 // store, then the branch ref.
 func pushLocal(_ context.Context, path string, files []file, o Options) (Result, error) {
-	repo, err := git.PlainOpen(path)
+	repo, err := openOrInitBare(path, o.Branch)
 	if err != nil {
-		return Result{}, fmt.Errorf("open git repository %s: %w (create one with `git init --bare %s`)", path, err, path)
+		return Result{}, err
 	}
 	objs, err := split(files, o.LFSThreshold)
 	if err != nil {
@@ -405,6 +405,27 @@ func pushLocal(_ context.Context, path string, files []file, o Options) (Result,
 	}
 	o.logf("git: committed %s to %s (%d files, %d LFS objects stored)", h, o.Branch, n, res.LFSUploaded)
 	return res, nil
+}
+
+// openOrInitBare opens the repository at path, creating a bare one whose
+// HEAD names branch when nothing exists there yet (as the Hub's create_repo
+// does for a missing repository).
+func openOrInitBare(path, branch string) (*git.Repository, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		repo, err := git.PlainInitWithOptions(path, &git.PlainInitOptions{
+			Bare:        true,
+			InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName(branch)},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("create bare git repository %s: %w", path, err)
+		}
+		return repo, nil
+	}
+	repo, err := git.PlainOpen(path)
+	if err != nil {
+		return nil, fmt.Errorf("open git repository %s: %w (point --repo at a bare repository, e.g. one made with `git init --bare %s`, or at a path that does not exist yet)", path, err, path)
+	}
+	return repo, nil
 }
 
 // pushRemote fetches the branch into memory, commits on top and pushes.

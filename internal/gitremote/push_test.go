@@ -315,9 +315,24 @@ func TestPushLocalBare(t *testing.T) {
 
 func TestPushLocalNotARepo(t *testing.T) {
 	dir := modelDir(t, []byte("x"))
-	_, err := Push(context.Background(), dir, Options{Remote: filepath.Join(t.TempDir(), "missing.git")})
+	_, err := Push(context.Background(), dir, Options{Remote: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "git init --bare") {
 		t.Fatalf("err = %v, want a hint to create the bare repository", err)
+	}
+}
+
+func TestPushLocalCreatesMissingRepo(t *testing.T) {
+	dir := modelDir(t, []byte("x"))
+	bare := filepath.Join(t.TempDir(), "new", "model.git")
+	res, err := Push(context.Background(), dir, Options{Remote: bare})
+	if err != nil || !res.Changed {
+		t.Fatalf("push to a missing path: %+v, %v", res, err)
+	}
+	// Real git clones it, and the checkout has the files.
+	work := filepath.Join(t.TempDir(), "clone")
+	run(t, "git", "clone", "-q", bare, work)
+	if b, err := os.ReadFile(filepath.Join(work, "config.json")); err != nil || string(b) != `{"model_type":"llama"}` {
+		t.Fatalf("clone: %q, %v", b, err)
 	}
 }
 

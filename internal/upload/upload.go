@@ -1,0 +1,189 @@
+// Package upload publishes a fine-tuned model directory: it writes the
+// model card (internal/modelcard), then commits the directory either to a
+// Hugging Face Hub repository (internal/hub: preupload, LFS, one commit) or
+// to a git remote (internal/gitremote: go-git push with git-lfs), depending
+// on what --repo names. It is what the upload component's main calls.
+package upload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/kfllm/kfllm/internal/gitremote"
+	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/modelcard"
+)
+
+// Options is everything one upload needs; the binary fills it from flags
+// and the environment.
+type Options struct {
+	ModelDir string
+	// Repo is OWNER/NAME (a Hub repository), an http(s) or file:// git
+	// URL, or the path of a local bare git repository (created if missing).
+	Repo          string
+	Private       bool
+	Revision      string // branch; default "main"
+	CommitMessage string
+	// Endpoint and Token address the Hub (HF_ENDPOINT, HF_TOKEN).
+	Endpoint string
+	Token    string
+	// GitUsername and GitPassword authenticate to an http(s) git remote.
+	// Without GitPassword, Token is used for the Hub's own git host only.
+	GitUsername, GitPassword string
+	// LFSThreshold is the size from which a git remote gets a file through
+	// git-lfs (0: gitremote.DefaultLFSThreshold; negative: never). The Hub
+	// decides by itself, through preupload.
+	LFSThreshold int64
+	// ModelCard writes README.md (unless a hand-written one is there).
+	ModelCard bool
+	// Card fills the card's metadata beyond what the model dir says.
+	Card modelcard.Info
+	// HTTPClient carries the requests (tests point it at loopback).
+	HTTPClient *http.Client
+	// Progress receives progress lines; nil discards them.
+	Progress io.Writer
+}
+
+// Result is what was published where.
+type Result struct {
+	Target  string // "hub" or "git"
+	Repo    string // as given, with any URL credentials removed
+	Commit  string // the head after the upload
+	URL     string // commit URL, for the Hub
+	Changed bool   // false: the remote already held these files
+}
+
+// Kind tells how Run reads a --repo value.
+type Kind int
+
+// The kinds of upload target.
+const (
+	KindHub       Kind = iota // OWNER/NAME on the Hub
+	KindGitURL                // http(s)://, file://, ssh:// or scp-like git remote
+	KindLocalPath             // a local (bare) repository path
+)
+
+// Classify says what repo names.
+func Classify(repo string) (Kind, error) {
+	switch {
+	case repo == "":
+		return 0, errors.New("no repository: pass --repo OWNER/NAME, a git URL or a bare repository path (or set HF_REPO)")
+	case strings.Contains(repo, "://"):
+		if strings.HasPrefix(repo, "file://") {
+			return KindLocalPath, nil
+		}
+		return KindGitURL, nil
+	case strings.HasPrefix(repo, "/"), strings.HasPrefix(repo, "./"), strings.HasPrefix(repo, "../"), strings.HasSuffix(repo, ".git"):
+		if i := strings.Index(repo, ":"); i > 0 && !strings.Contains(repo[:i], "/") {
+			return KindGitURL, nil // git@host:owner/name.git
+		}
+		return KindLocalPath, nil
+	}
+	if st, err := os.Stat(repo); err == nil && st.IsDir() {
+		return KindLocalPath, nil
+	}
+	if err := hub.ValidateRepoID(repo); err != nil {
+		return 0, fmt.Errorf("--repo %q: neither a Hub repository id (OWNER/NAME), a git URL nor an existing path: %w", repo, err)
+	}
+	return KindHub, nil
+}
+
+// Run writes the model card and uploads the model directory.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	st, err := os.Stat(o.ModelDir)
+	if err != nil {
+		return nil, fmt.Errorf("model dir: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("model dir %s is not a directory", o.ModelDir)
+	}
+	kind, err := Classify(o.Repo)
+	if err != nil {
+		return nil, err
+	}
+	if o.Revision == "" {
+		o.Revision = "main"
+	}
+	if kind == KindHub {
+		if o.Token == "" {
+			return nil, hub.ErrNoToken // before touching anything
+		}
+		if _, err := hub.ParseEndpoint(o.Endpoint); err != nil {
+			return nil, err
+		}
+	}
+	if o.ModelCard {
+		card := o.Card
+		if card.ModelID == "" && kind == KindHub {
+			card.ModelID = o.Repo
+		}
+		wrote, err := modelcard.Write(o.ModelDir, card)
+		switch {
+		case err != nil:
+			// A read-only model dir still uploads, without a fresh card.
+			logf(o.Progress, "model card: not written: %v", err)
+		case wrote:
+			logf(o.Progress, "model card: wrote %s", modelcard.ReadmeFile)
+		default:
+			logf(o.Progress, "model card: kept the hand-written %s", modelcard.ReadmeFile)
+		}
+	}
+	if kind == KindHub {
+		c := hub.New(hub.Options{Endpoint: o.Endpoint, Token: o.Token, HTTPClient: o.HTTPClient, UserAgent: "kfllm-upload"})
+		r, err := c.UploadFolder(ctx, o.ModelDir, hub.UploadOptions{
+			RepoID: o.Repo, Revision: o.Revision, Private: o.Private,
+			CommitMessage: o.CommitMessage, Progress: o.Progress,
+		})
+		if err != nil {
+			return nil, err
+		}
+		return &Result{Target: "hub", Repo: o.Repo, Commit: r.CommitOID, URL: r.CommitURL, Changed: r.Changed}, nil
+	}
+	user, pass := o.GitUsername, o.GitPassword
+	if pass == "" && kind == KindGitURL && sameHost(o.Repo, o.Endpoint) {
+		pass = o.Token // the Hub's git host takes a token as password
+		if user == "" {
+			user = "hf_user"
+		}
+	}
+	r, err := gitremote.Push(ctx, o.ModelDir, gitremote.Options{
+		Remote: o.Repo, Username: user, Password: pass, Branch: o.Revision,
+		Message: o.CommitMessage, LFSThreshold: o.LFSThreshold,
+		HTTPClient: o.HTTPClient, Progress: o.Progress,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Target: "git", Repo: redactURL(o.Repo), Commit: r.Commit, Changed: r.Changed}, nil
+}
+
+// sameHost reports whether the git URL is on the Hub endpoint's host.
+func sameHost(gitURL, endpoint string) bool {
+	if endpoint == "" {
+		endpoint = hub.DefaultEndpoint
+	}
+	g, err1 := url.Parse(gitURL)
+	e, err2 := url.Parse(endpoint)
+	return err1 == nil && err2 == nil && g.Host != "" && strings.EqualFold(g.Host, e.Host)
+}
+
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	u.User = nil
+	return u.String()
+}
+
+func logf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+}

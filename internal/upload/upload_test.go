@@ -1,0 +1,116 @@
+package upload
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/hub/hubtest"
+	"github.com/kfllm/kfllm/internal/modelcard"
+)
+
+func TestClassify(t *testing.T) {
+	existing := t.TempDir()
+	for in, want := range map[string]Kind{
+		"me/model":                        KindHub,
+		"https://huggingface.co/me/model": KindGitURL,
+		"git@github.com:me/model.git":     KindGitURL,
+		"file:///srv/model.git":           KindLocalPath,
+		"/srv/model.git":                  KindLocalPath,
+		"./out/model.git":                 KindLocalPath,
+		existing:                          KindLocalPath,
+	} {
+		got, err := Classify(in)
+		if err != nil || got != want {
+			t.Errorf("Classify(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "a/b/c", "me/mo del"} {
+		if _, err := Classify(bad); err == nil {
+			t.Errorf("Classify(%q) accepted", bad)
+		}
+	}
+}
+
+func modelDir(t *testing.T) string {
+	d := t.TempDir()
+	for name, body := range map[string]string{
+		"config.json":        `{"model_type":"llama","_name_or_path":"me/base"}`,
+		"model.safetensors":  "\x00\x01weights",
+		"training_args.json": `{"learning_rate":0.001,"dataset":"hf://datasets/rajpurkar/squad"}`,
+		"metrics.json":       `{"eval_loss":2.5}`,
+	} {
+		if err := os.WriteFile(filepath.Join(d, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return d
+}
+
+func TestRunHubWritesCardAndUploads(t *testing.T) {
+	s := hubtest.New(t)
+	dir := modelDir(t)
+	var log strings.Builder
+	res, err := Run(context.Background(), Options{
+		ModelDir: dir, Repo: "me/tuned", Endpoint: s.URL, Token: s.Token,
+		HTTPClient: s.UploadHTTPClient(), ModelCard: true, Progress: &log,
+		Card: hubtestCard(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Target != "hub" || !res.Changed || res.Commit == "" {
+		t.Fatalf("result %+v", res)
+	}
+	_, files, _ := s.Repo("model", "me/tuned").Files("main")
+	card := string(files["README.md"].Data)
+	for _, want := range []string{"base_model: me/base", "- rajpurkar/squad", "license: mit", "# me/tuned", "| eval_loss | 2.5 |"} {
+		if !strings.Contains(card, want) {
+			t.Errorf("uploaded card lacks %q:\n%s", want, card)
+		}
+	}
+	if !files["model.safetensors"].LFS {
+		t.Error("weights not stored through LFS")
+	}
+	if strings.Contains(log.String(), s.Token) {
+		t.Error("token in the progress output")
+	}
+}
+
+func hubtestCard() modelcard.Info { return modelcard.Info{License: "mit"} }
+
+func TestRunHubNeedsToken(t *testing.T) {
+	dir := modelDir(t)
+	_, err := Run(context.Background(), Options{ModelDir: dir, Repo: "me/tuned", ModelCard: true})
+	if !errors.Is(err, hub.ErrNoToken) {
+		t.Fatalf("err = %v, want ErrNoToken", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "README.md")); err == nil {
+		t.Error("a failed upload still wrote the card")
+	}
+}
+
+func TestRunLocalBareRepo(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	dir := modelDir(t)
+	bare := filepath.Join(t.TempDir(), "model.git")
+	res, err := Run(context.Background(), Options{ModelDir: dir, Repo: bare, ModelCard: true, CommitMessage: "demo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("git", "-C", bare, "show", "main:README.md").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "library_name: transformers") {
+		t.Fatalf("README in the bare repo: %v\n%s", err, out)
+	}
+	res2, err := Run(context.Background(), Options{ModelDir: dir, Repo: bare, ModelCard: true})
+	if err != nil || res2.Changed || res2.Commit != res.Commit {
+		t.Fatalf("rerun %+v, %v (first %s)", res2, err, res.Commit)
+	}
+}
