@@ -1,0 +1,190 @@
+package model
+
+import (
+	"math"
+
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+)
+
+// rope holds the rotary tables of the Llama family: cos and sin
+// [max_positions, head_dim] in the compute dtype, and rot [head_dim,
+// head_dim], the signed permutation with x@rot = rotate_half(x), which
+// turns transformers' narrow/neg/cat into one exact matmul.
+type rope struct {
+	cos, sin, rot ct
+}
+
+// ropeInvFreq is transformers' inverse frequencies for the config's rope
+// type (ROPE_INIT_FUNCTIONS: default, linear, llama3), in float32 as torch
+// computes them, and the attention scaling (1 for these types).
+func ropeInvFreq(c *Config) []float32 {
+	d := c.HeadDim
+	inv := make([]float32, d/2)
+	for i := range inv {
+		// 1.0 / (base ** (arange(0, dim, 2).float() / dim))
+		e := float32(2*i) / float32(d)
+		inv[i] = float32(1 / math.Pow(c.RopeTheta, float64(e)))
+	}
+	switch c.Rope.Type {
+	case "linear":
+		for i := range inv {
+			inv[i] /= float32(c.Rope.Factor)
+		}
+	case "llama3":
+		r := c.Rope
+		factor := float32(r.Factor)
+		low, high := float32(r.LowFreqFactor), float32(r.HighFreqFactor)
+		old := float32(r.OriginalMaxPositions)
+		lowWavelen, highWavelen := old/low, old/high
+		for i, f := range inv {
+			wavelen := 2 * float32(math.Pi) / f
+			scaled := f
+			if wavelen > lowWavelen {
+				scaled = f / factor
+			}
+			if !(wavelen < highWavelen) && !(wavelen > lowWavelen) {
+				smooth := (old/wavelen - low) / (high - low)
+				scaled = (1-smooth)*scaled/factor + smooth*scaled
+			}
+			inv[i] = scaled
+		}
+	}
+	return inv
+}
+
+// newRope builds the tables on dev in dt; the caller owns the result.
+func newRope(s *scope, c *Config, dev gotch.Device, dt gotch.DType) *rope {
+	inv := ropeInvFreq(c)
+	d, n := c.HeadDim, c.MaxPositions
+	cos := make([]float32, n*d)
+	sin := make([]float32, n*d)
+	for p := 0; p < n; p++ {
+		for i, f := range inv {
+			a := float32(p) * f // freqs = inv_freq @ position, in float32
+			cv, sv := float32(math.Cos(float64(a))), float32(math.Sin(float64(a)))
+			cos[p*d+i], cos[p*d+i+d/2] = cv, cv // emb = cat(freqs, freqs)
+			sin[p*d+i], sin[p*d+i+d/2] = sv, sv
+		}
+	}
+	rot := make([]float32, d*d)
+	h := d / 2
+	for j := 0; j < h; j++ {
+		rot[(j+h)*d+j] = -1 // out[j] = -x[j+h]
+		rot[j*d+j+h] = 1    // out[j+h] = x[j]
+	}
+	r := &rope{
+		cos: s.floats(dev, dt, cos, int64(n), int64(d)),
+		sin: s.floats(dev, dt, sin, int64(n), int64(d)),
+		rot: s.floats(dev, dt, rot, int64(d), int64(d)),
+	}
+	s.detach(r.cos)
+	s.detach(r.sin)
+	s.detach(r.rot)
+	return r
+}
+
+func (r *rope) free() {
+	for _, c := range []ct{r.cos, r.sin, r.rot} {
+		if c != nil {
+			lib.AtFree(c)
+		}
+	}
+}
+
+// tables gathers cos and sin for positions pos [B*T] as [B,1,T,D].
+func (r *rope) tables(s *scope, pos ct, b, t, d int64) (cos, sin ct) {
+	cos = s.view(s.indexSelect(r.cos, 0, pos), b, 1, t, d)
+	sin = s.view(s.indexSelect(r.sin, 0, pos), b, 1, t, d)
+	return cos, sin
+}
+
+// apply is x*cos + rotate_half(x)*sin, transformers' apply_rotary_pos_emb.
+func (r *rope) apply(s *scope, x, cos, sin ct) ct {
+	return s.add(s.mul(x, cos), s.mul(s.matmul(x, r.rot), sin))
+}
+
+// repeatKV expands [B,Hkv,T,D] to [B,Hkv*rep,T,D] as transformers'
+// repeat_kv does (libtorch 2.1's SDPA has no enable_gqa).
+func repeatKV(s *scope, x ct, rep int64) ct {
+	if rep == 1 || !s.ok() {
+		return x
+	}
+	sh := shapeOf(x)
+	b, h, t, d := sh[0], sh[1], sh[2], sh[3]
+	return s.reshape(s.expand(s.unsqueeze(x, 2), b, h, rep, t, d), b, h*rep, t, d)
+}
+
+// maskInfo is a batch's attention mask resolved in Go: position ids as
+// transformers' generate() derives them (cumsum-1, 1 at pads) and the
+// boolean [B,1,T,T] mask SDPA takes (causal, pads masked as keys; a query
+// always sees itself so that no row is empty and no NaN appears).
+type maskInfo struct {
+	b, t    int64
+	pos     []int64
+	allOnes bool
+	mask    []bool // [B,1,T,T], or [1,1,T,T] when allOnes
+}
+
+// tensor makes the mask on dev.
+func (mi *maskInfo) tensor(s *scope, dev gotch.Device) ct {
+	if mi.allOnes {
+		return s.bools(dev, mi.mask, 1, 1, mi.t, mi.t)
+	}
+	return s.bools(dev, mi.mask, mi.b, 1, mi.t, mi.t)
+}
+
+func newMaskInfo(b, t int64, mask []int64) *maskInfo {
+	mi := &maskInfo{b: b, t: t, pos: make([]int64, b*t), allOnes: true}
+	for _, v := range mask {
+		if v == 0 {
+			mi.allOnes = false
+			break
+		}
+	}
+	for i := int64(0); i < b; i++ {
+		n := int64(0)
+		for j := int64(0); j < t; j++ {
+			if mask == nil || mask[i*t+j] != 0 {
+				mi.pos[i*t+j] = n
+				n++
+			} else {
+				mi.pos[i*t+j] = 1
+			}
+		}
+	}
+	if mi.allOnes {
+		// One causal mask broadcast over the batch. (gotch cannot pass SDPA
+		// "no mask": its undefined tensor arrives as a present one.)
+		mi.mask = make([]bool, t*t)
+		for q := int64(0); q < t; q++ {
+			for k := int64(0); k <= q; k++ {
+				mi.mask[q*t+k] = true
+			}
+		}
+		return mi
+	}
+	mi.mask = make([]bool, b*t*t)
+	for i := int64(0); i < b; i++ {
+		for q := int64(0); q < t; q++ {
+			row := mi.mask[(i*t+q)*t:]
+			for k := int64(0); k <= q; k++ {
+				row[k] = k == q || mask[i*t+k] != 0
+			}
+		}
+	}
+	return mi
+}
+
+// floats makes a float tensor of the given shape from float32 data, on dev
+// in dt.
+func (s *scope) floats(dev gotch.Device, dt gotch.DType, data []float32, dims ...int64) ct {
+	if !s.ok() {
+		return nil
+	}
+	c := s.own(lib.AtTensorOfData(ptrOf(data), dims, uint(len(dims)), 4, int(gotch.Float.CInt())), "tensor_of_data")
+	if dev != gotch.CPU || dt != gotch.Float {
+		return s.to(c, dev, dt)
+	}
+	return c
+}

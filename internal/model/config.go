@@ -1,0 +1,494 @@
+package model
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+)
+
+// Architecture names, as config.json's "architectures" spells them.
+const (
+	ArchLlama   = "LlamaForCausalLM"
+	ArchMistral = "MistralForCausalLM" // Llama's layout; see Config.SlidingWindow
+	ArchQwen2   = "Qwen2ForCausalLM"
+	ArchGPT2    = "GPT2LMHeadModel"
+)
+
+// family groups architectures that share a forward pass.
+type family int
+
+const (
+	familyLlama family = iota // Llama, Mistral, Qwen2
+	familyGPT2
+)
+
+var modelTypes = map[string]string{"llama": ArchLlama, "mistral": ArchMistral, "qwen2": ArchQwen2, "gpt2": ArchGPT2}
+
+// ErrUnsupported is wrapped by errors about architectures, rope types or
+// activations this package does not implement.
+var ErrUnsupported = errors.New("unsupported")
+
+// RopeScaling is the rope_scaling (transformers v4) or rope_parameters
+// (transformers v5) block. Type "default" means none.
+type RopeScaling struct {
+	Type                 string  // default, linear, llama3
+	Factor               float64 // linear, llama3
+	LowFreqFactor        float64 // llama3
+	HighFreqFactor       float64 // llama3
+	OriginalMaxPositions int     // llama3: original_max_position_embeddings
+}
+
+// Config is a causal LM's config.json, typed. Raw keeps every field as read
+// so that Save writes back what it did not interpret.
+type Config struct {
+	Architecture     string // LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel
+	ModelType        string // llama, mistral, qwen2, gpt2
+	VocabSize        int
+	HiddenSize       int
+	IntermediateSize int
+	NumLayers        int
+	NumHeads         int
+	NumKVHeads       int
+	HeadDim          int
+	MaxPositions     int
+	RopeTheta        float64
+	Rope             RopeScaling
+	RMSNormEps       float64 // Llama family
+	LayerNormEps     float64 // GPT-2
+	HiddenAct        string  // silu (Llama), gelu_new (GPT-2), ...
+	// TieWordEmbeddings makes lm_head share model.embed_tokens (or wte).
+	TieWordEmbeddings bool
+	AttentionBias     bool // bias on q, k, v and o projections (Llama)
+	QKVBias           bool // bias on q, k, v only (Qwen2)
+	MLPBias           bool // bias on gate, up, down (Llama)
+	// ScaleAttnByInverseLayerIdx is GPT-2's scale_attn_by_inverse_layer_idx.
+	ScaleAttnByInverseLayerIdx bool
+	// SlidingWindow is Mistral's/Qwen2's window, 0 when off. Attention here is
+	// always full; a model whose window is shorter than the context it is run
+	// on would differ, and Load refuses windows that are switched on.
+	SlidingWindow    int
+	InitializerRange float64
+	BOS, EOS         []int
+	Pad              int // pad_token_id, -1 when unset
+	TorchDType       string
+	Raw              map[string]any
+}
+
+func (c *Config) family() family {
+	if c.Architecture == ArchGPT2 {
+		return familyGPT2
+	}
+	return familyLlama
+}
+
+// LoadConfig reads dir/config.json.
+func LoadConfig(dir string) (*Config, error) {
+	p := filepath.Join(dir, "config.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("load config: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("load config %s: %w", p, err)
+	}
+	return c, nil
+}
+
+// ParseConfig parses the bytes of a config.json.
+func ParseConfig(b []byte) (*Config, error) {
+	var raw map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("parse config.json: %w", err)
+	}
+	r := reader{raw: raw}
+	c := &Config{Raw: raw, Pad: -1}
+	if archs, ok := raw["architectures"].([]any); ok && len(archs) > 0 {
+		c.Architecture, _ = archs[0].(string)
+	}
+	c.ModelType = r.str("model_type", "")
+	if c.Architecture == "" {
+		c.Architecture = modelTypes[c.ModelType]
+		if c.Architecture == "" {
+			return nil, fmt.Errorf("config.json names no architecture (\"architectures\" and \"model_type\" %q): %w", c.ModelType, ErrUnsupported)
+		}
+	}
+	switch c.Architecture {
+	case ArchLlama, ArchMistral, ArchQwen2:
+		c.parseLlama(&r)
+	case ArchGPT2:
+		c.parseGPT2(&r)
+	default:
+		return nil, fmt.Errorf("architecture %q (want %s, %s, %s or %s): %w", c.Architecture, ArchLlama, ArchMistral, ArchQwen2, ArchGPT2, ErrUnsupported)
+	}
+	c.BOS = r.ids("bos_token_id")
+	c.EOS = r.ids("eos_token_id")
+	if p := r.ids("pad_token_id"); len(p) > 0 {
+		c.Pad = p[0]
+	}
+	c.TorchDType = r.str("torch_dtype", r.str("dtype", "float32"))
+	c.InitializerRange = r.float("initializer_range", 0.02)
+	if r.err != nil {
+		return nil, fmt.Errorf("%s config: %w", c.Architecture, r.err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Config) parseLlama(r *reader) {
+	c.VocabSize = r.int("vocab_size", -1)
+	c.HiddenSize = r.int("hidden_size", -1)
+	c.IntermediateSize = r.int("intermediate_size", -1)
+	c.NumLayers = r.int("num_hidden_layers", -1)
+	c.NumHeads = r.int("num_attention_heads", -1)
+	c.NumKVHeads = r.int("num_key_value_heads", c.NumHeads)
+	c.HeadDim = r.int("head_dim", 0)
+	c.MaxPositions = r.int("max_position_embeddings", -1)
+	c.RMSNormEps = r.float("rms_norm_eps", 1e-6)
+	c.HiddenAct = r.str("hidden_act", "silu")
+	c.TieWordEmbeddings = r.bool("tie_word_embeddings", false)
+	c.AttentionBias = r.bool("attention_bias", false)
+	c.MLPBias = r.bool("mlp_bias", false)
+	if c.Architecture == ArchQwen2 {
+		c.QKVBias = true
+		if r.bool("use_sliding_window", false) {
+			c.SlidingWindow = r.int("sliding_window", 0)
+		}
+	} else if c.Architecture == ArchMistral {
+		c.SlidingWindow = r.int("sliding_window", 0)
+	}
+	// transformers v5 moves rope_theta and rope_scaling into rope_parameters.
+	scaling, _ := r.raw["rope_scaling"].(map[string]any)
+	if params, ok := r.raw["rope_parameters"].(map[string]any); ok {
+		scaling = params
+		c.RopeTheta = (&reader{raw: params}).float("rope_theta", r.float("rope_theta", 10000))
+	} else {
+		c.RopeTheta = r.float("rope_theta", 10000)
+	}
+	c.Rope = RopeScaling{Type: "default"}
+	if scaling != nil {
+		s := reader{raw: scaling}
+		c.Rope.Type = s.str("rope_type", s.str("type", "default"))
+		switch c.Rope.Type {
+		case "default":
+		case "linear":
+			c.Rope.Factor = s.float("factor", -1)
+		case "llama3":
+			c.Rope.Factor = s.float("factor", -1)
+			c.Rope.LowFreqFactor = s.float("low_freq_factor", -1)
+			c.Rope.HighFreqFactor = s.float("high_freq_factor", -1)
+			c.Rope.OriginalMaxPositions = s.int("original_max_position_embeddings", -1)
+		default:
+			if r.err == nil {
+				r.err = fmt.Errorf("rope type %q (want default, linear or llama3): %w", c.Rope.Type, ErrUnsupported)
+			}
+		}
+		if s.err != nil && r.err == nil {
+			r.err = fmt.Errorf("rope scaling: %w", s.err)
+		}
+	}
+}
+
+func (c *Config) parseGPT2(r *reader) {
+	c.VocabSize = r.int("vocab_size", -1)
+	c.HiddenSize = r.int("n_embd", -1)
+	c.NumLayers = r.int("n_layer", -1)
+	c.NumHeads = r.int("n_head", -1)
+	c.NumKVHeads = c.NumHeads
+	c.MaxPositions = r.int("n_positions", -1)
+	c.IntermediateSize = r.int("n_inner", 0) // null -> 4*n_embd
+	if c.IntermediateSize == 0 && c.HiddenSize > 0 {
+		c.IntermediateSize = 4 * c.HiddenSize
+	}
+	c.LayerNormEps = r.float("layer_norm_epsilon", 1e-5)
+	c.HiddenAct = r.str("activation_function", "gelu_new")
+	c.TieWordEmbeddings = r.bool("tie_word_embeddings", true)
+	c.ScaleAttnByInverseLayerIdx = r.bool("scale_attn_by_inverse_layer_idx", false)
+	if !r.bool("scale_attn_weights", true) || r.bool("reorder_and_upcast_attn", false) {
+		if r.err == nil {
+			r.err = fmt.Errorf("scale_attn_weights=false or reorder_and_upcast_attn=true: %w", ErrUnsupported)
+		}
+	}
+}
+
+// Validate fills derived fields (HeadDim, NumKVHeads) and checks that the
+// config describes a model this package can run. Configs built in Go (for
+// NewRandom) go through it too.
+func (c *Config) Validate() error {
+	if _, ok := archFamily[c.Architecture]; !ok {
+		return fmt.Errorf("architecture %q: %w", c.Architecture, ErrUnsupported)
+	}
+	if c.ModelType == "" {
+		for t, a := range modelTypes {
+			if a == c.Architecture {
+				c.ModelType = t
+			}
+		}
+	}
+	if c.NumKVHeads == 0 {
+		c.NumKVHeads = c.NumHeads
+	}
+	if c.HeadDim == 0 && c.NumHeads > 0 {
+		c.HeadDim = c.HiddenSize / c.NumHeads
+	}
+	if c.Rope.Type == "" {
+		c.Rope.Type = "default"
+	}
+	if c.RopeTheta == 0 {
+		c.RopeTheta = 10000
+	}
+	if c.InitializerRange == 0 {
+		c.InitializerRange = 0.02
+	}
+	if c.TorchDType == "" {
+		c.TorchDType = "float32"
+	}
+	if c.family() == familyGPT2 {
+		if c.LayerNormEps == 0 {
+			c.LayerNormEps = 1e-5
+		}
+		if c.HiddenAct == "" {
+			c.HiddenAct = "gelu_new"
+		}
+	} else {
+		if c.RMSNormEps == 0 {
+			c.RMSNormEps = 1e-6
+		}
+		if c.HiddenAct == "" {
+			c.HiddenAct = "silu"
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"vocab_size", c.VocabSize}, {"hidden_size", c.HiddenSize}, {"intermediate_size", c.IntermediateSize},
+		{"num_hidden_layers", c.NumLayers}, {"num_attention_heads", c.NumHeads}, {"num_key_value_heads", c.NumKVHeads},
+		{"head_dim", c.HeadDim}, {"max_position_embeddings", c.MaxPositions}} {
+		if f.v <= 0 {
+			return fmt.Errorf("%s config: %s is %d, want > 0", c.Architecture, f.name, f.v)
+		}
+	}
+	if c.NumHeads%c.NumKVHeads != 0 {
+		return fmt.Errorf("%s config: num_attention_heads %d is not a multiple of num_key_value_heads %d", c.Architecture, c.NumHeads, c.NumKVHeads)
+	}
+	if c.HeadDim%2 != 0 && c.family() == familyLlama {
+		return fmt.Errorf("%s config: head_dim %d is odd; rotary embeddings need it even", c.Architecture, c.HeadDim)
+	}
+	if c.family() == familyGPT2 && c.HeadDim*c.NumHeads != c.HiddenSize {
+		return fmt.Errorf("%s config: n_embd %d is not a multiple of n_head %d", c.Architecture, c.HiddenSize, c.NumHeads)
+	}
+	if _, err := activation(c.HiddenAct); err != nil {
+		return fmt.Errorf("%s config: %w", c.Architecture, err)
+	}
+	if c.SlidingWindow > 0 && c.SlidingWindow < c.MaxPositions {
+		return fmt.Errorf("%s config: sliding_window %d shorter than max_position_embeddings %d: %w", c.Architecture, c.SlidingWindow, c.MaxPositions, ErrUnsupported)
+	}
+	switch c.Rope.Type {
+	case "default":
+	case "linear":
+		if c.Rope.Factor <= 0 {
+			return fmt.Errorf("%s config: linear rope scaling needs factor > 0", c.Architecture)
+		}
+	case "llama3":
+		r := c.Rope
+		if r.Factor <= 0 || r.LowFreqFactor <= 0 || r.HighFreqFactor <= r.LowFreqFactor || r.OriginalMaxPositions <= 0 {
+			return fmt.Errorf("%s config: llama3 rope scaling needs factor > 0, 0 < low_freq_factor < high_freq_factor, original_max_position_embeddings > 0; got %+v", c.Architecture, r)
+		}
+	default:
+		return fmt.Errorf("rope type %q: %w", c.Rope.Type, ErrUnsupported)
+	}
+	return nil
+}
+
+var archFamily = map[string]family{ArchLlama: familyLlama, ArchMistral: familyLlama, ArchQwen2: familyLlama, ArchGPT2: familyGPT2}
+
+// activation maps a hidden_act to the gelu approximation or "silu".
+func activation(name string) (string, error) {
+	switch name {
+	case "silu", "swish":
+		return "silu", nil
+	case "gelu_new", "gelu_pytorch_tanh", "gelu_fast":
+		return "tanh", nil
+	case "gelu":
+		return "none", nil
+	}
+	return "", fmt.Errorf("activation %q (want silu, gelu, gelu_new or gelu_pytorch_tanh): %w", name, ErrUnsupported)
+}
+
+// JSON renders the config as Hugging Face writes it: the fields read (Raw)
+// with the typed fields written over them.
+func (c *Config) JSON() ([]byte, error) {
+	out := make(map[string]any, len(c.Raw)+16)
+	for k, v := range c.Raw {
+		out[k] = v
+	}
+	out["architectures"] = []string{c.Architecture}
+	out["model_type"] = c.ModelType
+	out["vocab_size"] = c.VocabSize
+	out["torch_dtype"] = c.TorchDType
+	out["initializer_range"] = c.InitializerRange
+	out["tie_word_embeddings"] = c.TieWordEmbeddings
+	setIDs(out, "bos_token_id", c.BOS)
+	setIDs(out, "eos_token_id", c.EOS)
+	if c.Pad >= 0 {
+		out["pad_token_id"] = c.Pad
+	}
+	if c.family() == familyGPT2 {
+		out["n_embd"] = c.HiddenSize
+		out["n_layer"] = c.NumLayers
+		out["n_head"] = c.NumHeads
+		out["n_positions"] = c.MaxPositions
+		if c.IntermediateSize != 4*c.HiddenSize {
+			out["n_inner"] = c.IntermediateSize
+		} else if _, ok := out["n_inner"]; !ok {
+			out["n_inner"] = nil
+		}
+		out["layer_norm_epsilon"] = c.LayerNormEps
+		out["activation_function"] = c.HiddenAct
+		out["scale_attn_by_inverse_layer_idx"] = c.ScaleAttnByInverseLayerIdx
+	} else {
+		out["hidden_size"] = c.HiddenSize
+		out["intermediate_size"] = c.IntermediateSize
+		out["num_hidden_layers"] = c.NumLayers
+		out["num_attention_heads"] = c.NumHeads
+		out["num_key_value_heads"] = c.NumKVHeads
+		out["head_dim"] = c.HeadDim
+		out["max_position_embeddings"] = c.MaxPositions
+		out["rms_norm_eps"] = c.RMSNormEps
+		out["hidden_act"] = c.HiddenAct
+		if c.Architecture != ArchQwen2 {
+			out["attention_bias"] = c.AttentionBias
+			out["mlp_bias"] = c.MLPBias
+		}
+		var scaling map[string]any
+		switch c.Rope.Type {
+		case "linear":
+			scaling = map[string]any{"rope_type": "linear", "factor": c.Rope.Factor}
+		case "llama3":
+			scaling = map[string]any{"rope_type": "llama3", "factor": c.Rope.Factor, "low_freq_factor": c.Rope.LowFreqFactor,
+				"high_freq_factor": c.Rope.HighFreqFactor, "original_max_position_embeddings": c.Rope.OriginalMaxPositions}
+		}
+		if _, v5 := out["rope_parameters"]; v5 {
+			p := map[string]any{"rope_type": "default", "rope_theta": c.RopeTheta}
+			for k, v := range scaling {
+				p[k] = v
+			}
+			out["rope_parameters"] = p
+		} else {
+			out["rope_theta"] = c.RopeTheta
+			out["rope_scaling"] = scaling
+		}
+	}
+	return json.MarshalIndent(out, "", "  ")
+}
+
+func setIDs(out map[string]any, key string, ids []int) {
+	switch len(ids) {
+	case 0:
+	case 1:
+		out[key] = ids[0]
+	default:
+		out[key] = ids
+	}
+}
+
+// reader pulls typed fields from a decoded JSON object and remembers the
+// first problem, naming the field.
+type reader struct {
+	raw map[string]any
+	err error
+}
+
+func (r *reader) fail(format string, a ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf(format, a...)
+	}
+}
+
+// int reads key; def < 0 makes the field required.
+func (r *reader) int(key string, def int) int {
+	v, ok := r.raw[key]
+	if !ok || v == nil {
+		if def < 0 {
+			r.fail("missing field %q", key)
+		}
+		return def
+	}
+	f, ok := v.(float64)
+	if !ok || f != math.Trunc(f) {
+		r.fail("field %q is %v, want an integer", key, v)
+		return def
+	}
+	return int(f)
+}
+
+func (r *reader) float(key string, def float64) float64 {
+	v, ok := r.raw[key]
+	if !ok || v == nil {
+		if def < 0 {
+			r.fail("missing field %q", key)
+		}
+		return def
+	}
+	f, ok := v.(float64)
+	if !ok {
+		r.fail("field %q is %v, want a number", key, v)
+		return def
+	}
+	return f
+}
+
+func (r *reader) bool(key string, def bool) bool {
+	v, ok := r.raw[key]
+	if !ok || v == nil {
+		return def
+	}
+	b, ok := v.(bool)
+	if !ok {
+		r.fail("field %q is %v, want true or false", key, v)
+		return def
+	}
+	return b
+}
+
+func (r *reader) str(key, def string) string {
+	v, ok := r.raw[key]
+	if !ok || v == nil {
+		return def
+	}
+	s, ok := v.(string)
+	if !ok {
+		r.fail("field %q is %v, want a string", key, v)
+		return def
+	}
+	return s
+}
+
+// ids reads a token id that may be null, a number or a list of numbers.
+func (r *reader) ids(key string) []int {
+	switch v := r.raw[key].(type) {
+	case nil:
+		return nil
+	case float64:
+		return []int{int(v)}
+	case []any:
+		out := make([]int, 0, len(v))
+		for _, e := range v {
+			f, ok := e.(float64)
+			if !ok {
+				r.fail("field %q holds %v, want token ids", key, e)
+				return nil
+			}
+			out = append(out, int(f))
+		}
+		return out
+	default:
+		r.fail("field %q is %v, want a token id or a list of them", key, v)
+		return nil
+	}
+}

@@ -1,0 +1,16 @@
+// Package model runs Hugging Face causal language models on libtorch
+// (through gotch): Llama (and Mistral, SmolLM, TinyLlama: GQA, rope_theta,
+// llama3 and linear rope scaling), Qwen2 and GPT-2, read from and written
+// to a transformers model directory with transformers' own parameter names.
+//
+// Forward gives logits for training and evaluation (differentiable with
+// LoadOptions.Trainable); Sequence, Prefill and DecodeStep generate with a
+// per-sequence KV cache, one batched forward per step for sequences of
+// different lengths, which is what a serving scheduler drives; Generate is
+// the simple loop over them.
+//
+// The hot path calls libtorch through gotch's libtch bindings, not its ts
+// wrappers, so that generating a token allocates no Go ballast and leaks no
+// C memory (see op.go). Parity with transformers is pinned by fixtures
+// that scripts/golden/model_fixtures.py makes.
+package model

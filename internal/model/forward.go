@@ -1,0 +1,205 @@
+package model
+
+import (
+	"fmt"
+	"runtime"
+	"unsafe"
+
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/ts"
+)
+
+// pass is one forward run: a batch [B,T], its positions, mask and, when
+// generating, the sequences whose KV caches it reads and writes.
+type pass struct {
+	m        *Model
+	s        *scope
+	b, t     int64
+	train    bool
+	pos      ct // [B*T] int64 position ids
+	cos, sin ct // Llama family: [B,1,T,D]
+	mask     ct // bool [B or 1,1,T,Tk], true = attend
+
+	seqs   []*Sequence // prefill writes their caches; decode also reads them
+	lens   []int64     // prefill: prompt lengths; decode: cache lengths before the step
+	decode bool
+	tk     int64 // decode: key length, max(lens)+1
+}
+
+func (m *Model) newPass(s *scope, b, t int64, pos []int64) (*pass, error) {
+	for _, p := range pos {
+		if p >= int64(m.Config.MaxPositions) {
+			return nil, fmt.Errorf("position %d is past the model's %d (max_position_embeddings)", p, m.Config.MaxPositions)
+		}
+	}
+	p := &pass{m: m, s: s, b: b, t: t, train: m.training}
+	p.pos = s.int64s(m.choice.Device, pos, b*t)
+	if m.rope != nil {
+		p.cos, p.sin = m.rope.tables(s, p.pos, b, t, int64(m.Config.HeadDim))
+	}
+	return p, nil
+}
+
+// embed looks up ids [B,T] (GPT-2 adds learned positions).
+func (p *pass) embed(ids ct) ct {
+	s, m := p.s, p.m
+	x := s.embedding(handle(m.embed), ids)
+	if m.wpe != nil {
+		x = s.add(x, s.view(s.embedding(handle(m.wpe), p.pos), p.b, p.t, -1))
+		x = p.dropout(x, "embd_pdrop")
+	}
+	return x
+}
+
+// layers runs every decoder layer, freeing each one's intermediates.
+func (p *pass) layers(x ct) ct {
+	for i := range p.m.layers {
+		mark := p.s.mark()
+		var y ct
+		if p.m.wpe != nil {
+			y = p.gpt2Layer(i, x)
+		} else {
+			y = p.llamaLayer(i, x)
+		}
+		p.s.release(mark, y)
+		p.s.drop(x)
+		x = y
+	}
+	return x
+}
+
+// head is the final norm and lm_head on hidden states [..., H].
+func (p *pass) head(x ct) ct {
+	m := p.m
+	if m.wpe != nil {
+		x = p.s.layerNorm(x, handle(m.normW), handle(m.normB), int64(m.Config.HiddenSize), m.Config.LayerNormEps)
+	} else {
+		x = p.rmsNorm(x, handle(m.normW))
+	}
+	return m.lmHead.forward(p.s, x, p.train)
+}
+
+func (p *pass) dropout(x ct, key string) ct {
+	if !p.train {
+		return x
+	}
+	if f, ok := p.m.Config.Raw[key].(float64); ok && f > 0 {
+		return p.s.dropout(x, f, true)
+	}
+	return x
+}
+
+// attend runs attention for q [B,H,T,D], k and v [B,Hkv,T,D] (with rope
+// applied) and returns [B,T,H*D]. Prefill writes k and v into the
+// sequences' caches; decode writes the new position and attends over the
+// caches.
+func (p *pass) attend(layer int, q, k, v ct, scale float64) ct {
+	s, c := p.s, p.m.Config
+	h, hkv, d := int64(c.NumHeads), int64(c.NumKVHeads), int64(c.HeadDim)
+	rep := h / hkv
+	if p.decode {
+		for i, sq := range p.seqs {
+			s.copyInto(s.narrow(sq.k[layer], 1, p.lens[i], 1), s.selectAt(k, 0, int64(i)))
+			s.copyInto(s.narrow(sq.v[layer], 1, p.lens[i], 1), s.selectAt(v, 0, int64(i)))
+		}
+		var kk, vv ct
+		if len(p.seqs) == 1 {
+			kk = s.unsqueeze(s.narrow(p.seqs[0].k[layer], 1, 0, p.tk), 0)
+			vv = s.unsqueeze(s.narrow(p.seqs[0].v[layer], 1, 0, p.tk), 0)
+		} else {
+			ks, vs := make([]ct, len(p.seqs)), make([]ct, len(p.seqs))
+			for i, sq := range p.seqs {
+				ks[i] = s.narrow(sq.k[layer], 1, 0, p.tk)
+				vs[i] = s.narrow(sq.v[layer], 1, 0, p.tk)
+			}
+			kk, vv = s.stack(ks, 0), s.stack(vs, 0)
+		}
+		// One query per sequence: fold the rep query heads that share a KV
+		// head into the query-length axis instead of copying K and V.
+		if rep > 1 {
+			q = s.view(q, p.b, hkv, rep, d)
+		}
+		o := s.sdpa(q, kk, vv, p.mask, 0, false, scale)
+		return s.view(o, p.b, 1, h*d)
+	}
+	for i, sq := range p.seqs {
+		n := p.lens[i]
+		s.copyInto(s.narrow(sq.k[layer], 1, 0, n), s.narrow(s.selectAt(k, 0, int64(i)), 1, 0, n))
+		s.copyInto(s.narrow(sq.v[layer], 1, 0, n), s.narrow(s.selectAt(v, 0, int64(i)), 1, 0, n))
+	}
+	drop := 0.0
+	if p.train {
+		if f, ok := c.Raw["attn_pdrop"].(float64); ok && p.m.wpe != nil {
+			drop = f
+		} else if f, ok := c.Raw["attention_dropout"].(float64); ok {
+			drop = f
+		}
+	}
+	o := s.sdpa(q, repeatKV(s, k, rep), repeatKV(s, v, rep), p.mask, drop, false, scale)
+	return s.reshape(s.transpose(o, 1, 2), p.b, p.t, h*d)
+}
+
+// heads reshapes a projection [B,T,n*D] to [B,n,T,D].
+func (p *pass) heads(x ct, n int64) ct {
+	d := int64(p.m.Config.HeadDim)
+	if p.t == 1 {
+		return p.s.reshape(x, p.b, n, 1, d)
+	}
+	return p.s.transpose(p.s.view(x, p.b, p.t, n, d), 1, 2)
+}
+
+// Forward runs the model on inputIDs [B,T] (any integer dtype) with an
+// optional attentionMask [B,T] (1 = token, 0 = padding, left or right) and
+// returns logits [B,T,V] in the compute dtype; the caller owns them.
+// Positions follow the mask as in transformers' generate(), so a padded row
+// gives the logits of the same row unpadded; logits at padding positions
+// are finite but meaningless. With LoadOptions.Trainable the result is
+// differentiable.
+func (m *Model) Forward(inputIDs, attentionMask *ts.Tensor) (out *ts.Tensor, err error) {
+	if m.closed {
+		return nil, fmt.Errorf("forward: %w", errClosed)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var s scope
+	defer s.free()
+	ids := handle(inputIDs)
+	sh := shapeOf(ids)
+	if len(sh) != 2 || sh[0] == 0 || sh[1] == 0 {
+		return nil, fmt.Errorf("forward: input_ids has shape %v, want [batch, length]", sh)
+	}
+	b, t := sh[0], sh[1]
+	var mask []int64
+	if attentionMask != nil {
+		if ms := shapeOf(handle(attentionMask)); len(ms) != 2 || ms[0] != b || ms[1] != t {
+			return nil, fmt.Errorf("forward: attention_mask has shape %v, input_ids %v", ms, sh)
+		}
+		mask = s.int64sOf(handle(attentionMask))
+	}
+	mi := newMaskInfo(b, t, mask)
+	p, err := m.newPass(&s, b, t, mi.pos)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	p.mask = mi.tensor(&s, m.choice.Device)
+	logits := p.head(p.layers(p.embed(s.to(ids, m.choice.Device, gotch.Int64))))
+	if s.err != nil {
+		return nil, fmt.Errorf("forward: %w", s.err)
+	}
+	return wrap(s.detach(logits)), nil
+}
+
+// int64sOf copies an integer or bool tensor into Go.
+func (s *scope) int64sOf(x ct) []int64 {
+	c := s.contiguous(s.to(x, gotch.CPU, gotch.Int64))
+	if !s.ok() {
+		return nil
+	}
+	n := numel(shapeOf(c))
+	out := make([]int64, n)
+	if n > 0 {
+		lib.AtCopyData(c, unsafe.Pointer(&out[0]), uint(n), 8)
+	}
+	return out
+}

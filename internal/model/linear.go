@@ -1,0 +1,75 @@
+package model
+
+import (
+	"github.com/sugarme/gotch/ts"
+)
+
+// LoRA is a low-rank adapter on a Linear: the layer computes
+// x@W^T + b + Scale*(dropout(x)@A^T@B^T). A is [r,in], B is [out,r], as PEFT
+// stores lora_A and lora_B (also for GPT-2's Conv1D layers).
+type LoRA struct {
+	A, B    *ts.Tensor
+	Scale   float64
+	Dropout float64
+}
+
+// Linear is a projection with an optional bias and an optional LoRA
+// adapter. Weight is [out,in] as torch.nn.Linear stores it, except when
+// Conv1D is set: then it is [in,out], as GPT-2's transformers Conv1D
+// stores it, so that names and shapes round-trip unchanged.
+type Linear struct {
+	Weight, Bias *ts.Tensor
+	LoRA         *LoRA
+	Conv1D       bool
+}
+
+// InFeatures and OutFeatures read the weight's shape.
+func (l *Linear) InFeatures() int64 {
+	s := shapeOf(handle(l.Weight))
+	if l.Conv1D {
+		return s[0]
+	}
+	return s[1]
+}
+
+// OutFeatures is the size of the layer's output.
+func (l *Linear) OutFeatures() int64 {
+	s := shapeOf(handle(l.Weight))
+	if l.Conv1D {
+		return s[1]
+	}
+	return s[0]
+}
+
+// forward applies the layer to x [..., in]. train switches LoRA dropout on.
+func (l *Linear) forward(s *scope, x ct, train bool) ct {
+	var y ct
+	if !s.ok() {
+		return nil
+	}
+	if l.Conv1D {
+		// As transformers' Conv1D: addmm(bias, x.view(-1, in), weight).
+		xs := shapeOf(x)
+		w := handle(l.Weight)
+		ws := shapeOf(w)
+		x2 := s.view(x, -1, ws[0])
+		if l.Bias != nil {
+			y = s.addmm(handle(l.Bias), x2, w)
+		} else {
+			y = s.matmul(x2, w)
+		}
+		out := append(xs[:len(xs)-1:len(xs)-1], ws[1])
+		y = s.view(y, out...)
+	} else {
+		y = s.linear(x, handle(l.Weight), handle(l.Bias))
+	}
+	if l.LoRA == nil {
+		return y
+	}
+	h := x
+	if l.LoRA.Dropout > 0 && train {
+		h = s.dropout(x, l.LoRA.Dropout, true)
+	}
+	h = s.linear(s.linear(h, handle(l.LoRA.A), nil), handle(l.LoRA.B), nil)
+	return s.add(y, s.mulScalar(h, l.LoRA.Scale))
+}

@@ -1,0 +1,430 @@
+package model
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/ts"
+
+	"github.com/kfllm/kfllm/internal/device"
+	"github.com/kfllm/kfllm/internal/safetensors"
+)
+
+// LoadOptions choose where and how a model lives.
+type LoadOptions struct {
+	Device string // auto|cpu|cuda
+	DType  string // auto|float32|bfloat16|float16
+	// Trainable makes every parameter require grad, so that Forward builds
+	// an autograd graph. Off, no graph is built and memory stays flat.
+	Trainable bool
+}
+
+// Param is one named parameter, in Hugging Face's naming.
+type Param struct {
+	Name      string
+	Tensor    *ts.Tensor
+	Trainable bool
+	NoDecay   bool // biases and norm weights: no weight decay
+}
+
+// Model is a causal LM on libtorch: Llama (also Mistral, SmolLM, TinyLlama),
+// Qwen2 or GPT-2. Forward and generation may run from several goroutines at
+// once; Close must come after the last of them.
+type Model struct {
+	Config *Config
+	// GenerationConfig is generation_config.json as read (or made from
+	// Config), written back by Save.
+	GenerationConfig map[string]any
+
+	choice    device.Choice
+	trainable bool
+	training  bool
+	act       string // silu, or a gelu approximation
+
+	params  []Param
+	byName  map[string]*ts.Tensor
+	linears map[string]*Linear
+
+	embed, wpe   *ts.Tensor // embed_tokens / wte; GPT-2's wpe
+	layers       []*block
+	normW, normB *ts.Tensor // final norm
+	lmHead       *Linear    // its Weight is embed when tied
+	rope         *rope
+	closed       bool
+}
+
+// block is one decoder layer; the Llama family uses q..down, GPT-2 the rest.
+type block struct {
+	norm1W, norm1B, norm2W, norm2B *ts.Tensor
+	q, k, v, o, gate, up, down     *Linear
+	cAttn, cProj, fc, mlpProj      *Linear
+	attnScale                      float64 // 0: 1/sqrt(head_dim)
+}
+
+type initKind int
+
+const (
+	initNormal initKind = iota
+	initResidual        // GPT-2's c_proj: std/sqrt(2*n_layer)
+	initZeros
+	initOnes
+)
+
+type spec struct {
+	name    string
+	shape   []int64
+	init    initKind
+	noDecay bool
+}
+
+// specs lists every parameter of a config in transformers' state_dict order.
+func specs(c *Config) []spec {
+	var out []spec
+	add := func(name string, init initKind, noDecay bool, shape ...int64) {
+		out = append(out, spec{name: name, shape: shape, init: init, noDecay: noDecay})
+	}
+	h, inter, v := int64(c.HiddenSize), int64(c.IntermediateSize), int64(c.VocabSize)
+	if c.family() == familyGPT2 {
+		add("transformer.wte.weight", initNormal, false, v, h)
+		add("transformer.wpe.weight", initNormal, false, int64(c.MaxPositions), h)
+		for i := 0; i < c.NumLayers; i++ {
+			p := fmt.Sprintf("transformer.h.%d.", i)
+			add(p+"ln_1.weight", initOnes, true, h)
+			add(p+"ln_1.bias", initZeros, true, h)
+			add(p+"attn.c_attn.weight", initNormal, false, h, 3*h)
+			add(p+"attn.c_attn.bias", initZeros, true, 3*h)
+			add(p+"attn.c_proj.weight", initResidual, false, h, h)
+			add(p+"attn.c_proj.bias", initZeros, true, h)
+			add(p+"ln_2.weight", initOnes, true, h)
+			add(p+"ln_2.bias", initZeros, true, h)
+			add(p+"mlp.c_fc.weight", initNormal, false, h, inter)
+			add(p+"mlp.c_fc.bias", initZeros, true, inter)
+			add(p+"mlp.c_proj.weight", initResidual, false, inter, h)
+			add(p+"mlp.c_proj.bias", initZeros, true, h)
+		}
+		add("transformer.ln_f.weight", initOnes, true, h)
+		add("transformer.ln_f.bias", initZeros, true, h)
+	} else {
+		qd, kvd := int64(c.NumHeads*c.HeadDim), int64(c.NumKVHeads*c.HeadDim)
+		add("model.embed_tokens.weight", initNormal, false, v, h)
+		for i := 0; i < c.NumLayers; i++ {
+			p := fmt.Sprintf("model.layers.%d.", i)
+			for _, pr := range []struct {
+				name    string
+				out, in int64
+				bias    bool
+			}{
+				{"self_attn.q_proj", qd, h, c.AttentionBias || c.QKVBias},
+				{"self_attn.k_proj", kvd, h, c.AttentionBias || c.QKVBias},
+				{"self_attn.v_proj", kvd, h, c.AttentionBias || c.QKVBias},
+				{"self_attn.o_proj", h, qd, c.AttentionBias},
+				{"mlp.gate_proj", inter, h, c.MLPBias},
+				{"mlp.up_proj", inter, h, c.MLPBias},
+				{"mlp.down_proj", h, inter, c.MLPBias},
+			} {
+				add(p+pr.name+".weight", initNormal, false, pr.out, pr.in)
+				if pr.bias {
+					add(p+pr.name+".bias", initZeros, true, pr.out)
+				}
+			}
+			add(p+"input_layernorm.weight", initOnes, true, h)
+			add(p+"post_attention_layernorm.weight", initOnes, true, h)
+		}
+		add("model.norm.weight", initOnes, true, h)
+	}
+	if !c.TieWordEmbeddings {
+		add("lm_head.weight", initNormal, false, v, h)
+	}
+	return out
+}
+
+// ignorable names are buffers some checkpoints carry that are no parameters.
+func ignorable(name string) bool {
+	return strings.HasSuffix(name, ".attn.bias") || strings.HasSuffix(name, ".attn.masked_bias") ||
+		strings.HasSuffix(name, "rotary_emb.inv_freq")
+}
+
+// Load reads a Hugging Face model directory: config.json,
+// generation_config.json if present, and model.safetensors or its shards.
+// Parameter names are transformers' own; GPT-2 checkpoints saved without
+// the "transformer." prefix load too.
+func Load(dir string, opts LoadOptions) (*Model, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	choice, err := device.Select(opts.Device, opts.DType)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	set, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	defer set.Close()
+
+	sp := specs(cfg)
+	want := make(map[string]bool, len(sp))
+	for _, p := range sp {
+		want[p.name] = true
+	}
+	// Map each file name to ours: GPT-2's prefix, tied lm_head dropped.
+	fileName := make(map[string]string, len(sp))
+	var unexpected []string
+	for _, n := range set.Names() {
+		ours := n
+		if cfg.family() == familyGPT2 && !strings.HasPrefix(n, "transformer.") && n != "lm_head.weight" {
+			ours = "transformer." + n
+		}
+		switch {
+		case want[ours]:
+			fileName[ours] = n
+		case ignorable(n), ours == "lm_head.weight" && cfg.TieWordEmbeddings:
+		default:
+			unexpected = append(unexpected, n)
+		}
+	}
+	if len(unexpected) > 0 {
+		return nil, fmt.Errorf("load model %s: weights %s are not parameters of %s with this config", dir, strings.Join(trimList(unexpected), ", "), cfg.Architecture)
+	}
+	var missing []string
+	for _, p := range sp {
+		if _, ok := fileName[p.name]; !ok {
+			missing = append(missing, p.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("load model %s: weights missing: %s", dir, strings.Join(trimList(missing), ", "))
+	}
+
+	m := newModel(cfg, choice, opts.Trainable)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, p := range sp {
+		n := fileName[p.name]
+		info, _ := set.Info(n)
+		if !slices.Equal(info.Shape, p.shape) {
+			m.Close()
+			return nil, fmt.Errorf("load model %s: %s has shape %v, config wants %v", dir, n, info.Shape, p.shape)
+		}
+		data, err := set.Data(n)
+		if err == nil {
+			err = m.addParam(p, info.DType, data)
+		}
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("load model %s: %s: %w", dir, n, err)
+		}
+	}
+	if err := m.bind(); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("load model %s: %w", dir, err)
+	}
+	m.GenerationConfig, err = readGenerationConfig(dir)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+func trimList(names []string) []string {
+	if len(names) > 8 {
+		return append(names[:8:8], fmt.Sprintf("and %d more", len(names)-8))
+	}
+	return names
+}
+
+func readGenerationConfig(dir string) (map[string]any, error) {
+	p := filepath.Join(dir, "generation_config.json")
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load generation config: %w", err)
+	}
+	var g map[string]any
+	if err := json.Unmarshal(b, &g); err != nil {
+		return nil, fmt.Errorf("load generation config %s: %w", p, err)
+	}
+	return g, nil
+}
+
+// NewRandom makes a model with transformers' initialisation (normal with
+// std initializer_range, zero biases, unit norms; GPT-2's residual
+// projections scaled by 1/sqrt(2*n_layer)), reproducible from seed.
+func NewRandom(cfg *Config, seed int64, opts LoadOptions) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new random model: %w", err)
+	}
+	choice, err := device.Select(opts.Device, opts.DType)
+	if err != nil {
+		return nil, fmt.Errorf("new random model: %w", err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x6b666c6c6d))
+	m := newModel(cfg, choice, opts.Trainable)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for _, p := range specs(cfg) {
+		v := make([]float32, numel(p.shape))
+		switch p.init {
+		case initNormal, initResidual:
+			std := cfg.InitializerRange
+			if p.init == initResidual {
+				std /= math.Sqrt(2 * float64(cfg.NumLayers))
+			}
+			for i := range v {
+				v[i] = float32(rng.NormFloat64() * std)
+			}
+			if p.name == "model.embed_tokens.weight" && cfg.Pad >= 0 && cfg.Pad < cfg.VocabSize {
+				clear(v[cfg.Pad*cfg.HiddenSize : (cfg.Pad+1)*cfg.HiddenSize]) // nn.Embedding's padding_idx row
+			}
+		case initOnes:
+			for i := range v {
+				v[i] = 1
+			}
+		}
+		if err := m.addParam(p, safetensors.F32, safetensors.BytesOfFloat32s(v)); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("new random model: %s: %w", p.name, err)
+		}
+	}
+	if err := m.bind(); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("new random model: %w", err)
+	}
+	return m, nil
+}
+
+func newModel(cfg *Config, choice device.Choice, trainable bool) *Model {
+	act, _ := activation(cfg.HiddenAct)
+	return &Model{Config: cfg, choice: choice, trainable: trainable, act: act,
+		byName: map[string]*ts.Tensor{}, linears: map[string]*Linear{}}
+}
+
+var fileKinds = map[safetensors.DType]gotch.DType{safetensors.F32: gotch.Float, safetensors.F16: gotch.Half, safetensors.BF16: gotch.BFloat16, safetensors.F64: gotch.Double}
+
+// addParam makes a parameter from little-endian bytes of dtype, converted
+// to the model's device and dtype.
+func (m *Model) addParam(p spec, dtype safetensors.DType, data []byte) error {
+	kind, ok := fileKinds[dtype]
+	if !ok {
+		return fmt.Errorf("dtype %s is not a float type", dtype)
+	}
+	if int64(len(data)) != numel(p.shape)*int64(kind.Size()) {
+		return fmt.Errorf("%d bytes for shape %v of %s", len(data), p.shape, dtype)
+	}
+	var s scope
+	defer s.free()
+	c := s.own(lib.AtTensorOfData(ptrOf(data), p.shape, uint(len(p.shape)), kind.Size(), int(kind.CInt())), "tensor_of_data")
+	c = s.contiguous(s.to(c, m.choice.Device, m.choice.DType))
+	if m.trainable && s.ok() {
+		var out ct
+		lib.AtgRequiresGrad_(&out, c, 1)
+		s.own(out, "requires_grad_")
+	}
+	if !s.ok() {
+		return s.err
+	}
+	// A fresh handle for gotch to own; the scope frees its own.
+	t := wrap(lib.AtShallowClone(c))
+	m.params = append(m.params, Param{Name: p.name, Tensor: t, Trainable: m.trainable, NoDecay: p.noDecay})
+	m.byName[p.name] = t
+	return nil
+}
+
+// bind wires named parameters into layers, and builds the rope tables.
+func (m *Model) bind() error {
+	c := m.Config
+	get := func(n string) *ts.Tensor { return m.byName[n] }
+	lin := func(path string, conv bool) *Linear {
+		l := &Linear{Weight: get(path + ".weight"), Bias: get(path + ".bias"), Conv1D: conv}
+		m.linears[path] = l
+		return l
+	}
+	m.layers = make([]*block, c.NumLayers)
+	if c.family() == familyGPT2 {
+		m.embed, m.wpe = get("transformer.wte.weight"), get("transformer.wpe.weight")
+		m.normW, m.normB = get("transformer.ln_f.weight"), get("transformer.ln_f.bias")
+		for i := range m.layers {
+			p := fmt.Sprintf("transformer.h.%d.", i)
+			b := &block{norm1W: get(p + "ln_1.weight"), norm1B: get(p + "ln_1.bias"),
+				norm2W: get(p + "ln_2.weight"), norm2B: get(p + "ln_2.bias"),
+				cAttn: lin(p+"attn.c_attn", true), cProj: lin(p+"attn.c_proj", true),
+				fc: lin(p+"mlp.c_fc", true), mlpProj: lin(p+"mlp.c_proj", true)}
+			if c.ScaleAttnByInverseLayerIdx {
+				b.attnScale = 1 / math.Sqrt(float64(c.HeadDim)) / float64(i+1)
+			}
+			m.layers[i] = b
+		}
+	} else {
+		m.embed, m.normW = get("model.embed_tokens.weight"), get("model.norm.weight")
+		for i := range m.layers {
+			p := fmt.Sprintf("model.layers.%d.", i)
+			m.layers[i] = &block{norm1W: get(p + "input_layernorm.weight"), norm2W: get(p + "post_attention_layernorm.weight"),
+				q: lin(p+"self_attn.q_proj", false), k: lin(p+"self_attn.k_proj", false),
+				v: lin(p+"self_attn.v_proj", false), o: lin(p+"self_attn.o_proj", false),
+				gate: lin(p+"mlp.gate_proj", false), up: lin(p+"mlp.up_proj", false), down: lin(p+"mlp.down_proj", false)}
+		}
+		var s scope
+		m.rope = newRope(&s, c, m.choice.Device, m.choice.DType)
+		s.free()
+		if s.err != nil {
+			return fmt.Errorf("rope tables: %w", s.err)
+		}
+	}
+	if c.TieWordEmbeddings {
+		m.lmHead = &Linear{Weight: m.embed}
+	} else {
+		m.lmHead = lin("lm_head", false)
+	}
+	return nil
+}
+
+// Parameters lists the parameters in transformers' state_dict order (a
+// tied lm_head is not listed: it is the embedding).
+func (m *Model) Parameters() []Param { return slices.Clone(m.params) }
+
+// Linears maps module paths ("model.layers.0.self_attn.q_proj",
+// "transformer.h.0.attn.c_attn", "lm_head" when untied) to their layers;
+// training attaches LoRA adapters through them.
+func (m *Model) Linears() map[string]*Linear {
+	out := make(map[string]*Linear, len(m.linears))
+	for k, v := range m.linears {
+		out[k] = v
+	}
+	return out
+}
+
+// Device reports where the model lives and its compute dtype.
+func (m *Model) Device() device.Choice { return m.choice }
+
+// SetTraining switches dropout (LoRA's, and GPT-2's attention, residual
+// and embedding dropout) on or off; off by default.
+func (m *Model) SetTraining(on bool) { m.training = on }
+
+// Close frees the model's tensors. The model is unusable afterwards.
+func (m *Model) Close() {
+	if m.closed {
+		return
+	}
+	m.closed = true
+	for _, p := range m.params {
+		p.Tensor.MustDrop()
+	}
+	if m.rope != nil {
+		m.rope.free()
+	}
+	m.params, m.byName, m.linears, m.layers = nil, nil, nil, nil
+}
