@@ -11,7 +11,9 @@ import (
 )
 
 // File is an open safetensors file whose tensor bytes are mapped into memory
-// read-only. Its methods are safe for concurrent use.
+// read-only. Its methods are safe for concurrent use. As with any mapped
+// file, truncating the file on disk while it is open makes reads of the lost
+// pages crash the program; replace files by renaming, as Writer does.
 type File struct {
 	path    string
 	h       *header

@@ -24,7 +24,10 @@ const (
 var ErrNoWeights = errors.New("no safetensors weights")
 
 // Set is the tensors of a model directory: one file, or the shards named by
-// an index. Every shard is opened (and its header validated) by OpenDir.
+// an index. Every shard is opened (and its header validated) by OpenDir. For
+// a sharded set the index's weight_map is the list of tensors: each must be
+// in the shard it names, and tensors a shard holds beyond those are not
+// part of the set.
 type Set struct {
 	dir       string
 	index     string           // path of the index, "" for a single file

@@ -31,7 +31,8 @@ type Tensor struct {
 // Writer streams a safetensors file: the header is written by Create, then
 // each tensor's bytes by WriteTensor or WriteTensorFrom, in any order. The
 // file appears at its path only when Close succeeds; until then it is a
-// temporary file in the same directory.
+// temporary file in the same directory. A Writer is not safe for concurrent
+// use.
 type Writer struct {
 	path    string
 	tmp     *os.File
