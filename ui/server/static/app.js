@@ -22,9 +22,9 @@
   const generateBtn = $('generate');
   const stopBtn = $('stop');
   const statusEl = $('status');
-  const resultEl = $('result');
   const errorEl = $('error');
   const answerEl = $('answer');
+  const placeholderEl = $('placeholder');
   const statsEl = $('stats');
   const feedbackEl = $('feedback');
   const feedbackStatus = $('feedback-status');
@@ -70,7 +70,6 @@
   }
 
   function showError(message) {
-    resultEl.hidden = false;
     errorEl.textContent = message;
     errorEl.hidden = false;
   }
@@ -110,13 +109,14 @@
 
   async function generate() {
     const question = questionEl.value.trim();
-    resultEl.hidden = false;
+    placeholderEl.hidden = true;
     errorEl.hidden = true;
     errorEl.textContent = '';
     statsEl.hidden = true;
     feedbackEl.hidden = true;
     const text = document.createTextNode('');
     answerEl.replaceChildren(text);
+    answerEl.hidden = !question;
     if (!question) {
       showError('Please type a question.');
       questionEl.focus();
