@@ -1,0 +1,287 @@
+package local
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/kfllm/kfllm/internal/kfp"
+	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
+	"github.com/kubeflow/pipelines/kubernetes_platform/go/kubernetesplatform"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// ImageBinDir is where the kfllm images keep their binaries; a command[0]
+// under it is replaced by the local binary.
+const ImageBinDir = "/usr/local/bin/"
+
+var imageRE = regexp.MustCompile(`(?:^|/)kfllm-([a-z0-9][a-z0-9_-]*)(?::[^/@]+)?(?:@sha256:[0-9a-f]+)?$`)
+
+// Binary returns the local binary that stands in for image: binDir/NAME for
+// REGISTRY/kfllm-NAME:TAG.
+func Binary(image, binDir string) (string, error) {
+	m := imageRE.FindStringSubmatch(image)
+	if m == nil {
+		return "", fmt.Errorf("no local binary for image %q: pipeline local runs kfllm-NAME images as BINDIR/NAME", image)
+	}
+	return filepath.Join(binDir, m[1]), nil
+}
+
+// task is one planned DAG task.
+type task struct {
+	name      string
+	spec      *pipelinespec.PipelineTaskSpec
+	comp      *pipelinespec.ComponentSpec
+	container *pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec
+	binary    string
+	secrets   []*kubernetesplatform.SecretAsEnv
+	deps      []string
+}
+
+// plan is a pipeline checked and ordered for running.
+type plan struct {
+	name    string
+	params  map[string]*structpb.Value
+	types   map[string]pipelinespec.ParameterType_ParameterTypeEnum
+	tasks   []*task // in run order
+	secrets map[string]bool
+}
+
+// newPlan checks that everything the run needs is there before any task runs:
+// supported IR features, parameters, binaries.
+func newPlan(c *kfp.Compiled, overrides map[string]string, binDir string) (*plan, error) {
+	spec := c.Spec
+	dag := spec.GetRoot().GetDag()
+	if dag == nil || len(dag.Tasks) == 0 {
+		return nil, errors.New("pipeline has no tasks (root is not a DAG)")
+	}
+	pl := &plan{name: spec.GetPipelineInfo().GetName(), params: map[string]*structpb.Value{}, types: map[string]pipelinespec.ParameterType_ParameterTypeEnum{}, secrets: map[string]bool{}}
+	if err := pl.bindParams(spec.GetRoot().GetInputDefinitions().GetParameters(), overrides); err != nil {
+		return nil, err
+	}
+
+	deploy := &pipelinespec.PipelineDeploymentConfig{}
+	if spec.DeploymentSpec != nil {
+		b, err := protojson.Marshal(spec.DeploymentSpec)
+		if err != nil {
+			return nil, fmt.Errorf("read deployment spec: %w", err)
+		}
+		if err := protojson.Unmarshal(b, deploy); err != nil {
+			return nil, fmt.Errorf("read deployment spec: %w", err)
+		}
+	}
+	platform := map[string]*structpb.Struct{}
+	if k := c.Platform.GetPlatforms()["kubernetes"]; k != nil {
+		platform = k.GetDeploymentSpec().GetExecutors()
+	}
+
+	byName := map[string]*task{}
+	for name, ts := range dag.Tasks {
+		if ts.TriggerPolicy != nil && ts.TriggerPolicy.Condition != "" {
+			return nil, fmt.Errorf("task %s: conditions (dsl.If) are not supported locally", name)
+		}
+		if ts.Iterator != nil {
+			return nil, fmt.Errorf("task %s: loops (dsl.ParallelFor) are not supported locally", name)
+		}
+		comp := spec.Components[ts.GetComponentRef().GetName()]
+		if comp == nil {
+			return nil, fmt.Errorf("task %s: component %q not found", name, ts.GetComponentRef().GetName())
+		}
+		label := comp.GetExecutorLabel()
+		if label == "" {
+			return nil, fmt.Errorf("task %s: nested pipelines are not supported locally", name)
+		}
+		container := deploy.Executors[label].GetContainer()
+		if container == nil {
+			return nil, fmt.Errorf("task %s: executor %q is not a container (importers and resolvers are not supported locally)", name, label)
+		}
+		bin, err := Binary(container.Image, binDir)
+		if err != nil {
+			return nil, fmt.Errorf("task %s: %w", name, err)
+		}
+		if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			return nil, fmt.Errorf("task %s: binary %s for image %s is missing or not executable (run `make build`, or point --bin-dir at the binaries)", name, bin, container.Image)
+		}
+		t := &task{name: name, spec: ts, comp: comp, container: container, binary: bin}
+		if s := platform[label]; s != nil {
+			b, err := protojson.Marshal(s)
+			if err != nil {
+				return nil, fmt.Errorf("task %s: platform spec: %w", name, err)
+			}
+			cfg := &kubernetesplatform.KubernetesExecutorConfig{}
+			if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, cfg); err != nil {
+				return nil, fmt.Errorf("task %s: platform spec: %w", name, err)
+			}
+			t.secrets = cfg.SecretAsEnv
+			for _, se := range cfg.SecretAsEnv {
+				for _, ke := range se.KeyToEnv {
+					pl.secrets[ke.EnvVar] = true
+				}
+			}
+		}
+		deps := map[string]bool{}
+		for _, d := range ts.DependentTasks {
+			deps[d] = true
+		}
+		for _, a := range ts.GetInputs().GetArtifacts() {
+			if p := a.GetTaskOutputArtifact().GetProducerTask(); p != "" {
+				deps[p] = true
+			}
+		}
+		for _, p := range ts.GetInputs().GetParameters() {
+			if pt := p.GetTaskOutputParameter().GetProducerTask(); pt != "" {
+				deps[pt] = true
+			}
+		}
+		for d := range deps {
+			t.deps = append(t.deps, d)
+		}
+		sort.Strings(t.deps)
+		byName[name] = t
+	}
+	order, err := topoOrder(byName)
+	if err != nil {
+		return nil, err
+	}
+	pl.tasks = order
+	return pl, nil
+}
+
+// topoOrder orders tasks after their dependencies; among tasks ready at the
+// same time, by name, so the order is the same on every run.
+func topoOrder(tasks map[string]*task) ([]*task, error) {
+	indeg := map[string]int{}
+	users := map[string][]string{}
+	for name, t := range tasks {
+		indeg[name] += 0
+		for _, d := range t.deps {
+			if tasks[d] == nil {
+				return nil, fmt.Errorf("task %s depends on unknown task %q", name, d)
+			}
+			indeg[name]++
+			users[d] = append(users[d], name)
+		}
+	}
+	var ready []string
+	for name, n := range indeg {
+		if n == 0 {
+			ready = append(ready, name)
+		}
+	}
+	var out []*task
+	for len(ready) > 0 {
+		sort.Strings(ready)
+		name := ready[0]
+		ready = ready[1:]
+		out = append(out, tasks[name])
+		for _, u := range users[name] {
+			if indeg[u]--; indeg[u] == 0 {
+				ready = append(ready, u)
+			}
+		}
+	}
+	if len(out) != len(tasks) {
+		var stuck []string
+		for name, n := range indeg {
+			if n > 0 {
+				stuck = append(stuck, name)
+			}
+		}
+		sort.Strings(stuck)
+		return nil, fmt.Errorf("tasks form a cycle: %s", strings.Join(stuck, ", "))
+	}
+	return out, nil
+}
+
+// bindParams takes each pipeline parameter's default, overridden by
+// --param values parsed according to the declared type.
+func (pl *plan) bindParams(defs map[string]*pipelinespec.ComponentInputsSpec_ParameterSpec, overrides map[string]string) error {
+	for name, raw := range overrides {
+		d, ok := defs[name]
+		if !ok {
+			known := make([]string, 0, len(defs))
+			for n := range defs {
+				known = append(known, n)
+			}
+			sort.Strings(known)
+			return fmt.Errorf("--param %s: the pipeline has no such parameter (it has %s)", name, strings.Join(known, ", "))
+		}
+		v, err := ParseParam(raw, d.ParameterType)
+		if err != nil {
+			return fmt.Errorf("--param %s: %w", name, err)
+		}
+		pl.params[name] = v
+	}
+	for name, d := range defs {
+		pl.types[name] = d.ParameterType
+		if _, ok := pl.params[name]; ok {
+			continue
+		}
+		if d.DefaultValue == nil {
+			if d.IsOptional {
+				continue
+			}
+			return fmt.Errorf("pipeline parameter %s has no default: set it with --param %s=VALUE", name, name)
+		}
+		pl.params[name] = d.DefaultValue
+	}
+	return nil
+}
+
+// ParseParam reads a command-line value as a parameter of type t.
+func ParseParam(s string, t pipelinespec.ParameterType_ParameterTypeEnum) (*structpb.Value, error) {
+	switch t {
+	case pipelinespec.ParameterType_STRING:
+		return structpb.NewStringValue(s), nil
+	case pipelinespec.ParameterType_NUMBER_INTEGER:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", s)
+		}
+		return structpb.NewNumberValue(float64(n)), nil
+	case pipelinespec.ParameterType_NUMBER_DOUBLE:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a number", s)
+		}
+		return structpb.NewNumberValue(f), nil
+	case pipelinespec.ParameterType_BOOLEAN:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a boolean", s)
+		}
+		return structpb.NewBoolValue(b), nil
+	case pipelinespec.ParameterType_LIST, pipelinespec.ParameterType_STRUCT:
+		v := &structpb.Value{}
+		if err := protojson.Unmarshal([]byte(s), v); err != nil {
+			return nil, fmt.Errorf("%q is not JSON: %w", s, err)
+		}
+		return v, nil
+	}
+	return nil, fmt.Errorf("parameter type %s is not supported", t)
+}
+
+// paramString is how a parameter value appears on a command line, as the KFP
+// launcher writes it: strings as they are, numbers without exponent, JSON for
+// lists and structs.
+func paramString(v *structpb.Value) string {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return k.StringValue
+	case *structpb.Value_NumberValue:
+		return strconv.FormatFloat(k.NumberValue, 'f', -1, 64)
+	case *structpb.Value_BoolValue:
+		return strconv.FormatBool(k.BoolValue)
+	case *structpb.Value_NullValue, nil:
+		return ""
+	}
+	b, _ := json.Marshal(v.AsInterface())
+	return string(b)
+}

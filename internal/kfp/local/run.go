@@ -1,0 +1,515 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/kfllm/kfllm/internal/kfp"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+// Options configure a local run.
+type Options struct {
+	// WorkDir holds the runs (WorkDir/RUN/TASK/...) and the cache index.
+	WorkDir string
+	// RunID names the run's directory; default PIPELINE-YYYYMMDD-HHMMSS (UTC).
+	RunID string
+	// BinDir holds the binaries standing in for the images (default "bin").
+	BinDir string
+	// Params override pipeline parameter defaults, parsed by declared type.
+	Params map[string]string
+	// Cache skips tasks whose executor and inputs are unchanged since a
+	// previous successful run (tasks with caching off in the IR always run).
+	Cache bool
+	// Env is the environment the executors start from (os.Environ() when
+	// nil). Secrets mapped by the platform spec are taken from it by key.
+	Env []string
+	// Out receives the task logs, each line prefixed with "[task] ", progress
+	// and the final summary (os.Stdout when nil).
+	Out io.Writer
+	// TailLines is how many log lines a failure reports (default 20).
+	TailLines int
+	// Now is the clock (time.Now when nil); for tests.
+	Now func() time.Time
+}
+
+// Status of a task in a run.
+type Status string
+
+// Task statuses.
+const (
+	Succeeded Status = "succeeded"
+	Cached    Status = "cached"
+	Failed    Status = "failed"
+	NotRun    Status = "not run"
+)
+
+// TaskResult is what happened to one task.
+type TaskResult struct {
+	Name     string
+	Status   Status
+	Duration time.Duration
+	// CachedFrom is the directory of the run whose outputs a cache hit reused.
+	CachedFrom string
+	ExitCode   int
+	// Outputs maps each output artifact to its path.
+	Outputs map[string]string
+}
+
+// Result is a run's outcome, tasks in run order.
+type Result struct {
+	RunID string
+	Dir   string
+	Tasks []TaskResult
+}
+
+// TaskError is the failure of a task's process.
+type TaskError struct {
+	Task     string
+	ExitCode int // -1 when the process did not exit normally
+	Tail     []string
+	Log      string
+	Err      error
+}
+
+func (e *TaskError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "task %s failed", e.Task)
+	if e.ExitCode >= 0 {
+		fmt.Fprintf(&b, " with exit code %d", e.ExitCode)
+	}
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	if len(e.Tail) > 0 {
+		fmt.Fprintf(&b, "\nlast %d lines of %s:\n  %s", len(e.Tail), e.Log, strings.Join(e.Tail, "\n  "))
+	}
+	return b.String()
+}
+
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// RunFile reads a compiled pipeline YAML and runs it; see [Run].
+func RunFile(ctx context.Context, path string, o Options) (*Result, error) {
+	c, err := kfp.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Run(ctx, c, o)
+}
+
+// Run checks the pipeline, then runs its tasks one at a time in DAG order,
+// stopping at the first failure (a *TaskError). It prints a summary per task
+// at the end, whether the run failed or not.
+func Run(ctx context.Context, c *kfp.Compiled, o Options) (*Result, error) {
+	o.defaults()
+	pl, err := newPlan(c, o.Params, o.BinDir)
+	if err != nil {
+		return nil, err
+	}
+	if o.RunID == "" {
+		o.RunID = fmt.Sprintf("%s-%s", pl.name, o.Now().UTC().Format("20060102-150405"))
+	}
+	if strings.ContainsAny(o.RunID, `/\`) || o.RunID == "." || o.RunID == ".." {
+		return nil, fmt.Errorf("run id %q: must be a plain directory name", o.RunID)
+	}
+	r := &runner{o: o, pl: pl, cache: &cache{dir: filepath.Join(o.WorkDir, ".cache")}}
+	res := &Result{RunID: o.RunID, Dir: filepath.Join(o.WorkDir, o.RunID)}
+	if err := os.MkdirAll(res.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create run directory: %w", err)
+	}
+	fmt.Fprintf(o.Out, "run %s: %d tasks, outputs in %s\n", o.RunID, len(pl.tasks), res.Dir)
+
+	outputs := map[string]map[string]string{}            // task -> artifact -> path
+	outParams := map[string]map[string]*structpb.Value{} // task -> parameter -> value
+	var runErr error
+	for i, t := range pl.tasks {
+		if runErr != nil {
+			res.Tasks = append(res.Tasks, TaskResult{Name: t.name, Status: NotRun, ExitCode: -1})
+			continue
+		}
+		fmt.Fprintf(o.Out, "==> %s (%d/%d)\n", t.name, i+1, len(pl.tasks))
+		tr, ops, err := r.runTask(ctx, t, filepath.Join(res.Dir, t.name), outputs, outParams)
+		res.Tasks = append(res.Tasks, tr)
+		if err != nil {
+			runErr = err
+			continue
+		}
+		outputs[t.name] = tr.Outputs
+		outParams[t.name] = ops
+		note := ""
+		if tr.Status == Cached {
+			note = " (cached from " + tr.CachedFrom + ")"
+		}
+		fmt.Fprintf(o.Out, "<== %s %s in %s%s\n", t.name, tr.Status, tr.Duration.Round(time.Millisecond), note)
+	}
+	res.WriteSummary(o.Out)
+	return res, runErr
+}
+
+func (o *Options) defaults() {
+	if o.WorkDir == "" {
+		o.WorkDir = "runs"
+	}
+	if o.BinDir == "" {
+		o.BinDir = "bin"
+	}
+	if o.Env == nil {
+		o.Env = os.Environ()
+	}
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	if o.TailLines <= 0 {
+		o.TailLines = 20
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// WriteSummary prints one line per task: status, duration, cache hit.
+func (r *Result) WriteSummary(w io.Writer) {
+	fmt.Fprintf(w, "\nrun %s summary:\n", r.RunID)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TASK\tSTATUS\tDURATION\tCACHE")
+	for _, t := range r.Tasks {
+		cache := "-"
+		switch {
+		case t.Status == Cached:
+			cache = "hit"
+		case t.Status == Succeeded || t.Status == Failed:
+			cache = "miss"
+		}
+		status := string(t.Status)
+		if t.Status == Failed && t.ExitCode >= 0 {
+			status = fmt.Sprintf("failed (exit %d)", t.ExitCode)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, status, t.Duration.Round(time.Millisecond), cache)
+	}
+	tw.Flush()
+}
+
+type runner struct {
+	o     Options
+	pl    *plan
+	cache *cache
+}
+
+// runTask resolves a task's inputs, consults the cache, runs its binary and
+// checks its outputs.
+func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[string]map[string]string, outParams map[string]map[string]*structpb.Value) (TaskResult, map[string]*structpb.Value, error) {
+	start := r.o.Now()
+	tr := TaskResult{Name: t.name, Status: Failed, ExitCode: -1}
+	fail := func(err error) (TaskResult, map[string]*structpb.Value, error) {
+		tr.Duration = r.o.Now().Sub(start)
+		return tr, nil, &TaskError{Task: t.name, ExitCode: -1, Err: err}
+	}
+
+	in, err := r.inputs(t, outputs, outParams)
+	if err != nil {
+		return fail(err)
+	}
+	// A rerun under the same run id starts from an empty task directory, so
+	// that nothing stale looks like this run's output.
+	if err := os.RemoveAll(dir); err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	out := &resolved{params: in.params, artifacts: in.artifacts, outArtifacts: map[string]string{}, outParams: map[string]string{}}
+	for name := range t.comp.GetOutputDefinitions().GetArtifacts() {
+		out.outArtifacts[name] = filepath.Join(dir, name)
+	}
+	for name := range t.comp.GetOutputDefinitions().GetParameters() {
+		out.outParams[name] = filepath.Join(dir, "parameters", name)
+	}
+
+	useCache := t.spec.GetCachingOptions().GetEnableCache()
+	var key string
+	if useCache {
+		if key, err = cacheKey(t, in); err != nil {
+			return fail(fmt.Errorf("cache key: %w", err))
+		}
+		if r.o.Cache {
+			if hit, ok := r.cache.lookup(key); ok {
+				if err := hit.link(out.outArtifacts); err != nil {
+					return fail(err)
+				}
+				tr.Status, tr.CachedFrom, tr.ExitCode, tr.Outputs = Cached, hit.Dir, 0, out.outArtifacts
+				tr.Duration = r.o.Now().Sub(start)
+				return tr, hit.params(), nil
+			}
+		}
+	}
+
+	argv, err := out.command(t, r.pl.name, r.o.RunID)
+	if err != nil {
+		return fail(err)
+	}
+	for _, p := range out.outParams {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fail(err)
+		}
+	}
+	code, tail, logPath, err := r.exec(ctx, t, argv, dir)
+	tr.ExitCode = code
+	if err != nil {
+		tr.Duration = r.o.Now().Sub(start)
+		return tr, nil, &TaskError{Task: t.name, ExitCode: code, Tail: tail, Log: logPath, Err: err}
+	}
+	for name, p := range out.outArtifacts {
+		if _, err := os.Stat(p); err != nil {
+			tr.Status = Failed
+			tr.Duration = r.o.Now().Sub(start)
+			return tr, nil, &TaskError{Task: t.name, ExitCode: code, Tail: tail, Log: logPath, Err: fmt.Errorf("exited 0 but did not write output %s (%s)", name, p)}
+		}
+	}
+	ops := map[string]*structpb.Value{}
+	for name, p := range out.outParams {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fail(fmt.Errorf("output parameter %s: %w", name, err))
+		}
+		v, err := ParseParam(strings.TrimSpace(string(b)), t.comp.OutputDefinitions.Parameters[name].ParameterType)
+		if err != nil {
+			return fail(fmt.Errorf("output parameter %s: %w", name, err))
+		}
+		ops[name] = v
+	}
+	if useCache {
+		if err := r.cache.store(key, dir, out.outArtifacts, ops); err != nil {
+			return fail(fmt.Errorf("cache: %w", err))
+		}
+	}
+	tr.Status, tr.Outputs = Succeeded, out.outArtifacts
+	tr.Duration = r.o.Now().Sub(start)
+	return tr, ops, nil
+}
+
+// taskInputs are a task's resolved inputs.
+type taskInputs struct {
+	params    map[string]*structpb.Value
+	artifacts map[string]string
+}
+
+func (r *runner) inputs(t *task, outputs map[string]map[string]string, outParams map[string]map[string]*structpb.Value) (*taskInputs, error) {
+	in := &taskInputs{params: map[string]*structpb.Value{}, artifacts: map[string]string{}}
+	for name, p := range t.spec.GetInputs().GetParameters() {
+		switch {
+		case p.GetComponentInputParameter() != "":
+			v, ok := r.pl.params[p.GetComponentInputParameter()]
+			if !ok {
+				return nil, fmt.Errorf("input %s: pipeline parameter %s is not set", name, p.GetComponentInputParameter())
+			}
+			in.params[name] = v
+		case p.GetRuntimeValue().GetConstant() != nil:
+			in.params[name] = p.GetRuntimeValue().GetConstant()
+		case p.GetTaskOutputParameter() != nil:
+			top := p.GetTaskOutputParameter()
+			v, ok := outParams[top.ProducerTask][top.OutputParameterKey]
+			if !ok {
+				return nil, fmt.Errorf("input %s: task %s has no output parameter %s", name, top.ProducerTask, top.OutputParameterKey)
+			}
+			in.params[name] = v
+		default:
+			return nil, fmt.Errorf("input %s: this kind of parameter input is not supported locally", name)
+		}
+	}
+	for name, a := range t.spec.GetInputs().GetArtifacts() {
+		toa := a.GetTaskOutputArtifact()
+		if toa == nil {
+			return nil, fmt.Errorf("input %s: only artifacts from upstream tasks are supported locally", name)
+		}
+		p, ok := outputs[toa.ProducerTask][toa.OutputArtifactKey]
+		if !ok {
+			return nil, fmt.Errorf("input %s: task %s has no output %s", name, toa.ProducerTask, toa.OutputArtifactKey)
+		}
+		in.artifacts[name] = p
+	}
+	// Optional component inputs that the task leaves unset take their default.
+	for name, d := range t.comp.GetInputDefinitions().GetParameters() {
+		if _, ok := in.params[name]; !ok && d.DefaultValue != nil {
+			in.params[name] = d.DefaultValue
+		}
+	}
+	return in, nil
+}
+
+// resolved holds what the placeholders of one execution resolve to.
+type resolved struct {
+	params       map[string]*structpb.Value
+	artifacts    map[string]string
+	outArtifacts map[string]string
+	outParams    map[string]string
+}
+
+var placeholderRE = regexp.MustCompile(`\{\{\$(?:\.(inputs|outputs)\.(parameters|artifacts)\['([^']+)'\](?:\.([a-z_]+))?|\.(pipeline_job_name|pipeline_job_uuid|pipeline_task_name|pipeline_task_uuid))\}\}`)
+
+// command returns the task's command line: the local binary, then the rest
+// of the image's command and the args, placeholders resolved.
+func (rv *resolved) command(t *task, pipeline, runID string) ([]string, error) {
+	cmd := append([]string(nil), t.container.Command...)
+	if len(cmd) == 0 {
+		return nil, errors.New("executor has no command (image entrypoints are not known locally)")
+	}
+	if !strings.HasPrefix(cmd[0], ImageBinDir) {
+		return nil, fmt.Errorf("command %q: pipeline local runs commands under %s only", cmd[0], ImageBinDir)
+	}
+	cmd[0] = t.binary
+	argv := append(cmd, t.container.Args...)
+	for i := range argv {
+		var perr error
+		s := placeholderRE.ReplaceAllStringFunc(argv[i], func(ph string) string {
+			m := placeholderRE.FindStringSubmatch(ph)
+			v, err := rv.placeholder(m, t.name, pipeline, runID)
+			if err != nil && perr == nil {
+				perr = err
+			}
+			return v
+		})
+		if perr != nil {
+			return nil, perr
+		}
+		if strings.Contains(s, "{{$") {
+			return nil, fmt.Errorf("argument %q: placeholder not supported locally", argv[i])
+		}
+		argv[i] = s
+	}
+	return argv, nil
+}
+
+func (rv *resolved) placeholder(m []string, task, pipeline, runID string) (string, error) {
+	switch m[5] {
+	case "pipeline_job_name":
+		return pipeline, nil
+	case "pipeline_job_uuid":
+		return runID, nil
+	case "pipeline_task_name":
+		return task, nil
+	case "pipeline_task_uuid":
+		return runID + "/" + task, nil
+	}
+	dir, kind, name, attr := m[1], m[2], m[3], m[4]
+	switch {
+	case dir == "inputs" && kind == "parameters" && attr == "":
+		v, ok := rv.params[name]
+		if !ok {
+			return "", fmt.Errorf("input parameter %s has no value", name)
+		}
+		return paramString(v), nil
+	case dir == "inputs" && kind == "artifacts" && (attr == "path" || attr == "uri"):
+		p, ok := rv.artifacts[name]
+		if !ok {
+			return "", fmt.Errorf("input artifact %s has no value", name)
+		}
+		if attr == "uri" {
+			return "file://" + p, nil
+		}
+		return p, nil
+	case dir == "outputs" && kind == "artifacts" && (attr == "path" || attr == "uri"):
+		p, ok := rv.outArtifacts[name]
+		if !ok {
+			return "", fmt.Errorf("output artifact %s is not declared", name)
+		}
+		if attr == "uri" {
+			return "file://" + p, nil
+		}
+		return p, nil
+	case dir == "outputs" && kind == "parameters" && attr == "output_file":
+		p, ok := rv.outParams[name]
+		if !ok {
+			return "", fmt.Errorf("output parameter %s is not declared", name)
+		}
+		return p, nil
+	}
+	return "", fmt.Errorf("placeholder %s not supported locally", m[0])
+}
+
+// exec runs one task's process, its output streamed with a "[task] " prefix
+// and kept in DIR/task.log.
+func (r *runner) exec(ctx context.Context, t *task, argv []string, dir string) (code int, tail []string, logPath string, err error) {
+	logPath = filepath.Join(dir, "task.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return -1, nil, logPath, err
+	}
+	defer logFile.Close()
+	pw := newPrefixWriter(r.o.Out, "["+t.name+"] ", r.o.TailLines)
+	w := io.MultiWriter(logFile, pw)
+
+	env, missing := r.env(t)
+	for _, m := range missing {
+		fmt.Fprintf(r.o.Out, "[%s] note: %s is not set in the environment (secret %s); the task runs without it\n", t.name, m[0], m[1])
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// On cancel, interrupt the task's process group, then kill it after a grace period.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
+	cmd.WaitDelay = 30 * time.Second
+	err = cmd.Run()
+	pw.Flush()
+	tail = pw.Tail()
+	if err == nil {
+		return 0, tail, logPath, nil
+	}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() >= 0 {
+		if ctx.Err() != nil {
+			return ee.ExitCode(), tail, logPath, fmt.Errorf("interrupted: %w", ctx.Err())
+		}
+		return ee.ExitCode(), tail, logPath, nil
+	}
+	if ctx.Err() != nil {
+		return -1, tail, logPath, fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	return -1, tail, logPath, err
+}
+
+// env is the task's environment: the local one without the secrets that some
+// task maps (a task sees only its own), the container's env, then its
+// secretAsEnv mappings filled from the local variable named like the key.
+// missing lists [env var, secret] pairs that the local environment lacks.
+func (r *runner) env(t *task) (env []string, missing [][2]string) {
+	local := map[string]string{}
+	for _, kv := range r.o.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		local[k] = v
+	}
+	for _, kv := range r.o.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !r.pl.secrets[k] {
+			env = append(env, kv)
+		}
+	}
+	for _, e := range t.container.Env {
+		env = append(env, e.Name+"="+e.Value)
+	}
+	for _, se := range t.secrets {
+		for _, ke := range se.KeyToEnv {
+			v, ok := local[ke.SecretKey]
+			if !ok {
+				v, ok = local[ke.EnvVar]
+			}
+			if !ok {
+				missing = append(missing, [2]string{ke.EnvVar, se.SecretName})
+				continue
+			}
+			env = append(env, ke.EnvVar+"="+v)
+		}
+	}
+	return env, missing
+}

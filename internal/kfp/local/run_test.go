@@ -1,0 +1,321 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kfllm/kfllm/internal/kfp"
+)
+
+// The compiled fine-tuning pipeline, as `pipeline compile` writes it.
+const pipelineYAML = "../testdata/kfllm-finetune.yaml"
+
+// fakeComponent stands in for the fetch/tokenize/finetune/upload binaries:
+// it records its command line and whether HF_TOKEN reached it, copies its
+// input dataset/model into its output with its own name appended, writes
+// metrics, and fails with exit code 3 when FAKE_FAIL names it.
+const fakeComponent = `#!/bin/sh
+name=$(basename "$0")
+echo "$name $*" >> "$FAKE_LOG"
+echo "$name token=${HF_TOKEN:-unset}" >> "$FAKE_LOG"
+echo "hello from $name"
+echo "to stderr from $name" >&2
+if [ "$FAKE_FAIL" = "$name" ]; then
+  echo "loading shards"; echo "out of memory"; exit 3
+fi
+in=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --input-dataset|--model-dir) in="$2"; shift ;;
+    --output-dataset|--output-model-dir)
+      mkdir -p "$2"
+      if [ -n "$in" ]; then cat "$in/chain.txt" > "$2/chain.txt"; fi
+      echo "$name" >> "$2/chain.txt"; shift ;;
+    --metrics-output) echo '{"eval_loss": 1.5}' > "$2"; shift ;;
+  esac
+  shift
+done
+`
+
+type fixture struct {
+	bin, work, log string
+	env            []string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fixture{bin: filepath.Join(dir, "bin"), work: filepath.Join(dir, "work"), log: filepath.Join(dir, "calls.log")}
+	if err := os.MkdirAll(f.bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"fetch", "tokenize", "finetune", "upload"} {
+		if err := os.WriteFile(filepath.Join(f.bin, n), []byte(fakeComponent), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.env = []string{"PATH=" + os.Getenv("PATH"), "FAKE_LOG=" + f.log, "HF_TOKEN=hf_secret_value"}
+	return f
+}
+
+func (f *fixture) run(t *testing.T, o Options) (*Result, string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	o.WorkDir, o.BinDir, o.Out = f.work, f.bin, &out
+	if o.Env == nil {
+		o.Env = f.env
+	}
+	res, err := RunFile(context.Background(), pipelineYAML, o)
+	return res, out.String(), err
+}
+
+func (f *fixture) calls(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(f.log)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+func TestRunFinetunePipeline(t *testing.T) {
+	f := newFixture(t)
+	res, out, err := f.run(t, Options{RunID: "r1", Params: map[string]string{"epochs": "3", "hf_repo": "me/model", "learning_rate": "1e-4"}})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	run := filepath.Join(f.work, "r1")
+	calls := f.calls(t)
+	want := []string{
+		"fetch --source hf://datasets/rajpurkar/squad --split train --task qa --output-dataset " + run + "/fetch/output_dataset",
+		"fetch token=hf_secret_value",
+		"tokenize --input-dataset " + run + "/fetch/output_dataset --tokenizer HuggingFaceTB/SmolLM2-135M --max-length 512 --output-dataset " + run + "/tokenize/output_dataset",
+		"tokenize token=unset", // only the tasks the platform spec gives hf-secret see it
+		"finetune --input-dataset " + run + "/tokenize/output_dataset --base-model HuggingFaceTB/SmolLM2-135M --epochs 3 --learning-rate 0.0001 --batch-size 8 --lora-r 8 --lora-alpha 16 --output-model-dir " + run + "/finetune/output_model_dir --metrics-output " + run + "/finetune/metrics",
+		"finetune token=hf_secret_value",
+		"upload --model-dir " + run + "/finetune/output_model_dir --repo me/model",
+		"upload token=hf_secret_value",
+	}
+	if strings.Join(calls, "\n") != strings.Join(want, "\n") {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
+	}
+	chain, err := os.ReadFile(filepath.Join(run, "finetune", "output_model_dir", "chain.txt"))
+	if err != nil || string(chain) != "fetch\ntokenize\nfinetune\n" {
+		t.Errorf("artifact chain = %q, %v", chain, err)
+	}
+	if _, err := os.Stat(filepath.Join(run, "finetune", "metrics")); err != nil {
+		t.Errorf("metrics artifact: %v", err)
+	}
+	for _, l := range []string{"[fetch] hello from fetch", "[upload] to stderr from upload", "==> tokenize (2/4)"} {
+		if !strings.Contains(out, l) {
+			t.Errorf("output lacks %q:\n%s", l, out)
+		}
+	}
+	if strings.Contains(out, "hf_secret_value") {
+		t.Error("the secret's value reached the output")
+	}
+	if log, _ := os.ReadFile(filepath.Join(run, "tokenize", "task.log")); !strings.Contains(string(log), "hello from tokenize") {
+		t.Errorf("task.log = %q", log)
+	}
+	var names []string
+	for _, tr := range res.Tasks {
+		names = append(names, tr.Name+":"+string(tr.Status))
+	}
+	if got := strings.Join(names, " "); got != "fetch:succeeded tokenize:succeeded finetune:succeeded upload:succeeded" {
+		t.Errorf("results = %s", got)
+	}
+	if !strings.Contains(out, "TASK") || !strings.Contains(out, "upload    succeeded") {
+		t.Errorf("summary missing:\n%s", out)
+	}
+}
+
+func TestRunStopsAtFirstFailure(t *testing.T) {
+	f := newFixture(t)
+	f.env = append(f.env, "FAKE_FAIL=finetune")
+	res, out, err := f.run(t, Options{RunID: "r1", TailLines: 2})
+	var te *TaskError
+	if !errors.As(err, &te) {
+		t.Fatalf("err = %v, want a *TaskError", err)
+	}
+	if te.Task != "finetune" || te.ExitCode != 3 {
+		t.Errorf("failure = %s exit %d, want finetune exit 3", te.Task, te.ExitCode)
+	}
+	if strings.Join(te.Tail, "|") != "loading shards|out of memory" {
+		t.Errorf("tail = %q", te.Tail)
+	}
+	if !strings.Contains(err.Error(), "out of memory") || !strings.Contains(err.Error(), "exit code 3") {
+		t.Errorf("error text: %v", err)
+	}
+	for _, c := range f.calls(t) {
+		if strings.HasPrefix(c, "upload") {
+			t.Errorf("upload ran after finetune failed")
+		}
+	}
+	last := res.Tasks[len(res.Tasks)-1]
+	if last.Name != "upload" || last.Status != NotRun {
+		t.Errorf("upload result = %+v", last)
+	}
+	if !strings.Contains(out, "failed (exit 3)") {
+		t.Errorf("summary lacks the failure:\n%s", out)
+	}
+}
+
+func TestRunCache(t *testing.T) {
+	f := newFixture(t)
+	count := func(name string) int {
+		n := 0
+		for _, c := range f.calls(t) {
+			if strings.HasPrefix(c, name+" --") {
+				n++
+			}
+		}
+		return n
+	}
+	if _, out, err := f.run(t, Options{RunID: "r1", Cache: true}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	res, out, err := f.run(t, Options{RunID: "r2", Cache: true})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := map[string]Status{}
+	for _, tr := range res.Tasks {
+		got[tr.Name] = tr.Status
+	}
+	// upload has caching off in the IR: it runs every time.
+	if got["fetch"] != Cached || got["tokenize"] != Cached || got["finetune"] != Cached || got["upload"] != Succeeded {
+		t.Errorf("second run statuses = %v", got)
+	}
+	if count("fetch") != 1 || count("upload") != 2 {
+		t.Errorf("fetch ran %d times, upload %d", count("fetch"), count("upload"))
+	}
+	// The cached outputs are reachable under the new run's directory.
+	chain, err := os.ReadFile(filepath.Join(f.work, "r2", "finetune", "output_model_dir", "chain.txt"))
+	if err != nil || string(chain) != "fetch\ntokenize\nfinetune\n" {
+		t.Errorf("cached artifact = %q, %v", chain, err)
+	}
+	if !strings.Contains(out, "hit") {
+		t.Errorf("summary shows no cache hit:\n%s", out)
+	}
+
+	// A changed parameter reruns the task that takes it, and only downstream
+	// tasks whose inputs changed.
+	if _, out, err := f.run(t, Options{RunID: "r3", Cache: true, Params: map[string]string{"epochs": "2"}}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if count("fetch") != 1 || count("tokenize") != 1 || count("finetune") != 2 {
+		t.Errorf("after epochs change: fetch %d tokenize %d finetune %d runs", count("fetch"), count("tokenize"), count("finetune"))
+	}
+
+	// Without --cache everything runs.
+	if _, out, err := f.run(t, Options{RunID: "r4"}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if count("fetch") != 2 {
+		t.Errorf("fetch ran %d times, want 2", count("fetch"))
+	}
+
+	// A deleted cached output is a miss, not a broken link.
+	if err := os.RemoveAll(filepath.Join(f.work, "r1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(f.work, "r4")); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, err := f.run(t, Options{RunID: "r5", Cache: true}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if count("fetch") != 3 {
+		t.Errorf("fetch ran %d times after its cached output was deleted, want 3", count("fetch"))
+	}
+}
+
+func TestRunRejectsBeforeRunning(t *testing.T) {
+	cases := map[string]struct {
+		o    Options
+		prep func(f *fixture)
+		want string
+	}{
+		"unknown param": {o: Options{Params: map[string]string{"epoch": "3"}}, want: "no such parameter"},
+		"bad int":       {o: Options{Params: map[string]string{"epochs": "three"}}, want: `"three" is not an integer`},
+		"bad run id":    {o: Options{RunID: "../x"}, want: "plain directory name"},
+		"missing binary": {prep: func(f *fixture) { os.Remove(filepath.Join(f.bin, "upload")) },
+			want: "upload: binary "},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			if tc.prep != nil {
+				tc.prep(f)
+			}
+			_, _, err := f.run(t, tc.o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			if len(f.calls(t)) != 0 {
+				t.Errorf("tasks ran: %v", f.calls(t))
+			}
+		})
+	}
+}
+
+func TestBinaryMapping(t *testing.T) {
+	for image, want := range map[string]string{
+		"ghcr.io/kfllm/kfllm-fetch:dev":               "bin/fetch",
+		"kfllm-finetune":                              "bin/finetune",
+		"localhost:5000/x/kfllm-upload:v1.2":          "bin/upload",
+		"r.io/kfllm-tokenize@sha256:0123456789abcdef": "bin/tokenize",
+	} {
+		got, err := Binary(image, "bin")
+		if err != nil || got != want {
+			t.Errorf("Binary(%q) = %q, %v; want %q", image, got, err, want)
+		}
+	}
+	for _, bad := range []string{"python:3.11", "ghcr.io/kfllm/fetch:dev", "kfllm-:x"} {
+		if _, err := Binary(bad, "bin"); err == nil {
+			t.Errorf("Binary(%q) accepted", bad)
+		}
+	}
+}
+
+// TestOrder runs a pipeline whose declaration order is not its DAG order,
+// with a constant and an After edge, built with package kfp.
+func TestOrder(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	script := "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> \"$FAKE_LOG\"\n[ -n \"$2\" ] && mkdir -p \"$2\"\nexit 0\n"
+	for _, n := range []string{"a", "b", "c"} {
+		os.WriteFile(filepath.Join(bin, n), []byte(script), 0o755)
+	}
+	p := kfp.NewPipeline("order", "")
+	comp := func(n string) *kfp.Component {
+		return kfp.NewComponent(n, "kfllm-"+n, "/usr/local/bin/"+n)
+	}
+	c := p.Task(comp("c").Param("--n", "n", kfp.Int), kfp.Inputs{"n": kfp.Const(7)})
+	a := p.Task(comp("a").Arg("x").Output("", "o", kfp.Artifact), nil)
+	p.Task(comp("b").Input("--i", "i", kfp.Artifact), kfp.Inputs{"i": a.Output("o")}).After(c)
+	compiled, err := kfp.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(dir, "log")
+	var out bytes.Buffer
+	if _, err := Run(context.Background(), compiled, Options{WorkDir: filepath.Join(dir, "w"), RunID: "r", BinDir: bin, Out: &out, Env: []string{"FAKE_LOG=" + log}}); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	b, _ := os.ReadFile(log)
+	w := filepath.Join(dir, "w", "r")
+	want := "a x " + w + "/a/o\nc --n 7\nb --i " + w + "/a/o\n"
+	if string(b) != want {
+		t.Errorf("order:\n%s\nwant:\n%s", b, want)
+	}
+}

@@ -1,0 +1,159 @@
+"""Compile kfllm's fine-tuning pipeline with the KFP Python SDK.
+
+This is the reference that internal/kfp's Go definition is compared with
+(internal/kfp/compare_test.go): the same four container components, the same
+parameters, resources, caching and hf-secret wiring, written with the SDK's own
+API (dsl.container_component, kfp.kubernetes.use_secret_as_env).
+
+    python scripts/kfp_golden.py [-o internal/kfp/testdata/kfp_sdk_golden.yaml]
+
+Requirements: scripts/kfp_requirements.txt. Development only; Go tests read the
+committed output and never need Python.
+"""
+
+import argparse
+import os
+
+from kfp import compiler, dsl, kubernetes
+
+REGISTRY = os.environ.get("IMAGE_REGISTRY", "ghcr.io/kfllm")
+TAG = os.environ.get("IMAGE_TAG", "dev")
+
+
+def image(name: str) -> str:
+    return f"{REGISTRY}/kfllm-{name}:{TAG}"
+
+
+@dsl.container_component
+def fetch(source: str, split: str, task: str, output_dataset: dsl.Output[dsl.Dataset]):
+    return dsl.ContainerSpec(
+        image=image("fetch"),
+        command=["/usr/local/bin/fetch"],
+        args=[
+            "--source", source,
+            "--split", split,
+            "--task", task,
+            "--output-dataset", output_dataset.path,
+        ],
+    )
+
+
+@dsl.container_component
+def tokenize(
+    input_dataset: dsl.Input[dsl.Dataset],
+    tokenizer: str,
+    max_length: int,
+    output_dataset: dsl.Output[dsl.Dataset],
+):
+    return dsl.ContainerSpec(
+        image=image("tokenize"),
+        command=["/usr/local/bin/tokenize"],
+        args=[
+            "--input-dataset", input_dataset.path,
+            "--tokenizer", tokenizer,
+            "--max-length", max_length,
+            "--output-dataset", output_dataset.path,
+        ],
+    )
+
+
+@dsl.container_component
+def finetune(
+    input_dataset: dsl.Input[dsl.Dataset],
+    base_model: str,
+    epochs: int,
+    learning_rate: float,
+    batch_size: int,
+    lora_r: int,
+    lora_alpha: int,
+    output_model_dir: dsl.Output[dsl.Model],
+    metrics: dsl.Output[dsl.Metrics],
+):
+    return dsl.ContainerSpec(
+        image=image("finetune"),
+        command=["/usr/local/bin/finetune"],
+        args=[
+            "--input-dataset", input_dataset.path,
+            "--base-model", base_model,
+            "--epochs", epochs,
+            "--learning-rate", learning_rate,
+            "--batch-size", batch_size,
+            "--lora-r", lora_r,
+            "--lora-alpha", lora_alpha,
+            "--output-model-dir", output_model_dir.path,
+            "--metrics-output", metrics.path,
+        ],
+    )
+
+
+@dsl.container_component
+def upload(model_dir: dsl.Input[dsl.Model], hf_repo: str):
+    return dsl.ContainerSpec(
+        image=image("upload"),
+        command=["/usr/local/bin/upload"],
+        args=["--model-dir", model_dir.path, "--repo", hf_repo],
+    )
+
+
+def hf_token(task):
+    kubernetes.use_secret_as_env(
+        task, secret_name="hf-secret", secret_key_to_env={"HF_TOKEN": "HF_TOKEN"}
+    )
+
+
+@dsl.pipeline(
+    name="kfllm-finetune",
+    description="Fetch a dataset, tokenize it, fine-tune a causal LM with LoRA, upload it to Hugging Face.",
+)
+def kfllm_finetune(
+    source: str = "hf://datasets/rajpurkar/squad",
+    split: str = "train",
+    task: str = "qa",
+    base_model: str = "HuggingFaceTB/SmolLM2-135M",
+    hf_repo: str = "",
+    max_length: int = 512,
+    epochs: int = 1,
+    learning_rate: float = 0.0002,
+    batch_size: int = 8,
+    lora_r: int = 8,
+    lora_alpha: int = 16,
+):
+    f = fetch(source=source, split=split, task=task)
+    f.set_display_name("fetch")
+    f.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("4G")
+    hf_token(f)
+
+    t = tokenize(input_dataset=f.outputs["output_dataset"], tokenizer=base_model, max_length=max_length)
+    t.set_display_name("tokenize")
+    t.set_cpu_request("2").set_cpu_limit("4").set_memory_request("4G").set_memory_limit("8G")
+
+    ft = finetune(
+        input_dataset=t.outputs["output_dataset"],
+        base_model=base_model,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+    )
+    ft.set_display_name("finetune")
+    ft.set_cpu_request("4").set_cpu_limit("8").set_memory_request("16G").set_memory_limit("32G")
+    ft.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
+    hf_token(ft)
+
+    u = upload(model_dir=ft.outputs["output_model_dir"], hf_repo=hf_repo)
+    u.set_display_name("upload")
+    u.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("4G")
+    u.set_caching_options(False)
+    hf_token(u)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("-o", "--output", default="internal/kfp/testdata/kfp_sdk_golden.yaml")
+    a = p.parse_args()
+    compiler.Compiler().compile(kfllm_finetune, package_path=a.output)
+
+
+if __name__ == "__main__":
+    main()
