@@ -188,6 +188,7 @@ func (s *Server) UploadHTTPClient() *http.Client {
 			}
 			return d.DialContext(ctx, network, addr)
 		},
+		WriteBufferSize: 256 << 10, // large bodies: fewer syscalls on loopback
 	}
 	return &http.Client{Transport: tr}
 }
