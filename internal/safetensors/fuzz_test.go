@@ -32,6 +32,13 @@ func FuzzParseHeader(f *testing.F) {
 		}
 		f.Add(b, uint16(0))
 	}
+	pyFiles, _ := filepath.Glob("testdata/*.safetensors")
+	shards, _ := filepath.Glob("testdata/py_sharded/*.safetensors")
+	for _, p := range append(pyFiles, shards...) {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b, uint16(0))
+		}
+	}
 	f.Add([]byte(`{"a":{"dtype":"BF16","shape":[2,0,3],"data_offsets":[0,0]},"b":{"dtype":"I64","shape":[],"data_offsets":[0,8]}}`), uint16(8))
 
 	f.Fuzz(func(t *testing.T, b []byte, dataLen uint16) {
