@@ -84,7 +84,10 @@ type streamEvent struct {
 	TokensOut  *int   `json:"tokens_out,omitempty"`
 	LatencyMS  *int64 `json:"latency_ms,omitempty"`
 	TotalMS    *int64 `json:"total_ms,omitempty"` // measured by this server
-	Error      string `json:"error,omitempty"`
+	// FinishReason is "stop" (the model ended the answer) or "length" (it
+	// reached max_new_tokens).
+	FinishReason string `json:"finish_reason,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // feedbackRequest is the body of POST {API_URL}/v1/feedback.

@@ -313,7 +313,7 @@ func TestBrowserAsksAndStreamsTheAnswer(t *testing.T) {
 }
 
 func TestBrowserKeyboardOnly(t *testing.T) {
-	api := newStandinAPI(t, testModel, "Basel.")
+	api := newStandinAPI(t, testModel, "Basel", ".")
 	ui := startUI(t, api, nil)
 	tb := openTab(t, desktop)
 	tb.do(chromedp.Navigate(ui + "/"))
@@ -336,21 +336,47 @@ func TestBrowserKeyboardOnly(t *testing.T) {
 		t.Fatalf("two Tabs from the question went to %q, want the Generate Response button", id)
 	}
 	tb.do(chromedp.KeyEvent(kb.Enter))
-	tb.waitFor(`document.getElementById('status').textContent === 'Done.'`)
-	tb.do(chromedp.KeyEvent(" "))
-	time.Sleep(100 * time.Millisecond)
+	waitAsked(t, api, 2, "Enter on the button")
 	tb.waitFor(answerDone)
-	if _, _, n := api.lastPredict(); n != 3 {
-		t.Errorf("the API was asked %d times, want 3 (Enter in the field, Enter and Space on the button)", n)
-	}
+	tb.do(chromedp.KeyEvent(" "))
+	waitAsked(t, api, 3, "Space on the button")
+	tb.waitFor(answerDone)
 	// Ctrl+Enter in the context asks too.
 	tb.do(chromedp.Focus(chromedp.ID("context")), chromedp.KeyEvent(kb.Enter, chromedp.KeyModifiers(chromedp.ModifierCtrl)))
-	time.Sleep(100 * time.Millisecond)
+	waitAsked(t, api, 4, "Ctrl+Enter in the context")
 	tb.waitFor(answerDone)
-	if _, _, n := api.lastPredict(); n != 4 {
-		t.Errorf("the API was asked %d times after Ctrl+Enter, want 4", n)
+	// The settings open and change by keyboard: Tab to Settings, Enter opens
+	// it, Tab to Max new tokens, replace 128 with 1, Enter asks.
+	tb.do(chromedp.Focus(chromedp.ID("question")), chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Enter), chromedp.KeyEvent(kb.Tab))
+	if id := eval[string](tb, `document.activeElement.id`); id != "max-new-tokens" {
+		t.Fatalf("Tab, Enter, Tab from the question went to %q, want the opened settings' max new tokens", id)
+	}
+	tb.do(chromedp.KeyEvent("a", chromedp.KeyModifiers(chromedp.ModifierCtrl)), chromedp.KeyEvent("1"), chromedp.KeyEvent(kb.Enter))
+	tb.waitFor(`document.getElementById('status').textContent.startsWith('Done:')`)
+	if got, want := text(tb, "status"), "Done: the answer stopped at the max new tokens limit."; got != want {
+		t.Errorf("status %q, want %q", got, want)
+	}
+	if got := text(tb, "answer"); got != "Basel" {
+		t.Errorf("answer %q, want the one token", got)
+	}
+	if req, _, _ := api.lastPredict(); req.Parameters.MaxNewTokens != 1 {
+		t.Errorf("the API got max_new_tokens %d, want 1", req.Parameters.MaxNewTokens)
 	}
 	tb.checkClean()
+}
+
+// waitAsked waits until the API has been asked n times in all.
+func waitAsked(t *testing.T, api *standinAPI, n int, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, _, got := api.lastPredict(); got >= n {
+			if got > n {
+				t.Fatalf("after %s the API was asked %d times, want %d", what, got, n)
+			}
+			return
+		}
+	}
+	t.Fatalf("%s did not ask the API (want request %d)", what, n)
 }
 
 // TestBrowserShowsAPIErrors: when the API fails or is too slow, the person

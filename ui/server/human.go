@@ -50,11 +50,12 @@ func apiErrorText(e *APIError, model string) string {
 	switch {
 	case e.Status == 0:
 		return "The model stopped while answering" + suffix(msg)
-	case e.Status == http.StatusTooManyRequests,
-		e.Status == http.StatusServiceUnavailable && e.RetryAfter > 0:
-		return "The model is busy answering other questions. " + retryIn(e.RetryAfter)
-	case e.Status == http.StatusServiceUnavailable:
+	case e.Status == http.StatusServiceUnavailable && (strings.Contains(e.Message, "not ready") || e.RetryAfter == 0):
+		// KServe's "Model with name X is not ready." (serving sends it with
+		// a Retry-After while the weights load).
 		return "The model is still loading. Try again in a minute."
+	case e.Status == http.StatusTooManyRequests, e.Status == http.StatusServiceUnavailable:
+		return "The model is busy answering other questions. " + retryIn(e.RetryAfter)
 	case e.Status == http.StatusNotFound:
 		return fmt.Sprintf("The API has no model named %q. The UI's MODEL_NAME setting may not match the deployed model.", model)
 	case e.Status == http.StatusBadRequest:

@@ -123,6 +123,9 @@ func TestGenerateStreamsTokensAndDone(t *testing.T) {
 	if done.TokensIn == nil || *done.TokensIn != 10 || done.TokensOut == nil || *done.TokensOut != 4 {
 		t.Errorf("token counts in done = %+v", done)
 	}
+	if done.FinishReason != "stop" {
+		t.Errorf("finish_reason %q, want the API's stop", done.FinishReason)
+	}
 	if done.LatencyMS == nil || done.TotalMS == nil || *done.TotalMS < *done.LatencyMS {
 		t.Errorf("latency %v, total %v: want both, total >= latency", done.LatencyMS, done.TotalMS)
 	}
@@ -193,6 +196,8 @@ func TestGenerateAPIErrors(t *testing.T) {
 		wantText   string
 	}{
 		{name: "not ready", b: behaviour{status: 503, errMsg: "Model with name llm-api is not ready."},
+			wantStatus: 503, wantText: "The model is still loading. Try again in a minute."},
+		{name: "not ready with Retry-After", b: behaviour{status: 503, errMsg: "Model with name llm-api is not ready.", retryAfter: "5"},
 			wantStatus: 503, wantText: "The model is still loading. Try again in a minute."},
 		{name: "queue full 503", b: behaviour{status: 503, errMsg: "queue full", retryAfter: "7"},
 			wantStatus: 503, wantText: "The model is busy answering other questions. Try again in 7 seconds."},

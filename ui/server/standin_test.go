@@ -24,7 +24,8 @@ import (
 //     Retry-After when the queue is full, 500.
 //   - The same URL with "Accept: text/event-stream" answers SSE:
 //     data: {"token":"..."} events, then data: {"done":true,"prediction",
-//     "run_id","tokens_in","tokens_out","latency_ms"}; an error mid-stream is
+//     "run_id","tokens_in","tokens_out","latency_ms"} (serving adds
+//     "finish_reason": "stop"|"length"; so does this stand-in); an error mid-stream is
 //     data: {"error":"..."}.
 //   - POST /v1/feedback {"run_id","score":1|0,"comment"} -> 200 {"ok":true}.
 //
@@ -140,6 +141,10 @@ func (a *standinAPI) predict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
+	finish := "stop"
+	if n := req.Parameters.MaxNewTokens; n > 0 && n < len(cfg.tokens) {
+		cfg.tokens, finish = cfg.tokens[:n], "length"
+	}
 	answer := strings.Join(cfg.tokens, "")
 	w.Header().Set("X-Run-Id", cfg.runID)
 	w.Header().Set("Set-Cookie", "api-session=internal") // must not reach the browser
@@ -173,9 +178,10 @@ func (a *standinAPI) predict(w http.ResponseWriter, r *http.Request) {
 		in := req.Instances[0]
 		send(map[string]any{
 			"done": true, "prediction": answer, "run_id": cfg.runID,
-			"tokens_in":  len(strings.Fields(in.Context + " " + in.Question)),
-			"tokens_out": len(cfg.tokens),
-			"latency_ms": time.Since(start).Milliseconds(),
+			"tokens_in":     len(strings.Fields(in.Context + " " + in.Question)),
+			"tokens_out":    len(cfg.tokens),
+			"latency_ms":    time.Since(start).Milliseconds(),
+			"finish_reason": finish,
 		})
 	}
 }

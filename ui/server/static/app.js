@@ -186,7 +186,13 @@
 
   function finish(ev, text) {
     if (typeof ev.prediction === 'string' && ev.prediction !== text.data) text.data = ev.prediction;
-    statusEl.textContent = text.data === '' ? 'The model returned an empty answer.' : 'Done.';
+    if (text.data === '') {
+      statusEl.textContent = 'The model returned an empty answer.';
+    } else if (ev.finish_reason === 'length') {
+      statusEl.textContent = 'Done: the answer stopped at the max new tokens limit.';
+    } else {
+      statusEl.textContent = 'Done.';
+    }
     $('latency').textContent = formatMs(typeof ev.latency_ms === 'number' ? ev.latency_ms : ev.total_ms);
     $('tokens-in').textContent = formatCount(ev.tokens_in);
     $('tokens-out').textContent = formatCount(ev.tokens_out);
