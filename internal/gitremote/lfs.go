@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // PointerVersion is the spec line that opens every git-lfs pointer file.
@@ -109,6 +110,41 @@ type lfsClient struct {
 	http     *http.Client
 }
 
+// lfsRetries is how often a git-lfs request is retried after a transport
+// error, a 429 or a 5xx; the wait doubles from retryWait.
+const lfsRetries = 4
+
+// retryWait is the first wait between retries (a variable for tests).
+var retryWait = 500 * time.Millisecond
+
+// do sends the request made by mk, again after a transport error, 429 or
+// 5xx, with doubling waits. Every request this client makes is safe to
+// repeat (a batch asks, a PUT overwrites, a verify checks).
+func (c *lfsClient) do(ctx context.Context, mk func() (*http.Request, error)) (*http.Response, error) {
+	wait := retryWait
+	for attempt := 0; ; attempt++ {
+		req, err := mk()
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.http.Do(req)
+		retry := err != nil || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+		if !retry || attempt == lfsRetries || ctx.Err() != nil {
+			return resp, err
+		}
+		if resp != nil {
+			io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
+}
+
 func (c *lfsClient) authorize(req *http.Request) {
 	if c.password != "" && req.Header.Get("Authorization") == "" {
 		req.SetBasicAuth(c.user, c.password)
@@ -130,14 +166,17 @@ func (c *lfsClient) upload(ctx context.Context, ref string, objs []Object) (sent
 		byOID[o.OID] = o
 	}
 	body, _ := json.Marshal(breq)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/objects/batch", bytes.NewReader(body))
-	if err != nil {
-		return 0, 0, fmt.Errorf("lfs batch: %w", err)
-	}
-	req.Header.Set("Accept", lfsMediaType)
-	req.Header.Set("Content-Type", lfsMediaType)
-	c.authorize(req)
-	resp, err := c.http.Do(req)
+	batchURL := c.base + "/objects/batch"
+	resp, err := c.do(ctx, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, batchURL, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Accept", lfsMediaType)
+		req.Header.Set("Content-Type", lfsMediaType)
+		c.authorize(req)
+		return req, nil
+	})
 	if err != nil {
 		return 0, 0, fmt.Errorf("lfs batch: %w", err)
 	}
@@ -150,7 +189,7 @@ func (c *lfsClient) upload(ctx context.Context, ref string, objs []Object) (sent
 		return 0, 0, fmt.Errorf("lfs batch: %s: the credentials may not write to this repository", resp.Status)
 	case resp.StatusCode == http.StatusNotFound, resp.StatusCode == http.StatusMethodNotAllowed,
 		resp.StatusCode == http.StatusNotImplemented, resp.StatusCode < 300 && mt != lfsMediaType && mt != "application/json":
-		return 0, 0, fmt.Errorf("%w (POST %s answered %s)", ErrLFSUnavailable, req.URL.Redacted(), resp.Status)
+		return 0, 0, fmt.Errorf("%w (POST %s answered %s)", ErrLFSUnavailable, redact(batchURL), resp.Status)
 	case resp.StatusCode >= 300:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return 0, 0, fmt.Errorf("lfs batch: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
@@ -194,19 +233,21 @@ func (c *lfsClient) put(ctx context.Context, o Object, a batchAction) error {
 		return fmt.Errorf("lfs upload %s: %w", o.Name, err)
 	}
 	defer f.Close()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, a.Href, io.NewSectionReader(f, 0, o.Size))
-	if err != nil {
-		return fmt.Errorf("lfs upload %s: %w", o.Name, err)
-	}
-	req.ContentLength = o.Size
-	req.Header.Set("Content-Type", "application/octet-stream")
-	for k, v := range a.Header {
-		req.Header.Set(k, v)
-	}
-	if sameHost(a.Href, c.base) {
-		c.authorize(req)
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.do(ctx, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, a.Href, io.NewSectionReader(f, 0, o.Size))
+		if err != nil {
+			return nil, err
+		}
+		req.ContentLength = o.Size
+		req.Header.Set("Content-Type", "application/octet-stream")
+		for k, v := range a.Header {
+			req.Header.Set(k, v)
+		}
+		if sameHost(a.Href, c.base) {
+			c.authorize(req)
+		}
+		return req, nil
+	})
 	if err != nil {
 		return fmt.Errorf("lfs upload %s: %w", o.Name, err)
 	}
@@ -220,19 +261,21 @@ func (c *lfsClient) put(ctx context.Context, o Object, a batchAction) error {
 
 func (c *lfsClient) verify(ctx context.Context, o Object, a batchAction) error {
 	body, _ := json.Marshal(batchObject{OID: o.OID, Size: o.Size})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.Href, bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("lfs verify %s: %w", o.Name, err)
-	}
-	req.Header.Set("Accept", lfsMediaType)
-	req.Header.Set("Content-Type", lfsMediaType)
-	for k, v := range a.Header {
-		req.Header.Set(k, v)
-	}
-	if sameHost(a.Href, c.base) {
-		c.authorize(req)
-	}
-	resp, err := c.http.Do(req)
+	resp, err := c.do(ctx, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.Href, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Accept", lfsMediaType)
+		req.Header.Set("Content-Type", lfsMediaType)
+		for k, v := range a.Header {
+			req.Header.Set(k, v)
+		}
+		if sameHost(a.Href, c.base) {
+			c.authorize(req)
+		}
+		return req, nil
+	})
 	if err != nil {
 		return fmt.Errorf("lfs verify %s: %w", o.Name, err)
 	}

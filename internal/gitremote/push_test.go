@@ -34,10 +34,12 @@ type gitServer struct {
 	user, pass string
 	lfs        bool
 
-	mu    sync.Mutex
-	objs  map[string][]byte // oid -> content
-	puts  int
-	batch []batchRequest
+	mu       sync.Mutex
+	objs     map[string][]byte // oid -> content
+	puts     int
+	batch    []batchRequest
+	fail500s int // PUTs to answer 500 before taking one
+	verified []string
 }
 
 func newGitServer(t *testing.T, lfs bool) *gitServer {
@@ -61,6 +63,16 @@ func newGitServer(t *testing.T, lfs bool) *gitServer {
 			s.serveBatch(w, r)
 		case s.lfs && strings.HasPrefix(r.URL.Path, "/lfs-store/"):
 			s.servePut(w, r)
+		case s.lfs && r.URL.Path == "/model.git/info/lfs/verify":
+			var o batchObject
+			json.NewDecoder(r.Body).Decode(&o)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if int64(len(s.objs[o.OID])) != o.Size || s.objs[o.OID] == nil {
+				http.Error(w, "not found", http.StatusNotFound)
+				return
+			}
+			s.verified = append(s.verified, o.OID)
 		default:
 			h := &cgi.Handler{Path: backend, Stderr: io.Discard, Env: []string{
 				"GIT_PROJECT_ROOT=" + s.root, "GIT_HTTP_EXPORT_ALL=1", "REMOTE_USER=" + u,
@@ -98,7 +110,10 @@ func (s *gitServer) serveBatch(w http.ResponseWriter, r *http.Request) {
 	for _, o := range req.Objects {
 		ob := obj{OID: o.OID, Size: o.Size}
 		if _, ok := s.objs[o.OID]; !ok {
-			ob.Actions = map[string]batchAction{"upload": {Href: s.URL + "/lfs-store/" + o.OID, Header: map[string]string{"X-Upload-Token": "t-" + o.OID[:8]}}}
+			ob.Actions = map[string]batchAction{
+				"upload": {Href: s.URL + "/lfs-store/" + o.OID, Header: map[string]string{"X-Upload-Token": "t-" + o.OID[:8]}},
+				"verify": {Href: s.URL + "/model.git/info/lfs/verify"},
+			}
 		}
 		out.Objects = append(out.Objects, ob)
 	}
@@ -112,6 +127,14 @@ func (s *gitServer) servePut(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad upload", http.StatusBadRequest)
 		return
 	}
+	s.mu.Lock()
+	if s.fail500s > 0 {
+		s.fail500s--
+		s.mu.Unlock()
+		http.Error(w, "try again", http.StatusInternalServerError)
+		return
+	}
+	s.mu.Unlock()
 	b, _ := io.ReadAll(r.Body)
 	sum := sha256.Sum256(b)
 	if hex.EncodeToString(sum[:]) != oid {
@@ -181,7 +204,9 @@ func treeFiles(t *testing.T, bare, branch string) (map[string]string, *object.Co
 func fixedNow() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) }
 
 func TestPushHTTPWithLFS(t *testing.T) {
+	retryWait = time.Millisecond
 	s := newGitServer(t, true)
+	s.fail500s = 1                                // the first PUT meets a 500 and is retried
 	big := bytes.Repeat([]byte("weights!"), 1000) // 8000 bytes, above the threshold
 	dir := modelDir(t, big)
 	opts := Options{Remote: s.URL + "/model.git", Username: "alice", Password: "s3cret", LFSThreshold: 4096, Message: "first", Now: fixedNow}
@@ -196,6 +221,9 @@ func TestPushHTTPWithLFS(t *testing.T) {
 	oid := hex.EncodeToString(sum[:])
 	if !bytes.Equal(s.objs[oid], big) {
 		t.Fatalf("LFS server holds %d bytes for %s, want the file's %d", len(s.objs[oid]), oid, len(big))
+	}
+	if len(s.verified) != 1 || s.verified[0] != oid || s.fail500s != 0 {
+		t.Fatalf("verified %v, 500s left %d", s.verified, s.fail500s)
 	}
 	if got := s.batch[0]; got.Operation != "upload" || got.HashAlgo != "sha256" || got.Ref == nil || got.Ref.Name != "refs/heads/main" || len(got.Objects) != 1 || got.Objects[0].Size != int64(len(big)) {
 		t.Fatalf("batch request %+v", got)
