@@ -98,6 +98,10 @@ func ReadInfo(path string) ([]TensorInfo, map[string]string, error) {
 	return infos, maps.Clone(h.metadata), nil
 }
 
+// DataOffset returns the file offset of the data section: tensor t's bytes
+// are at [DataOffset()+t.Begin, DataOffset()+t.End) in the file.
+func (f *File) DataOffset() int64 { return f.dataOff }
+
 // Path returns the path the file was opened with.
 func (f *File) Path() string { return f.path }
 

@@ -417,3 +417,64 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("directory: %v", err)
 	}
 }
+
+func TestTensorOver4GiB(t *testing.T) {
+	// A sparse file with one 5 GiB tensor: no 32-bit length limit anywhere
+	// between the header and the view.
+	const n = 5 << 30
+	path := filepath.Join(t.TempDir(), "big.safetensors")
+	hdr := `{"big":{"dtype":"U8","shape":[5368709120],"data_offsets":[0,5368709120]}}`
+	fh, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.Write(rawFile(hdr, nil))
+	if err := fh.Truncate(int64(8 + len(hdr) + n)); err != nil {
+		fh.Close()
+		t.Skipf("cannot make a sparse 5 GiB file here: %v", err)
+	}
+	fh.WriteAt([]byte{42}, int64(8+len(hdr)+n-1))
+	fh.Close()
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d, err := f.Data("big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d) != n || d[0] != 0 || d[n-1] != 42 {
+		t.Errorf("len %d, first %d, last %d", len(d), d[0], d[len(d)-1])
+	}
+	if f.DataOffset() != int64(8+len(hdr)) {
+		t.Errorf("DataOffset %d", f.DataOffset())
+	}
+}
+
+func TestConcurrentDataAndClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.safetensors")
+	must(t, WriteFile(path, sample(rand.New(rand.NewPCG(3, 4))), nil))
+	f, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	for range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for range 200 {
+				for _, name := range f.Names() {
+					if _, err := f.Data(name); err != nil && !errors.Is(err, ErrClosed) {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	f.Close()
+	for range 4 {
+		<-done
+	}
+}
