@@ -1,0 +1,17 @@
+// Package dataset holds the two data artifacts between the pipeline's first
+// steps (DESIGN.md §3).
+//
+// Records (fetch -> tokenize) are made here from a source: Fetch brings the
+// source's files to disk (a Hugging Face dataset repository through the hub
+// package, an http(s) URL, or local files), ReadRows reads JSONL, JSON (an
+// array, or an object holding the rows, SQuAD's nested layout included),
+// CSV and Parquet, a Mapping picks each record field out of a row by a
+// dotted path with indexes (answers.text[0]), and RecordsWriter writes
+// data.jsonl and metadata.json into a temporary directory that is renamed
+// into place only when complete. Rows that cannot be used are skipped and
+// counted by reason; --max-bad-rows (DefaultMaxBadRows: 10% of the rows read)
+// decides when that fails the step.
+//
+// Token shards (tokenize -> finetune) are the safetensors files of token
+// ids that tokenize writes and finetune reads (shards*.go).
+package dataset

@@ -1,0 +1,807 @@
+package dataset
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/kfllm/kfllm/internal/hub"
+)
+
+// FetchOptions configures Fetch. Source and OutputDir are required; Hub is
+// required for hf:// and http(s) sources.
+type FetchOptions struct {
+	// Source is hf://datasets/OWNER/NAME[@REV][/PATH], an http(s) URL, a
+	// local file or directory, or a file:// URL.
+	Source    string
+	OutputDir string
+	Format    Format // FormatAuto (or empty): from file names
+	Split     string // empty: "train"
+	Subset    string // hf:// only: the subset (config)
+	Revision  string // hf:// only: branch, tag or commit; empty: main
+	Task      Task   // empty: qa
+	// Fields overrides the source path of record fields, e.g.
+	// {"answer": "answers.text[0]"}; unset fields use DefaultFields.
+	Fields map[string]string
+	// MaxBadRows bounds the skipped rows; the zero value means
+	// DefaultMaxBadRows.
+	MaxBadRows BadRowLimit
+	// MaxBytes bounds the bytes downloaded, over all files; 0: no limit.
+	MaxBytes int64
+	Hub      *hub.Client
+	// WorkDir holds downloads while fetch runs; empty: a temporary directory.
+	WorkDir string
+	// Progress, if set, is told of download progress.
+	Progress func(file string, done, total int64)
+	Logger   *slog.Logger
+}
+
+// Errors Fetch returns for the caller to map to exit codes.
+var (
+	// ErrSource: the source is malformed or cannot be found.
+	ErrSource = errors.New("bad source")
+	// ErrTooManyBadRows: more rows were skipped than --max-bad-rows allows.
+	ErrTooManyBadRows = errors.New("too many bad rows")
+	// ErrNoRecords: no row became a record.
+	ErrNoRecords = errors.New("no records")
+)
+
+// Fetch reads the source's rows, maps them to records of the task and
+// writes a Records artifact (data.jsonl and metadata.json) to OutputDir.
+// On error nothing is left at OutputDir that looks complete.
+func Fetch(ctx context.Context, o FetchOptions) (*Metadata, error) {
+	f, err := newFetcher(o)
+	if err != nil {
+		return nil, err
+	}
+	defer f.cleanup()
+	return f.run(ctx)
+}
+
+type fetcher struct {
+	o         FetchOptions
+	mapping   *Mapping
+	log       *slog.Logger
+	work      string
+	ownWork   bool
+	budget    int64 // bytes left under MaxBytes; -1: none
+	downloads int
+	meta      Metadata
+}
+
+type localFile struct {
+	path   string // on disk
+	name   string // for metadata: repo path, URL or local path
+	url    string
+	size   int64
+	sha256 string
+	format Format
+}
+
+func newFetcher(o FetchOptions) (*fetcher, error) {
+	if o.Source == "" {
+		return nil, fmt.Errorf("%w: --source is required", ErrSource)
+	}
+	if o.OutputDir == "" {
+		return nil, errors.New("--output-dataset is required")
+	}
+	if o.Task == "" {
+		o.Task = TaskQA
+	}
+	if o.Format == "" {
+		o.Format = FormatAuto
+	}
+	if o.MaxBadRows == (BadRowLimit{}) {
+		o.MaxBadRows, _ = ParseBadRowLimit(DefaultMaxBadRows)
+	}
+	m, err := NewMapping(o.Task, o.Fields)
+	if err != nil {
+		return nil, err
+	}
+	f := &fetcher{o: o, mapping: m, log: o.Logger, budget: -1}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	if o.MaxBytes > 0 {
+		f.budget = o.MaxBytes
+	}
+	f.meta = Metadata{Source: o.Source, Task: o.Task, Fields: m.Describe(), SkippedByReason: map[string]int64{},
+		MaxBadRows: o.MaxBadRows.String(), Split: o.Split}
+	return f, nil
+}
+
+func (f *fetcher) cleanup() {
+	if f.ownWork {
+		os.RemoveAll(f.work)
+	}
+}
+
+func (f *fetcher) workDir() (string, error) {
+	if f.work != "" {
+		return f.work, nil
+	}
+	if f.o.WorkDir != "" {
+		f.work = f.o.WorkDir
+		return f.work, os.MkdirAll(f.work, 0o755)
+	}
+	d, err := os.MkdirTemp("", "kfllm-fetch-")
+	if err != nil {
+		return "", err
+	}
+	f.work, f.ownWork = d, true
+	return d, nil
+}
+
+func (f *fetcher) run(ctx context.Context) (*Metadata, error) {
+	files, err := f.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w, err := CreateRecords(f.o.OutputDir, f.o.Task)
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			w.Abort()
+		}
+	}()
+	for _, lf := range files {
+		sf := SourceFile{Path: lf.name, URL: lf.url, Size: lf.size, SHA256: lf.sha256}
+		err := ReadRows(lf.path, lf.format, f.o.Split, func(row any, bad string) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			sf.RowsRead++
+			f.meta.RowsRead++
+			if bad == "" {
+				var rec Record
+				rec, bad = f.mapping.Extract(row)
+				if bad == "" {
+					sf.RowsWritten++
+					return w.Write(rec)
+				}
+			}
+			f.meta.RowsSkipped++
+			f.meta.SkippedByReason[bad]++
+			if f.o.MaxBadRows.exceededEarly(f.meta.RowsSkipped) {
+				return f.badRowsError()
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", lf.name, err)
+		}
+		f.meta.Files = append(f.meta.Files, sf)
+	}
+	f.meta.RowsWritten = w.Count()
+	if f.o.MaxBadRows.exceeded(f.meta.RowsSkipped, f.meta.RowsRead) {
+		return nil, f.badRowsError()
+	}
+	if f.meta.RowsWritten == 0 {
+		return nil, fmt.Errorf("%w: %d rows read, none usable (skipped: %s); check the field mapping (%s)",
+			ErrNoRecords, f.meta.RowsRead, reasons(f.meta.SkippedByReason), describeFields(f.meta.Fields))
+	}
+	if err := w.Commit(&f.meta); err != nil {
+		return nil, err
+	}
+	committed = true
+	return &f.meta, nil
+}
+
+func (f *fetcher) badRowsError() error {
+	return fmt.Errorf("%w: %d of %d rows read were skipped (%s), over --max-bad-rows=%s; fix the field mapping (%s) or raise the limit",
+		ErrTooManyBadRows, f.meta.RowsSkipped, f.meta.RowsRead, reasons(f.meta.SkippedByReason), f.o.MaxBadRows, describeFields(f.meta.Fields))
+}
+
+func reasons(m map[string]int64) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s: %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func describeFields(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, k+" <- "+m[k])
+	}
+	return strings.Join(parts, "; ")
+}
+
+// acquire brings the source's data files to local paths.
+func (f *fetcher) acquire(ctx context.Context) ([]localFile, error) {
+	src := f.o.Source
+	switch {
+	case strings.HasPrefix(src, "hf://"):
+		return f.acquireHub(ctx, src)
+	case strings.HasPrefix(src, "https://"), strings.HasPrefix(src, "http://"):
+		return f.acquireURL(ctx, src)
+	case strings.HasPrefix(src, "file://"):
+		u, err := url.Parse(src)
+		if err != nil || (u.Host != "" && u.Host != "localhost") {
+			return nil, fmt.Errorf("%w: %q: want file:///absolute/path", ErrSource, src)
+		}
+		return f.acquireLocal(u.Path)
+	case strings.Contains(src, "://"):
+		return nil, fmt.Errorf("%w: %q: want hf://datasets/OWNER/NAME, an https:// URL, a local path or a file:// URL", ErrSource, src)
+	}
+	return f.acquireLocal(src)
+}
+
+func (f *fetcher) acquireLocal(p string) ([]localFile, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSource, err)
+	}
+	var paths []string
+	if st.IsDir() {
+		var rels []string
+		err := filepath.WalkDir(p, func(fp string, d os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && strings.HasPrefix(d.Name(), ".") && fp != p {
+				return filepath.SkipDir
+			}
+			if !d.IsDir() {
+				rel, _ := filepath.Rel(p, fp)
+				rels = append(rels, filepath.ToSlash(rel))
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSource, err)
+		}
+		chosen, err := selectDataFiles(rels, "", f.split(), f.o.Format)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrSource, p, err)
+		}
+		for _, r := range chosen {
+			paths = append(paths, filepath.Join(p, filepath.FromSlash(r)))
+		}
+		f.meta.Split = f.split()
+	} else {
+		paths = []string{p}
+	}
+	var out []localFile
+	for _, fp := range paths {
+		size, sum, err := hashFile(fp)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.spend(size, fp); err != nil {
+			return nil, err
+		}
+		format, err := f.formatFor(fp)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, localFile{path: fp, name: fp, size: size, sha256: sum, format: format})
+	}
+	f.meta.Format = out[0].format
+	return out, nil
+}
+
+func (f *fetcher) formatFor(name string) (Format, error) {
+	if f.o.Format != FormatAuto {
+		return f.o.Format, nil
+	}
+	if ft, ok := FormatOf(name); ok {
+		return ft, nil
+	}
+	return "", fmt.Errorf("%w: cannot tell the format of %s from its name; pass --format", ErrSource, name)
+}
+
+func (f *fetcher) spend(n int64, name string) error {
+	if f.budget < 0 {
+		return nil
+	}
+	if n > f.budget {
+		return fmt.Errorf("%s: %w: %d bytes, %d left under --max-bytes=%d", name, hub.ErrTooLarge, n, f.budget, f.o.MaxBytes)
+	}
+	f.budget -= n
+	return nil
+}
+
+func (f *fetcher) split() string {
+	if f.o.Split == "" {
+		return "train"
+	}
+	return f.o.Split
+}
+
+func hashFile(p string) (int64, string, error) {
+	file, err := os.Open(p)
+	if err != nil {
+		return 0, "", err
+	}
+	defer file.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, file)
+	if err != nil {
+		return 0, "", fmt.Errorf("read %s: %w", p, err)
+	}
+	return n, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (f *fetcher) download(ctx context.Context, rawURL, name string, expected *hub.TreeEntry) (localFile, error) {
+	dir, err := f.workDir()
+	if err != nil {
+		return localFile{}, err
+	}
+	if f.o.Hub == nil {
+		return localFile{}, errors.New("no Hub client configured")
+	}
+	f.downloads++
+	dest := filepath.Join(dir, fmt.Sprintf("%03d-%s", f.downloads, safeName(name)))
+	opts := hub.DownloadOptions{}
+	if f.budget >= 0 {
+		opts.MaxBytes = f.budget
+		if opts.MaxBytes == 0 {
+			return localFile{}, fmt.Errorf("%s: %w: --max-bytes=%d used up", name, hub.ErrTooLarge, f.o.MaxBytes)
+		}
+	}
+	if expected != nil {
+		opts.ExpectedSize = expected.Size
+		if expected.LFS != nil {
+			opts.ExpectedSHA256 = expected.LFS.OID
+		}
+	}
+	if f.o.Progress != nil {
+		opts.Progress = func(done, total int64) { f.o.Progress(name, done, total) }
+	}
+	res, err := f.o.Hub.DownloadFile(ctx, rawURL, dest, opts)
+	if err != nil {
+		return localFile{}, err
+	}
+	if f.budget >= 0 {
+		f.budget -= res.Size
+	}
+	return localFile{path: dest, name: name, size: res.Size, sha256: res.SHA256}, nil
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+func safeName(s string) string {
+	s = unsafeChars.ReplaceAllString(s, "_")
+	if len(s) > 100 {
+		s = s[len(s)-100:]
+	}
+	return s
+}
+
+func (f *fetcher) acquireURL(ctx context.Context, raw string) ([]localFile, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("%w: %q is not a URL", ErrSource, raw)
+	}
+	format, err := f.formatFor(u.Path)
+	if err != nil {
+		return nil, err
+	}
+	clean := *u
+	clean.RawQuery, clean.Fragment, clean.User = "", "", nil
+	lf, err := f.download(ctx, raw, clean.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	lf.format, lf.url = format, ""
+	f.meta.Format = format
+	return []localFile{lf}, nil
+}
+
+// ParseHubSource splits hf://datasets/OWNER/NAME[@REV][/PATH] into its parts.
+func ParseHubSource(src string) (repoID, revision, pathInRepo string, err error) {
+	rest, ok := strings.CutPrefix(src, "hf://datasets/")
+	if !ok {
+		return "", "", "", fmt.Errorf("%w: %q: want hf://datasets/OWNER/NAME (only dataset repositories hold data)", ErrSource, src)
+	}
+	parts := strings.SplitN(rest, "/", 3)
+	if len(parts) < 2 {
+		return "", "", "", fmt.Errorf("%w: %q: want hf://datasets/OWNER/NAME", ErrSource, src)
+	}
+	name := parts[1]
+	if n, rev, has := strings.Cut(name, "@"); has {
+		name, revision = n, rev
+		if rev == "" {
+			return "", "", "", fmt.Errorf("%w: %q: empty revision after @", ErrSource, src)
+		}
+		// A revision such as refs/pr/3 is written refs%2Fpr%2F3 in hf:// paths.
+		if r, err := url.PathUnescape(rev); err == nil {
+			revision = r
+		}
+	}
+	repoID = parts[0] + "/" + name
+	if err := hub.ValidateRepoID(repoID); err != nil {
+		return "", "", "", fmt.Errorf("%w: %v", ErrSource, err)
+	}
+	if len(parts) == 3 {
+		pathInRepo = strings.Trim(parts[2], "/")
+	}
+	return repoID, revision, pathInRepo, nil
+}
+
+func (f *fetcher) acquireHub(ctx context.Context, src string) ([]localFile, error) {
+	repoID, rev, sub, err := ParseHubSource(src)
+	if err != nil {
+		return nil, err
+	}
+	if rev != "" && f.o.Revision != "" && rev != f.o.Revision {
+		return nil, fmt.Errorf("%w: revision %q in the source and --revision %q differ", ErrSource, rev, f.o.Revision)
+	}
+	if rev == "" {
+		rev = f.o.Revision
+	}
+	if rev == "" {
+		rev = "main"
+	}
+	c := f.o.Hub
+	if c == nil {
+		return nil, errors.New("no Hub client configured")
+	}
+	f.meta.Repo, f.meta.Revision = repoID, rev
+	sha, err := c.ResolveRevision(ctx, "dataset", repoID, rev)
+	if err != nil {
+		return nil, err
+	}
+	f.meta.Commit = sha
+	entries, err := c.ListTree(ctx, "dataset", repoID, sha, "", true)
+	if err != nil {
+		return nil, err
+	}
+	byPath := map[string]hub.TreeEntry{}
+	var paths []string
+	for _, e := range entries {
+		if e.Type != "file" {
+			continue
+		}
+		if sub != "" && e.Path != sub && !strings.HasPrefix(e.Path, sub+"/") && !globMatch(sub, e.Path) {
+			continue
+		}
+		byPath[e.Path] = e
+		paths = append(paths, e.Path)
+	}
+	if sub != "" && len(paths) == 0 {
+		return nil, fmt.Errorf("%w: %s has no file %q at %s", hub.ErrEntryNotFound, repoID, sub, rev)
+	}
+	split := f.split()
+	var chosen []string
+	if len(paths) == 1 && sub != "" {
+		chosen = paths // one file named in the source: take it as is
+	} else {
+		chosen, err = selectDataFiles(paths, f.o.Subset, split, f.o.Format)
+	}
+	if err != nil || len(chosen) == 0 {
+		// No raw file fits: the Hub's parquet conversion knows subsets and
+		// splits of every dataset it could load.
+		files, perr := f.acquireParquetConversion(ctx, repoID, split)
+		if perr != nil {
+			if err != nil {
+				return nil, fmt.Errorf("%w: %v; and the parquet conversion: %w", ErrSource, err, perr)
+			}
+			return nil, perr
+		}
+		return files, nil
+	}
+	f.meta.Subset, f.meta.Split = f.o.Subset, split
+	if err := f.checkSizes(chosen, byPath); err != nil {
+		return nil, err
+	}
+	var out []localFile
+	for _, p := range chosen {
+		e := byPath[p]
+		fileURL := c.FileURL("dataset", repoID, sha, p)
+		lf, err := f.download(ctx, fileURL, p, &e)
+		if err != nil {
+			return nil, err
+		}
+		if lf.format, err = f.formatFor(p); err != nil {
+			return nil, err
+		}
+		lf.url = fileURL
+		out = append(out, lf)
+	}
+	f.meta.Format = out[0].format
+	return out, nil
+}
+
+func (f *fetcher) checkSizes(chosen []string, byPath map[string]hub.TreeEntry) error {
+	if f.budget < 0 {
+		return nil
+	}
+	var total int64
+	for _, p := range chosen {
+		total += byPath[p].Size
+	}
+	if total > f.budget {
+		return fmt.Errorf("%w: the %d selected files hold %d bytes, over --max-bytes=%d", hub.ErrTooLarge, len(chosen), total, f.o.MaxBytes)
+	}
+	return nil
+}
+
+func (f *fetcher) acquireParquetConversion(ctx context.Context, repoID, split string) ([]localFile, error) {
+	c := f.o.Hub
+	listing, err := c.ListParquet(ctx, repoID)
+	if err != nil {
+		return nil, err
+	}
+	subset := f.o.Subset
+	if subset == "" {
+		subset, err = pickOne(keys(listing), "default", "subset", "--subset")
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrSource, repoID, err)
+		}
+	}
+	splits, ok := listing[subset]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s has no subset %q (subsets: %s)", ErrSource, repoID, subset, strings.Join(keys(listing), ", "))
+	}
+	if _, ok := splits[split]; !ok {
+		alt := ""
+		for _, s := range keys(splits) {
+			if splitGroup(s) == splitGroup(split) && splitGroup(s) != "" {
+				alt = s
+			}
+		}
+		if alt == "" {
+			return nil, fmt.Errorf("%w: %s subset %s has no split %q (splits: %s)", ErrSource, repoID, subset, split, strings.Join(keys(splits), ", "))
+		}
+		split = alt
+	}
+	// Pin the conversion's branch to a commit and list its files there, so
+	// every file comes from one commit.
+	sha, err := c.ResolveRevision(ctx, "dataset", repoID, hub.ParquetRevision)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := c.ListTree(ctx, "dataset", repoID, sha, subset+"/"+split, false)
+	if err != nil {
+		return nil, err
+	}
+	byPath := map[string]hub.TreeEntry{}
+	var chosen []string
+	for _, e := range entries {
+		if e.Type == "file" && strings.HasSuffix(e.Path, ".parquet") {
+			byPath[e.Path] = e
+			chosen = append(chosen, e.Path)
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, fmt.Errorf("%w: %s: the parquet conversion of %s/%s holds no file", ErrSource, repoID, subset, split)
+	}
+	f.meta.Revision, f.meta.Commit, f.meta.ParquetConversion = hub.ParquetRevision, sha, true
+	f.meta.Subset, f.meta.Split = subset, split
+	if err := f.checkSizes(chosen, byPath); err != nil {
+		return nil, err
+	}
+	var out []localFile
+	for _, p := range chosen {
+		e := byPath[p]
+		fileURL := c.FileURL("dataset", repoID, sha, p)
+		lf, err := f.download(ctx, fileURL, p, &e)
+		if err != nil {
+			return nil, err
+		}
+		lf.format, lf.url = FormatParquet, fileURL
+		out = append(out, lf)
+	}
+	f.meta.Format = FormatParquet
+	return out, nil
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func pickOne(options []string, preferred, what, flag string) (string, error) {
+	switch {
+	case len(options) == 1:
+		return options[0], nil
+	case len(options) == 0:
+		return "", fmt.Errorf("no %s available", what)
+	}
+	for _, o := range options {
+		if o == preferred {
+			return o, nil
+		}
+	}
+	return "", fmt.Errorf("several %ss (%s): pick one with %s", what, strings.Join(options, ", "), flag)
+}
+
+func globMatch(pattern, name string) bool {
+	ok, err := path.Match(pattern, name)
+	return err == nil && ok
+}
+
+// splitWords are the names by which files mark their split, grouped as the
+// Hugging Face datasets library groups them.
+var splitWords = map[string]string{
+	"train": "train", "training": "train",
+	"validation": "validation", "valid": "validation", "val": "validation", "dev": "validation",
+	"test": "test", "testing": "test", "eval": "test", "evaluation": "test",
+}
+
+func splitGroup(s string) string { return splitWords[strings.ToLower(s)] }
+
+var wordSep = regexp.MustCompile(`[^A-Za-z0-9]+`)
+
+// fileSplit returns the split a data file's path names ("" if none): a
+// word of its base name (train-00000-of-00001.parquet, dev.jsonl), else of
+// its directories (data/validation/part.csv).
+func fileSplit(p string) string {
+	dir, base := path.Split(p)
+	stem := strings.TrimSuffix(base, ".gz")
+	stem = strings.TrimSuffix(stem, path.Ext(stem))
+	for _, w := range wordSep.Split(stem, -1) {
+		if g := splitGroup(w); g != "" {
+			return g
+		}
+	}
+	segs := strings.Split(strings.Trim(dir, "/"), "/")
+	for i := len(segs) - 1; i >= 0; i-- {
+		for _, w := range wordSep.Split(segs[i], -1) {
+			if g := splitGroup(w); g != "" {
+				return g
+			}
+		}
+	}
+	return ""
+}
+
+// metadataNames are JSON files of a dataset repository that hold no rows.
+var metadataNames = map[string]bool{
+	"dataset_infos.json": true, "dataset_info.json": true, "dataset_dict.json": true, "state.json": true,
+	"config.json": true, "package.json": true,
+}
+
+// selectDataFiles picks the data files of one subset and split among a
+// repository's or directory's files, following the Hugging Face datasets
+// conventions: a split is named in the file or directory name; when no
+// file names one, every file is "train". With several formats present,
+// parquet is preferred, then jsonl, csv, json.
+func selectDataFiles(paths []string, subset, split string, format Format) ([]string, error) {
+	want := splitGroup(split)
+	if want == "" {
+		want = split
+	}
+	byFormat := map[Format][]string{}
+	named := false
+	var candidates []string
+	for _, p := range paths {
+		base := path.Base(p)
+		if strings.HasPrefix(base, ".") || metadataNames[strings.ToLower(base)] || strings.HasPrefix(p, ".") {
+			continue
+		}
+		ft, ok := FormatOf(p)
+		if !ok || (format != FormatAuto && format != "" && ft != format) {
+			continue
+		}
+		if subset != "" && !hasDir(p, subset) {
+			continue
+		}
+		candidates = append(candidates, p)
+		if fileSplit(p) != "" {
+			named = true
+		}
+	}
+	for _, p := range candidates {
+		if namesSplit(p, split, want, named) {
+			ft, _ := FormatOf(p)
+			byFormat[ft] = append(byFormat[ft], p)
+		}
+	}
+	for _, ft := range []Format{FormatParquet, FormatJSONL, FormatCSV, FormatJSON} {
+		if files := byFormat[ft]; len(files) > 0 {
+			sort.Strings(files)
+			return files, nil
+		}
+	}
+	if len(candidates) == 0 {
+		what := "no data file (.jsonl, .json, .csv, .parquet)"
+		if subset != "" {
+			what += " under a directory named " + subset
+		}
+		return nil, errors.New(what)
+	}
+	return nil, fmt.Errorf("no data file for split %q among %d data files", split, len(candidates))
+}
+
+// namesSplit tells whether the file at p belongs to split (want is its
+// group); named says whether any file of the set names a split.
+func namesSplit(p, split, want string, named bool) bool {
+	if splitGroup(split) == "" {
+		// A split of the dataset's own naming, e.g. train_sft: the file's
+		// stem starts with it or a directory is named after it.
+		stem := strings.TrimSuffix(path.Base(p), ".gz")
+		stem = strings.TrimSuffix(stem, path.Ext(stem))
+		if stem == split || hasDir(p, split) {
+			return true
+		}
+		for _, sep := range []string{"-", "_", "."} {
+			if strings.HasPrefix(stem, split+sep) {
+				return true
+			}
+		}
+		return false
+	}
+	if !named {
+		return want == "train"
+	}
+	return fileSplit(p) == want
+}
+
+func hasDir(p, dir string) bool {
+	segs := strings.Split(p, "/")
+	for _, s := range segs[:len(segs)-1] {
+		if s == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// ProgressPrinter returns a Progress function that writes a line to w when
+// a file starts, about every 5% (or 64 MiB) after, and when it completes.
+func ProgressPrinter(w io.Writer) func(file string, done, total int64) {
+	last := map[string]int64{}
+	return func(file string, done, total int64) {
+		prev, seen := last[file]
+		step := int64(64 << 20)
+		if total > 0 {
+			step = min(step, max(total/20, 1))
+		}
+		if seen && done-prev < step && done != total {
+			return
+		}
+		last[file] = done
+		if total > 0 {
+			fmt.Fprintf(w, "fetch: %s %s / %s (%d%%)\n", file, human(done), human(total), done*100/total)
+		} else {
+			fmt.Fprintf(w, "fetch: %s %s\n", file, human(done))
+		}
+	}
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
