@@ -35,6 +35,10 @@ func run(ctx context.Context, args []string, getenv func(string) string) int {
 	apiURL := fs.String("api-url", getenv("API_URL"), "base URL of the serving API (env API_URL)")
 	model := fs.String("model-name", getenv("MODEL_NAME"), "model name on the serving API (env MODEL_NAME)")
 	timeout := fs.Duration("timeout", server.DefaultTimeout, "longest time one answer may take")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "ui serves the kfllm web UI and calls the serving API for it.\n\nUsage: ui [flags]\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

@@ -423,6 +423,31 @@ func TestBrowserShowsAPIErrors(t *testing.T) {
 	}
 }
 
+// TestBrowserStopsAnAnswer: Escape (or the Stop button) ends an answer in
+// flight, and the UI server stops the model's work.
+func TestBrowserStopsAnAnswer(t *testing.T) {
+	api := newStandinAPI(t, testModel, "one", " two", " three", " four", " five", " six")
+	api.set(func(b *behaviour) { b.tokenDelay = 250 * time.Millisecond })
+	ui := startUI(t, api, nil)
+	tb := openTab(t, desktop)
+	tb.do(chromedp.Navigate(ui+"/"), chromedp.Click(chromedp.ID("sample")), chromedp.Click(chromedp.ID("generate")))
+	tb.waitFor(`document.getElementById('answer').textContent.length > 0 && !document.getElementById('stop').hidden`)
+	tb.do(chromedp.KeyEvent(kb.Escape))
+	tb.waitFor(`document.getElementById('status').textContent === 'Stopped.'`)
+	select {
+	case <-api.canceled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the API kept generating after the person pressed Escape")
+	}
+	if visible(tb, "stop") || visible(tb, "error") {
+		t.Error("after stopping, the Stop button or an error still shows")
+	}
+	if got := text(tb, "answer"); got == "" || got == "one two three four five six" {
+		t.Errorf("answer %q, want the part written before Escape", got)
+	}
+	tb.checkClean()
+}
+
 // TestBrowserRendersModelOutputAsText: a model that answers with markup gets
 // it shown as literal text; nothing of it becomes an element or runs.
 func TestBrowserRendersModelOutputAsText(t *testing.T) {
