@@ -9,6 +9,8 @@
 #                 (source .kfllm/env); every value is one word so both agree.
 #   .kfllm/link/  GNU ld linker scripts that satisfy gotch v0.9.1's hard-coded
 #                 CUDA -l flags on a CPU machine (see scripts/libtorch.sh).
+# It also installs Debian's chromium for the UI's browser tests, through
+# apt-get, when /usr/bin/chromium is missing.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -65,4 +67,6 @@ write_link_folder cpu "$cache/libtorch-$TORCH_VERSION/lib" "$top/.kfllm/link"
 tokenizers
 write_env_file cpu "$cache/libtorch-$TORCH_VERSION" "$top/.kfllm/link" "$top/.kfllm/env" \
   "export KFLLM_CACHE=$cache" "export KFLLM_TOKENIZERS=$cache/tokenizers"
+# The web UI's browser tests drive Debian's chromium (scripts/setup-browser.sh).
+bash "$top/scripts/setup-browser.sh"
 log "ready: source $top/.kfllm/env"
