@@ -116,3 +116,12 @@ func Pipeline(im Images) *kfp.Pipeline {
 func component(im Images, name string) *kfp.Component {
 	return kfp.NewComponent(name, im.Image(name), BinDir+name)
 }
+
+// YAML compiles the pipeline with images from im to the YAML KFP reads.
+func YAML(im Images) ([]byte, error) {
+	c, err := kfp.Compile(Pipeline(im))
+	if err != nil {
+		return nil, fmt.Errorf("compile %s: %w", Name, err)
+	}
+	return kfp.Marshal(c)
+}

@@ -213,7 +213,7 @@ func (pl *plan) bindParams(defs map[string]*pipelinespec.ComponentInputsSpec_Par
 			sort.Strings(known)
 			return fmt.Errorf("--param %s: the pipeline has no such parameter (it has %s)", name, strings.Join(known, ", "))
 		}
-		v, err := ParseParam(raw, d.ParameterType)
+		v, err := kfp.ParseParam(raw, d.ParameterType)
 		if err != nil {
 			return fmt.Errorf("--param %s: %w", name, err)
 		}
@@ -233,39 +233,6 @@ func (pl *plan) bindParams(defs map[string]*pipelinespec.ComponentInputsSpec_Par
 		pl.params[name] = d.DefaultValue
 	}
 	return nil
-}
-
-// ParseParam reads a command-line value as a parameter of type t.
-func ParseParam(s string, t pipelinespec.ParameterType_ParameterTypeEnum) (*structpb.Value, error) {
-	switch t {
-	case pipelinespec.ParameterType_STRING:
-		return structpb.NewStringValue(s), nil
-	case pipelinespec.ParameterType_NUMBER_INTEGER:
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an integer", s)
-		}
-		return structpb.NewNumberValue(float64(n)), nil
-	case pipelinespec.ParameterType_NUMBER_DOUBLE:
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a number", s)
-		}
-		return structpb.NewNumberValue(f), nil
-	case pipelinespec.ParameterType_BOOLEAN:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a boolean", s)
-		}
-		return structpb.NewBoolValue(b), nil
-	case pipelinespec.ParameterType_LIST, pipelinespec.ParameterType_STRUCT:
-		v := &structpb.Value{}
-		if err := protojson.Unmarshal([]byte(s), v); err != nil {
-			return nil, fmt.Errorf("%q is not JSON: %w", s, err)
-		}
-		return v, nil
-	}
-	return nil, fmt.Errorf("parameter type %s is not supported", t)
 }
 
 // paramString is how a parameter value appears on a command line, as the KFP

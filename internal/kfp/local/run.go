@@ -282,7 +282,7 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 		if err != nil {
 			return fail(fmt.Errorf("output parameter %s: %w", name, err))
 		}
-		v, err := ParseParam(strings.TrimSpace(string(b)), t.comp.OutputDefinitions.Parameters[name].ParameterType)
+		v, err := kfp.ParseParam(strings.TrimSpace(string(b)), t.comp.OutputDefinitions.Parameters[name].ParameterType)
 		if err != nil {
 			return fail(fmt.Errorf("output parameter %s: %w", name, err))
 		}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCompileWritesTheGolden(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "p.yaml")
+	var stderr bytes.Buffer
+	if err := dispatch(context.Background(), []string{"compile", "-o", out}, env{}, &stderr, &stderr); err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	got, _ := os.ReadFile(out)
+	want, err := os.ReadFile("../internal/kfp/testdata/kfllm-finetune.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Error("pipeline compile output differs from internal/kfp/testdata/kfllm-finetune.yaml")
+	}
+	// Image registry and tag come from flags or the environment.
+	if err := dispatch(context.Background(), []string{"compile", "-o", out, "--image-tag", "v9"}, env{ImageRegistry: "reg.example/x"}, &stderr, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = os.ReadFile(out)
+	if !strings.Contains(string(got), "image: reg.example/x/kfllm-finetune:v9") {
+		t.Errorf("images not from the flags/env:\n%s", got)
+	}
+}
+
+func TestUsageAndExitCodes(t *testing.T) {
+	var stderr bytes.Buffer
+	for _, args := range [][]string{nil, {"bogus"}, {"compile"}, {"local"}, {"local", "-f", "x", "extra"}, {"run", "--param", "novalue"}} {
+		err := dispatch(context.Background(), args, env{}, &stderr, &stderr)
+		if code := exitCode(err, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (%v)", args, code, err)
+		}
+	}
+}
+
+// TestLocalExitCode runs the compiled pipeline with stand-in binaries whose
+// finetune fails with exit code 7: pipeline local exits 7.
+func TestLocalExitCode(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	ok := "#!/bin/sh\nwhile [ $# -gt 0 ]; do case \"$1\" in --output-*) mkdir -p \"$2\";; esac; shift; done\n"
+	for _, n := range []string{"fetch", "tokenize", "upload"} {
+		os.WriteFile(filepath.Join(bin, n), []byte(ok), 0o755)
+	}
+	os.WriteFile(filepath.Join(bin, "finetune"), []byte("#!/bin/sh\necho CUDA error >&2\nexit 7\n"), 0o755)
+	var out, stderr bytes.Buffer
+	err := dispatch(context.Background(), []string{"local", "-f", "../internal/kfp/testdata/kfllm-finetune.yaml",
+		"--bin-dir", bin, "--work-dir", filepath.Join(dir, "runs")}, env{}, &out, &stderr)
+	if code := exitCode(err, &stderr); code != 7 {
+		t.Fatalf("exit %d, want 7; err %v\n%s", code, err, out.String())
+	}
+	if !strings.Contains(stderr.String(), "CUDA error") {
+		t.Errorf("the log tail is not in the error:\n%s", stderr.String())
+	}
+}
+
+// TestNoHeavyImports keeps libtorch (gotch, cgo) out of the pipeline command.
+func TestNoHeavyImports(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Skipf("go list: %v", err)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.Contains(dep, "sugarme/gotch") || strings.Contains(dep, "sugarme/tokenizer") {
+			t.Errorf("pipeline depends on %s", dep)
+		}
+	}
+}
