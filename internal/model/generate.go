@@ -29,7 +29,7 @@ type GenerateOptions struct {
 // Stop reasons reported by Sequence.Reason.
 const (
 	StopEOS       = "eos"
-	StopLength    = "length"     // MaxNewTokens reached
+	StopLength    = "length"        // MaxNewTokens reached
 	StopPositions = "max_positions" // the model's context is full
 )
 

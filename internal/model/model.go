@@ -74,8 +74,8 @@ type block struct {
 type initKind int
 
 const (
-	initNormal initKind = iota
-	initResidual        // GPT-2's c_proj: std/sqrt(2*n_layer)
+	initNormal   initKind = iota
+	initResidual          // GPT-2's c_proj: std/sqrt(2*n_layer)
 	initZeros
 	initOnes
 )
@@ -164,6 +164,9 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 		return nil, err
 	}
 	choice, err := device.Select(opts.Device, opts.DType)
+	if err == nil {
+		err = checkChoice(choice)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load model %s: %w", dir, err)
 	}
@@ -269,6 +272,9 @@ func NewRandom(cfg *Config, seed int64, opts LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("new random model: %w", err)
 	}
 	choice, err := device.Select(opts.Device, opts.DType)
+	if err == nil {
+		err = checkChoice(choice)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("new random model: %w", err)
 	}
@@ -305,6 +311,15 @@ func NewRandom(cfg *Config, seed int64, opts LoadOptions) (*Model, error) {
 		return nil, fmt.Errorf("new random model: %w", err)
 	}
 	return m, nil
+}
+
+// checkChoice refuses what libtorch 2.1 cannot run: its CPU kernels have
+// no float16 matmul ("addmm_impl_cpu_" not implemented for 'Half').
+func checkChoice(c device.Choice) error {
+	if c.DType == gotch.Half && !c.Device.IsCuda() {
+		return errors.New("float16 needs CUDA (libtorch 2.1 has no float16 matmul on CPU); use bfloat16 or float32 on the CPU")
+	}
+	return nil
 }
 
 func newModel(cfg *Config, choice device.Choice, trainable bool) *Model {

@@ -48,7 +48,7 @@ CASES = {
     "llama3_rope": lambda: llama(hidden_size=64, intermediate_size=96, num_key_value_heads=1,
                                  max_position_embeddings=128, rope_theta=500000.0,
                                  rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                               "high_freq_factor": 4.0, "original_max_position_embeddings": 16}),
+                                               "high_freq_factor": 4.0, "original_max_position_embeddings": 64}),
     "qwen2": lambda: Qwen2Config(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                                  rms_norm_eps=1e-6, rope_theta=1000000.0, initializer_range=0.2,
