@@ -1,13 +1,79 @@
-// Command fetch is not built yet: its issue has not landed. It says so and
-// exits non-zero rather than pretending to work.
+// Command fetch turns a dataset (a Hugging Face dataset repository, an
+// https URL or local files in JSONL, JSON, CSV or Parquet) into a Records
+// artifact: data.jsonl and metadata.json in --output-dataset.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kfllm/kfllm/internal/dataset"
+	"github.com/kfllm/kfllm/internal/hub"
 )
 
+const help = `
+Environment:
+  HF_TOKEN     Hub token for private and gated datasets (never printed)
+  HF_ENDPOINT  the Hub's address (default https://huggingface.co)
+
+Exit status: 0 done, 1 failed (network, disk), 2 bad usage, 3 source not
+found or not accessible, 4 data rejected (too many bad rows, no usable row,
+unreadable file, over --max-bytes).
+`
+
 func main() {
-	fmt.Fprintln(os.Stderr, "fetch: not implemented yet (see the project's open issues)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o := dataset.FetchOptions{Fields: map[string]string{}, Progress: dataset.ProgressPrinter(os.Stderr)}
+	o.MaxBadRows, _ = dataset.ParseBadRowLimit(dataset.DefaultMaxBadRows)
+	flag.StringVar(&o.Source, "source", "", "hf://datasets/OWNER/NAME[@REV][/PATH], https://..., a local path or file://... (required)")
+	flag.StringVar(&o.OutputDir, "output-dataset", "", "directory to write data.jsonl and metadata.json to (required)")
+	flag.Func("format", "auto|jsonl|json|csv|parquet (default auto: from file names)", func(s string) (err error) { o.Format, err = dataset.ParseFormat(s); return })
+	flag.StringVar(&o.Split, "split", "", "split to read (default train)")
+	flag.StringVar(&o.Subset, "subset", "", "subset (config) of a Hub dataset")
+	flag.StringVar(&o.Revision, "revision", "", "branch, tag or commit of a Hub dataset (default main)")
+	flag.Func("task", "qa (context, question, answer) or lm (text) (default qa)", func(s string) (err error) { o.Task, err = dataset.ParseTask(s); return })
+	for _, f := range []string{"context", "question", "answer", "text"} {
+		flag.Func(f+"-field", "source path of the "+f+" field: keys and [N] indexes, as answers.text[0] (default: common layouts)", func(s string) error { o.Fields[f] = s; return nil })
+	}
+	flag.Func("max-bad-rows", "skipped rows allowed: N, P% of rows read, or none (default "+dataset.DefaultMaxBadRows+")", func(s string) (err error) { o.MaxBadRows, err = dataset.ParseBadRowLimit(s); return })
+	flag.Int64Var(&o.MaxBytes, "max-bytes", 0, "fail when the source files exceed this many bytes in all (0: no limit)")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: fetch --source SRC --output-dataset DIR [flags]")
+		flag.PrintDefaults()
+		fmt.Fprint(os.Stderr, help)
+	}
+	flag.Parse()
+	if o.Source == "" || o.OutputDir == "" || flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	o.Hub = hub.New(hub.EnvOptions(os.Getenv))
+	meta, err := dataset.Fetch(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fetch:", err)
+		os.Exit(exitCode(err))
+	}
+	fmt.Printf("fetch: %d records (%d rows read, %d skipped) from %s %s-> %s\n",
+		meta.RowsWritten, meta.RowsRead, meta.RowsSkipped, meta.Source, meta.Commit, o.OutputDir)
+}
+
+func exitCode(err error) int {
+	for _, e := range []error{dataset.ErrSource, hub.ErrRepoNotFound, hub.ErrRevisionNotFound, hub.ErrEntryNotFound,
+		hub.ErrGatedRepo, hub.ErrDisabledRepo, hub.ErrUnauthorized, hub.ErrForbidden, hub.ErrNotFound, os.ErrNotExist} {
+		if errors.Is(err, e) {
+			return 3
+		}
+	}
+	for _, e := range []error{dataset.ErrTooManyBadRows, dataset.ErrNoRecords, dataset.ErrBadFile, hub.ErrTooLarge, hub.ErrChecksum} {
+		if errors.Is(err, e) {
+			return 4
+		}
+	}
+	return 1
 }
