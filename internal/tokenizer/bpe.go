@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"container/heap"
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
@@ -22,7 +21,7 @@ import (
 type BPE struct {
 	vocab        map[string]int
 	tokens       []string // id -> token ("" where the id is unused)
-	merges       map[uint64]mergeRule
+	merges       pairTable
 	unk          string
 	hasUnk       bool
 	fuseUnk      bool
@@ -32,7 +31,8 @@ type BPE struct {
 	suffix       string // end_of_word_suffix
 	byteIDs      [256]int32
 	haveByteIDs  bool
-	runeIDs      []int32 // id of single-rune tokens for runes < len(runeIDs), -1 if none
+	runeIDs      []int32        // id of single-rune tokens for runes < len(runeIDs), -1 if none
+	wideRuneIDs  map[rune]int32 // the other single-rune tokens
 	cache        *wordCache
 }
 
@@ -97,7 +97,7 @@ func newBPE(cfg bpeConfig, merges [][2]string) (*BPE, error) {
 	}
 	m := &BPE{
 		vocab:        cfg.Vocab,
-		merges:       make(map[uint64]mergeRule, len(merges)),
+		merges:       newPairTable(len(merges)),
 		fuseUnk:      cfg.FuseUnk,
 		byteFallback: cfg.ByteFallback,
 		ignoreMerges: cfg.IgnoreMerges,
@@ -140,16 +140,22 @@ func newBPE(cfg bpeConfig, merges [][2]string) (*BPE, error) {
 		if !ok {
 			return nil, fmt.Errorf("bpe: merge %d result %q is not in the vocab", rank, p[0]+right)
 		}
-		key := pairKey(int32(a), int32(b))
-		if _, dup := m.merges[key]; !dup {
-			m.merges[key] = mergeRule{rank: int32(rank), newID: int32(n)}
-		}
+		m.merges.putIfAbsent(pairKey(int32(a), int32(b)), mergeRule{rank: int32(rank), newID: int32(n)})
 	}
 	m.runeIDs = make([]int32, 0x400)
 	for r := range m.runeIDs {
 		m.runeIDs[r] = -1
-		if id, ok := cfg.Vocab[string(rune(r))]; ok {
+	}
+	m.wideRuneIDs = map[rune]int32{}
+	for tok, id := range cfg.Vocab {
+		r, n := utf8.DecodeRuneInString(tok)
+		if n != len(tok) || r == utf8.RuneError {
+			continue
+		}
+		if int(r) < len(m.runeIDs) {
 			m.runeIDs[r] = int32(id)
+		} else {
+			m.wideRuneIDs[r] = int32(id)
 		}
 	}
 	if m.byteFallback {
@@ -181,22 +187,52 @@ type mergeItem struct {
 	newID int32
 }
 
+// mergeQueue is a binary min-heap of merges by (rank, pos), typed to avoid
+// container/heap's boxing.
 type mergeQueue []mergeItem
 
-func (q mergeQueue) Len() int { return len(q) }
-func (q mergeQueue) Less(i, j int) bool {
+func (q mergeQueue) less(i, j int) bool {
 	if q[i].rank != q[j].rank {
 		return q[i].rank < q[j].rank
 	}
 	return q[i].pos < q[j].pos
 }
-func (q mergeQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *mergeQueue) Push(x any)   { *q = append(*q, x.(mergeItem)) }
-func (q *mergeQueue) Pop() any {
-	old := *q
-	it := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return it
+
+func (q *mergeQueue) push(it mergeItem) {
+	*q = append(*q, it)
+	h := *q
+	for i := len(h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (q *mergeQueue) pop() mergeItem {
+	h := *q
+	top := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h = h[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && h.less(l, m) {
+			m = l
+		}
+		if r < n && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	*q = h
+	return top
 }
 
 // appendIDs appends the ids of word to dst.
@@ -253,8 +289,12 @@ func (m *BPE) initialSymbols(word string) []symbol {
 		r, n := utf8.DecodeRuneInString(word[i:])
 		end := i + n
 		var id int32 = -1
-		if plain && int(r) < len(m.runeIDs) && n == utf8.RuneLen(r) {
-			id = m.runeIDs[r]
+		if plain && n == utf8.RuneLen(r) {
+			if int(r) < len(m.runeIDs) {
+				id = m.runeIDs[r]
+			} else if v, ok := m.wideRuneIDs[r]; ok {
+				id = v
+			}
 		}
 		if id < 0 {
 			s := word[i:end]
@@ -319,20 +359,26 @@ func (m *BPE) mergeAll(syms []symbol) []symbol {
 	}
 	q := make(mergeQueue, 0, len(syms))
 	for i := 0; i+1 < len(syms); i++ {
-		if r, ok := m.merges[pairKey(syms[i].id, syms[i+1].id)]; ok {
+		if r, ok := m.merges.get(pairKey(syms[i].id, syms[i+1].id)); ok {
 			q = append(q, mergeItem{pos: int32(i), rank: r.rank, newID: r.newID})
 		}
 	}
-	heap.Init(&q)
-	for q.Len() > 0 {
-		top := heap.Pop(&q).(mergeItem)
+	// Built in index order, so it is already a valid heap only if sorted;
+	// re-heapify by pushing.
+	items := q
+	q = make(mergeQueue, 0, len(items))
+	for _, it := range items {
+		q.push(it)
+	}
+	for len(q) > 0 {
+		top := q.pop()
 		cur := &syms[top.pos]
 		if cur.size == 0 || cur.next == -1 {
 			continue
 		}
 		nextPos := cur.next
 		right := syms[nextPos]
-		r, ok := m.merges[pairKey(cur.id, right.id)]
+		r, ok := m.merges.get(pairKey(cur.id, right.id))
 		if !ok || r.newID != top.newID {
 			continue
 		}
@@ -344,13 +390,13 @@ func (m *BPE) mergeAll(syms []symbol) []symbol {
 			syms[right.next].prev = top.pos
 		}
 		if cur.prev >= 0 {
-			if r, ok := m.merges[pairKey(syms[cur.prev].id, cur.id)]; ok {
-				heap.Push(&q, mergeItem{pos: cur.prev, rank: r.rank, newID: r.newID})
+			if r, ok := m.merges.get(pairKey(syms[cur.prev].id, cur.id)); ok {
+				q.push(mergeItem{pos: cur.prev, rank: r.rank, newID: r.newID})
 			}
 		}
 		if cur.next >= 0 {
-			if r, ok := m.merges[pairKey(cur.id, syms[cur.next].id)]; ok {
-				heap.Push(&q, mergeItem{pos: top.pos, rank: r.rank, newID: r.newID})
+			if r, ok := m.merges.get(pairKey(cur.id, syms[cur.next].id)); ok {
+				q.push(mergeItem{pos: top.pos, rank: r.rank, newID: r.newID})
 			}
 		}
 	}
@@ -367,7 +413,7 @@ func (m *BPE) mergeSmall(syms []symbol) []symbol {
 	for len(ids) > 1 {
 		best, bestRank, bestID := -1, int32(0), int32(0)
 		for i := 0; i+1 < len(ids); i++ {
-			if r, ok := m.merges[pairKey(ids[i], ids[i+1])]; ok && (best < 0 || r.rank < bestRank) {
+			if r, ok := m.merges.get(pairKey(ids[i], ids[i+1])); ok && (best < 0 || r.rank < bestRank) {
 				best, bestRank, bestID = i, r.rank, r.newID
 			}
 		}
@@ -454,9 +500,13 @@ func (m *BPE) Save(dir string, prefixOpt ...string) error {
 
 // mergeList returns the merges in rank order.
 func (m *BPE) mergeList() [][2]string {
-	out := make([][2]string, len(m.merges))
-	for k, r := range m.merges {
-		out[r.rank] = [2]string{m.tokens[int32(k>>32)], m.tokens[int32(uint32(k))]}
+	out := make([][2]string, m.merges.maxRank+1)
+	for i, k := range m.merges.keys {
+		if k == 0 {
+			continue
+		}
+		k--
+		out[m.merges.vals[i].rank] = [2]string{m.tokens[int32(k>>32)], m.tokens[int32(uint32(k))]}
 	}
 	// Duplicate merges in the source keep only their first rank, which leaves
 	// holes; drop them.
@@ -511,4 +561,53 @@ func (c *wordCache) put(s string, ids []int32) {
 		sh.m[strings.Clone(s)] = ids
 	}
 	sh.mu.Unlock()
+}
+
+// pairTable is an open-addressing hash table from a token pair to its merge,
+// about twice as fast as a Go map on this hot path. Keys are stored plus one
+// so that zero marks an empty slot.
+type pairTable struct {
+	keys    []uint64
+	vals    []mergeRule
+	shift   uint
+	maxRank int32
+}
+
+func newPairTable(n int) pairTable {
+	size, shift := 16, uint(60)
+	for size < 2*n {
+		size *= 2
+		shift--
+	}
+	return pairTable{keys: make([]uint64, size), vals: make([]mergeRule, size), shift: shift, maxRank: -1}
+}
+
+func (t *pairTable) slot(k uint64) int { return int((k * 0x9E3779B97F4A7C15) >> t.shift) }
+
+func (t *pairTable) putIfAbsent(k uint64, v mergeRule) {
+	k++
+	mask := len(t.keys) - 1
+	for i := t.slot(k); ; i = (i + 1) & mask {
+		switch t.keys[i] {
+		case 0:
+			t.keys[i], t.vals[i] = k, v
+			t.maxRank = max(t.maxRank, v.rank)
+			return
+		case k:
+			return
+		}
+	}
+}
+
+func (t *pairTable) get(k uint64) (mergeRule, bool) {
+	k++
+	mask := len(t.keys) - 1
+	for i := t.slot(k); ; i = (i + 1) & mask {
+		switch t.keys[i] {
+		case k:
+			return t.vals[i], true
+		case 0:
+			return mergeRule{}, false
+		}
+	}
 }

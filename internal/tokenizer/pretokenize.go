@@ -25,6 +25,7 @@ type stringPreTokenizer interface {
 type RegexPattern struct {
 	re     *regexp2.Regexp
 	source string
+	fast   *fastSplitter // hand-written equivalent of a known pattern, or nil
 }
 
 var _ normalizer.Pattern = (*RegexPattern)(nil)
@@ -35,7 +36,7 @@ func NewRegexPattern(pattern string) (*RegexPattern, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compile pattern %q: %w", pattern, err)
 	}
-	return &RegexPattern{re: re, source: pattern}, nil
+	return &RegexPattern{re: re, source: pattern, fast: knownPatterns[pattern]}, nil
 }
 
 // matches returns the byte spans [start, end) of the non-empty matches in s.
@@ -43,16 +44,22 @@ func (p *RegexPattern) matches(s string) [][2]int {
 	if s == "" {
 		return nil
 	}
+	if p.fast != nil {
+		return p.fast.matches(nil, s)
+	}
+	return p.regexpMatches(s)
+}
+
+// regexpMatches is matches on regexp2.
+func (p *RegexPattern) regexpMatches(s string) [][2]int {
 	runes := []rune(s)
 	var byteOff []int // rune index -> byte offset, only for non-ASCII input
 	if len(runes) != len(s) {
-		byteOff = make([]int, len(runes)+1)
-		b := 0
-		for i, r := range runes {
-			byteOff[i] = b
-			b += utf8.RuneLen(r)
+		byteOff = make([]int, 0, len(runes)+1)
+		for b := range s { // byte index of each rune, right for invalid bytes too
+			byteOff = append(byteOff, b)
 		}
-		byteOff[len(runes)] = b
+		byteOff = append(byteOff, len(s))
 	}
 	conv := func(i int) int {
 		if byteOff == nil {
