@@ -105,7 +105,7 @@ func localCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	o := local.Options{Out: stdout, Params: map[string]string{}}
 	file := fs.String("f", "", "compiled pipeline YAML (from pipeline compile or the KFP SDK)")
 	fs.Var(paramFlag(o.Params), "param", "pipeline parameter k=v (repeatable)")
-	fs.StringVar(&o.WorkDir, "work-dir", "runs", "directory of runs: DIR/RUN/TASK/OUTPUT")
+	fs.StringVar(&o.WorkDir, "work-dir", "work", "directory of runs: DIR/RUN/TASK/OUTPUT")
 	fs.StringVar(&o.RunID, "run-id", "", "run directory name (default: PIPELINE-DATE-TIME)")
 	fs.StringVar(&o.BinDir, "bin-dir", "bin", "binaries standing in for the images: REGISTRY/kfllm-NAME:TAG runs BINDIR/NAME")
 	fs.BoolVar(&o.Cache, "cache", false, "skip tasks whose executor and inputs are unchanged since an earlier run")

@@ -27,7 +27,7 @@ type env struct {
 	Token, TokenPath, Cookie string // KF_PIPELINES_TOKEN, KF_PIPELINES_SA_TOKEN_PATH, KF_PIPELINES_COOKIE
 }
 
-const envHelp = `Environment: IMAGE_REGISTRY, IMAGE_TAG (compile, run); KFP_HOST, KFP_NAMESPACE,
+const envHelp = `Environment: IMAGE_REGISTRY, IMAGE_TAG (compile, run); KFP_HOST or KF_PIPELINES_ENDPOINT, KFP_NAMESPACE,
 KF_PIPELINES_TOKEN, KF_PIPELINES_SA_TOKEN_PATH, KF_PIPELINES_COOKIE (run);
 HF_TOKEN and the rest of the environment are passed to local tasks (local).`
 
@@ -36,7 +36,7 @@ func main() {
 	defer stop()
 	e := env{
 		ImageRegistry: os.Getenv("IMAGE_REGISTRY"), ImageTag: os.Getenv("IMAGE_TAG"),
-		Host: os.Getenv("KFP_HOST"), Namespace: os.Getenv("KFP_NAMESPACE"),
+		Host: or(os.Getenv("KFP_HOST"), os.Getenv("KF_PIPELINES_ENDPOINT")), Namespace: os.Getenv("KFP_NAMESPACE"),
 		Token: os.Getenv("KF_PIPELINES_TOKEN"), TokenPath: os.Getenv("KF_PIPELINES_SA_TOKEN_PATH"),
 		Cookie: os.Getenv("KF_PIPELINES_COOKIE"),
 	}

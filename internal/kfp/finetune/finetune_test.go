@@ -138,3 +138,13 @@ func TestKFPLoadsOurYAML(t *testing.T) {
 		t.Errorf("inputs KFP saw (-want +got):\n%s", diff)
 	}
 }
+
+// BenchmarkCompile is the in-process cost of building and marshalling the
+// pipeline (bench/pipeline_compile.sh times the command against the KFP SDK).
+func BenchmarkCompile(b *testing.B) {
+	for b.Loop() {
+		if _, err := YAML(Images{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

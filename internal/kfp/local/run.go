@@ -159,7 +159,7 @@ func Run(ctx context.Context, c *kfp.Compiled, o Options) (*Result, error) {
 
 func (o *Options) defaults() {
 	if o.WorkDir == "" {
-		o.WorkDir = "runs"
+		o.WorkDir = "work"
 	}
 	if o.BinDir == "" {
 		o.BinDir = "bin"
