@@ -227,6 +227,9 @@ func readStream(r io.Reader, onToken func(string) error) (streamEvent, error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return streamEvent{}, fmt.Errorf("%w: an event line over %d bytes", ErrAPIProtocol, maxSSELine)
+		}
 		return streamEvent{}, fmt.Errorf("read api stream: %w", err)
 	}
 	// A final event without its blank line still counts.

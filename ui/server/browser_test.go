@@ -561,6 +561,68 @@ func TestBrowserAccessibleOnPhone(t *testing.T) {
 	tb.checkClean()
 }
 
+// lowContrast lists the page's visible text whose colour on its background
+// has a contrast ratio under WCAG AA: 4.5:1, or 3:1 for large text.
+const lowContrast = `(() => {
+	const lum = (c) => {
+		const [r, g, b] = c.match(/[\d.]+/g).slice(0, 3).map(Number).map((v) => {
+			v /= 255;
+			return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+		});
+		return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+	};
+	const opaque = (c) => { const m = c.match(/[\d.]+/g); return m && (m.length < 4 || Number(m[3]) === 1); };
+	const background = (el) => {
+		for (; el; el = el.parentElement) {
+			const bg = getComputedStyle(el).backgroundColor;
+			if (opaque(bg)) return bg;
+		}
+		return 'rgb(255, 255, 255)';
+	};
+	const out = [];
+	for (const el of document.querySelectorAll('body *')) {
+		const own = [...el.childNodes].some((n) => n.nodeType === 3 && n.data.trim() !== '');
+		if (!own || el.getClientRects().length === 0) continue;
+		const st = getComputedStyle(el);
+		if (st.visibility === 'hidden') continue;
+		const a = lum(st.color), b = lum(background(el));
+		const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+		const size = parseFloat(st.fontSize), bold = Number(st.fontWeight) >= 700;
+		const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+		if (ratio < need) out.push((el.id || el.tagName) + ' ' + ratio.toFixed(2) + ':1 "' + el.textContent.trim().slice(0, 30) + '"');
+	}
+	return out;
+})()`
+
+// TestBrowserTextContrast checks every visible text's contrast, in the
+// answered state and the error state, and while an answer is being written.
+func TestBrowserTextContrast(t *testing.T) {
+	api := newStandinAPI(t, testModel, rhine...)
+	api.set(func(b *behaviour) { b.tokenDelay = 200 * time.Millisecond })
+	ui := startUI(t, api, nil)
+	tb := openTab(t, desktop)
+	tb.do(chromedp.Navigate(ui+"/"), chromedp.Click(chromedp.ID("sample")))
+	check := func(state string) {
+		t.Helper()
+		if low := eval[[]string](tb, lowContrast); len(low) > 0 {
+			t.Errorf("%s: text below WCAG AA contrast: %q", state, low)
+		}
+	}
+	check("start")
+	tb.do(chromedp.Click(chromedp.ID("generate")))
+	tb.waitFor(`document.getElementById('generate').textContent === 'Generating…'`)
+	check("generating")
+	tb.waitFor(answerDone)
+	tb.do(chromedp.Click(chromedp.ID("thumbs-up")))
+	tb.waitFor(`document.getElementById('feedback-status').textContent.startsWith('Thanks')`)
+	check("answered")
+	api.set(func(b *behaviour) { b.status = 500; b.errMsg = "boom" })
+	tb.do(chromedp.Click(chromedp.ID("generate")))
+	tb.waitFor(errorShown)
+	check("error")
+	tb.checkClean()
+}
+
 // TestScreenshots takes the README's pictures of the page at desktop and
 // phone widths, after a sample question was answered and rated. With
 // -update it writes them to docs/; otherwise it only checks they can be made.
