@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/structpb"
@@ -17,7 +18,9 @@ import (
 
 // cacheKey identifies an execution: the executor (image, command, args with
 // placeholders, env), the local binary's content, the parameter values, the
-// content of each input artifact, and the output names.
+// content of each input artifact, the content of local files or directories
+// that string parameters name (a fetch --source of ./data.jsonl that changed
+// is a changed input), and the output names.
 func cacheKey(t *task, in *taskInputs) (string, error) {
 	type kv struct{ K, V string }
 	key := struct {
@@ -29,9 +32,10 @@ func cacheKey(t *task, in *taskInputs) (string, error) {
 		Binary    string
 		Params    map[string]any
 		Artifacts map[string]string
+		Files     map[string]string
 		Outputs   []string
 	}{Version: 1, Image: t.container.Image, Command: t.container.Command, Args: t.container.Args,
-		Params: map[string]any{}, Artifacts: map[string]string{}}
+		Params: map[string]any{}, Artifacts: map[string]string{}, Files: map[string]string{}}
 	for _, e := range t.container.Env {
 		key.Env = append(key.Env, kv{e.Name, e.Value})
 	}
@@ -41,6 +45,11 @@ func cacheKey(t *task, in *taskInputs) (string, error) {
 	}
 	for n, v := range in.params {
 		key.Params[n] = v.AsInterface()
+		if p := localPath(v.GetStringValue()); p != "" {
+			if key.Files[n], err = hashPath(p); err != nil {
+				return "", fmt.Errorf("parameter %s: %w", n, err)
+			}
+		}
 	}
 	for n, p := range in.artifacts {
 		if key.Artifacts[n], err = hashPath(p); err != nil {
@@ -60,6 +69,23 @@ func cacheKey(t *task, in *taskInputs) (string, error) {
 	}
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:]), nil
+}
+
+// localPath returns the local file a parameter value names (a path that
+// exists, or a file:// URL), or "".
+func localPath(s string) string {
+	if s == "" || strings.Contains(s, "\n") {
+		return ""
+	}
+	if p, ok := strings.CutPrefix(s, "file://"); ok {
+		s = p
+	} else if strings.Contains(s, "://") {
+		return ""
+	}
+	if _, err := os.Stat(s); err != nil {
+		return ""
+	}
+	return s
 }
 
 // hashPath hashes a file, or a directory tree (names, kinds and contents in

@@ -215,12 +215,32 @@ func TestRunCache(t *testing.T) {
 		t.Errorf("after epochs change: fetch %d tokenize %d finetune %d runs", count("fetch"), count("tokenize"), count("finetune"))
 	}
 
+	// A local file named by a parameter is an input: editing it reruns fetch
+	// (and, its output being the same, nothing else changes downstream).
+	src := filepath.Join(t.TempDir(), "data.jsonl")
+	os.WriteFile(src, []byte("{}\n"), 0o644)
+	srcRun := func(id string) {
+		if _, out, err := f.run(t, Options{RunID: id, Cache: true, Params: map[string]string{"source": src}}); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+	}
+	srcRun("s1")
+	srcRun("s2")
+	if count("fetch") != 2 {
+		t.Errorf("fetch ran %d times with an unchanged local source, want 2", count("fetch"))
+	}
+	os.WriteFile(src, []byte("{\"changed\": true}\n"), 0o644)
+	srcRun("s3")
+	if count("fetch") != 3 || count("tokenize") != 1 {
+		t.Errorf("after editing the source: fetch %d, tokenize %d runs; want 3, 1", count("fetch"), count("tokenize"))
+	}
+
 	// Without --cache everything runs.
 	if _, out, err := f.run(t, Options{RunID: "r4"}); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if count("fetch") != 2 {
-		t.Errorf("fetch ran %d times, want 2", count("fetch"))
+	if count("fetch") != 4 {
+		t.Errorf("fetch ran %d times, want 4", count("fetch"))
 	}
 
 	// A deleted cached output is a miss, not a broken link.
@@ -233,8 +253,8 @@ func TestRunCache(t *testing.T) {
 	if _, out, err := f.run(t, Options{RunID: "r5", Cache: true}); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	if count("fetch") != 3 {
-		t.Errorf("fetch ran %d times after its cached output was deleted, want 3", count("fetch"))
+	if count("fetch") != 5 {
+		t.Errorf("fetch ran %d times after its cached output was deleted, want 5", count("fetch"))
 	}
 }
 
@@ -317,5 +337,22 @@ func TestOrder(t *testing.T) {
 	want := "a x " + w + "/a/o\nc --n 7\nb --i " + w + "/a/o\n"
 	if string(b) != want {
 		t.Errorf("order:\n%s\nwant:\n%s", b, want)
+	}
+}
+
+// TestRunKFPSDKCompiledYAML runs the same pipeline as compiled by the KFP
+// Python SDK: pipeline local reads any KFP v2 IR of this shape, not only ours.
+func TestRunKFPSDKCompiledYAML(t *testing.T) {
+	f := newFixture(t)
+	var out bytes.Buffer
+	res, err := RunFile(context.Background(), "../testdata/kfp_sdk_golden.yaml", Options{WorkDir: f.work, RunID: "sdk", BinDir: f.bin, Out: &out, Env: f.env})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(res.Tasks) != 4 || res.Tasks[3].Name != "upload" || res.Tasks[3].Status != Succeeded {
+		t.Errorf("results = %+v", res.Tasks)
+	}
+	if calls := f.calls(t); len(calls) != 8 || !strings.Contains(calls[4], "--learning-rate 0.0002 ") {
+		t.Errorf("calls = %q", calls)
 	}
 }
