@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,7 +60,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		writeBadRequest(w, err)
 		return
 	}
-	ctx, cancel := contextWithTimeout(r, s.opts.Timeout)
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
 	defer cancel()
 	start := time.Now()
 
@@ -168,7 +169,7 @@ func (s *Server) handleFeedback(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("The comment is too long (the limit is %d characters).", maxCommentChars))
 		return
 	}
-	ctx, cancel := contextWithTimeout(r, s.opts.FeedbackTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.FeedbackTimeout)
 	defer cancel()
 	err := s.api.feedback(ctx, feedbackRequest{RunID: req.RunID, Score: *req.Score, Comment: strings.TrimSpace(req.Comment)})
 	if err != nil {

@@ -1,11 +1,9 @@
 package server
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"time"
 )
 
 // sseWriter writes server-sent events to the browser. The response starts
@@ -57,10 +55,4 @@ func (s *sseWriter) flush() error {
 		return fmt.Errorf("flush event: %w", err)
 	}
 	return nil
-}
-
-// contextWithTimeout bounds work for request r by d. The http.Server's
-// ReadTimeout is for the request body only; this bounds the whole answer.
-func contextWithTimeout(r *http.Request, d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), d)
 }
