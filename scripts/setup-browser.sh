@@ -24,7 +24,7 @@ fi
 as_root=()
 if [ "$(id -u)" != 0 ]; then
   if command -v sudo >/dev/null 2>&1; then
-    as_root=(sudo)
+    as_root=(sudo env DEBIAN_FRONTEND=noninteractive)
   else
     log "not root and no sudo: run 'apt-get install -y chromium' as root"
     exit 1
