@@ -29,7 +29,7 @@ unreadable file, over --max-bytes).
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := dataset.FetchOptions{Fields: map[string]string{}, Progress: dataset.ProgressPrinter(os.Stderr)}
+	o := dataset.FetchOptions{Fields: map[string]string{}, Progress: hub.ProgressLines(os.Stderr, "fetch")}
 	o.MaxBadRows, _ = dataset.ParseBadRowLimit(dataset.DefaultMaxBadRows)
 	flag.StringVar(&o.Source, "source", "", "hf://datasets/OWNER/NAME[@REV][/PATH], https://..., a local path or file://... (required)")
 	flag.StringVar(&o.OutputDir, "output-dataset", "", "directory to write data.jsonl and metadata.json to (required)")

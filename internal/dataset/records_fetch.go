@@ -771,37 +771,3 @@ func hasDir(p, dir string) bool {
 	}
 	return false
 }
-
-// ProgressPrinter returns a Progress function that writes a line to w when
-// a file starts, about every 5% (or 64 MiB) after, and when it completes.
-func ProgressPrinter(w io.Writer) func(file string, done, total int64) {
-	last := map[string]int64{}
-	return func(file string, done, total int64) {
-		prev, seen := last[file]
-		step := int64(64 << 20)
-		if total > 0 {
-			step = min(step, max(total/20, 1))
-		}
-		if seen && done-prev < step && done != total {
-			return
-		}
-		last[file] = done
-		if total > 0 {
-			fmt.Fprintf(w, "fetch: %s %s / %s (%d%%)\n", file, human(done), human(total), done*100/total)
-		} else {
-			fmt.Fprintf(w, "fetch: %s %s\n", file, human(done))
-		}
-	}
-}
-
-func human(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}

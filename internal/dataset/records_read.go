@@ -342,9 +342,9 @@ func readCSV(r io.Reader, fn RowFunc) error {
 		}
 		var perr *csv.ParseError
 		if errors.As(err, &perr) {
-			// A broken quote swallows the rest of the file: that is the
-			// file's fault, not one row's.
-			if errors.Is(perr.Err, csv.ErrQuote) || errors.Is(perr.Err, csv.ErrBareQuote) {
+			// A broken quoted field swallows the rest of the file: that is
+			// the file's fault, not one row's. (A bare quote spoils its row.)
+			if errors.Is(perr.Err, csv.ErrQuote) {
 				return fmt.Errorf("%w: %v", ErrBadFile, err)
 			}
 			if ferr := fn(nil, SkipMalformed); ferr != nil {

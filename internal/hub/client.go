@@ -108,7 +108,7 @@ func New(opts Options) *Client {
 	}
 	base := opts.HTTPClient
 	if base == nil {
-		base = &http.Client{}
+		base = &http.Client{Transport: defaultTransport()}
 	}
 	hc := *base // a copy: the caller's client is not modified
 	userCheck := base.CheckRedirect
@@ -132,6 +132,15 @@ func New(opts Options) *Client {
 	}
 	c.hc = &hc
 	return c
+}
+
+// defaultTransport is http.DefaultTransport with a bound on the wait for
+// response headers, so that a server that accepts a request and never
+// answers fails it (and the retry policy takes over).
+func defaultTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = 2 * time.Minute
+	return t
 }
 
 // ParseEndpoint checks that s (empty means DefaultEndpoint) is an absolute

@@ -213,3 +213,30 @@ func TestRedactString(t *testing.T) {
 		t.Errorf("redactString = %q", got)
 	}
 }
+
+func TestDownloadReconnectsAfterStall(t *testing.T) {
+	s := hubtest.New(t)
+	r := s.AddRepo("model", "o/m")
+	data := payload(200_000)
+	sha := r.CommitFiles("main", map[string][]byte{"model.safetensors": data})
+	s.AddFault(hubtest.Fault{Match: func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/repos/") }, StallAfter: 64_000})
+	c := hubClient(s, "")
+	dest := filepath.Join(t.TempDir(), "model.safetensors")
+	res, err := c.DownloadFile(context.Background(), c.FileURL(typeModel, "o/m", sha, "model.safetensors"), dest,
+		DownloadOptions{StallTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SHA256 != sha256hex(data) {
+		t.Fatal("content differs after a stalled connection")
+	}
+	var ranges []string
+	for _, q := range s.Requests() {
+		if q.Host == hubtest.CDNHost {
+			ranges = append(ranges, q.Header.Get("Range"))
+		}
+	}
+	if len(ranges) != 2 || ranges[1] != "bytes=64000-" {
+		t.Errorf("CDN Range headers = %q", ranges)
+	}
+}

@@ -50,6 +50,9 @@ type Fault struct {
 	// DropAfter, when positive, serves the request but closes the
 	// connection abruptly once that many body bytes have been written.
 	DropAfter int64
+	// StallAfter, when positive, serves that many body bytes, then sends
+	// nothing more until the client gives up, as a hung connection does.
+	StallAfter int64
 	// Times is how many matching requests the fault applies to; 0 means 1.
 	Times int
 }
@@ -146,7 +149,6 @@ func (s *Server) HTTPClient() *http.Client {
 			}
 			return d.DialContext(ctx, network, addr)
 		},
-		DisableCompression: false,
 	}
 	return &http.Client{Transport: tr}
 }
@@ -222,14 +224,19 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 		if fault != nil && fault.DropAfter > 0 {
 			w = &dropWriter{ResponseWriter: w, left: fault.DropAfter}
 		}
+		if fault != nil && fault.StallAfter > 0 {
+			w = &dropWriter{ResponseWriter: w, left: fault.StallAfter, stall: r.Context().Done()}
+		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// dropWriter passes left bytes through, then aborts the connection.
+// dropWriter passes left bytes through, then aborts the connection (after
+// waiting for stall to close, when set).
 type dropWriter struct {
 	http.ResponseWriter
-	left int64
+	left  int64
+	stall <-chan struct{}
 }
 
 func (d *dropWriter) Write(p []byte) (int, error) {
@@ -240,6 +247,9 @@ func (d *dropWriter) Write(p []byte) (int, error) {
 		}
 		d.left = 0
 		_ = n
+		if d.stall != nil {
+			<-d.stall
+		}
 		panic(http.ErrAbortHandler)
 	}
 	d.left -= int64(len(p))
