@@ -107,11 +107,13 @@ require (
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
+	github.com/schollz/progressbar/v3 v3.19.1 // internal/train: the training progress bar on a terminal (step, loss, lr, tokens/s, ETA)
 	github.com/shopspring/decimal v1.2.0 // indirect
 	github.com/sirupsen/logrus v1.9.3 // indirect
 	github.com/spf13/cast v1.4.1 // indirect
 	github.com/yargevad/filepathx v1.0.0 // indirect
 	golang.org/x/exp v0.0.0-20260410095643-746e56fc9e2f // indirect
+	golang.org/x/term v0.46.0 // indirect
 )
 
 // The KFP root module (backend/api/v2beta1/go_http_client for pipeline run)

@@ -1,13 +1,89 @@
-// Command finetune is not built yet: its issue has not landed. It says so and
-// exits non-zero rather than pretending to work.
+// Command finetune trains a causal LM on token shards (full fine-tuning or
+// LoRA) and writes a Hugging Face model directory with metrics.json and
+// training_log.jsonl; rerun with the same --checkpoint-dir, it resumes.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/train"
 )
 
+const help = `
+Environment:
+  HF_TOKEN     Hub token for a private --base-model OWNER/NAME (never printed)
+  HF_ENDPOINT  the Hub's address (default https://huggingface.co)
+
+Exit status: 0 done, 1 failed, 2 bad usage, 3 loss or gradient not finite,
+130 interrupted (a rerun resumes from the last checkpoint).
+`
+
 func main() {
-	fmt.Fprintln(os.Stderr, "finetune: not implemented yet (see the project's open issues)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o := train.Options{Progress: os.Stderr, Hub: hub.EnvOptions(os.Getenv)}
+	f := flag.CommandLine
+	f.StringVar(&o.InputDataset, "input-dataset", "", "token shard directory (required)")
+	f.StringVar(&o.BaseModel, "base-model", "", "model directory or Hub repo OWNER/NAME (required)")
+	f.StringVar(&o.OutputModelDir, "output-model-dir", "", "where the trained model directory goes (required)")
+	f.IntVar(&o.Epochs, "epochs", 1, "passes over the training shard (when --max-steps is 0)")
+	f.IntVar(&o.MaxSteps, "max-steps", 0, "optimizer steps (0: --epochs worth)")
+	f.Float64Var(&o.LearningRate, "learning-rate", 5e-5, "peak AdamW learning rate")
+	f.IntVar(&o.BatchSize, "batch-size", 8, "sequences per micro-batch")
+	f.IntVar(&o.GradAccum, "grad-accum", 1, "micro-batches per optimizer step")
+	f.IntVar(&o.WarmupSteps, "warmup-steps", 0, "linear warmup steps")
+	f.Float64Var(&o.WeightDecay, "weight-decay", 0, "AdamW weight decay (not on biases and norm weights)")
+	f.Float64Var(&o.MaxGradNorm, "max-grad-norm", 1, "clip the gradient norm to this (negative: no clipping)")
+	f.Int64Var(&o.Seed, "seed", 42, "seed of data order, LoRA init and dropout")
+	f.StringVar(&o.LRScheduler, "lr-scheduler", "linear", "linear|cosine|constant, after warmup")
+	f.IntVar(&o.LoRAR, "lora-r", 0, "LoRA rank (0: full fine-tuning)")
+	f.Float64Var(&o.LoRAAlpha, "lora-alpha", 16, "LoRA alpha (scale alpha/r)")
+	f.Float64Var(&o.LoRADropout, "lora-dropout", 0, "dropout on the LoRA input")
+	f.Func("lora-target-modules", "comma-separated module names (default q_proj,v_proj)", func(s string) error {
+		o.LoRATargetModules = strings.Split(s, ",")
+		return nil
+	})
+	f.BoolVar(&o.MergeLoRA, "merge-lora", false, "write merged full weights instead of a PEFT adapter")
+	f.StringVar(&o.Device, "device", "auto", "auto|cpu|cuda")
+	f.StringVar(&o.DType, "dtype", "auto", "auto|float32|bfloat16 (auto: float32 on CPU, bfloat16 on CUDA)")
+	f.StringVar(&o.CheckpointDir, "checkpoint-dir", "", "checkpoint directory; a rerun resumes from it")
+	f.IntVar(&o.SaveSteps, "save-steps", 500, "checkpoint every N steps")
+	f.IntVar(&o.EvalSteps, "eval-steps", 0, "eval loss every N steps (0: at the end only)")
+	f.StringVar(&o.MetricsOutput, "metrics-output", "", "KFP metrics artifact file")
+	f.StringVar(&o.QAEval, "qa-eval", "", "held-out QA records JSONL (context, question, answer): EM/F1 before and after")
+	f.IntVar(&o.QAEvalMax, "qa-eval-max", 100, "questions of --qa-eval to score")
+	f.IntVar(&o.LogEvery, "log-every", 10, "progress line every N steps (off a terminal)")
+	f.IntVar(&o.Threads, "threads", 0, "libtorch threads (0: libtorch's default)")
+	f.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: finetune --input-dataset DIR --base-model DIR|OWNER/NAME --output-model-dir DIR [flags]")
+		f.PrintDefaults()
+		fmt.Fprint(os.Stderr, help)
+	}
+	flag.Parse()
+	if flag.NArg() > 0 || o.InputDataset == "" || o.BaseModel == "" || o.OutputModelDir == "" {
+		f.Usage()
+		os.Exit(2)
+	}
+	res, err := train.Run(ctx, o)
+	switch {
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(os.Stderr, "finetune: interrupted; rerun the same command to resume from the last checkpoint")
+		os.Exit(130)
+	case errors.Is(err, train.ErrNonFinite):
+		fmt.Fprintln(os.Stderr, "finetune:", err)
+		os.Exit(3)
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "finetune:", err)
+		os.Exit(1)
+	}
+	m := res.Metrics
+	fmt.Printf("finetune: %d steps, train loss %.4f, eval loss %.4f, %.0f tokens/s -> %s\n", m.Steps, m.TrainLoss, m.EvalLoss, m.TokensPerSec, o.OutputModelDir)
 }

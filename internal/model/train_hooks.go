@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"runtime"
 
-	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -45,7 +44,7 @@ func (m *Model) ForwardAt(ids, mask []int64, b, t int, at []int64) (out *ts.Tens
 	}
 	p.mask = mi.tensor(&s, m.choice.Device)
 	x := p.layers(p.embed(s.int64s(m.choice.Device, ids, B, T)))
-	x = s.view(x, B*T, -1)
+	x = s.reshape(x, B*T, -1)
 	x = s.indexSelect(x, 0, s.int64s(m.choice.Device, at, int64(len(at))))
 	logits := p.head(x)
 	if s.err != nil {
@@ -53,7 +52,3 @@ func (m *Model) ForwardAt(ids, mask []int64, b, t int, at []int64) (out *ts.Tens
 	}
 	return wrap(s.detach(logits)), nil
 }
-
-// ComputeDType is the dtype the model computes in (float32 on CPU by
-// default; bfloat16 on CUDA with --dtype auto).
-func (m *Model) ComputeDType() gotch.DType { return m.choice.DType }

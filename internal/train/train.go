@@ -1,0 +1,545 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"time"
+
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+
+	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/model"
+	"github.com/kfllm/kfllm/internal/tokenizer"
+)
+
+// ErrNonFinite is returned (wrapped) when a loss or gradient norm is NaN
+// or Inf: training stops rather than writing a broken model.
+var ErrNonFinite = errors.New("loss is not finite")
+
+// Result is what Run reports: the metrics it wrote to metrics.json and
+// the step it resumed from (0 for a fresh run).
+type Result struct {
+	Metrics     Metrics
+	ResumedFrom int
+}
+
+var repoID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+
+// resolveBase returns a local directory for --base-model: a directory as
+// is, a Hub repo id through the Hub snapshot cache.
+func resolveBase(ctx context.Context, o *Options) (string, error) {
+	if st, err := os.Stat(o.BaseModel); err == nil && st.IsDir() {
+		return o.BaseModel, nil
+	}
+	if !repoID.MatchString(o.BaseModel) {
+		return "", fmt.Errorf("base model %s: not a directory and not a Hub repo id OWNER/NAME", o.BaseModel)
+	}
+	c := hub.New(o.Hub)
+	dir, err := c.Snapshot(ctx, o.BaseModel, "", hub.SnapshotOptions{
+		AllowPatterns: []string{"*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"},
+	})
+	if err != nil {
+		return "", fmt.Errorf("base model %s: %w", o.BaseModel, err)
+	}
+	return dir, nil
+}
+
+// trainer holds one run's state.
+type trainer struct {
+	o        *Options
+	log      *slog.Logger
+	m        *model.Model
+	params   []*param
+	adapters []adapter
+	opt      *adamW
+	train    *shard
+	eval     *shard
+	plan     plan
+	total    int
+	state    trainerState
+}
+
+// Run fine-tunes a causal LM on token shards and writes the model
+// directory, metrics.json, training_log.jsonl and the metrics artifact.
+// With a checkpoint directory, a rerun of the same options resumes from
+// the newest valid checkpoint and ends with the same weights as a run
+// that was never interrupted.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.Threads > 0 {
+		model.SetThreads(o.Threads)
+	}
+	t := &trainer{o: &o, log: log}
+	defer t.close()
+	res, err := t.run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (t *trainer) close() {
+	if t.opt != nil {
+		t.opt.close()
+	}
+	if t.m != nil {
+		t.m.Close()
+	}
+}
+
+func (t *trainer) run(ctx context.Context) (*Result, error) {
+	o := t.o
+	var err error
+	if t.train, err = readShard(o.InputDataset, "train.safetensors"); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(o.InputDataset, "eval.safetensors")); err == nil {
+		if t.eval, err = readShard(o.InputDataset, "eval.safetensors"); err != nil {
+			return nil, err
+		}
+	}
+	base, err := resolveBase(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	t.m, err = model.Load(base, model.LoadOptions{Device: o.Device, DType: o.DType, Trainable: o.LoRAR == 0})
+	if err != nil {
+		return nil, err
+	}
+	if err := t.checkVocab(); err != nil {
+		return nil, err
+	}
+	if o.LoRAR > 0 {
+		t.adapters, err = attachLoRA(t.m, o.LoRAR, o.LoRAAlpha, o.LoRADropout, o.LoRATargetModules, o.Seed)
+		if err != nil {
+			return nil, err
+		}
+		if o.initAdapter != "" {
+			if err := loadAdapter(o.initAdapter, t.adapters); err != nil {
+				return nil, err
+			}
+		}
+		for _, a := range t.adapters {
+			t.params = append(t.params,
+				&param{name: a.path + ".lora_A", t: handle(a.lin.LoRA.A)},
+				&param{name: a.path + ".lora_B", t: handle(a.lin.LoRA.B)})
+		}
+	} else {
+		for _, p := range t.m.Parameters() {
+			if p.Trainable {
+				t.params = append(t.params, &param{name: p.Name, t: handle(p.Tensor), noDecay: p.NoDecay})
+			}
+		}
+	}
+	if t.opt, err = newAdamW(t.params, o.WeightDecay); err != nil {
+		return nil, err
+	}
+
+	t.plan = plan{n: t.train.n, batchSize: o.BatchSize, gradAccum: o.GradAccum, seed: o.Seed, shuffle: !o.noShuffle}
+	t.total = o.MaxSteps
+	if t.total == 0 {
+		t.total = o.Epochs * t.plan.stepsPerEpoch()
+	}
+
+	resumed := 0
+	if o.CheckpointDir != "" {
+		st, err := resume(o.CheckpointDir, t.params, t.m.Device().Device, t.log)
+		if err != nil {
+			return nil, err
+		}
+		if st != nil {
+			if st.Fingerprint != o.fingerprint() {
+				return nil, fmt.Errorf("resume from %s: its checkpoints were made with other options (%s, now %s); use a fresh --checkpoint-dir",
+					o.CheckpointDir, st.Fingerprint, o.fingerprint())
+			}
+			t.state = *st
+			t.opt.steps = st.OptimizerStep
+			resumed = st.Step
+			t.log.Info("resumed from checkpoint", "step", st.Step, "dir", o.CheckpointDir)
+		}
+	}
+	t.state.Fingerprint = o.fingerprint()
+
+	stage := stagingDir(o.OutputModelDir)
+	if resumed == 0 {
+		os.RemoveAll(stage)
+	}
+	if err := os.MkdirAll(stage, 0o755); err != nil {
+		return nil, fmt.Errorf("output dir: %w", err)
+	}
+	tlog, err := openLog(filepath.Join(stage, "training_log.jsonl"), resumed)
+	if err != nil {
+		return nil, err
+	}
+	defer tlog.close()
+
+	tokDir := filepath.Join(o.InputDataset, "tokenizer")
+	var qa []qaRecord
+	var tok *tokenizer.Tokenizer
+	if o.QAEval != "" {
+		if qa, err = readQA(o.QAEval, o.QAEvalMax); err != nil {
+			return nil, err
+		}
+		if tok, err = tokenizer.Load(tokDir); err != nil {
+			return nil, fmt.Errorf("qa eval: %w", err)
+		}
+		if t.state.QABefore == nil {
+			if t.state.QABefore, err = qaEval(ctx, t.m, tok, qa, o.QAMaxNewTokens); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	prog := newProgress(o.Progress, resumed, t.total, o.LogEvery)
+	if resumed > 0 {
+		prog.note("resuming at step %d of %d from %s", resumed, t.total, o.CheckpointDir)
+	}
+	cache := map[int][]int{}
+	runStart := time.Now()
+	priorRuntime := t.state.Runtime
+	for s := resumed; s < t.total; s++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("training stopped at step %d: %w", s, err)
+		}
+		t0 := time.Now()
+		epoch, micro := t.plan.step(s, cache)
+		loss, tokens, err := t.accumulate(s, micro)
+		if err != nil {
+			return nil, err
+		}
+		gn, err := clipGradNorm(t.params, o.MaxGradNorm)
+		if err != nil {
+			return nil, err
+		}
+		if math.IsNaN(gn) || math.IsInf(gn, 0) {
+			return nil, fmt.Errorf("step %d: gradient norm %v: %w", s+1, gn, ErrNonFinite)
+		}
+		lr := schedule(o.LRScheduler, o.LearningRate, s, o.WarmupSteps, t.total)
+		if err := t.opt.step(lr); err != nil {
+			return nil, err
+		}
+		if err := t.opt.zeroGrad(); err != nil {
+			return nil, err
+		}
+		t.state.Step, t.state.Epoch, t.state.OptimizerStep = s+1, epoch, t.opt.steps
+		t.state.LossSum += loss
+		t.state.LossCount++
+		t.state.Tokens += int64(tokens)
+		t.state.Runtime = priorRuntime + time.Since(runStart).Seconds()
+		line := logLine{Step: s + 1, Epoch: float64(s+1) / float64(t.plan.stepsPerEpoch()), Loss: loss,
+			LearningRate: lr, GradNorm: gn, TokensPerSec: float64(tokens) / time.Since(t0).Seconds()}
+		if err := tlog.write(line); err != nil {
+			return nil, err
+		}
+		prog.step(line)
+		if o.EvalSteps > 0 && (s+1)%o.EvalSteps == 0 && s+1 < t.total && t.eval != nil {
+			ev, err := t.evaluate(s + 1)
+			if err != nil {
+				return nil, err
+			}
+			t.state.LastEval = ev
+			if err := tlog.write(ev); err != nil {
+				return nil, err
+			}
+			prog.note("step %d: eval_loss %.4f perplexity %.3f", ev.Step, ev.EvalLoss, ev.EvalPerplexity)
+		}
+		if o.CheckpointDir != "" && ((s+1)%o.SaveSteps == 0 || s+1 == t.total) {
+			if err := saveCheckpoint(o.CheckpointDir, t.params, t.state); err != nil {
+				return nil, err
+			}
+		}
+	}
+	prog.finish()
+
+	met := Metrics{Steps: t.state.Step, Runtime: t.state.Runtime, Tokens: t.state.Tokens}
+	if t.state.LossCount > 0 {
+		met.TrainLoss = t.state.LossSum / float64(t.state.LossCount)
+	}
+	if t.state.Runtime > 0 {
+		met.TokensPerSec = float64(t.state.Tokens) / t.state.Runtime
+	}
+	if t.eval != nil {
+		ev, err := t.evaluate(t.state.Step)
+		if err != nil {
+			return nil, err
+		}
+		if err := tlog.write(ev); err != nil {
+			return nil, err
+		}
+		met.EvalLoss, met.EvalPerplexity = finite(ev.EvalLoss), finite(ev.EvalPerplexity)
+	}
+	if qa != nil {
+		after, err := qaEval(ctx, t.m, tok, qa, o.QAMaxNewTokens)
+		if err != nil {
+			return nil, err
+		}
+		met.QA = &struct {
+			Before *QAScore `json:"before,omitempty"`
+			After  *QAScore `json:"after,omitempty"`
+		}{t.state.QABefore, after}
+	}
+	if err := tlog.close(); err != nil {
+		return nil, fmt.Errorf("training log: %w", err)
+	}
+	if err := t.writeOutput(stage, base, tokDir, &met); err != nil {
+		return nil, err
+	}
+	if o.MetricsOutput != "" {
+		if err := kfpMetrics(o.MetricsOutput, &met); err != nil {
+			return nil, err
+		}
+	}
+	return &Result{Metrics: met, ResumedFrom: resumed}, nil
+}
+
+// checkVocab makes sure every token id of the shards has an embedding.
+func (t *trainer) checkVocab() error {
+	v := int32(t.m.Config.VocabSize)
+	for _, sh := range []*shard{t.train, t.eval} {
+		if sh == nil {
+			continue
+		}
+		for _, id := range sh.ids {
+			if id < 0 || id >= v {
+				return fmt.Errorf("token id %d in the shards is outside the model's vocabulary of %d: was the dataset tokenized with this model's tokenizer?", id, v)
+			}
+		}
+	}
+	return nil
+}
+
+// accumulate runs the micro-batches of optimizer step s, leaving the
+// gradients of their loss in the parameters. The loss is the token mean
+// over all the step's micro-batches: each micro-batch contributes its
+// cross-entropy sum divided by the step's label count (the Hugging Face
+// Trainer's num_items_in_batch semantics since transformers 4.46).
+func (t *trainer) accumulate(s int, micro [][]int) (loss float64, tokens int, err error) {
+	batches := make([]*batch, len(micro))
+	count := 0
+	for i, rows := range micro {
+		batches[i] = t.train.makeBatch(rows)
+		count += len(batches[i].at)
+		tokens += batches[i].tokens
+	}
+	if count == 0 {
+		return 0, tokens, nil // nothing carries loss: no gradient, no update
+	}
+	t.m.SetTraining(true)
+	defer t.m.SetTraining(false)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for i, b := range batches {
+		if len(b.at) == 0 {
+			continue
+		}
+		manualSeed(t.o.Seed*1_000_003 + int64(s*t.o.GradAccum+i)) // dropout masks, reproducible after a resume
+		sum, err := t.lossSum(b, true, float64(count))
+		if err != nil {
+			return 0, 0, fmt.Errorf("step %d: %w", s+1, err)
+		}
+		loss += sum / float64(count)
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return 0, 0, fmt.Errorf("step %d: loss %v: %w (lower --learning-rate, or check the data)", s+1, loss, ErrNonFinite)
+	}
+	return loss, tokens, nil
+}
+
+// lossSum returns the cross-entropy sum over b's labelled positions; with
+// backward it also back-propagates sum/denom.
+func (t *trainer) lossSum(b *batch, backward bool, denom float64) (float64, error) {
+	logits, err := t.m.ForwardAt(b.ids, b.mask, b.b, b.t, b.at)
+	if err != nil {
+		return 0, err
+	}
+	defer logits.MustDrop()
+	var o ops
+	defer o.free()
+	dev := t.m.Device().Device
+	lg := handle(logits)
+	if t.m.Device().DType != gotch.Float {
+		lg = o.to(lg, dev, gotch.Float) // the loss in float32, as transformers upcasts logits
+	}
+	sum := o.crossEntropySum(lg, o.int64s(dev, b.targets, int64(len(b.targets))))
+	v := o.item(sum)
+	if backward && o.ok() {
+		scaled := o.divScalar(sum, denom)
+		if o.ok() {
+			lib.AtBackward(scaled, 0, 0)
+			o.check("backward")
+		}
+	}
+	if !o.ok() {
+		return 0, o.err
+	}
+	return v, nil
+}
+
+// evaluate computes the token-mean loss over the whole eval shard.
+func (t *trainer) evaluate(step int) (*evalLine, error) {
+	var sum float64
+	var count int
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var err error
+	noGrad(func() {
+		for lo := 0; lo < t.eval.n; lo += t.o.BatchSize {
+			rows := make([]int, 0, t.o.BatchSize)
+			for r := lo; r < min(lo+t.o.BatchSize, t.eval.n); r++ {
+				rows = append(rows, r)
+			}
+			b := t.eval.makeBatch(rows)
+			if len(b.at) == 0 {
+				continue
+			}
+			var v float64
+			if v, err = t.lossSum(b, false, 1); err != nil {
+				return
+			}
+			sum += v
+			count += len(b.at)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eval at step %d: %w", step, err)
+	}
+	if count == 0 {
+		return &evalLine{Step: step}, nil
+	}
+	l := sum / float64(count)
+	return &evalLine{Step: step, EvalLoss: l, EvalPerplexity: math.Exp(l)}, nil
+}
+
+func stagingDir(out string) string {
+	return filepath.Join(filepath.Dir(filepath.Clean(out)), "."+filepath.Base(filepath.Clean(out))+".partial")
+}
+
+// writeOutput completes the staging directory and renames it to the
+// output directory, so that the output is never half written.
+func (t *trainer) writeOutput(stage, base, tokDir string, met *Metrics) error {
+	o := t.o
+	switch {
+	case o.LoRAR > 0 && o.MergeLoRA:
+		if err := mergeLoRA(t.adapters); err != nil {
+			return err
+		}
+		t.adapters = nil
+		if err := t.m.Save(stage); err != nil {
+			return err
+		}
+	case o.LoRAR > 0:
+		// The base weights beside the adapter keep the directory
+		// self-contained for our serving and for transformers.
+		if err := t.m.Save(stage); err != nil {
+			return err
+		}
+		conv := false
+		for _, a := range t.adapters {
+			conv = conv || a.lin.Conv1D
+		}
+		if err := saveAdapter(stage, t.adapters, adapterConfig(o.BaseModel, o.LoRAR, o.LoRAAlpha, o.LoRADropout, o.LoRATargetModules, conv)); err != nil {
+			return err
+		}
+	default:
+		if err := t.m.Save(stage); err != nil {
+			return err
+		}
+	}
+	if err := copyTokenizer(tokDir, stage); err != nil {
+		return err
+	}
+	args, err := json.MarshalIndent(trainingArgs(o, t.total), "", "  ")
+	if err != nil {
+		return fmt.Errorf("training args: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(stage, "training_args.json"), append(args, '\n')); err != nil {
+		return err
+	}
+	mb, err := json.MarshalIndent(met, "", "  ")
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(stage, "metrics.json"), append(mb, '\n')); err != nil {
+		return err
+	}
+	out := filepath.Clean(o.OutputModelDir)
+	if err := os.RemoveAll(out); err != nil {
+		return fmt.Errorf("output dir: %w", err)
+	}
+	if err := os.Rename(stage, out); err != nil {
+		return fmt.Errorf("output dir: %w", err)
+	}
+	syncDir(filepath.Dir(out))
+	return nil
+}
+
+// copyTokenizer copies the shards' tokenizer files into the model dir.
+func copyTokenizer(src, dst string) error {
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return fmt.Errorf("copy tokenizer: %w", err)
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			return fmt.Errorf("copy tokenizer: %w", err)
+		}
+		if err := writeFileAtomic(filepath.Join(dst, e.Name()), b); err != nil {
+			return fmt.Errorf("copy tokenizer: %w", err)
+		}
+	}
+	return nil
+}
+
+// trainingArgs is training_args.json: the options in the Hugging Face
+// TrainingArguments names where one exists.
+func trainingArgs(o *Options, total int) map[string]any {
+	a := map[string]any{
+		"base_model":                  o.BaseModel,
+		"num_train_epochs":            o.Epochs,
+		"max_steps":                   total,
+		"learning_rate":               o.LearningRate,
+		"per_device_train_batch_size": o.BatchSize,
+		"gradient_accumulation_steps": o.GradAccum,
+		"warmup_steps":                o.WarmupSteps,
+		"weight_decay":                o.WeightDecay,
+		"max_grad_norm":               o.MaxGradNorm,
+		"seed":                        o.Seed,
+		"lr_scheduler_type":           o.LRScheduler,
+		"optim":                       "adamw_torch",
+		"adam_beta1":                  0.9,
+		"adam_beta2":                  0.999,
+		"adam_epsilon":                1e-8,
+		"eval_steps":                  o.EvalSteps,
+		"save_steps":                  o.SaveSteps,
+		"device":                      o.Device,
+		"dtype":                       o.DType,
+	}
+	if o.LoRAR > 0 {
+		a["lora_r"] = o.LoRAR
+		a["lora_alpha"] = o.LoRAAlpha
+		a["lora_dropout"] = o.LoRADropout
+		a["lora_target_modules"] = o.LoRATargetModules
+		a["merge_lora"] = o.MergeLoRA
+	}
+	return a
+}
