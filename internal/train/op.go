@@ -189,9 +189,9 @@ func (o *ops) addScalar_(a ct, v float64) {
 func (o *ops) divScalar_(a ct, v float64) {
 	o.inplace("div_", func(out *ct) { scalar(v, func(s lib.Cscalar) { lib.AtgDivScalar_(out, a, s) }) })
 }
-func (o *ops) add_(a, b ct)  { o.inplace("add_", func(out *ct) { lib.AtgAdd_(out, a, b) }) }
-func (o *ops) mul_(a, b ct)  { o.inplace("mul_", func(out *ct) { lib.AtgMul_(out, a, b) }) }
-func (o *ops) zero_(a ct)    { o.inplace("zero_", func(out *ct) { lib.AtgZero_(out, a) }) }
+func (o *ops) add_(a, b ct) { o.inplace("add_", func(out *ct) { lib.AtgAdd_(out, a, b) }) }
+func (o *ops) mul_(a, b ct) { o.inplace("mul_", func(out *ct) { lib.AtgMul_(out, a, b) }) }
+func (o *ops) zero_(a ct)   { o.inplace("zero_", func(out *ct) { lib.AtgZero_(out, a) }) }
 func (o *ops) copy_(dst, src ct) {
 	if o.ok() {
 		lib.AtCopy_(dst, src)

@@ -24,10 +24,10 @@ type param struct {
 //	m.lerp_(g, 1-b1); v = v*b2 + (1-b2)*g*g
 //	p += -lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
 type adamW struct {
-	params             []*param
-	beta1, beta2, eps  float64
-	weightDecay        float64
-	steps              int
+	params            []*param
+	beta1, beta2, eps float64
+	weightDecay       float64
+	steps             int
 }
 
 func newAdamW(params []*param, weightDecay float64) (*adamW, error) {
