@@ -81,14 +81,6 @@ type download struct {
 	res    Downloaded
 }
 
-type hashState struct {
-	h interface {
-		io.Writer
-		Sum([]byte) []byte
-		Reset()
-	}
-}
-
 // errRestart asks the loop to discard the partial file and start over.
 var errRestart = errors.New("restart")
 
@@ -118,7 +110,7 @@ func (d *download) run(ctx context.Context) (*Downloaded, error) {
 			}
 		}
 	}
-	failures := 0
+	failures, restarts := 0, 0
 	for {
 		if d.total >= 0 && d.offset == d.total && d.offset > 0 {
 			break // an earlier attempt got it all
@@ -129,6 +121,9 @@ func (d *download) run(ctx context.Context) (*Downloaded, error) {
 		}
 		switch {
 		case errors.Is(err, errRestart):
+			if restarts++; restarts > d.c.maxRetries {
+				return nil, fmt.Errorf("the server's answers to range requests do not fit together; gave up after %d restarts", restarts-1)
+			}
 			if err := d.restart(); err != nil {
 				return nil, err
 			}
