@@ -16,11 +16,14 @@
 //	GET /{repo}/resolve/{rev}/{path}                       -> a model file
 //	GET /datasets/{repo}/resolve/{rev}/{path}              -> a dataset file
 //
-// Download streams a file to disk with resume (HTTP Range), size limits and
-// a sha256; Snapshot copies a repository at a pinned commit into a cache laid
-// out as huggingface_hub's (models--OWNER--NAME/{blobs,snapshots,refs}), so
-// Python tools can share it. The upload side (preupload, LFS, commit) builds
-// on the same Client.
+// DownloadFile streams a file to disk with resume (HTTP Range, also after a
+// stalled connection), a size limit and a sha256; Snapshot copies a
+// repository at a pinned commit into a cache laid out as huggingface_hub's
+// (models--OWNER--NAME/{blobs,snapshots,refs}), so Python tools can share
+// it, with a lock file per blob so that processes may fetch at once;
+// ModelDir turns --base-model / --model-id (DIR or OWNER/NAME[@rev]) into a
+// local directory. The upload side (preupload, LFS, commit) builds on the
+// same Client.
 //
 // The package reads no environment variables itself; EnvOptions is the one
 // place a binary turns HF_TOKEN and HF_ENDPOINT into Options.
