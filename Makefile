@@ -30,6 +30,10 @@ help: ## list the targets
 setup: ## install libtorch 2.1.0 and the test data (cached, idempotent)
 	@bash scripts/setup.sh
 
+.PHONY: ui-screenshots
+ui-screenshots: setup ## redraw docs/ui-desktop.png and docs/ui-phone.png in headless chromium
+	$(GO) test -count=1 -run TestScreenshots ./ui/server -args -update
+
 .PHONY: build
 build: setup ## build every command into bin/
 	@$(MAKE) --no-print-directory build-only
@@ -37,7 +41,7 @@ build: setup ## build every command into bin/
 .PHONY: build-only
 build-only:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./components/... ./pipeline ./serving ./ui
+	$(GO) build -o $(BIN)/ ./components/... ./pipeline ./serving ./ui ./demo
 
 .PHONY: test
 test: setup ## setup, gofmt check, go vet, go test (-race where cgo allows)

@@ -23,7 +23,10 @@ var light = []string{
 	"github.com/kfllm/kfllm/internal/langsmith",
 	"github.com/kfllm/kfllm/internal/gitremote",
 	"github.com/kfllm/kfllm/internal/modelcard",
-	"github.com/kfllm/kfllm/internal/webui",
+	"github.com/kfllm/kfllm/internal/report",
+	"github.com/kfllm/kfllm/internal/squad",
+	"github.com/kfllm/kfllm/internal/synth",
+	"github.com/kfllm/kfllm/internal/upload",
 }
 
 var heavy = []string{"github.com/sugarme/gotch"}
