@@ -7,12 +7,14 @@ import (
 	lib "github.com/sugarme/gotch/libtch"
 )
 
-// rope holds the rotary tables of the Llama family: cos and sin
-// [max_positions, head_dim] in the compute dtype, and rot [head_dim,
-// head_dim], the signed permutation with x@rot = rotate_half(x), which
-// turns transformers' narrow/neg/cat into one exact matmul.
+// rope holds what the Llama family's rotary embedding needs: the inverse
+// frequencies, and rot [head_dim, head_dim], the signed permutation with
+// x@rot = rotate_half(x), which turns transformers' narrow/neg/cat into one
+// exact matmul. cos and sin are made per pass for its positions only, so no
+// table of max_position_embeddings rows (134 MB for Llama 3.1) is kept.
 type rope struct {
-	cos, sin, rot ct
+	inv []float32
+	rot ct
 }
 
 // ropeInvFreq is transformers' inverse frequencies for the config's rope
@@ -53,50 +55,43 @@ func ropeInvFreq(c *Config) []float32 {
 	return inv
 }
 
-// newRope builds the tables on dev in dt; the caller owns the result.
+// newRope builds rot on dev in dt; the caller frees it.
 func newRope(s *scope, c *Config, dev gotch.Device, dt gotch.DType) *rope {
-	inv := ropeInvFreq(c)
-	d, n := c.HeadDim, c.MaxPositions
-	cos := make([]float32, n*d)
-	sin := make([]float32, n*d)
-	for p := 0; p < n; p++ {
-		for i, f := range inv {
-			a := float32(p) * f // freqs = inv_freq @ position, in float32
-			cv, sv := float32(math.Cos(float64(a))), float32(math.Sin(float64(a)))
-			cos[p*d+i], cos[p*d+i+d/2] = cv, cv // emb = cat(freqs, freqs)
-			sin[p*d+i], sin[p*d+i+d/2] = sv, sv
-		}
-	}
+	d := c.HeadDim
 	rot := make([]float32, d*d)
 	h := d / 2
 	for j := 0; j < h; j++ {
 		rot[(j+h)*d+j] = -1 // out[j] = -x[j+h]
 		rot[j*d+j+h] = 1    // out[j+h] = x[j]
 	}
-	r := &rope{
-		cos: s.floats(dev, dt, cos, int64(n), int64(d)),
-		sin: s.floats(dev, dt, sin, int64(n), int64(d)),
-		rot: s.floats(dev, dt, rot, int64(d), int64(d)),
-	}
-	s.detach(r.cos)
-	s.detach(r.sin)
+	r := &rope{inv: ropeInvFreq(c), rot: s.floats(dev, dt, rot, int64(d), int64(d))}
 	s.detach(r.rot)
 	return r
 }
 
 func (r *rope) free() {
-	for _, c := range []ct{r.cos, r.sin, r.rot} {
-		if c != nil {
-			lib.AtFree(c)
-		}
+	if r.rot != nil {
+		lib.AtFree(r.rot)
 	}
 }
 
-// tables gathers cos and sin for positions pos [B*T] as [B,1,T,D].
-func (r *rope) tables(s *scope, pos ct, b, t, d int64) (cos, sin ct) {
-	cos = s.view(s.indexSelect(r.cos, 0, pos), b, 1, t, d)
-	sin = s.view(s.indexSelect(r.sin, 0, pos), b, 1, t, d)
-	return cos, sin
+// tables makes cos and sin [B,1,T,D] for positions pos [B*T] as
+// transformers' LlamaRotaryEmbedding does: freqs = position * inv_freq in
+// float32, emb = cat(freqs, freqs), then cos and sin cast to the dtype.
+func (r *rope) tables(s *scope, pos []int64, b, t int64, dev gotch.Device, dt gotch.DType) (cos, sin ct) {
+	d := 2 * len(r.inv)
+	cv := make([]float32, len(pos)*d)
+	sv := make([]float32, len(pos)*d)
+	for i, p := range pos {
+		row := i * d
+		for j, f := range r.inv {
+			a := float64(float32(p) * f)
+			c, sn := float32(math.Cos(a)), float32(math.Sin(a))
+			cv[row+j], cv[row+j+d/2] = c, c
+			sv[row+j], sv[row+j+d/2] = sn, sn
+		}
+	}
+	return s.floats(dev, dt, cv, b, 1, t, int64(d)), s.floats(dev, dt, sv, b, 1, t, int64(d))
 }
 
 // apply is x*cos + rotate_half(x)*sin, transformers' apply_rotary_pos_emb.

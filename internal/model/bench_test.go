@@ -14,6 +14,7 @@ import (
 
 var (
 	benchThreads  = flag.Int("threads", 1, "libtorch intra-op threads for benchmarks")
+	rssTokens     = flag.Int("rss-tokens", 10000, "tokens BenchmarkDecodeRSS generates")
 	benchModelDir = flag.String("bench-model-dir", "", "TestWriteBenchModel saves the benchmark model here (for bench/model_vs_transformers.sh)")
 )
 
@@ -99,6 +100,7 @@ func BenchmarkDecode(b *testing.B) {
 	prompt := benchTokens(16, 7)
 	ctx := context.Background()
 	var elapsed time.Duration
+	var ops int64
 	for i := -1; i < b.N; i++ { // i == -1 warms up
 		sq, err := m.NewSequence(prompt, GenerateOptions{MaxNewTokens: benchDecode + 1, EOS: []int{}})
 		if err != nil {
@@ -107,7 +109,7 @@ func BenchmarkDecode(b *testing.B) {
 		if err := m.Prefill(ctx, []*Sequence{sq}); err != nil {
 			b.Fatal(err)
 		}
-		start := time.Now()
+		start, ops0 := time.Now(), opCount.Load()
 		for !sq.Done() {
 			if err := m.DecodeStep(ctx, []*Sequence{sq}); err != nil {
 				b.Fatal(err)
@@ -115,11 +117,13 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		if i >= 0 {
 			elapsed += time.Since(start)
+			ops += opCount.Load() - ops0
 		}
 		sq.Release()
 	}
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(float64(benchDecode*b.N)/elapsed.Seconds(), "tok/s")
+	b.ReportMetric(float64(ops)/float64(benchDecode*b.N), "ops/tok")
 }
 
 // BenchmarkDecodeRSS generates 10,000 tokens as a server would (sequences
@@ -129,7 +133,7 @@ func BenchmarkDecodeRSS(b *testing.B) {
 	m := benchModel(b)
 	defer m.Close()
 	ctx := context.Background()
-	const total, perSeq = 10000, 1000
+	total, perSeq := *rssTokens, 1000
 	for i := 0; i < b.N; i++ {
 		var samples []float64
 		for done := 0; done < total; done += perSeq {
@@ -153,6 +157,9 @@ func BenchmarkDecodeRSS(b *testing.B) {
 		b.ReportMetric(samples[0]/1024, "MB-rss-after-1k")
 		b.ReportMetric(samples[len(samples)-1]/1024, "MB-rss-after-10k")
 		b.ReportMetric(growth, "KB-rss/1k-tok")
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MB-go-heap")
 		b.Logf("RSS (KB) after each 1,000 tokens: %v", samples)
 	}
 }

@@ -67,14 +67,23 @@ type Config struct {
 	// ScaleAttnByInverseLayerIdx is GPT-2's scale_attn_by_inverse_layer_idx.
 	ScaleAttnByInverseLayerIdx bool
 	// SlidingWindow is Mistral's/Qwen2's window, 0 when off. Attention here is
-	// always full; a model whose window is shorter than the context it is run
-	// on would differ, and Load refuses windows that are switched on.
+	// always full, which is the same while the context fits in the window:
+	// ContextLength stops there.
 	SlidingWindow    int
 	InitializerRange float64
 	BOS, EOS         []int
 	Pad              int // pad_token_id, -1 when unset
 	TorchDType       string
 	Raw              map[string]any
+}
+
+// ContextLength is the longest context the model runs exactly as
+// transformers does: max_position_embeddings, or a shorter sliding window.
+func (c *Config) ContextLength() int {
+	if c.SlidingWindow > 0 && c.SlidingWindow < c.MaxPositions {
+		return c.SlidingWindow
+	}
+	return c.MaxPositions
 }
 
 func (c *Config) family() family {
@@ -284,9 +293,6 @@ func (c *Config) Validate() error {
 	}
 	if _, err := activation(c.HiddenAct); err != nil {
 		return fmt.Errorf("%s config: %w", c.Architecture, err)
-	}
-	if c.SlidingWindow > 0 && c.SlidingWindow < c.MaxPositions {
-		return fmt.Errorf("%s config: sliding_window %d shorter than max_position_embeddings %d: %w", c.Architecture, c.SlidingWindow, c.MaxPositions, ErrUnsupported)
 	}
 	switch c.Rope.Type {
 	case "default":

@@ -80,6 +80,11 @@ func TestParseConfigForms(t *testing.T) {
 	if err != nil || len(c.EOS) != 2 || c.EOS[1] != 128009 || c.BOS[0] != 128000 {
 		t.Errorf("eos list: %v %v", c.EOS, err)
 	}
+	// A sliding window shorter than the positions bounds the context.
+	if c, err := ParseConfig([]byte(`{"architectures":["MistralForCausalLM"],"vocab_size":10,"hidden_size":8,"intermediate_size":16,
+		"num_hidden_layers":1,"num_attention_heads":2,"max_position_embeddings":32,"sliding_window":4}`)); err != nil || c.ContextLength() != 4 {
+		t.Errorf("mistral window: %v %v", c, err)
+	}
 	// Mistral and configs without "architectures".
 	if c, err := ParseConfig([]byte(`{"model_type":"mistral","vocab_size":10,"hidden_size":8,"intermediate_size":16,
 		"num_hidden_layers":1,"num_attention_heads":2,"num_key_value_heads":1,"max_position_embeddings":32,"sliding_window":null}`)); err != nil || c.Architecture != ArchMistral {
@@ -101,7 +106,6 @@ func TestParseConfigErrors(t *testing.T) {
 		{`{"architectures":["LlamaForCausalLM"],"vocab_size":10,"hidden_size":8,"intermediate_size":16,"num_hidden_layers":1,"num_attention_heads":3,"num_key_value_heads":2,"max_position_embeddings":32}`, "not a multiple", false},
 		{`{"architectures":["LlamaForCausalLM"],"vocab_size":"ten","hidden_size":8}`, `"vocab_size"`, false},
 		{`{"architectures":["LlamaForCausalLM"],"vocab_size":10,"hidden_size":8,"intermediate_size":16,"num_hidden_layers":1,"num_attention_heads":2,"max_position_embeddings":32,"hidden_act":"relu2"}`, `"relu2"`, true},
-		{`{"architectures":["MistralForCausalLM"],"vocab_size":10,"hidden_size":8,"intermediate_size":16,"num_hidden_layers":1,"num_attention_heads":2,"max_position_embeddings":32,"sliding_window":4}`, "sliding_window", true},
 		{`not json`, "parse config.json", false},
 	} {
 		_, err := ParseConfig([]byte(tc.json))

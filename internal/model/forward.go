@@ -29,14 +29,14 @@ type pass struct {
 
 func (m *Model) newPass(s *scope, b, t int64, pos []int64) (*pass, error) {
 	for _, p := range pos {
-		if p >= int64(m.Config.MaxPositions) {
-			return nil, fmt.Errorf("position %d is past the model's %d (max_position_embeddings)", p, m.Config.MaxPositions)
+		if p >= int64(m.Config.ContextLength()) {
+			return nil, fmt.Errorf("position %d is past the model's context of %d", p, m.Config.ContextLength())
 		}
 	}
 	p := &pass{m: m, s: s, b: b, t: t, train: m.training}
 	p.pos = s.int64s(m.choice.Device, pos, b*t)
 	if m.rope != nil {
-		p.cos, p.sin = m.rope.tables(s, p.pos, b, t, int64(m.Config.HeadDim))
+		p.cos, p.sin = m.rope.tables(s, pos, b, t, m.choice.Device, m.choice.DType)
 	}
 	return p, nil
 }

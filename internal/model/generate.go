@@ -20,7 +20,10 @@ type GenerateOptions struct {
 	TopP              float64
 	RepetitionPenalty float64
 	TopK              int
-	EOS               []int
+	// EOS ends a sequence (the EOS token is kept in its output). nil means
+	// the model's (generation_config.json, else config.json); an empty
+	// non-nil slice means none.
+	EOS []int
 	// Seed seeds the sequence's own RNG: the same prompt, options and
 	// seed give the same tokens, whatever else shares the batch.
 	Seed int64
@@ -30,7 +33,7 @@ type GenerateOptions struct {
 const (
 	StopEOS       = "eos"
 	StopLength    = "length"        // MaxNewTokens reached
-	StopPositions = "max_positions" // the model's context is full
+	StopPositions = "max_positions" // the model's context (Config.ContextLength) is full
 )
 
 // ErrSequenceReleased is returned when a released sequence is stepped.
@@ -67,8 +70,8 @@ func (m *Model) NewSequence(prompt []int, opts GenerateOptions) (*Sequence, erro
 			return nil, fmt.Errorf("new sequence: token %d outside the vocabulary [0,%d)", t, m.Config.VocabSize)
 		}
 	}
-	if len(prompt) >= m.Config.MaxPositions {
-		return nil, fmt.Errorf("new sequence: prompt of %d tokens leaves no room in the model's %d positions", len(prompt), m.Config.MaxPositions)
+	if len(prompt) >= m.Config.ContextLength() {
+		return nil, fmt.Errorf("new sequence: prompt of %d tokens leaves no room in the model's %d positions", len(prompt), m.Config.ContextLength())
 	}
 	if opts.MaxNewTokens <= 0 {
 		opts.MaxNewTokens = 128
@@ -144,7 +147,7 @@ func (s *Sequence) accept(tok int) {
 		s.Stop(StopEOS)
 	case len(s.tokens) >= s.opts.MaxNewTokens:
 		s.Stop(StopLength)
-	case s.length >= int64(s.m.Config.MaxPositions):
+	case s.length >= int64(s.m.Config.ContextLength()):
 		s.Stop(StopPositions)
 	}
 }
@@ -222,7 +225,7 @@ func (m *Model) Prefill(ctx context.Context, seqs []*Sequence) error {
 			}
 			lens[i] = int64(len(sq.prompt))
 			last[i] = int64(i)*t + lens[i] - 1
-			capacity := min(int64(m.Config.MaxPositions), lens[i]+int64(sq.opts.MaxNewTokens))
+			capacity := min(int64(m.Config.ContextLength()), lens[i]+int64(sq.opts.MaxNewTokens))
 			sq.allocCache(&s, capacity)
 		}
 		p, err := m.newPass(&s, b, t, pos)
@@ -292,7 +295,7 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 		}
 		for _, sq := range active {
 			if sq.capacity < tk {
-				sq.allocCache(&s, max(tk, min(2*sq.capacity, int64(m.Config.MaxPositions))))
+				sq.allocCache(&s, max(tk, min(2*sq.capacity, int64(m.Config.ContextLength()))))
 			}
 		}
 		p, err := m.newPass(&s, b, 1, lens)

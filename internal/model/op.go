@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/sugarme/gotch"
@@ -92,8 +93,12 @@ func (s *scope) own(c ct, op string) ct {
 		return nil
 	}
 	s.owned = append(s.owned, c)
+	opCount.Add(1)
 	return c
 }
+
+// opCount counts libtorch results made, for the benchmarks' ops/token.
+var opCount atomic.Int64
 
 // mark and release free everything made since mark except keep, which
 // stays owned: how a layer drops its intermediates but passes its output on.

@@ -61,7 +61,6 @@ func (sm *sampler) next(logits []float32) int {
 	for i := range logits {
 		logits[i] *= inv
 	}
-	// Candidates by descending logit (ties keep the lower id first).
 	n := len(logits)
 	if cap(sm.idx) < n {
 		sm.idx = make([]int, n)
@@ -74,10 +73,7 @@ func (sm *sampler) next(logits []float32) int {
 	keep := n
 	if sm.topK > 0 && sm.topK < n {
 		// transformers keeps every token scoring at least the k-th score.
-		kth := kthLargest(logits, sm.topK, idx)
-		for i := range idx {
-			idx[i] = i
-		}
+		kth := kthLargest(logits, sm.topK)
 		keep = 0
 		for i, v := range logits {
 			if v >= kth {
@@ -87,42 +83,36 @@ func (sm *sampler) next(logits []float32) int {
 		}
 	}
 	idx = idx[:keep]
-	sort.SliceStable(idx, func(a, b int) bool { return logits[idx[a]] > logits[idx[b]] })
 	// Softmax over the candidates.
 	probs := sm.probs[:keep]
 	maxv := float64(logits[idx[0]])
+	for _, t := range idx {
+		maxv = max(maxv, float64(logits[t]))
+	}
 	var sum float64
 	for i, t := range idx {
 		probs[i] = math.Exp(float64(logits[t]) - maxv)
 		sum += probs[i]
 	}
-	for i := range probs {
-		probs[i] /= sum
-	}
 	if sm.topP > 0 && sm.topP < 1 {
 		// Keep the most likely tokens until their mass reaches top_p.
+		sort.Stable(byProb{idx, probs})
 		var cum float64
 		cut := len(idx)
 		for i, pr := range probs {
-			cum += pr
+			cum += pr / sum
 			if cum >= sm.topP {
 				cut = i + 1
 				break
 			}
 		}
 		idx, probs = idx[:cut], probs[:cut]
-		sum = cum
-		if cut == len(sm.probs[:keep]) {
-			sum = 0
-			for _, pr := range probs {
-				sum += pr
-			}
-		}
-		for i := range probs {
-			probs[i] /= sum
+		sum = 0
+		for _, pr := range probs {
+			sum += pr
 		}
 	}
-	u := sm.rng.Float64()
+	u := sm.rng.Float64() * sum
 	var cum float64
 	for i, pr := range probs {
 		cum += pr
@@ -143,8 +133,49 @@ func argmax(v []float32) int {
 	return best
 }
 
-// kthLargest returns the k-th largest value of v; scratch is reordered.
-func kthLargest(v []float32, k int, scratch []int) float32 {
-	sort.Slice(scratch, func(a, b int) bool { return v[scratch[a]] > v[scratch[b]] })
-	return v[scratch[k-1]]
+// kthLargest returns the k-th largest value of v in O(len(v) log k), with
+// a min-heap of the k largest seen so far.
+func kthLargest(v []float32, k int) float32 {
+	h := make([]float32, 0, k)
+	down := func(i int) {
+		for {
+			l, small := 2*i+1, i
+			if l < len(h) && h[l] < h[small] {
+				small = l
+			}
+			if r := l + 1; r < len(h) && h[r] < h[small] {
+				small = r
+			}
+			if small == i {
+				return
+			}
+			h[i], h[small] = h[small], h[i]
+			i = small
+		}
+	}
+	for _, x := range v {
+		if len(h) < k {
+			h = append(h, x)
+			for i := len(h) - 1; i > 0 && h[(i-1)/2] > h[i]; i = (i - 1) / 2 {
+				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+			}
+		} else if x > h[0] {
+			h[0] = x
+			down(0)
+		}
+	}
+	return h[0]
+}
+
+// byProb sorts candidate ids by descending probability.
+type byProb struct {
+	idx   []int
+	probs []float64
+}
+
+func (b byProb) Len() int           { return len(b.idx) }
+func (b byProb) Less(i, j int) bool { return b.probs[i] > b.probs[j] }
+func (b byProb) Swap(i, j int) {
+	b.idx[i], b.idx[j] = b.idx[j], b.idx[i]
+	b.probs[i], b.probs[j] = b.probs[j], b.probs[i]
 }

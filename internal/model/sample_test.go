@@ -70,3 +70,12 @@ func TestSamplerDistribution(t *testing.T) {
 		t.Errorf("seed 9 twice: %v vs %v", a, b)
 	}
 }
+
+func TestKthLargest(t *testing.T) {
+	v := []float32{3, 9, 1, 9, 4, 7, 2}
+	for k, want := range map[int]float32{1: 9, 2: 9, 3: 7, 4: 4, 7: 1} {
+		if got := kthLargest(v, k); got != want {
+			t.Errorf("k=%d: %v, want %v", k, got, want)
+		}
+	}
+}
