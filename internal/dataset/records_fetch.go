@@ -87,6 +87,7 @@ type localFile struct {
 	size   int64
 	sha256 string
 	format Format
+	commit string // X-Repo-Commit of a Hub download
 }
 
 func newFetcher(o FetchOptions) (*fetcher, error) {
@@ -116,9 +117,23 @@ func newFetcher(o FetchOptions) (*fetcher, error) {
 	if o.MaxBytes > 0 {
 		f.budget = o.MaxBytes
 	}
-	f.meta = Metadata{Source: o.Source, Task: o.Task, Fields: m.Describe(), SkippedByReason: map[string]int64{},
+	f.meta = Metadata{Source: redactSource(o.Source), Task: o.Task, Fields: m.Describe(), SkippedByReason: map[string]int64{},
 		MaxBadRows: o.MaxBadRows.String(), Split: o.Split}
 	return f, nil
+}
+
+// redactSource drops the user info and query of a URL source: a signed
+// URL carries credentials there, and metadata.json is no place for them.
+func redactSource(src string) string {
+	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+		return src
+	}
+	u, err := url.Parse(src)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery, u.Fragment = nil, "", ""
+	return u.String()
 }
 
 func (f *fetcher) cleanup() {
@@ -384,7 +399,7 @@ func (f *fetcher) download(ctx context.Context, rawURL, name string, expected *h
 	if f.budget >= 0 {
 		f.budget -= res.Size
 	}
-	return localFile{path: dest, name: name, size: res.Size, sha256: res.SHA256}, nil
+	return localFile{path: dest, name: name, size: res.Size, sha256: res.SHA256, commit: res.Commit}, nil
 }
 
 var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
@@ -414,6 +429,7 @@ func (f *fetcher) acquireURL(ctx context.Context, raw string) ([]localFile, erro
 	}
 	lf.format, lf.url = format, ""
 	f.meta.Format = format
+	f.meta.Commit = lf.commit // set when the URL is a file on the Hub
 	return []localFile{lf}, nil
 }
 

@@ -248,7 +248,7 @@ func TestFetchLocalAndURL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if meta.RowsWritten != 2 || strings.Contains(meta.Files[0].Path, "sig=") {
+	if meta.RowsWritten != 2 || strings.Contains(meta.Files[0].Path, "sig=") || strings.Contains(meta.Source, "sig=") {
 		t.Errorf("metadata = %+v", meta)
 	}
 	if auth := other.lastAuth(); auth != "" {
