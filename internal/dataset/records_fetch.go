@@ -598,6 +598,10 @@ func (f *fetcher) acquireParquetConversion(ctx context.Context, repoID, split st
 		return nil, err
 	}
 	entries, err := c.ListTree(ctx, "dataset", repoID, sha, subset+"/"+split, false)
+	if errors.Is(err, hub.ErrEntryNotFound) {
+		// Splits too large to convert whole are kept as partial-{split}.
+		entries, err = c.ListTree(ctx, "dataset", repoID, sha, subset+"/partial-"+split, false)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -157,8 +157,8 @@ func TestFetchHubParquetConversionFallback(t *testing.T) {
 	r.CommitFiles("main", map[string][]byte{"scripted.py": []byte("# a loading script"), "README.md": []byte("#")})
 	pq := readFixture(t, "squad.parquet")
 	conv := r.CommitFiles(hubtest.ParquetRef, map[string][]byte{
-		"plain_text/train/0000.parquet":      pq,
-		"plain_text/validation/0000.parquet": pq,
+		"plain_text/partial-train/0000.parquet": pq,
+		"plain_text/validation/0000.parquet":    pq,
 	})
 	out := filepath.Join(t.TempDir(), "records")
 	meta, err := Fetch(context.Background(), FetchOptions{
@@ -179,6 +179,13 @@ func TestFetchHubParquetConversionFallback(t *testing.T) {
 	}
 	if !sawListing {
 		t.Error("the parquet listing was not consulted")
+	}
+	// The train split was too large to convert whole: partial-train.
+	meta, err = Fetch(context.Background(), FetchOptions{
+		Source: "hf://datasets/o/scripted", OutputDir: filepath.Join(t.TempDir(), "train"), Hub: hubClient(s, ""), MaxBadRows: mustLimit(t, "2"),
+	})
+	if err != nil || meta.Files[0].Path != "plain_text/partial-train/0000.parquet" || meta.Split != "train" {
+		t.Errorf("partial split: %+v, %v", meta, err)
 	}
 }
 

@@ -651,7 +651,8 @@ func (s *Server) serveTree(w http.ResponseWriter, r *http.Request) {
 // conversion, laid out as {subset}/{split}/NNNN.parquet.
 const ParquetRef = "refs/convert/parquet"
 
-// parquetFiles groups the parquet conversion's files by subset and split.
+// parquetFiles groups the parquet conversion's files by subset and split,
+// each file as {split dir}/{name}.
 func (s *Server) parquetFiles(repo *Repo) map[string]map[string][]string {
 	out := map[string]map[string][]string{}
 	_, files, ok := repo.Files(ParquetRef)
@@ -666,7 +667,10 @@ func (s *Server) parquetFiles(repo *Repo) map[string]map[string][]string {
 		if out[parts[0]] == nil {
 			out[parts[0]] = map[string][]string{}
 		}
-		out[parts[0]][parts[1]] = append(out[parts[0]][parts[1]], parts[2])
+		// A split too large to convert whole lives in partial-{split} and
+		// is listed under its own name.
+		split := strings.TrimPrefix(parts[1], "partial-")
+		out[parts[0]][split] = append(out[parts[0]][split], parts[1]+"/"+parts[2])
 	}
 	return out
 }
@@ -719,7 +723,7 @@ func (s *Server) serveParquetFile(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "", "Not found")
 		return
 	}
-	loc := fmt.Sprintf("%s/datasets/%s/resolve/%s/%s/%s/%s", s.URL, repo.ID, url.PathEscape(ParquetRef), url.PathEscape(subset), url.PathEscape(split), names[n])
+	loc := fmt.Sprintf("%s/datasets/%s/resolve/%s/%s/%s", s.URL, repo.ID, url.PathEscape(ParquetRef), url.PathEscape(subset), names[n])
 	http.Redirect(w, r, loc, http.StatusFound)
 }
 
