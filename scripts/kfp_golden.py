@@ -68,6 +68,8 @@ def finetune(
     lora_alpha: int,
     output_model_dir: dsl.Output[dsl.Model],
     metrics: dsl.Output[dsl.Metrics],
+    report: dsl.Output[dsl.HTML],
+    eval_table: dsl.Output[dsl.Markdown],
 ):
     return dsl.ContainerSpec(
         image=image("finetune"),
@@ -82,6 +84,8 @@ def finetune(
             "--lora-alpha", lora_alpha,
             "--output-model-dir", output_model_dir.path,
             "--metrics-output", metrics.path,
+            "--html-output", report.path,
+            "--markdown-output", eval_table.path,
         ],
     )
 

@@ -87,7 +87,9 @@ func Pipeline(im Images) *kfp.Pipeline {
 		Param("--lora-r", "lora_r", kfp.Int).
 		Param("--lora-alpha", "lora_alpha", kfp.Int).
 		Output("--output-model-dir", "output_model_dir", kfp.Model).
-		Output("--metrics-output", "metrics", kfp.Metrics),
+		Output("--metrics-output", "metrics", kfp.Metrics).
+		Output("--html-output", "report", kfp.HTML).
+		Output("--markdown-output", "eval_table", kfp.Markdown),
 		kfp.Inputs{
 			"input_dataset": tokenize.Output("output_dataset"),
 			"base_model":    baseModel,
