@@ -1,12 +1,17 @@
 package hub
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/kfllm/kfllm/internal/hub/hubtest"
 )
@@ -189,5 +194,61 @@ func TestModelDir(t *testing.T) {
 	}
 	if _, err := c.ModelDir(context.Background(), "./no/such/dir/here", SnapshotOptions{}); err == nil {
 		t.Error("accepted a missing path")
+	}
+}
+
+// TestSnapshotChildProcess is the body of TestSnapshotTwoProcesses's child
+// processes; run alone it skips.
+func TestSnapshotChildProcess(t *testing.T) {
+	if os.Getenv("HUB_SNAPSHOT_CHILD") == "" {
+		t.Skip("helper process of TestSnapshotTwoProcesses")
+	}
+	c := New(Options{Endpoint: os.Getenv("HUB_SNAPSHOT_ENDPOINT"), HTTPClient: hubtest.LoopbackClient(), MinRetryWait: time.Millisecond})
+	dir, err := c.Snapshot(context.Background(), "o/tiny", os.Getenv("HUB_SNAPSHOT_REV"), SnapshotOptions{CacheDir: os.Getenv("HUB_SNAPSHOT_CACHE")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("SNAPSHOT", dir)
+}
+
+// Two processes fetch the same snapshot into one cache at once: each blob
+// is downloaded once (the other process waits on its lock file and reuses
+// it) and both end with the same complete directory.
+func TestSnapshotTwoProcesses(t *testing.T) {
+	s := hubtest.New(t)
+	sha, files := modelRepo(s)
+	// Slow the first CDN answers so the two processes overlap.
+	s.AddFault(hubtest.Fault{Match: func(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/repos/") }, Delay: 300 * time.Millisecond, Times: 2})
+	cache := t.TempDir()
+	outs := make([]bytes.Buffer, 2)
+	cmds := make([]*exec.Cmd, 2)
+	for i := range cmds {
+		cmds[i] = exec.Command(os.Args[0], "-test.run=^TestSnapshotChildProcess$", "-test.v")
+		cmds[i].Env = append(os.Environ(), "HUB_SNAPSHOT_CHILD=1", "HUB_SNAPSHOT_ENDPOINT="+s.URL, "HUB_SNAPSHOT_REV="+sha, "HUB_SNAPSHOT_CACHE="+cache)
+		cmds[i].Stdout, cmds[i].Stderr = &outs[i], &outs[i]
+		if err := cmds[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, cmd := range cmds {
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("child %d: %v\n%s", i, err, outs[i].String())
+		}
+	}
+	dir := filepath.Join(cache, "models--o--tiny", "snapshots", sha)
+	for i := range outs {
+		if !strings.Contains(outs[i].String(), "SNAPSHOT "+dir) {
+			t.Errorf("child %d output:\n%s", i, outs[i].String())
+		}
+	}
+	for name, n := range resolveCounts(s) {
+		if n != 1 {
+			t.Errorf("%s downloaded %d times", name, n)
+		}
+	}
+	for name, want := range files {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -53,6 +53,9 @@ type Fault struct {
 	// StallAfter, when positive, serves that many body bytes, then sends
 	// nothing more until the client gives up, as a hung connection does.
 	StallAfter int64
+	// Delay, when positive, holds the request that long before it is
+	// served (or failed), as a slow network does.
+	Delay time.Duration
 	// Times is how many matching requests the fault applies to; 0 means 1.
 	Times int
 }
@@ -136,7 +139,11 @@ func port(u string) string {
 }
 
 // HTTPClient returns a client that reaches HubHost and CDNHost on loopback.
-func (s *Server) HTTPClient() *http.Client {
+func (s *Server) HTTPClient() *http.Client { return LoopbackClient() }
+
+// LoopbackClient is Server.HTTPClient for code without the Server at
+// hand, such as a child process a test starts with the Server's URL.
+func LoopbackClient() *http.Client {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -214,6 +221,13 @@ func (s *Server) wrap(h http.Handler) http.Handler {
 			}
 		}
 		s.mu.Unlock()
+		if fault != nil && fault.Delay > 0 {
+			select {
+			case <-time.After(fault.Delay):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		if fault != nil && fault.Status != 0 {
 			for k, vs := range fault.Header {
 				w.Header()[k] = vs
