@@ -28,6 +28,9 @@ type Sampling struct {
 type Sequence interface {
 	// Last is the token sampled by the latest Prefill or DecodeStep.
 	Last() int
+	// Done reports that the engine has stopped the sequence on its own (it
+	// holds no room for more tokens); the scheduler then retires it.
+	Done() bool
 	// Release frees the sequence's cache; it is called exactly once.
 	Release()
 }
@@ -443,7 +446,7 @@ func (s *Scheduler) advance(j *job) bool {
 		s.retire(j, s.result(j, "stop", cut), nil)
 		return false
 	}
-	if len(j.ids) >= j.maxNew {
+	if len(j.ids) >= j.maxNew || j.seq.Done() {
 		s.publishUpTo(j, text, len(text))
 		s.retire(j, s.result(j, "length", -1), nil)
 		return false

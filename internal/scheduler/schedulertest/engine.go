@@ -78,6 +78,9 @@ type seq struct {
 
 func (s *seq) Last() int { return s.last }
 
+// Done is true once EOS was produced (the engine then skips the sequence).
+func (s *seq) Done() bool { return s.last == EOS }
+
 func (s *seq) Release() {
 	s.eng.mu.Lock()
 	defer s.eng.mu.Unlock()
@@ -130,6 +133,9 @@ func (e *Engine) step(ctx context.Context, seqs []scheduler.Sequence, record boo
 		sq := s.(*seq)
 		if sq.released {
 			return errors.New("step on a released sequence")
+		}
+		if sq.Done() {
+			continue
 		}
 		if record && e.PanicOn != "" && contains(sq.prompt, e.PanicOn) {
 			panic("scripted engine panic")

@@ -1,0 +1,56 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/kfllm/kfllm/internal/langsmith"
+	"github.com/kfllm/kfllm/internal/prompt"
+	"github.com/kfllm/kfllm/internal/server"
+)
+
+// ServeOptions configure the serving command.
+type ServeOptions struct {
+	// Addr is the listen address, e.g. ":8080" (KServe's default port).
+	Addr string
+	// Engine says which model to load and how.
+	Engine Options
+	// Server holds the HTTP options; Template, Load and Tracer are filled in.
+	Server server.Options
+	// LangSmith is read from the environment by the caller (ConfigFromEnv).
+	LangSmith langsmith.Config
+	// Logger is used everywhere (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// Serve listens on o.Addr at once, loads the model in the background,
+// serves until ctx ends, then drains in-flight requests and flushes traces.
+func Serve(ctx context.Context, o ServeOptions) error {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	var tracer *langsmith.Tracer
+	if o.LangSmith.Tracing {
+		tracer = langsmith.NewTracer(langsmith.NewClient(o.LangSmith, langsmith.ClientOptions{}),
+			langsmith.TracerOptions{Logger: o.Logger})
+		o.Logger.Info("langsmith tracing on", "endpoint", o.LangSmith.Endpoint, "project", o.LangSmith.Project)
+	}
+	so := o.Server
+	so.Template = prompt.Template
+	so.Tracer = tracer
+	so.Logger = o.Logger
+	eo := o.Engine
+	eo.Logger = o.Logger
+	so.Load = func(ctx context.Context) (*server.Backend, error) { return Load(ctx, eo) }
+	srv, err := server.New(so)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.Addr, err)
+	}
+	return srv.Serve(ctx, ln)
+}
