@@ -1,13 +1,76 @@
-// Command tokenize is not built yet: its issue has not landed. It says so and
-// exits non-zero rather than pretending to work.
+// Command tokenize turns a Records artifact (fetch's data.jsonl) into a Token
+// shards artifact for finetune: train.safetensors and eval.safetensors of
+// int32 input_ids, labels and attention_mask, the tokenizer's files and
+// metadata.json (DESIGN.md §3). The work is dataset.Tokenize.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kfllm/kfllm/internal/dataset"
+	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/tokenizer"
 )
 
+const help = `
+Environment (for a Hub repo id as --tokenizer):
+  HF_TOKEN     Hub token for private and gated repositories (never printed)
+  HF_ENDPOINT  the Hub's address (default https://huggingface.co)
+
+Exit status: 0 done, 1 failed, 2 bad usage, 3 input or tokenizer not found,
+4 data rejected (no records, too many bad rows, nothing fits --max-length).
+`
+
 func main() {
-	fmt.Fprintln(os.Stderr, "tokenize: not implemented yet (see the project's open issues)")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	o := dataset.TokenizeOptions{Progress: os.Stderr}
+	flag.StringVar(&o.InputDir, "input-dataset", "", "Records artifact directory (data.jsonl, metadata.json) (required)")
+	flag.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer directory, or Hub repo id OWNER/NAME[@revision] (required)")
+	flag.StringVar(&o.OutputDir, "output-dataset", "", "directory to write the token shards to; must be absent or empty (required)")
+	flag.IntVar(&o.MaxLength, "max-length", dataset.DefaultMaxLength, "tokens per example; longer contexts are cut")
+	flag.Float64Var(&o.EvalFraction, "eval-fraction", 0.1, "share of examples held out in eval.safetensors")
+	flag.Uint64Var(&o.Seed, "seed", 42, "seed of the train/eval split")
+	flag.BoolVar(&o.Pack, "pack", false, "task lm: concatenate texts and cut rows of --max-length tokens")
+	flag.StringVar(&o.MaxBadRows, "max-bad-rows", "0", "bad records allowed: N, P% of records read, or none")
+	flag.Usage = func() {
+		fmt.Fprintln(os.Stderr, "usage: tokenize --input-dataset DIR --tokenizer DIR|OWNER/NAME --output-dataset DIR [flags]")
+		flag.PrintDefaults()
+		fmt.Fprint(os.Stderr, help)
+	}
+	flag.Parse()
+	if o.InputDir == "" || o.Tokenizer == "" || o.OutputDir == "" || flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	o.Download = tokenizer.HubDownloader(ctx, hub.New(hub.EnvOptions(os.Getenv)), hub.ProgressLines(os.Stderr, "tokenize"))
+	meta, err := dataset.Tokenize(ctx, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tokenize:", err)
+		os.Exit(exitCode(err))
+	}
+	fmt.Printf("tokenize: %d train rows x %d, %d eval rows x %d (%d truncated, %d too long, %d bad) -> %s\n",
+		meta.Train.Rows, meta.Train.Length, meta.Eval.Rows, meta.Eval.Length,
+		meta.Counts.Truncated, meta.Counts.SkippedTooLong, meta.Counts.SkippedBad, o.OutputDir)
+}
+
+func exitCode(err error) int {
+	for _, e := range []error{os.ErrNotExist, tokenizer.ErrHubUnavailable, hub.ErrRepoNotFound, hub.ErrRevisionNotFound,
+		hub.ErrGatedRepo, hub.ErrUnauthorized, hub.ErrForbidden, hub.ErrNotFound} {
+		if errors.Is(err, e) {
+			return 3
+		}
+	}
+	for _, e := range []error{dataset.ErrTooManyBadRows, dataset.ErrNoRecords} {
+		if errors.Is(err, e) {
+			return 4
+		}
+	}
+	return 1
 }

@@ -7,8 +7,21 @@ import (
 	"unicode"
 
 	"github.com/dlclark/regexp2"
+	"github.com/sugarme/tokenizer/normalizer"
 	"golang.org/x/text/unicode/norm"
 )
+
+// normalizerAdapter lets sugarme's pipeline run one of our normalizers. The
+// result starts a new NormalizedString: offsets into the original text are
+// not kept, and ids do not need them.
+type normalizerAdapter struct{ n stringNormalizer }
+
+var _ normalizer.Normalizer = normalizerAdapter{}
+
+// Normalize implements sugarme's normalizer.Normalizer.
+func (a normalizerAdapter) Normalize(ns *normalizer.NormalizedString) (*normalizer.NormalizedString, error) {
+	return normalizer.NewNormalizedFrom(a.n.normalizeString(ns.GetNormalized())), nil
+}
 
 // stringNormalizer is the fast path's normalizer: string in, string out.
 type stringNormalizer interface {

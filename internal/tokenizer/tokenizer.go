@@ -48,8 +48,9 @@ type namedFile struct {
 	data []byte
 }
 
-// Downloader fetches a Hub repository's tokenizer files into a local
-// directory and returns it (internal/hub provides one).
+// Downloader fetches the tokenizer files of a Hub repository
+// (OWNER/NAME[@revision]) into a local directory and returns it
+// (HubDownloader makes one on internal/hub).
 type Downloader func(repo string) (dir string, err error)
 
 type options struct {
@@ -70,7 +71,7 @@ func withSugarmePipeline() Option { return func(o *options) { o.slow = true } }
 // ErrHubUnavailable is returned for a repo id when no Downloader was given.
 var ErrHubUnavailable = errors.New("hub download not available")
 
-var repoID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$`)
+var repoID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@\S+)?$`)
 
 // copiedFiles are the tokenizer files Save carries over from a directory with
 // a tokenizer.json, when present.
@@ -78,8 +79,8 @@ var copiedFiles = []string{"tokenizer.json", "tokenizer_config.json", "special_t
 
 // Load reads a tokenizer from a directory holding tokenizer.json (with
 // tokenizer_config.json / special_tokens_map.json for BOS, EOS and PAD) or
-// GPT-2's encoder.json + vocab.bpe, or from a Hub repo id OWNER/NAME through
-// the Downloader option.
+// GPT-2's encoder.json + vocab.bpe, or from a Hub repo id OWNER/NAME[@rev]
+// through the Downloader option (without one: ErrHubUnavailable).
 func Load(dirOrRepo string, opts ...Option) (*Tokenizer, error) {
 	var o options
 	for _, f := range opts {
@@ -93,7 +94,7 @@ func Load(dirOrRepo string, opts ...Option) (*Tokenizer, error) {
 		case !errors.Is(err, os.ErrNotExist):
 			return nil, fmt.Errorf("load tokenizer %s: %w", dirOrRepo, err)
 		case !repoID.MatchString(dirOrRepo):
-			return nil, fmt.Errorf("load tokenizer %s: no such directory, and not a Hub repo id OWNER/NAME", dirOrRepo)
+			return nil, fmt.Errorf("load tokenizer %s: no such directory, and not a Hub repo id OWNER/NAME: %w", dirOrRepo, os.ErrNotExist)
 		case o.download == nil:
 			return nil, fmt.Errorf("load tokenizer %s: %w (pass a local directory)", dirOrRepo, ErrHubUnavailable)
 		}
@@ -208,7 +209,11 @@ func build(cfgJSON []byte, o options) (*Tokenizer, error) {
 		return nil, fmt.Errorf("normalizer: %w", err)
 	}
 	var sugarNorm normalizer.Normalizer
-	if !isNull(cfg.Normalizer) {
+	if fastNorm != nil {
+		// Ours, also in sugarme's pipeline: sugarme v0.3.0's NFC leaves
+		// decomposed accents (e + U+0301) as they are.
+		sugarNorm = normalizerAdapter{fastNorm}
+	} else if !isNull(cfg.Normalizer) && !normOK {
 		var m map[string]any
 		if err := json.Unmarshal(cfg.Normalizer, &m); err != nil {
 			return nil, fmt.Errorf("normalizer: %w", err)
@@ -218,7 +223,7 @@ func build(cfgJSON []byte, o options) (*Tokenizer, error) {
 			sugarNorm, err = pretrained.CreateNormalizer(m)
 			return err
 		})
-		if serr != nil && !normOK {
+		if serr != nil {
 			return nil, fmt.Errorf("normalizer: %w", serr)
 		}
 	}
@@ -234,9 +239,6 @@ func build(cfgJSON []byte, o options) (*Tokenizer, error) {
 	}
 	t.norm, t.pre = fastNorm, fastPre
 	t.fast = !o.slow && t.bpe != nil && normOK && (isNull(cfg.PreTokenizer) || fastPre != nil)
-	if !t.fast && sugarNorm == nil && !isNull(cfg.Normalizer) {
-		return nil, fmt.Errorf("normalizer: sugarme could not build it")
-	}
 
 	t.sugar = sugar.NewTokenizer(t.model)
 	if sugarNorm != nil {
@@ -376,6 +378,9 @@ func writeAtomic(path string, data []byte) error {
 		return err
 	}
 	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Chmod(0o644) // CreateTemp makes 0600; these files are shared
+	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
