@@ -73,12 +73,18 @@ func Text(r *Run, width int) string {
 
 // Summary prints the run in modelDir to w ([Text], 40 characters of
 // sparkline) and, when htmlPath is not empty, writes the HTML report there
-// and prints its path.
+// and prints its path. A directory without training files gives an error
+// wrapping fs.ErrNotExist.
 func Summary(w io.Writer, modelDir, htmlPath string) error {
 	r, err := Load(modelDir)
 	if err != nil {
 		return err
 	}
+	return r.Summary(w, htmlPath)
+}
+
+// Summary is [Summary] of a loaded run.
+func (r *Run) Summary(w io.Writer, htmlPath string) error {
 	fmt.Fprint(w, Text(r, 40))
 	if htmlPath == "" {
 		return nil

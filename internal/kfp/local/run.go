@@ -154,6 +154,7 @@ func Run(ctx context.Context, c *kfp.Compiled, o Options) (*Result, error) {
 		fmt.Fprintf(o.Out, "<== %s %s in %s%s\n", t.name, tr.Status, tr.Duration.Round(time.Millisecond), note)
 	}
 	res.WriteSummary(o.Out)
+	writeReports(o.Out, res)
 	return res, runErr
 }
 
