@@ -18,7 +18,9 @@ import (
 
 const help = `
 Environment:
-  HF_TOKEN     Hub token for private and gated datasets (never printed)
+  HF_TOKEN     Hub token for private and gated datasets (never printed);
+               unset: the token file of 'hf auth login' ($HF_TOKEN_PATH,
+               $HF_HOME/token, ~/.cache/huggingface/token)
   HF_ENDPOINT  the Hub's address (default https://huggingface.co)
 
 Exit status: 0 done, 1 failed (network, disk), 2 bad usage, 3 source not

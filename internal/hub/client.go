@@ -10,6 +10,8 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -416,7 +418,9 @@ func scrubURLError(err error) error {
 }
 
 // EnvOptions returns Options filled from the environment as huggingface_hub
-// reads it: HF_TOKEN (or the older HUGGING_FACE_HUB_TOKEN) and HF_ENDPOINT.
+// reads it: HF_TOKEN (or the older HUGGING_FACE_HUB_TOKEN), else the token
+// file `hf auth login` writes ($HF_TOKEN_PATH, else $HF_HOME/token, else
+// ~/.cache/huggingface/token); and HF_ENDPOINT.
 // getenv is os.Getenv in a binary; it is a parameter so that a main reads
 // its environment in one place and tests need not touch the process's.
 func EnvOptions(getenv func(string) string) Options {
@@ -424,5 +428,27 @@ func EnvOptions(getenv func(string) string) Options {
 	if tok == "" {
 		tok = strings.TrimSpace(getenv("HUGGING_FACE_HUB_TOKEN"))
 	}
+	if tok == "" {
+		if b, err := os.ReadFile(tokenPath(getenv)); err == nil {
+			tok = strings.TrimSpace(string(b))
+		}
+	}
 	return Options{Endpoint: strings.TrimSpace(getenv("HF_ENDPOINT")), Token: tok}
+}
+
+func tokenPath(getenv func(string) string) string {
+	if p := getenv("HF_TOKEN_PATH"); p != "" {
+		return p
+	}
+	if h := getenv("HF_HOME"); h != "" {
+		return filepath.Join(h, "token")
+	}
+	if x := getenv("XDG_CACHE_HOME"); x != "" {
+		return filepath.Join(x, "huggingface", "token")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".cache", "huggingface", "token")
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -206,5 +208,24 @@ func TestParseEndpoint(t *testing.T) {
 	}
 	if _, err := ParseEndpoint("hub.example.com"); err == nil {
 		t.Error("accepted an endpoint without scheme")
+	}
+}
+
+func TestEnvOptions(t *testing.T) {
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "token"), []byte("hf_fromfile\n"), 0o600)
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	o := EnvOptions(env(map[string]string{"HF_TOKEN": " hf_env ", "HF_HOME": home, "HF_ENDPOINT": "http://mirror:8080"}))
+	if o.Token != "hf_env" || o.Endpoint != "http://mirror:8080" {
+		t.Errorf("env: %+v", o)
+	}
+	if o := EnvOptions(env(map[string]string{"HUGGING_FACE_HUB_TOKEN": "hf_old", "HF_HOME": home})); o.Token != "hf_old" {
+		t.Errorf("legacy variable: %q", o.Token)
+	}
+	if o := EnvOptions(env(map[string]string{"HF_HOME": home})); o.Token != "hf_fromfile" {
+		t.Errorf("token file: %q", o.Token)
+	}
+	if o := EnvOptions(env(map[string]string{"HF_TOKEN_PATH": filepath.Join(home, "none")})); o.Token != "" {
+		t.Errorf("missing token file: %q", o.Token)
 	}
 }
