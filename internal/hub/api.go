@@ -190,6 +190,9 @@ func (c *Client) ListTree(ctx context.Context, repoType, repoID, revision, path 
 		}
 		// The next link carries the query; it stays on the Hub's host.
 		req = &Request{URL: next}
+		if strings.HasPrefix(next, "/") {
+			req = &Request{Path: next}
+		}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Path < all[j].Path })
 	return all, nil
