@@ -513,6 +513,10 @@ func (f *fetcher) acquireHub(ctx context.Context, src string) ([]localFile, erro
 	} else {
 		chosen, err = selectDataFiles(paths, f.o.Subset, split, f.o.Format)
 	}
+	if (err != nil || len(chosen) == 0) && (sub != "" || (f.o.Format != FormatAuto && f.o.Format != FormatParquet)) {
+		// A path or a format was asked for: no substitute will do.
+		return nil, fmt.Errorf("%w: %s@%s: %v", ErrSource, repoID, rev, err)
+	}
 	if err != nil || len(chosen) == 0 {
 		// No raw file fits: the Hub's parquet conversion knows subsets and
 		// splits of every dataset it could load.

@@ -195,7 +195,7 @@ func TestFetchFailuresLeaveNothing(t *testing.T) {
 	g.CommitFiles("main", map[string][]byte{"train.jsonl": []byte(`{"text":"x"}` + "\n")})
 	g.SetGated(true, false)
 	ok := s.AddRepo("dataset", "o/ok")
-	ok.CommitFiles("main", map[string][]byte{"train.jsonl": readFixture(t, "squad.jsonl")})
+	ok.CommitFiles("main", map[string][]byte{"train.jsonl": readFixture(t, "squad.jsonl"), "README.md": []byte("# ok\n")})
 	c := hubClient(s, s.Token)
 	cases := []struct {
 		name string
@@ -210,6 +210,8 @@ func TestFetchFailuresLeaveNothing(t *testing.T) {
 		{"too large", FetchOptions{Source: "hf://datasets/o/ok", MaxBytes: 100}, hub.ErrTooLarge},
 		{"no usable rows", FetchOptions{Source: "hf://datasets/o/ok", Fields: map[string]string{"answer": "nope"}, MaxBadRows: mustLimit(t, "none")}, ErrNoRecords},
 		{"bad source", FetchOptions{Source: "ftp://x/y"}, ErrSource},
+		{"no such format", FetchOptions{Source: "hf://datasets/o/ok", Format: FormatCSV}, ErrSource},
+		{"path without data", FetchOptions{Source: "hf://datasets/o/ok/README.md"}, ErrSource},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
