@@ -121,7 +121,14 @@ func Render(dir string, info Info) ([]byte, error) {
 	}
 	if len(metrics) > 0 {
 		b.WriteString("## Results\n\n")
-		table(&b, "Metric", metrics)
+		if ev := evalTable(dir); ev != "" {
+			// The table of the KFP run's eval_table artifact (internal/report).
+			b.WriteString(ev + "\n<details><summary>All metrics</summary>\n\n")
+			table(&b, "Metric", metrics)
+			b.WriteString("</details>\n\n")
+		} else {
+			table(&b, "Metric", metrics)
+		}
 	}
 	if len(args) > 0 {
 		b.WriteString("## Training hyperparameters\n\n")

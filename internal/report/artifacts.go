@@ -10,6 +10,9 @@ import (
 	"strings"
 )
 
+// noMetrics stands in for a table of nothing.
+const noMetrics = "No evaluation metrics were recorded."
+
 // CurvesFile is the image of the curves beside the model card; the card
 // (internal/modelcard) links it when it exists.
 const CurvesFile = "training_curves.svg"
@@ -32,7 +35,11 @@ func WriteArtifacts(modelDir, htmlPath, markdownPath string) error {
 		}
 	}
 	if markdownPath != "" {
-		if err := writeFileAtomic(markdownPath, []byte(Markdown(r.Metrics))); err != nil {
+		md := Markdown(r.Metrics)
+		if md == "" {
+			md = noMetrics + "\n"
+		}
+		if err := writeFileAtomic(markdownPath, []byte(md)); err != nil {
 			return fmt.Errorf("write evaluation table: %w", err)
 		}
 	}

@@ -52,7 +52,7 @@ footer { margin-top: 18px; font-size: 12px; color: #555555; }
 		}
 		b.WriteString("</div>\n")
 	} else {
-		b.WriteString("<p>No evaluation metrics were recorded.</p>\n")
+		fmt.Fprintf(&b, "<p>%s</p>\n", noMetrics)
 	}
 	fmt.Fprintf(&b, "<footer>Drawn by kfllm from %s and %s.</footer>\n", LogFile, MetricsFile)
 	b.WriteString("</main>\n</body>\n</html>\n")

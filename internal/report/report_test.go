@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/kfllm/kfllm/internal/modelcard"
 )
 
 func TestReadLogTolerant(t *testing.T) {
@@ -218,11 +217,21 @@ func TestHTMLSelfContained(t *testing.T) {
 }
 
 func TestMarkdownWithoutMetrics(t *testing.T) {
-	if got := Markdown(nil); got != "No evaluation metrics were recorded.\n" {
+	if got := Markdown(nil); got != "" {
 		t.Errorf("Markdown(nil) = %q", got)
 	}
-	if got := Markdown(&Metrics{}); got != "No evaluation metrics were recorded.\n" {
+	if got := Markdown(&Metrics{}); got != "" {
 		t.Errorf("Markdown(empty) = %q", got)
+	}
+	// The artifact still says something.
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, MetricsFile), `{"unknown": 1}`)
+	md := filepath.Join(dir, "eval_table")
+	if err := WriteArtifacts(dir, "", md); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(md); string(b) != noMetrics+"\n" {
+		t.Errorf("Markdown artifact of no metrics = %q", b)
 	}
 }
 
@@ -251,39 +260,6 @@ func TestWriteArtifacts(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(empty, "r.html")); err == nil {
 		t.Error("wrote a report of nothing")
-	}
-}
-
-// TestWriteCardAssets checks that the curves land where the model card that
-// upload writes links them (internal/modelcard).
-func TestWriteCardAssets(t *testing.T) {
-	model := copyRun(t, "run")
-	if err := WriteCardAssets(model); err != nil {
-		t.Fatal(err)
-	}
-	r, _ := Load(model)
-	if got, err := os.ReadFile(filepath.Join(model, CurvesFile)); err != nil || string(got) != string(SVG(r.Log)) {
-		t.Fatalf("%s: %v", CurvesFile, err)
-	}
-	if CurvesFile != modelcard.CurvesFile {
-		t.Fatalf("report writes %s, the model card links %s", CurvesFile, modelcard.CurvesFile)
-	}
-	card, err := modelcard.Render(model, modelcard.Info{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(card), "![Training curves]("+CurvesFile+")") {
-		t.Errorf("model card does not show the curves:\n%s", card)
-	}
-
-	// No training log: nothing to draw, not an error.
-	bare := t.TempDir()
-	write(t, filepath.Join(bare, MetricsFile), `{"train_loss": 1}`)
-	if err := WriteCardAssets(bare); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(bare, CurvesFile)); err == nil {
-		t.Error("curves drawn without a training log")
 	}
 }
 

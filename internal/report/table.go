@@ -76,11 +76,12 @@ func tables(m *Metrics) []table {
 // Markdown renders the evaluation table of m (loss, perplexity, run size)
 // and, when the eval set is QA, exact match and token F1 before and after
 // fine-tuning, as GitHub-flavoured Markdown: the content of finetune's
-// system.Markdown artifact. Without metrics it says so.
+// system.Markdown artifact and of the model card's results. Metrics with
+// none of these fields give "".
 func Markdown(m *Metrics) string {
 	ts := tables(m)
 	if len(ts) == 0 {
-		return "No evaluation metrics were recorded.\n"
+		return ""
 	}
 	var b strings.Builder
 	for i, t := range ts {
