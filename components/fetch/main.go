@@ -31,7 +31,10 @@ unreadable file, over --max-bytes).
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := dataset.FetchOptions{Fields: map[string]string{}, Progress: hub.ProgressLines(os.Stderr, "fetch")}
+	o := dataset.FetchOptions{Fields: map[string]string{}, Progress: hub.ProgressLines(os.Stderr, "fetch"),
+		RowProgress: func(file string, read, written int64) {
+			fmt.Fprintf(os.Stderr, "fetch: %s: %d rows read, %d records so far\n", file, read, written)
+		}}
 	o.MaxBadRows, _ = dataset.ParseBadRowLimit(dataset.DefaultMaxBadRows)
 	flag.StringVar(&o.Source, "source", "", "hf://datasets/OWNER/NAME[@REV][/PATH], https://..., a local path or file://... (required)")
 	flag.StringVar(&o.OutputDir, "output-dataset", "", "directory to write data.jsonl and metadata.json to (required)")

@@ -43,7 +43,10 @@ type FetchOptions struct {
 	WorkDir string
 	// Progress, if set, is told of download progress.
 	Progress func(file string, done, total int64)
-	Logger   *slog.Logger
+	// RowProgress, if set, is called every 100,000 rows read and once at
+	// the end of each file.
+	RowProgress func(file string, read, written int64)
+	Logger      *slog.Logger
 }
 
 // Errors Fetch returns for the caller to map to exit codes.
@@ -180,6 +183,9 @@ func (f *fetcher) run(ctx context.Context) (*Metadata, error) {
 			}
 			sf.RowsRead++
 			f.meta.RowsRead++
+			if f.o.RowProgress != nil && f.meta.RowsRead%100_000 == 0 {
+				f.o.RowProgress(lf.name, f.meta.RowsRead, w.Count())
+			}
 			if bad == "" {
 				var rec Record
 				rec, bad = f.mapping.Extract(row)
@@ -199,6 +205,9 @@ func (f *fetcher) run(ctx context.Context) (*Metadata, error) {
 			return nil, fmt.Errorf("read %s: %w", lf.name, err)
 		}
 		f.meta.Files = append(f.meta.Files, sf)
+		if f.o.RowProgress != nil {
+			f.o.RowProgress(lf.name, f.meta.RowsRead, w.Count())
+		}
 	}
 	f.meta.RowsWritten = w.Count()
 	if f.o.MaxBadRows.exceeded(f.meta.RowsSkipped, f.meta.RowsRead) {
