@@ -190,3 +190,26 @@ func TestNextPageURL(t *testing.T) {
 		t.Errorf("nextPageURL = %q", got)
 	}
 }
+
+// HEAD without following the redirect shows the Hub's own headers, as
+// huggingface_hub's get_hf_file_metadata reads them.
+func TestResolveHeadersWithoutRedirect(t *testing.T) {
+	s := hubtest.New(t)
+	r := s.AddRepo("model", "o/m")
+	data := []byte("weights")
+	sha := r.CommitFiles("main", map[string][]byte{"model.safetensors": data})
+	c := hubClient(s, s.Token)
+	resp, err := c.Do(context.Background(), &Request{Method: "HEAD", URL: c.FileURL(typeModel, "o/m", "main", "model.safetensors"), NoRedirect: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("X-Repo-Commit") != sha ||
+		unquoteETag(resp.Header.Get("X-Linked-Etag")) != (hubtest.File{Data: data}).SHA256() ||
+		!strings.HasPrefix(resp.Header.Get("Location"), s.CDNURL) {
+		t.Errorf("status %d, headers %v", resp.StatusCode, resp.Header)
+	}
+	if n := len(s.Requests()); n != 1 {
+		t.Errorf("%d requests: the redirect was followed", n)
+	}
+}
