@@ -1,0 +1,178 @@
+// Command kfp_backend_check feeds a compiled pipeline YAML to the KFP API
+// server's own code (github.com/kubeflow/pipelines backend at the version
+// kfllm pins): the upload path's template parser, then the run path's
+// compilation of the IR and its platform spec into an Argo Workflow, with run
+// parameters. It records what the server saw as JSON, which
+// internal/kfp/finetune's TestKFPBackendAcceptsOurYAML asserts.
+//
+// It is its own Go module so that the backend's dependencies (Argo,
+// Kubernetes client libraries) stay out of kfllm's go.mod.
+//
+//	cd scripts/kfp_backend_check && go run . ../../internal/kfp/testdata/kfllm-finetune.yaml > ../../internal/kfp/testdata/kfp_backend_check.json
+package main
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sort"
+	"strings"
+
+	wfapi "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/kubeflow/pipelines/backend/src/apiserver/model"
+	"github.com/kubeflow/pipelines/backend/src/apiserver/template"
+)
+
+type record struct {
+	Backend        string          `json:"kfp_backend"`
+	Input          string          `json:"input"`
+	SHA256         string          `json:"sha256"`
+	Parsed         bool            `json:"parsed"`
+	IsV2           bool            `json:"is_v2"`
+	PipelineName   string          `json:"pipeline_name"`
+	Compiled       bool            `json:"compiled_to_argo"`
+	Templates      []string        `json:"argo_templates"`
+	Executors      []string        `json:"executors"`
+	SecretEnvFor   []string        `json:"executors_with_hf_secret"`
+	FinetuneLimits json.RawMessage `json:"finetune_resources"`
+	Error          string          `json:"error"`
+}
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: kfp_backend_check PIPELINE.yaml")
+		os.Exit(2)
+	}
+	rec, err := check(os.Args[1])
+	if err != nil {
+		rec.Error = err.Error()
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	enc.Encode(rec)
+	if err != nil {
+		os.Exit(1)
+	}
+}
+
+func check(path string) (*record, error) {
+	rec := &record{Input: filepath.Base(path)}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == "github.com/kubeflow/pipelines" {
+				rec.Backend = d.Version
+			}
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return rec, err
+	}
+	sum := sha256.Sum256(b)
+	rec.SHA256 = hex.EncodeToString(sum[:])
+
+	// Upload: what POST /apis/v2beta1/pipelines/upload does with the file.
+	tmpl, err := template.New(b)
+	if err != nil {
+		return rec, fmt.Errorf("template.New: %w", err)
+	}
+	rec.Parsed, rec.IsV2 = true, tmpl.IsV2()
+	rec.PipelineName = tmpl.V2PipelineName()
+
+	// Run: what POST /apis/v2beta1/runs compiles, with two parameters set.
+	run := &model.Run{
+		DisplayName: "check",
+		Namespace:   "kubeflow-user-example-com",
+		RunDetails:  model.RunDetails{},
+		PipelineSpec: model.PipelineSpec{
+			RuntimeConfig: model.RuntimeConfig{Parameters: `{"hf_repo": "someone/model", "epochs": 2}`},
+		},
+	}
+	spec, err := tmpl.RunWorkflow(run, template.RunWorkflowOptions{RunId: "00000000-0000-0000-0000-000000000001"})
+	if err != nil {
+		return rec, fmt.Errorf("RunWorkflow: %w", err)
+	}
+	wf, ok := spec.(interface{ ToStringForStore() string })
+	if !ok {
+		return rec, fmt.Errorf("execution spec %T is not an Argo workflow", spec)
+	}
+	var w wfapi.Workflow
+	if err := json.Unmarshal([]byte(wf.ToStringForStore()), &w); err != nil {
+		return rec, fmt.Errorf("read workflow: %w", err)
+	}
+	rec.Compiled = true
+	execs := map[string]bool{}
+	secrets := map[string]bool{}
+	for _, t := range w.Spec.Templates {
+		rec.Templates = append(rec.Templates, t.Name)
+	}
+	// The driver receives each task's container spec and Kubernetes config
+	// as JSON arguments of the DAG's driver steps, by reference to workflow
+	// parameters or annotations ({{workflow.annotations.KEY}}).
+	wfParams := map[string]string{}
+	for _, p := range w.Spec.Arguments.Parameters {
+		if p.Value != nil {
+			wfParams["{{workflow.parameters."+p.Name+"}}"] = p.Value.String()
+		}
+	}
+	for k, v := range w.Annotations {
+		wfParams["{{workflow.annotations."+k+"}}"] = v
+	}
+	resolve := func(s string) string {
+		if v, ok := wfParams[s]; ok {
+			return v
+		}
+		return s
+	}
+	for _, t := range w.Spec.Templates {
+		if t.DAG == nil {
+			continue
+		}
+		for _, task := range t.DAG.Tasks {
+			var container, k8s string
+			for _, p := range task.Arguments.Parameters {
+				if p.Value == nil {
+					continue
+				}
+				switch p.Name {
+				case "container":
+					container = resolve(p.Value.String())
+				case "kubernetes-config":
+					k8s = resolve(p.Value.String())
+				}
+			}
+			if container == "" {
+				continue
+			}
+			name := strings.TrimSuffix(task.Name, "-driver")
+			execs[name] = true
+			if strings.Contains(k8s, `"secretName":"hf-secret"`) || strings.Contains(k8s, `"secret_name":"hf-secret"`) {
+				secrets[name] = true
+			}
+			if name == "finetune" {
+				var c struct {
+					Resources json.RawMessage `json:"resources"`
+				}
+				json.Unmarshal([]byte(container), &c)
+				rec.FinetuneLimits = c.Resources
+			}
+		}
+	}
+	rec.Executors = keys(execs)
+	rec.SecretEnvFor = keys(secrets)
+	sort.Strings(rec.Templates)
+	return rec, nil
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
