@@ -29,6 +29,7 @@ import (
 
 	"github.com/kfllm/kfllm/internal/gitremote"
 	"github.com/kfllm/kfllm/internal/model"
+	"github.com/kfllm/kfllm/internal/report"
 	"github.com/kfllm/kfllm/internal/synth"
 	"github.com/kfllm/kfllm/internal/tokenizer"
 )
@@ -396,6 +397,9 @@ func (d *runner) printSummary() {
 	}
 	fmt.Fprintf(d.o.Out, "    %-30s %8s\n", "total", total.Round(100*time.Millisecond))
 	fmt.Fprint(d.o.Out, qaTable(d.sum.Metrics))
+	if err := report.Summary(d.o.Out, d.modelDir(), d.path("runs", runID, "finetune-report.html")); err != nil {
+		fmt.Fprintf(d.o.Out, "    training report: %v\n", err)
+	}
 	fmt.Fprintf(d.o.Out, "    model repo (offline Hub stand-in): %s\n", d.path("hub", "kfllm-demo.git"))
 	fmt.Fprintf(d.o.Out, "    pipeline run: %s\n", d.path("runs", runID))
 	fmt.Fprintf(d.o.Out, "    API: %s   UI: %s\n", d.sum.APIURL, d.sum.UIURL)
