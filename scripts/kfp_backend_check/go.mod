@@ -3,7 +3,9 @@ module github.com/kfllm/kfllm/scripts/kfp_backend_check
 go 1.26.0
 
 require (
+	github.com/Masterminds/squirrel v0.0.0-20190107164353-fa735ea14f09
 	github.com/argoproj/argo-workflows/v3 v3.3.10
+	github.com/golang/protobuf v1.5.2
 	github.com/kubeflow/pipelines v0.0.0-20231208180049-c5658f09ec38
 )
 
@@ -40,7 +42,6 @@ require (
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/golang/glog v1.0.0 // indirect
 	github.com/golang/groupcache v0.0.0-20210331224755-41bb18bfe9da // indirect
-	github.com/golang/protobuf v1.5.2 // indirect
 	github.com/google/gnostic v0.5.7-v3refs // indirect
 	github.com/google/go-cmp v0.5.7 // indirect
 	github.com/google/gofuzz v1.2.0 // indirect
@@ -62,6 +63,8 @@ require (
 	github.com/klauspost/pgzip v1.2.5 // indirect
 	github.com/kubeflow/pipelines/api v0.0.0-20230331215358-758c91f76784 // indirect
 	github.com/kubeflow/pipelines/third_party/ml-metadata v0.0.0-20230810215105-e1f0c010f800 // indirect
+	github.com/lann/builder v0.0.0-20180802200727-47ae307949d0 // indirect
+	github.com/lann/ps v0.0.0-20150810152359-62de8c46ede0 // indirect
 	github.com/lestrrat-go/strftime v1.0.4 // indirect
 	github.com/magiconair/properties v1.8.5 // indirect
 	github.com/mailru/easyjson v0.7.7 // indirect

@@ -22,7 +22,12 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/Masterminds/squirrel"
 	wfapi "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
+	"github.com/golang/protobuf/jsonpb"
+	apiv2beta1 "github.com/kubeflow/pipelines/backend/api/v2beta1/go_client"
+	"github.com/kubeflow/pipelines/backend/src/apiserver/filter"
+	"github.com/kubeflow/pipelines/backend/src/apiserver/list"
 	"github.com/kubeflow/pipelines/backend/src/apiserver/model"
 	"github.com/kubeflow/pipelines/backend/src/apiserver/template"
 )
@@ -39,7 +44,10 @@ type record struct {
 	Executors      []string        `json:"executors"`
 	SecretEnvFor   []string        `json:"executors_with_hf_secret"`
 	FinetuneLimits json.RawMessage `json:"finetune_resources"`
-	Error          string          `json:"error"`
+	// The v2beta1 list filter `pipeline run` sends (internal/kfp/remote
+	// nameFilter), through the server's list-request parsing, as SQL.
+	FilterSQL map[string]string `json:"name_filter_sql"`
+	Error     string            `json:"error"`
 }
 
 func main() {
@@ -162,10 +170,41 @@ func check(path string) (*record, error) {
 			}
 		}
 	}
+	rec.FilterSQL = map[string]string{}
+	for kind, l := range map[string]list.Listable{"pipelines": &model.Pipeline{}, "pipeline_versions": &model.PipelineVersion{}, "experiments": &model.Experiment{}} {
+		q, err := filterSQL(l, `{"predicates":[{"key":"display_name","operation":"EQUALS","stringValue":"kfllm-finetune"}]}`)
+		if err != nil {
+			return rec, fmt.Errorf("%s filter: %w", kind, err)
+		}
+		rec.FilterSQL[kind] = q
+	}
 	rec.Executors = keys(execs)
 	rec.SecretEnvFor = keys(secrets)
 	sort.Strings(rec.Templates)
 	return rec, nil
+}
+
+// filterSQL does what the API server's validatedListOptions does with a
+// v2beta1 filter (jsonpb into api.Filter, filter.New, list.NewOptions) and
+// returns the WHERE clause it becomes.
+func filterSQL(l list.Listable, encoded string) (string, error) {
+	f := &apiv2beta1.Filter{}
+	if err := jsonpb.UnmarshalString(encoded, f); err != nil {
+		return "", err
+	}
+	nf, err := filter.New(f)
+	if err != nil {
+		return "", err
+	}
+	opts, err := list.NewOptions(l, 10, "", nf)
+	if err != nil {
+		return "", err
+	}
+	sql, args, err := opts.AddFilterToSelect(squirrel.Select("*").From("t")).ToSql()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s %v", sql, args), nil
 }
 
 func keys(m map[string]bool) []string {

@@ -17,7 +17,8 @@ const backendCheck = "../testdata/kfp_backend_check.json"
 // the run path compiled it and its platform spec into an Argo Workflow, the
 // driver steps of fetch, finetune and upload carry hf-secret, and finetune's
 // container carries the legacy resource fields the driver turns into
-// requests and limits (GPU included). The sha256 ties the record to the
+// requests and limits (GPU included), and the server's list-request parsing
+// turns pipeline run's name filter into a name match. The sha256 ties the record to the
 // YAML: change the pipeline and the check must be rerun.
 func TestKFPBackendAcceptsOurYAML(t *testing.T) {
 	b, err := os.ReadFile(backendCheck)
@@ -25,18 +26,19 @@ func TestKFPBackendAcceptsOurYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	var rec struct {
-		Backend      string          `json:"kfp_backend"`
-		Input        string          `json:"input"`
-		SHA256       string          `json:"sha256"`
-		Parsed       bool            `json:"parsed"`
-		IsV2         bool            `json:"is_v2"`
-		PipelineName string          `json:"pipeline_name"`
-		Compiled     bool            `json:"compiled_to_argo"`
-		Templates    []string        `json:"argo_templates"`
-		Executors    []string        `json:"executors"`
-		Secrets      []string        `json:"executors_with_hf_secret"`
-		Resources    json.RawMessage `json:"finetune_resources"`
-		Error        string          `json:"error"`
+		Backend      string            `json:"kfp_backend"`
+		Input        string            `json:"input"`
+		SHA256       string            `json:"sha256"`
+		Parsed       bool              `json:"parsed"`
+		IsV2         bool              `json:"is_v2"`
+		PipelineName string            `json:"pipeline_name"`
+		Compiled     bool              `json:"compiled_to_argo"`
+		Templates    []string          `json:"argo_templates"`
+		Executors    []string          `json:"executors"`
+		Secrets      []string          `json:"executors_with_hf_secret"`
+		Resources    json.RawMessage   `json:"finetune_resources"`
+		FilterSQL    map[string]string `json:"name_filter_sql"`
+		Error        string            `json:"error"`
 	}
 	dec := json.NewDecoder(bytesReader(b))
 	dec.DisallowUnknownFields()
@@ -57,6 +59,13 @@ func TestKFPBackendAcceptsOurYAML(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"fetch", "finetune", "upload"}, rec.Secrets); diff != "" {
 		t.Errorf("executors given hf-secret (-want +got):\n%s", diff)
+	}
+	// The list filter pipeline run sends (internal/kfp/remote nameFilter)
+	// becomes a name match in the server's SQL for all three listings.
+	for _, kind := range []string{"pipelines", "pipeline_versions", "experiments"} {
+		if want := "SELECT * FROM t WHERE " + kind + ".Name = ? [kfllm-finetune]"; rec.FilterSQL[kind] != want {
+			t.Errorf("%s filter became %q, want %q", kind, rec.FilterSQL[kind], want)
+		}
 	}
 	var res struct {
 		Accelerator struct{ Count, Type string }

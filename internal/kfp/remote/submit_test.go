@@ -373,3 +373,13 @@ func TestCookieForms(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestNameFilterIsWhatTheServerParsed pins the filter to the one
+// scripts/kfp_backend_check ran through the KFP API server's list-request
+// parsing (recorded in internal/kfp/testdata/kfp_backend_check.json).
+func TestNameFilterIsWhatTheServerParsed(t *testing.T) {
+	const checked = `{"predicates":[{"key":"display_name","operation":"EQUALS","stringValue":"kfllm-finetune"}]}`
+	if got := *nameFilter("kfllm-finetune"); got != checked {
+		t.Errorf("nameFilter = %s, the backend check parsed %s", got, checked)
+	}
+}
