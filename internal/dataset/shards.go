@@ -271,3 +271,67 @@ func (r *rowReader) Read(p []byte) (int, error) {
 }
 
 var errOutputNotEmpty = errors.New("output directory is not empty")
+
+// WriteShards writes a Token shards artifact's tensors and metadata into
+// dir: train.safetensors and eval.safetensors (padded to length, 0 meaning
+// each shard's longest example) and, when meta is not nil, metadata.json
+// with its Train and Eval counts filled in. It does not copy a tokenizer
+// (tokenizer.Tokenizer.Save into dir/tokenizer does) nor stage the output;
+// Tokenize does both.
+func WriteShards(dir string, train, eval []ShardExample, length int, padID int32, meta *ShardsMetadata) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("write shards: %w", err)
+	}
+	st := map[string]string{"format": "pt", "kfllm": ShardsFormat}
+	tc, err := WriteShard(filepath.Join(dir, TrainShardFile), train, length, padID, st)
+	if err != nil {
+		return err
+	}
+	ec, err := WriteShard(filepath.Join(dir, EvalShardFile), eval, length, padID, st)
+	if err != nil {
+		return err
+	}
+	if meta == nil {
+		return nil
+	}
+	meta.Format, meta.Train, meta.Eval = ShardsFormat, tc, ec
+	b, err := json.MarshalIndent(meta, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, ShardsMetadataFile), append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write shards metadata: %w", err)
+	}
+	return nil
+}
+
+// ReadShards reads a Token shards artifact: both shards and metadata.json.
+func ReadShards(dir string) (train, eval *Shard, meta *ShardsMetadata, err error) {
+	if meta, err = ReadShardsMetadata(dir); err != nil {
+		return nil, nil, nil, err
+	}
+	if train, err = ReadShard(filepath.Join(dir, TrainShardFile)); err != nil {
+		return nil, nil, nil, err
+	}
+	if eval, err = ReadShard(filepath.Join(dir, EvalShardFile)); err != nil {
+		return nil, nil, nil, err
+	}
+	return train, eval, meta, nil
+}
+
+// ExampleOf converts a prompt.Example (labels IgnoreIndex on a prefix, ids
+// after it) into a ShardExample.
+func ExampleOf(ids, labels []int) ShardExample {
+	n := len(labels)
+	for i, l := range labels {
+		if l != IgnoreIndex {
+			n = i
+			break
+		}
+	}
+	out := make([]int32, len(ids))
+	for i, v := range ids {
+		out[i] = int32(v)
+	}
+	return ShardExample{IDs: out, PromptLen: n}
+}

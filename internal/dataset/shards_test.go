@@ -317,3 +317,32 @@ func TestTokenizeIntoEmptyExistingDir(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestWriteShardsReadShards(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s")
+	train := []ShardExample{ExampleOf([]int{5, 6, 7, 2}, []int{-100, -100, 7, 2}), ExampleOf([]int{9, 2}, []int{9, 2})}
+	eval := []ShardExample{ExampleOf([]int{4, 4, 2}, []int{-100, 4, 2})}
+	if err := WriteShards(dir, train, eval, 0, 0, &ShardsMetadata{Task: TaskQA, MaxLength: 8}); err != nil {
+		t.Fatal(err)
+	}
+	tr, ev, meta, err := ReadShards(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.N != 2 || tr.L != 4 || ev.N != 1 || ev.L != 3 || meta.Train.Labelled != 4 || meta.Eval.Tokens != 3 {
+		t.Fatalf("train %dx%d eval %dx%d meta %+v %+v", tr.N, tr.L, ev.N, ev.L, meta.Train, meta.Eval)
+	}
+	want := []int32{5, 6, 7, 2, 9, 2, 0, 0}
+	wantLabels := []int32{-100, -100, 7, 2, 9, 2, -100, -100}
+	wantMask := []int32{1, 1, 1, 1, 1, 1, 0, 0}
+	for i := range want {
+		if tr.InputIDs[i] != want[i] || tr.Labels[i] != wantLabels[i] || tr.AttentionMask[i] != wantMask[i] {
+			t.Fatalf("train = %v / %v / %v", tr.InputIDs, tr.Labels, tr.AttentionMask)
+		}
+	}
+	// A corrupt file is an error, not a panic.
+	os.WriteFile(filepath.Join(dir, EvalShardFile), []byte("garbage"), 0o644)
+	if _, _, _, err := ReadShards(dir); err == nil {
+		t.Fatal("read a corrupt shard")
+	}
+}

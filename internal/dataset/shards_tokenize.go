@@ -460,14 +460,7 @@ func buildExample(tok *tokenizer.Tokenizer, task Task, r Record, maxLength int, 
 	if err != nil {
 		return built{}, err
 	}
-	promptLen := len(ex.Labels)
-	for i, l := range ex.Labels {
-		if l != prompt.IgnoreIndex {
-			promptLen = i
-			break
-		}
-	}
-	return built{ok: true, truncated: ex.Truncated, ex: ShardExample{IDs: toInt32(ex.InputIDs), PromptLen: promptLen}}, nil
+	return built{ok: true, truncated: ex.Truncated, ex: ExampleOf(ex.InputIDs, ex.Labels)}, nil
 }
 
 func toInt32(v []int) []int32 {
