@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 var (
 	benchThreads  = flag.Int("threads", 1, "libtorch intra-op threads for benchmarks")
+	tuneMalloc    = flag.Bool("tune-malloc", true, "BenchmarkDecodeRSS calls TuneAllocator first")
 	rssTokens     = flag.Int("rss-tokens", 10000, "tokens BenchmarkDecodeRSS generates")
 	benchModelDir = flag.String("bench-model-dir", "", "TestWriteBenchModel saves the benchmark model here (for bench/model_vs_transformers.sh)")
 )
@@ -130,6 +132,9 @@ func BenchmarkDecode(b *testing.B) {
 // of 1,000 tokens, each released when done) and reports how resident
 // memory grows per 1,000 tokens after the first sequence has warmed up.
 func BenchmarkDecodeRSS(b *testing.B) {
+	if *tuneMalloc {
+		TuneAllocator()
+	}
 	m := benchModel(b)
 	defer m.Close()
 	ctx := context.Background()
@@ -153,10 +158,14 @@ func BenchmarkDecodeRSS(b *testing.B) {
 			runtime.GC()
 			samples = append(samples, rssKB(b))
 		}
+		// Growth per 1,000 tokens: over the whole run, and the least-squares
+		// slope of the second half, after allocator pools have warmed up.
 		growth := (samples[len(samples)-1] - samples[0]) / float64(len(samples)-1)
 		b.ReportMetric(samples[0]/1024, "MB-rss-after-1k")
-		b.ReportMetric(samples[len(samples)-1]/1024, "MB-rss-after-10k")
+		b.ReportMetric(samples[len(samples)-1]/1024, "MB-rss-end")
+		b.ReportMetric(slices.Max(samples)/1024, "MB-rss-max")
 		b.ReportMetric(growth, "KB-rss/1k-tok")
+		b.ReportMetric(slope(samples[len(samples)/2:]), "KB-rss/1k-tok-2nd-half")
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		b.ReportMetric(float64(ms.HeapInuse)/(1<<20), "MB-go-heap")
@@ -206,4 +215,18 @@ func BenchmarkDecodeOverhead(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// slope is the least-squares slope of ys against 0, 1, 2, ...
+func slope(ys []float64) float64 {
+	n := float64(len(ys))
+	if n < 2 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for i, y := range ys {
+		x := float64(i)
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
 }

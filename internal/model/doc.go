@@ -13,4 +13,9 @@
 // wrappers, so that generating a token allocates no Go ballast and leaks no
 // C memory (see op.go). Parity with transformers is pinned by fixtures
 // that scripts/golden/model_fixtures.py makes.
+//
+// A server that runs for weeks should call TuneAllocator once at start
+// (glibc otherwise keeps freed tensor memory in per-thread arenas and a
+// rising mmap threshold; see docs/benchmarks.md) and may size libtorch's
+// thread pool with SetThreads.
 package model
