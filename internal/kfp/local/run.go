@@ -458,9 +458,11 @@ func (r *runner) exec(ctx context.Context, t *task, argv []string, dir string) (
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// On cancel, interrupt the task's process group, then kill it after a grace period.
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
-	cmd.WaitDelay = 30 * time.Second
+	// On cancel (Ctrl-C), stop the task's whole process group with SIGTERM,
+	// as Kubernetes stops a pod (background children of a shell ignore
+	// SIGINT), then kill it after a grace period.
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
+	cmd.WaitDelay = 10 * time.Second
 	err = cmd.Run()
 	pw.Flush()
 	tail = pw.Tail()

@@ -4,10 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kfllm/kfllm/internal/kfp"
 )
@@ -356,4 +362,71 @@ func TestRunKFPSDKCompiledYAML(t *testing.T) {
 	if calls := f.calls(t); len(calls) != 8 || !strings.Contains(calls[4], "--learning-rate 0.0002 ") {
 		t.Errorf("calls = %q", calls)
 	}
+}
+
+// TestRunCancel: cancelling the run (Ctrl-C) stops the running task's
+// process group, children included, and reports the interruption.
+func TestRunCancel(t *testing.T) {
+	f := newFixture(t)
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	os.WriteFile(filepath.Join(f.bin, "fetch"), []byte("#!/bin/sh\nsleep 30 &\necho $! > "+pidFile+"\necho started\nwait\n"), 0o755)
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := RunFile(ctx, pipelineYAML, Options{WorkDir: f.work, RunID: "c", BinDir: f.bin, Out: &syncWriter{w: &out}, Env: f.env})
+		done <- err
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if b, err := os.ReadFile(pidFile); err == nil && len(b) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("task did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(8 * time.Second):
+		t.Fatal("run did not stop after cancel")
+	}
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted") {
+		t.Errorf("err = %v, want an interruption", err)
+	}
+	b, _ := os.ReadFile(pidFile)
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if pid > 0 && alive(pid) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("the task's child process %d survived the cancel", pid)
+	}
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(b)
+}
+
+// alive reports whether pid runs (a zombie awaiting its reaper does not).
+func alive(pid int) bool {
+	for i := 0; i < 50; i++ {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		if f := strings.Fields(string(b)); len(f) > 2 && f[2] == "Z" {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
 }
