@@ -27,10 +27,9 @@ type BPE struct {
 	fuseUnk      bool
 	byteFallback bool
 	ignoreMerges bool
-	prefix       string // continuing_subword_prefix
-	suffix       string // end_of_word_suffix
-	byteIDs      [256]int32
-	haveByteIDs  bool
+	prefix       string         // continuing_subword_prefix
+	suffix       string         // end_of_word_suffix
+	byteIDs      [256]int32     // <0xNN> token ids for byte_fallback, -1 if none
 	runeIDs      []int32        // id of single-rune tokens for runes < len(runeIDs), -1 if none
 	wideRuneIDs  map[rune]int32 // the other single-rune tokens
 	cache        *wordCache
@@ -158,14 +157,9 @@ func newBPE(cfg bpeConfig, merges [][2]string) (*BPE, error) {
 			m.wideRuneIDs[r] = int32(id)
 		}
 	}
-	if m.byteFallback {
-		m.haveByteIDs = true
-		for b := 0; b < 256; b++ {
-			id, ok := cfg.Vocab[fmt.Sprintf("<0x%02X>", b)]
-			if !ok {
-				m.haveByteIDs = false
-				break
-			}
+	for b := range m.byteIDs {
+		m.byteIDs[b] = -1
+		if id, ok := cfg.Vocab[fmt.Sprintf("<0x%02X>", b)]; ok && m.byteFallback {
 			m.byteIDs[b] = int32(id)
 		}
 	}
@@ -307,7 +301,8 @@ func (m *BPE) initialSymbols(word string) []symbol {
 			if v, ok := m.vocab[s]; ok {
 				id = int32(v)
 			} else if m.byteFallback {
-				if m.byteFallbackIDs(s) {
+				// HF falls back to unk unless every byte has a <0xNN> token.
+				if m.allBytesKnown(s) {
 					for k := 0; k < len(s); k++ {
 						add(m.byteIDs[s[k]], 1)
 					}
@@ -345,9 +340,14 @@ func (m *BPE) initialSymbols(word string) []symbol {
 	return syms
 }
 
-// byteFallbackIDs reports whether every byte of s has a <0xNN> token (HF
-// falls back to unk otherwise).
-func (m *BPE) byteFallbackIDs(s string) bool { return m.haveByteIDs && len(s) > 0 }
+func (m *BPE) allBytesKnown(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if m.byteIDs[s[i]] < 0 {
+			return false
+		}
+	}
+	return len(s) > 0
+}
 
 // mergeAll applies merges as HF's Word::merge_all does.
 func (m *BPE) mergeAll(syms []symbol) []symbol {

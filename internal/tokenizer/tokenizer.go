@@ -253,9 +253,12 @@ func build(cfgJSON []byte, o options) (*Tokenizer, error) {
 
 	toks := make([]addedToken, len(cfg.AddedTokens))
 	maxID := -1
-	for tok, id := range t.model.GetVocab() {
-		_ = tok
-		maxID = max(maxID, id)
+	if t.bpe != nil {
+		maxID = len(t.bpe.tokens) - 1
+	} else {
+		for _, id := range t.model.GetVocab() {
+			maxID = max(maxID, id)
+		}
 	}
 	for i, a := range cfg.AddedTokens {
 		if a.ID < 0 {
