@@ -73,7 +73,7 @@ func parityOptions(r reference, shards, out string) Options {
 	return Options{InputDataset: shards, BaseModel: filepath.Join("testdata", "parity", "base"), OutputModelDir: out,
 		MaxSteps: s.Steps, LearningRate: s.LR, BatchSize: s.BatchSize, GradAccum: s.GradAccum,
 		WarmupSteps: s.Warmup, WeightDecay: s.WeightDecay, MaxGradNorm: s.MaxGradNorm,
-		Device: "cpu", DType: "float32", noShuffle: true}
+		Device: "cpu", DType: "float32", Threads: 1, noShuffle: true}
 }
 
 func readLog(t *testing.T, path string) (loss, norm []float64, evals int) {

@@ -85,6 +85,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if o.Threads > 0 {
 		model.SetThreads(o.Threads)
 	}
+	// libtorch's grad mode and last error are per OS thread: the whole
+	// run stays on one.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	t := &trainer{o: &o, log: log}
 	defer t.close()
 	res, err := t.run(ctx)
@@ -183,7 +187,16 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	if err := os.MkdirAll(stage, 0o755); err != nil {
 		return nil, fmt.Errorf("output dir: %w", err)
 	}
-	tlog, err := openLog(filepath.Join(stage, "training_log.jsonl"), resumed)
+	// The log lives beside the checkpoints when there are any, so that a
+	// resumed run keeps the lines of the steps before the kill.
+	logPath := filepath.Join(stage, "training_log.jsonl")
+	if o.CheckpointDir != "" {
+		if err := os.MkdirAll(o.CheckpointDir, 0o755); err != nil {
+			return nil, fmt.Errorf("checkpoint dir: %w", err)
+		}
+		logPath = filepath.Join(o.CheckpointDir, "training_log.jsonl")
+	}
+	tlog, err := openLog(logPath, resumed)
 	if err != nil {
 		return nil, err
 	}
@@ -296,6 +309,15 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	}
 	if err := tlog.close(); err != nil {
 		return nil, fmt.Errorf("training log: %w", err)
+	}
+	if logPath != filepath.Join(stage, "training_log.jsonl") {
+		b, err := os.ReadFile(logPath)
+		if err == nil {
+			err = writeFileAtomic(filepath.Join(stage, "training_log.jsonl"), b)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("training log: %w", err)
+		}
 	}
 	if err := t.writeOutput(stage, base, tokDir, &met); err != nil {
 		return nil, err
