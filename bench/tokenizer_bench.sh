@@ -25,7 +25,7 @@ for name in gpt2 llama2 llama3 qwen3; do
   py_best=0 go_best=0 py_cpu=999 go_cpu=999
   for round in 1 2; do
     j=$("$PY" bench/tokenizer_bench.py "$corpus" "$name" --repeat 1)
-    mbps=$(jq -r .mb_per_s <<<"$j"); cpu=$(jq -r .cpu_s_per_mb <<<"$j")
+    read -r mbps cpu < <("$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d["mb_per_s"], d["cpu_s_per_mb"])' <<<"$j")
     py_best=$(awk -v a="$py_best" -v b="$mbps" 'BEGIN{print (b>a)?b:a}')
     py_cpu=$(awk -v a="$py_cpu" -v b="$cpu" 'BEGIN{print (b<a)?b:a}')
     out=$(cd internal/tokenizer && KFLLM_BENCH_CORPUS="$corpus" "$testbin" -test.run '^$' -test.bench "EncodeBatch/$name\$" -test.benchtime 1x)
