@@ -5,7 +5,10 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
+
+	"github.com/sugarme/gotch/ts"
 )
 
 func greedyAlone(t *testing.T, m *Model, prompt []int, opts GenerateOptions) []int {
@@ -182,5 +185,34 @@ func TestSequenceRelease(t *testing.T) {
 	}
 	if len(sq.Tokens()) != 1 {
 		t.Errorf("tokens after release: %v", sq.Tokens())
+	}
+}
+
+// Generation never goes through gotch's ts wrappers, each of which leaks a
+// malloc(0) slot and allocates a 100 KB Go ballast per op: gotch's own
+// tensor counter does not move while tokens are made.
+func TestGenerateMakesNoGotchTensors(t *testing.T) {
+	m := loadCPU(t, filepath.Join("testdata", "llama_bias"))
+	ctx := context.Background()
+	sq, err := m.NewSequence([]int{3, 4, 5}, GenerateOptions{MaxNewTokens: 20, EOS: []int{}, Temperature: 1, TopP: 0.9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sq.Release()
+	before := atomic.LoadInt64(&ts.TensorCount)
+	ops := opCount.Load()
+	if err := m.Prefill(ctx, []*Sequence{sq}); err != nil {
+		t.Fatal(err)
+	}
+	for !sq.Done() {
+		if err := m.DecodeStep(ctx, []*Sequence{sq}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := atomic.LoadInt64(&ts.TensorCount); after != before {
+		t.Errorf("generating 20 tokens made %d gotch tensors", after-before)
+	}
+	if opCount.Load() == ops {
+		t.Error("no libtorch ops counted")
 	}
 }
