@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -75,6 +78,44 @@ func TestNoHeavyImports(t *testing.T) {
 	for _, dep := range strings.Fields(string(out)) {
 		if strings.Contains(dep, "sugarme/gotch") || strings.Contains(dep, "sugarme/tokenizer") {
 			t.Errorf("pipeline depends on %s", dep)
+		}
+	}
+}
+
+// TestRunCredentials: the token comes from --token, KF_PIPELINES_TOKEN or
+// the token file, in that order; the cookie from KF_PIPELINES_COOKIE; no
+// kubeflow-userid is ever sent. The server refuses, which exits 1.
+func TestRunCredentials(t *testing.T) {
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("from-file\n"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		e    env
+		want string
+	}{
+		{[]string{"--token", "from-flag"}, env{Token: "from-env", TokenPath: tokenFile}, "Bearer from-flag"},
+		{nil, env{Token: "from-env", TokenPath: tokenFile}, "Bearer from-env"},
+		{nil, env{TokenPath: tokenFile}, "Bearer from-file"},
+	} {
+		var got, cookie, userid string
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got, cookie, userid = r.Header.Get("Authorization"), r.Header.Get("Cookie"), r.Header.Get("kubeflow-userid")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"code":16,"message":"unauthenticated"}`)
+		}))
+		tc.e.Host, tc.e.Cookie = srv.URL, "oauth2_proxy_kubeflow=c1"
+		var out, stderr bytes.Buffer
+		err := dispatch(context.Background(), append([]string{"run"}, tc.args...), tc.e, &out, &stderr)
+		srv.Close()
+		if code := exitCode(err, &stderr); code != 1 {
+			t.Errorf("%v: exit %d, want 1", tc.args, code)
+		}
+		if got != tc.want || cookie != "oauth2_proxy_kubeflow=c1" || userid != "" {
+			t.Errorf("%v: Authorization %q Cookie %q kubeflow-userid %q; want %q", tc.args, got, cookie, userid, tc.want)
+		}
+		if strings.Contains(stderr.String(), "from-") {
+			t.Errorf("a token is in the error output: %s", stderr.String())
 		}
 	}
 }
