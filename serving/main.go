@@ -20,10 +20,20 @@ import (
 const help = `
 Environment (flags win):
   MODEL_NAME, MODEL_ID                         as --model-name, --model-id
-  HF_TOKEN, HF_ENDPOINT                        Hub access for --model-id (the token is never logged)
+  BACKEND, BACKEND_URL                         as --backend, --backend-url
+  HF_TOKEN, HF_ENDPOINT                        Hub access for --model-id, and the huggingface backend's
+                                               token (never logged)
+  OPENAI_API_KEY                               the openai backend's API key (optional)
   LANGSMITH_TRACING_V2|LANGSMITH_TRACING       "true" turns tracing on (LANGCHAIN_* are read too;
   LANGSMITH_ENDPOINT, _API_KEY, _PROJECT       LANGSMITH_* wins, as in the LangSmith SDK)
 `
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -34,6 +44,8 @@ func main() {
 	flag.StringVar(&o.Engine.ModelDir, "model-dir", "", "Hugging Face model directory (KServe mounts /mnt/models)")
 	flag.StringVar(&o.Engine.ModelID, "model-id", os.Getenv("MODEL_ID"), "OWNER/NAME[@revision] on the Hub (--model-dir wins when both are given)")
 	flag.IntVar(&port, "http-port", 8080, "port to listen on")
+	flag.StringVar(&o.Backend, "backend", envOr("BACKEND", "local"), "local (our model) | huggingface | openai (a hosted model named by --model-id)")
+	flag.StringVar(&o.Remote.URL, "backend-url", os.Getenv("BACKEND_URL"), "huggingface: TGI or Inference Endpoint URL (default: the serverless API); openai: the /v1 base URL")
 	flag.StringVar(&o.Engine.Device, "device", "auto", "auto|cpu|cuda")
 	flag.StringVar(&o.Engine.DType, "dtype", "auto", "auto|float32|bfloat16")
 	flag.IntVar(&o.Engine.Threads, "threads", 0, "libtorch intra-op threads (0: libtorch's default)")
@@ -49,12 +61,17 @@ func main() {
 		fmt.Fprint(os.Stderr, help)
 	}
 	flag.Parse()
-	if o.Server.ModelName == "" || (o.Engine.ModelDir == "" && o.Engine.ModelID == "") || flag.NArg() > 0 {
+	if o.Server.ModelName == "" || (o.Engine.ModelDir == "" && o.Engine.ModelID == "") || flag.NArg() > 0 ||
+		(o.Backend != "local" && o.Engine.ModelID == "") {
 		flag.Usage()
 		os.Exit(2)
 	}
 	o.Addr = fmt.Sprintf(":%d", port)
 	o.Engine.Hub = hub.EnvOptions(os.Getenv)
+	o.Remote.Model, o.Remote.Token = o.Engine.ModelID, o.Engine.Hub.Token
+	if o.Backend == "openai" {
+		o.Remote.Token = os.Getenv("OPENAI_API_KEY")
+	}
 	o.LangSmith = langsmith.ConfigFromEnv(os.Getenv)
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	if err := engine.Serve(ctx, o); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kfllm/kfllm/internal/langsmith"
 	"github.com/kfllm/kfllm/internal/prompt"
+	"github.com/kfllm/kfllm/internal/remote"
 	"github.com/kfllm/kfllm/internal/server"
 )
 
@@ -15,8 +16,13 @@ import (
 type ServeOptions struct {
 	// Addr is the listen address, e.g. ":8080" (KServe's default port).
 	Addr string
-	// Engine says which model to load and how.
+	// Backend is "local" (our model, Engine) or a remote kind
+	// ("huggingface", "openai": Remote). Empty means local.
+	Backend string
+	// Engine says which model to load and how (local backend).
 	Engine Options
+	// Remote reaches a hosted model (remote backends); Kind is set from Backend.
+	Remote remote.Options
 	// Server holds the HTTP options; Template, Load and Tracer are filled in.
 	Server server.Options
 	// LangSmith is read from the environment by the caller (ConfigFromEnv).
@@ -41,9 +47,18 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	so.Template = prompt.Template
 	so.Tracer = tracer
 	so.Logger = o.Logger
-	eo := o.Engine
-	eo.Logger = o.Logger
-	so.Load = func(ctx context.Context) (*server.Backend, error) { return Load(ctx, eo) }
+	switch o.Backend {
+	case "", "local":
+		eo := o.Engine
+		eo.Logger = o.Logger
+		so.Load = func(ctx context.Context) (*server.Backend, error) { return Load(ctx, eo) }
+	case remote.HuggingFace, remote.OpenAI:
+		ro := o.Remote
+		ro.Kind, ro.Logger = o.Backend, o.Logger
+		so.Load = func(ctx context.Context) (*server.Backend, error) { return remote.Load(ctx, ro) }
+	default:
+		return fmt.Errorf("unknown backend %q (local, huggingface or openai)", o.Backend)
+	}
 	srv, err := server.New(so)
 	if err != nil {
 		return err

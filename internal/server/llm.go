@@ -85,8 +85,12 @@ func (l *LocalLLM) GenerateContent(ctx context.Context, messages []llms.MessageC
 	}}}, nil
 }
 
-// errInvalidParam marks request parameters the model cannot honour (400).
-var errInvalidParam = errors.New("invalid parameter")
+// ErrInvalidParam marks request parameters the backend cannot honour; the
+// client gets a 400 with the message.
+var ErrInvalidParam = errors.New("invalid parameter")
+
+// errInvalidParam is the package's short name for ErrInvalidParam.
+var errInvalidParam = ErrInvalidParam
 
 // NewLocalBackend wraps a scheduler over our own model as a Backend.
 func NewLocalBackend(s *scheduler.Scheduler, info ModelInfo) *Backend {
