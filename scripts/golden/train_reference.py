@@ -166,7 +166,9 @@ def check():
         with torch.no_grad():
             out[case] = m(input_ids=ids).logits[0, -1].tolist()
     # The adapter dir: the base weights beside it, the adapter by peft.
-    base = LlamaForCausalLM.from_pretrained(os.path.join(PAR, "base"), torch_dtype=torch.float32)
+    base = LlamaForCausalLM.from_pretrained(os.path.join(PAR, "base"), torch_dtype=torch.float32).eval()
+    with torch.no_grad():
+        out["base"] = base(input_ids=ids).logits[0, -1].tolist()
     pm = PeftModel.from_pretrained(base, os.path.join(lc, "lora")).eval()
     with torch.no_grad():
         out["lora_peft"] = pm(input_ids=ids).logits[0, -1].tolist()
