@@ -52,7 +52,7 @@ func main() {
 	o.Download = tokenizer.HubDownloader(ctx, hub.New(hub.EnvOptions(os.Getenv)), hub.ProgressLines(os.Stderr, "tokenize"))
 	meta, err := dataset.Tokenize(ctx, o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "tokenize:", err)
+		fmt.Fprintln(os.Stderr, err) // dataset.Tokenize errors start with "tokenize:"
 		os.Exit(exitCode(err))
 	}
 	fmt.Printf("tokenize: %d train rows x %d, %d eval rows x %d (%d truncated, %d too long, %d bad) -> %s\n",
