@@ -39,19 +39,22 @@ type QAScore struct {
 	N          int     `json:"n"`
 }
 
+// QAResult is the held-out QA score before and after training.
+type QAResult struct {
+	Before *QAScore `json:"before,omitempty"`
+	After  *QAScore `json:"after,omitempty"`
+}
+
 // Metrics is metrics.json.
 type Metrics struct {
-	TrainLoss      float64 `json:"train_loss"`
-	EvalLoss       float64 `json:"eval_loss,omitempty"`
-	EvalPerplexity float64 `json:"eval_perplexity,omitempty"`
-	QA             *struct {
-		Before *QAScore `json:"before,omitempty"`
-		After  *QAScore `json:"after,omitempty"`
-	} `json:"qa,omitempty"`
-	Steps        int     `json:"steps"`
-	Runtime      float64 `json:"train_runtime_seconds"`
-	TokensPerSec float64 `json:"tokens_per_second"`
-	Tokens       int64   `json:"train_tokens"`
+	TrainLoss      float64   `json:"train_loss"`
+	EvalLoss       float64   `json:"eval_loss,omitempty"`
+	EvalPerplexity float64   `json:"eval_perplexity,omitempty"`
+	QA             *QAResult `json:"qa,omitempty"`
+	Steps          int       `json:"steps"`
+	Runtime        float64   `json:"train_runtime_seconds"`
+	TokensPerSec   float64   `json:"tokens_per_second"`
+	Tokens         int64     `json:"train_tokens"`
 }
 
 // trainLog appends to training_log.jsonl, one JSON object a line, synced

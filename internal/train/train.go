@@ -302,10 +302,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		met.QA = &struct {
-			Before *QAScore `json:"before,omitempty"`
-			After  *QAScore `json:"after,omitempty"`
-		}{t.state.QABefore, after}
+		met.QA = &QAResult{Before: t.state.QABefore, After: after}
 	}
 	if err := tlog.close(); err != nil {
 		return nil, fmt.Errorf("training log: %w", err)
