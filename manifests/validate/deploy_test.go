@@ -1,0 +1,171 @@
+package validate
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runScript runs a script of the repo with only the given environment (and
+// a PATH with bash and coreutils, but no kubectl or docker).
+func runScript(t *testing.T, env []string, script string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not found")
+	}
+	cmd := exec.Command("bash", append([]string{repoPath("scripts", script)}, args...)...)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	code = 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), code
+}
+
+// TestDeployOverlay: the overlay scripts/deploy.sh writes for another
+// namespace, registry, tag and model renders into manifests that meet the
+// same contracts there: the namespace everywhere, the UI's principal in that
+// namespace, the images and MODEL_ID given.
+func TestDeployOverlay(t *testing.T) {
+	dir := t.TempDir()
+	env := []string{"KFLLM_DEPLOY_DIR=" + dir, "NAMESPACE=team-a", "IMAGE_REGISTRY=reg.example.com/ml", "IMAGE_TAG=v1.2.3"}
+	var dirs []string
+	for _, base := range []string{"api", "ui"} {
+		out, stderr, code := runScript(t, append(env, "HF_REPO=alice/squad-llama"), "deploy.sh", "render", base)
+		if code != 0 {
+			t.Fatalf("render %s: exit %d: %s", base, code, stderr)
+		}
+		dirs = append(dirs, strings.TrimSpace(out))
+	}
+	b, err := RenderBundle(dirs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := expect(t)
+	e.Namespace, e.Registry, e.Tag, e.ModelID = "team-a", "reg.example.com/ml", "v1.2.3", "alice/squad-llama"
+	for _, err := range CheckBundle(b, e) {
+		t.Error(err)
+	}
+	// kubectl's own kustomize (what `kubectl apply -k` runs) renders the
+	// overlays to the same contracts.
+	if kubectl, err := exec.LookPath("kubectl"); err == nil {
+		kb := NewBundle()
+		for _, d := range dirs {
+			out, err := exec.Command(kubectl, "kustomize", d).Output()
+			if err != nil {
+				t.Fatalf("kubectl kustomize %s: %v", d, err)
+			}
+			if err := kb.Add(out, "kubectl kustomize "+d); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, err := range CheckBundle(kb, e) {
+			t.Errorf("kubectl kustomize: %v", err)
+		}
+	} else {
+		t.Log("kubectl not found: overlays rendered with the kustomize library only")
+	}
+	// Rendering twice writes the same overlay (apply is idempotent).
+	first, _ := os.ReadFile(filepath.Join(dir, "api", "kustomization.yaml"))
+	runScript(t, append(env, "MODEL_ID=alice/squad-llama"), "deploy.sh", "render", "api")
+	second, _ := os.ReadFile(filepath.Join(dir, "api", "kustomization.yaml"))
+	if !bytes.Equal(first, second) {
+		t.Errorf("second render differs:\n%s\n---\n%s", first, second)
+	}
+}
+
+// Tools that are not there (this machine may have a kubectl and a docker
+// CLI, with no cluster or daemon behind them).
+const (
+	noKubectl = "KUBECTL=/nonexistent/kubectl"
+	noDocker  = "DOCKER=/nonexistent/docker"
+)
+
+// TestScriptsSayWhatIsMissing: each target checks its environment before
+// touching anything and names what is missing.
+func TestScriptsSayWhatIsMissing(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		script string
+		args   []string
+		env    []string
+		code   int
+		want   string
+	}{
+		{"deploy.sh", []string{"api-deploy"}, nil, 2, "MODEL_ID (or HF_REPO) is not set"},
+		{"deploy.sh", []string{"api-deploy"}, []string{"MODEL_ID=a/b", noKubectl}, 127, "kubectl not found"},
+		{"deploy.sh", []string{"ui-deploy"}, []string{noKubectl}, 127, "kubectl not found"},
+		{"deploy.sh", []string{"undeploy"}, []string{noKubectl}, 127, "kubectl not found"},
+		{"deploy.sh", []string{"api-deploy"}, []string{"MODEL_ID=a/b", "NAMESPACE=Bad_NS"}, 2, "not a Kubernetes namespace"},
+		{"deploy.sh", []string{"render", "api"}, []string{"MODEL_ID=not a repo"}, 2, "not a Hub repo id"},
+		{"deploy.sh", []string{"render", "ui"}, []string{"IMAGE_TAG=bad tag"}, 2, "not a valid image tag"},
+		{"images.sh", []string{"build"}, []string{noDocker}, 127, "docker not found"},
+		{"images.sh", []string{"push"}, []string{noDocker}, 127, "docker not found"},
+		{"images.sh", []string{"build"}, []string{noDocker, "IMAGE_TAG=no good"}, 2, "not a valid tag"},
+		{"create-langsmith-secret.sh", nil, nil, 0, "LANGCHAIN_API_KEY (or LANGSMITH_API_KEY) is not set"},
+		{"create-langsmith-secret.sh", nil, []string{"LANGCHAIN_API_KEY=k", noKubectl}, 127, "kubectl not found"},
+		{"create-langsmith-secret.sh", nil, []string{"LANGCHAIN_API_KEY=k", "LANGCHAIN_ENDPOINT=ftp://x"}, 2, "not an http(s) URL"},
+	}
+	for _, c := range cases {
+		t.Run(c.script+" "+strings.Join(c.args, " ")+" "+strings.Join(c.env, " "), func(t *testing.T) {
+			_, stderr, code := runScript(t, append([]string{"KFLLM_DEPLOY_DIR=" + dir}, c.env...), c.script, c.args...)
+			if code != c.code || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, c.code, c.want)
+			}
+		})
+	}
+}
+
+// TestLangsmithSecretKeepsTheKeyOffTheCommandLine runs
+// create-langsmith-secret.sh against a kubectl stand-in (no cluster here)
+// that records its arguments and stdin: the secret carries the four
+// LANGCHAIN_* keys the InferenceService reads, LANGSMITH_* wins over
+// LANGCHAIN_*, and the API key travels on stdin only.
+func TestLangsmithSecretKeepsTheKeyOffTheCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	kubectl := filepath.Join(dir, "kubectl")
+	script := `#!/bin/bash
+echo "$*" >> "` + dir + `/args"
+if [ "$1" = create ]; then
+  { echo "--- stdin of create"; cat; echo; } >> "` + dir + `/stdin"
+  echo "kind: Secret"
+else
+  cat > /dev/null
+fi
+`
+	if err := os.WriteFile(kubectl, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const key = "lsv2_pt_0123456789abcdef"
+	_, stderr, code := runScript(t, []string{"KUBECTL=" + kubectl, "NAMESPACE=team-a",
+		"LANGCHAIN_API_KEY=ignored", "LANGSMITH_API_KEY=" + key, "LANGCHAIN_PROJECT=squad"}, "create-langsmith-secret.sh")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	args, _ := os.ReadFile(filepath.Join(dir, "args"))
+	stdin, _ := os.ReadFile(filepath.Join(dir, "stdin"))
+	if strings.Contains(string(args), key) || strings.Contains(stderr, key) || strings.Contains(string(args), "ignored") {
+		t.Errorf("the API key is on a command line or in output:\nargs: %s\nstderr: %s", args, stderr)
+	}
+	if !strings.Contains(string(stdin), key) {
+		t.Errorf("the API key did not reach kubectl on stdin (LANGSMITH_ wins): %q", stdin)
+	}
+	for _, k := range Secrets[LangSmithSecret] {
+		if !strings.Contains(string(args), k+"=") {
+			t.Errorf("secret key %s missing: %s", k, args)
+		}
+	}
+	for _, want := range []string{"--namespace team-a", "LANGCHAIN_PROJECT=squad", "LANGCHAIN_TRACING_V2=true", "apply -f -"} {
+		if !strings.Contains(string(args), want) {
+			t.Errorf("kubectl calls lack %q:\n%s", want, args)
+		}
+	}
+}

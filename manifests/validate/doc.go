@@ -1,0 +1,17 @@
+// Package validate checks kfllm's deployment files without a cluster or a
+// Docker daemon: the Dockerfiles under build/ (parsed with BuildKit's own
+// parser), the kustomize bases under manifests/ (rendered with kustomize as
+// a library and decoded strictly into the real Go types of Kubernetes, KServe
+// v1beta1 and Istio security/v1), and the facts that tie them together: the
+// entrypoint each image runs is the command the pipeline and the manifests
+// call, policy selectors match the pods, the UI's service account is the
+// principal the API admits, and every variable a manifest sets is one the
+// binary reads.
+//
+// It is a Go module of its own (github.com/kfllm/kfllm/manifests/validate)
+// so that KServe's and Istio's Kubernetes dependencies stay out of the root
+// module, whose Kubeflow Pipelines dependency pins other versions. Run it
+// with
+//
+//	cd manifests/validate && go test ./...
+package validate
