@@ -42,3 +42,25 @@ func TestFastSplitterMatchesRegexp2(t *testing.T) {
 		}
 	}
 }
+
+func FuzzFastSplitter(f *testing.F) {
+	for _, s := range []string{"it's  a\t\ttest\r\n 123 ¡hola! 東京😀", "  \n\n x", "'S'll ſ ٣٣٣٣"} {
+		f.Add(s)
+	}
+	var pats []*RegexPattern
+	for src := range knownPatterns {
+		p, err := NewRegexPattern(src)
+		if err != nil {
+			f.Fatal(err)
+		}
+		pats = append(pats, p)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		s = ValidUTF8(s) // Encode replaces invalid UTF-8 before splitting
+		for _, p := range pats {
+			if d := cmp.Diff(p.regexpMatches(s), p.fast.matches(nil, s)); d != "" {
+				t.Fatalf("pattern %.30q on %q (-regexp2 +fast):\n%s", p.source, s, d)
+			}
+		}
+	})
+}
