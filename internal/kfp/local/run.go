@@ -1,6 +1,7 @@
 package local
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -78,9 +80,14 @@ type TaskError struct {
 	Task     string
 	ExitCode int // -1 when the process did not exit normally
 	Tail     []string
-	Log      string
-	Err      error
+	// First is the first log line that looks like an error, if any.
+	First string
+	Log   string
+	Err   error
 }
+
+// errExit is the error of a task process that exited non-zero.
+var errExit = errors.New("non-zero exit")
 
 func (e *TaskError) Error() string {
 	var b strings.Builder
@@ -88,8 +95,13 @@ func (e *TaskError) Error() string {
 	if e.ExitCode >= 0 {
 		fmt.Fprintf(&b, " with exit code %d", e.ExitCode)
 	}
-	if e.Err != nil {
+	if e.Err != nil && !errors.Is(e.Err, errExit) {
 		fmt.Fprintf(&b, ": %v", e.Err)
+	}
+	// The first error line often explains more than the last lines (a flag
+	// error above a usage text, a panic above its stack).
+	if e.First != "" && !slices.Contains(e.Tail, e.First) {
+		fmt.Fprintf(&b, "\nfirst error line: %s", e.First)
 	}
 	if len(e.Tail) > 0 {
 		fmt.Fprintf(&b, "\nlast %d lines of %s:\n  %s", len(e.Tail), e.Log, strings.Join(e.Tail, "\n  "))
@@ -268,7 +280,7 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 	tr.ExitCode = code
 	if err != nil {
 		tr.Duration = r.o.Now().Sub(start)
-		return tr, nil, &TaskError{Task: t.name, ExitCode: code, Tail: tail, Log: logPath, Err: err}
+		return tr, nil, &TaskError{Task: t.name, ExitCode: code, Tail: tail, First: firstErrorLine(logPath), Log: logPath, Err: err}
 	}
 	for name, p := range out.outArtifacts {
 		if _, err := os.Stat(p); err != nil {
@@ -297,6 +309,26 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 	tr.Status, tr.Outputs = Succeeded, out.outArtifacts
 	tr.Duration = r.o.Now().Sub(start)
 	return tr, ops, nil
+}
+
+var errorLineRE = regexp.MustCompile(`(?i)\b(error|fatal|panic|failed|not defined|invalid)\b`)
+
+// firstErrorLine returns the first line of a task log that looks like an
+// error, or "".
+func firstErrorLine(logPath string) string {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if l := strings.TrimSpace(sc.Text()); errorLineRE.MatchString(l) {
+			return l
+		}
+	}
+	return ""
 }
 
 // taskInputs are a task's resolved inputs.
@@ -474,7 +506,7 @@ func (r *runner) exec(ctx context.Context, t *task, argv []string, dir string) (
 		if ctx.Err() != nil {
 			return ee.ExitCode(), tail, logPath, fmt.Errorf("interrupted: %w", ctx.Err())
 		}
-		return ee.ExitCode(), tail, logPath, nil
+		return ee.ExitCode(), tail, logPath, errExit
 	}
 	if ctx.Err() != nil {
 		return -1, tail, logPath, fmt.Errorf("interrupted: %w", ctx.Err())

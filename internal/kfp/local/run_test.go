@@ -147,6 +147,10 @@ func TestRunFinetunePipeline(t *testing.T) {
 func TestRunStopsAtFirstFailure(t *testing.T) {
 	f := newFixture(t)
 	f.env = append(f.env, "FAKE_FAIL=finetune")
+	// finetune's stand-in prints an error line, then lines that push it out of the tail.
+	fake := strings.Replace(fakeComponent, `echo "loading shards"; echo "out of memory"; exit 3`,
+		`echo "error: CUDA not available"; echo "loading shards"; echo "out of memory"; exit 3`, 1)
+	os.WriteFile(filepath.Join(f.bin, "finetune"), []byte(fake), 0o755)
 	res, out, err := f.run(t, Options{RunID: "r1", TailLines: 2})
 	var te *TaskError
 	if !errors.As(err, &te) {
@@ -158,7 +162,10 @@ func TestRunStopsAtFirstFailure(t *testing.T) {
 	if strings.Join(te.Tail, "|") != "loading shards|out of memory" {
 		t.Errorf("tail = %q", te.Tail)
 	}
-	if !strings.Contains(err.Error(), "out of memory") || !strings.Contains(err.Error(), "exit code 3") {
+	if te.First != "error: CUDA not available" || !strings.Contains(err.Error(), "first error line: error: CUDA not available") {
+		t.Errorf("first error line = %q in %v", te.First, err)
+	}
+	if !strings.HasPrefix(err.Error(), "task finetune failed with exit code 3\n") || !strings.Contains(err.Error(), "out of memory") {
 		t.Errorf("error text: %v", err)
 	}
 	for _, c := range f.calls(t) {
