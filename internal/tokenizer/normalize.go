@@ -61,7 +61,7 @@ func buildStringNormalizer(raw json.RawMessage) (n stringNormalizer, ok bool, er
 	case "NFKD":
 		return normalizerFunc(norm.NFKD.String), true, nil
 	case "Lowercase":
-		return normalizerFunc(strings.ToLower), true, nil
+		return normalizerFunc(lowercase), true, nil
 	case "Strip":
 		var c struct {
 			Left  bool `json:"strip_left"`
@@ -141,4 +141,15 @@ func buildStringNormalizer(raw json.RawMessage) (n stringNormalizer, ok bool, er
 		return seq, true, nil
 	}
 	return nil, false, nil
+}
+
+// lowercase maps each character to its lowercase as Rust's char::to_lowercase
+// does (HF's Lowercase normalizer): like strings.ToLower, except that U+0130
+// (İ) becomes "i" + U+0307, its full lowercase mapping. No context rules
+// (final sigma stays σ), as in HF.
+func lowercase(s string) string {
+	if !strings.ContainsRune(s, '\u0130') {
+		return strings.ToLower(s)
+	}
+	return strings.ToLower(strings.ReplaceAll(s, "\u0130", "i\u0307"))
 }

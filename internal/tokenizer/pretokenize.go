@@ -212,10 +212,12 @@ func applyBehavior(spans []span, b normalizer.SplitDelimiterBehavior) []span {
 		}
 		return out
 	case normalizer.ContiguousBehavior:
+		// Runs of spans with the same flag merge (after invert, runs of
+		// non-matches of the pattern too).
 		var out []span
 		prevMatch := false
 		for _, sp := range spans {
-			if sp.match && prevMatch && len(out) > 0 {
+			if sp.match == prevMatch && len(out) > 0 {
 				out[len(out)-1].end = sp.end
 			} else {
 				out = append(out, span{sp.start, sp.end, sp.match})
