@@ -74,8 +74,23 @@ bench: setup ## go benchmarks
 bench-only:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+PIPELINE_YAML ?= out/kfllm-finetune.yaml
+
+.PHONY: compile-pipeline
+compile-pipeline: ## compile the pipeline to $(PIPELINE_YAML) (KFP v2 IR + platforms.kubernetes)
+	@mkdir -p $(dir $(PIPELINE_YAML))
+	$(GO) run ./pipeline compile -o $(PIPELINE_YAML) --image-registry $(IMAGE_REGISTRY) --image-tag $(IMAGE_TAG)
+
+.PHONY: run-pipeline
+run-pipeline: compile-pipeline ## upload the pipeline to KFP and start a run (HF_REPO, KFP_HOST, NAMESPACE; RUN_ARGS="--wait")
+	NAMESPACE=$(NAMESPACE) PIPELINE_YAML=$(PIPELINE_YAML) bash scripts/run-pipeline.sh $(RUN_ARGS)
+
+.PHONY: create-secret
+create-secret: ## HF_TOKEN -> secret hf-secret in NAMESPACE (idempotent)
+	NAMESPACE=$(NAMESPACE) bash scripts/create-secret.sh
+
 # Targets whose issue has not landed say so and fail.
-NOT_YET := demo compile-pipeline run-pipeline create-secret api-deploy ui-deploy undeploy images push-images
+NOT_YET := demo api-deploy ui-deploy undeploy images push-images
 .PHONY: $(NOT_YET)
 $(NOT_YET):
 	@echo "make $@: not implemented yet (see the project's open issues)" >&2; exit 2
