@@ -81,3 +81,51 @@ var cmpEmpty = cmp.Comparer(func(a, b []string) bool {
 	}
 	return true
 })
+
+// Added tokens with lstrip, rstrip and single_word, on the GPT-2 reference.
+func TestAddedTokenOptionsMatchHuggingFace(t *testing.T) {
+	b, err := os.ReadFile("testdata/golden/components.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Added struct {
+			Tokens []map[string]any `json:"tokens"`
+			Cases  []struct {
+				Input string `json:"input"`
+				IDs   []int  `json:"ids"`
+			} `json:"cases"`
+		} `json:"added_tokens_gpt2"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := os.ReadFile(tokenizerDir(t, "gpt2") + "/encoder.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	merges, _ := os.ReadFile(tokenizerDir(t, "gpt2") + "/vocab.bpe")
+	g, err := gpt2Files(enc, merges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	json.Unmarshal(g.tokenizerJSON, &cfg)
+	for _, tok := range doc.Added.Tokens {
+		cfg["added_tokens"] = append(cfg["added_tokens"].([]any), tok)
+	}
+	raw, _ := json.Marshal(cfg)
+	tok, err := build(raw, options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range doc.Added.Cases {
+		got, err := tok.Encode(c.Input, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := cmp.Diff(c.IDs, got); d != "" {
+			t.Errorf("%q (-python +go):\n%s", c.Input, d)
+		}
+	}
+}

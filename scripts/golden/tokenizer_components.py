@@ -8,10 +8,15 @@ Replace, ByteLevel with add_prefix_space).
 Run: /root/.cache/kfllm/venv-ref/bin/python scripts/golden/tokenizer_components.py
 """
 import json
+import os
+import sys
 from pathlib import Path
 
 import tokenizers
-from tokenizers import Regex, normalizers, pre_tokenizers
+from tokenizers import AddedToken, Regex, normalizers, pre_tokenizers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tokenizer_parity import load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ["the-final--countdown", "a  b\tc ", "x12y345z", "--", "", "né-è 東京-😀", "  leading and trailing  "]
@@ -55,7 +60,22 @@ def main() -> None:
     for cfg, n in cases:
         for s in texts:
             norms.append({"normalizer": cfg, "input": s, "output": n.normalize_str(s)})
-    doc = {"tokenizers_version": tokenizers.__version__, "split": splits, "byte_level": bytelevel, "normalizers": norms}
+    # Added tokens with lstrip / rstrip / single_word on the GPT-2 reference
+    # (needs $KFLLM_TOKENIZERS, as tokenizer_parity.py).
+    tok = load("gpt2", Path(os.environ["KFLLM_TOKENIZERS"]))
+    specs = [AddedToken("<mask>", lstrip=True, special=True), AddedToken("[SEP]", rstrip=True, special=True),
+             AddedToken("cat", single_word=True, normalized=False, special=False),
+             AddedToken("<|x|>", normalized=False, special=False), AddedToken("<|xy|>", normalized=False, special=False)]
+    tok.add_tokens(specs)
+    added = {
+        "tokens": [{"id": tok.token_to_id(t.content), "content": t.content, "single_word": t.single_word,
+                    "lstrip": t.lstrip, "rstrip": t.rstrip, "normalized": t.normalized, "special": t.special} for t in specs],
+        "cases": [{"input": s, "ids": tok.encode(s).ids} for s in [
+            "I saw a   <mask> here", "a [SEP]   b", "cat concat cat. cats _cat 1cat écat", "<|xy|><|x|>",
+            "no added tokens", "  <mask>[SEP]  cat", "<mask><mask>", "\t<mask>\n[SEP]\n x"]],
+    }
+    doc = {"tokenizers_version": tokenizers.__version__, "split": splits, "byte_level": bytelevel, "normalizers": norms,
+           "added_tokens_gpt2": added}
     out = ROOT / "internal/tokenizer/testdata/golden/components.json"
     out.write_text(json.dumps(doc, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
     print(f"{out.relative_to(ROOT)}: {len(splits)} split, {len(bytelevel)} byte-level, {len(norms)} normalizer cases")
