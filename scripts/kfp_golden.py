@@ -66,6 +66,10 @@ def finetune(
     batch_size: int,
     lora_r: int,
     lora_alpha: int,
+    max_steps: int,
+    warmup_steps: int,
+    seed: int,
+    qa_eval: str,
     output_model_dir: dsl.Output[dsl.Model],
     metrics: dsl.Output[dsl.Metrics],
     report: dsl.Output[dsl.HTML],
@@ -82,6 +86,10 @@ def finetune(
             "--batch-size", batch_size,
             "--lora-r", lora_r,
             "--lora-alpha", lora_alpha,
+            "--max-steps", max_steps,
+            "--warmup-steps", warmup_steps,
+            "--seed", seed,
+            "--qa-eval", qa_eval,
             "--output-model-dir", output_model_dir.path,
             "--metrics-output", metrics.path,
             "--html-output", report.path,
@@ -121,6 +129,10 @@ def kfllm_finetune(
     batch_size: int = 8,
     lora_r: int = 8,
     lora_alpha: int = 16,
+    max_steps: int = 0,
+    warmup_steps: int = 0,
+    seed: int = 42,
+    qa_eval: str = "",
 ):
     f = fetch(source=source, split=split, task=task)
     f.set_display_name("fetch")
@@ -139,6 +151,10 @@ def kfllm_finetune(
         batch_size=batch_size,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
+        max_steps=max_steps,
+        warmup_steps=warmup_steps,
+        seed=seed,
+        qa_eval=qa_eval,
     )
     ft.set_display_name("finetune")
     ft.set_cpu_request("4").set_cpu_limit("8").set_memory_request("16G").set_memory_limit("32G")

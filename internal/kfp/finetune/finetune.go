@@ -60,6 +60,10 @@ func Pipeline(im Images) *kfp.Pipeline {
 	batchSize := p.IntParam("batch_size", 8)
 	loraR := p.IntParam("lora_r", 8)
 	loraAlpha := p.IntParam("lora_alpha", 16)
+	maxSteps := p.IntParam("max_steps", 0)
+	warmupSteps := p.IntParam("warmup_steps", 0)
+	seed := p.IntParam("seed", 42)
+	qaEval := p.StringParam("qa_eval", "")
 
 	fetch := p.Task(component(im, "fetch").
 		Param("--source", "source", kfp.String).
@@ -86,6 +90,10 @@ func Pipeline(im Images) *kfp.Pipeline {
 		Param("--batch-size", "batch_size", kfp.Int).
 		Param("--lora-r", "lora_r", kfp.Int).
 		Param("--lora-alpha", "lora_alpha", kfp.Int).
+		Param("--max-steps", "max_steps", kfp.Int).
+		Param("--warmup-steps", "warmup_steps", kfp.Int).
+		Param("--seed", "seed", kfp.Int).
+		Param("--qa-eval", "qa_eval", kfp.String).
 		Output("--output-model-dir", "output_model_dir", kfp.Model).
 		Output("--metrics-output", "metrics", kfp.Metrics).
 		Output("--html-output", "report", kfp.HTML).
@@ -98,6 +106,10 @@ func Pipeline(im Images) *kfp.Pipeline {
 			"batch_size":    batchSize,
 			"lora_r":        loraR,
 			"lora_alpha":    loraAlpha,
+			"max_steps":     maxSteps,
+			"warmup_steps":  warmupSteps,
+			"seed":          seed,
+			"qa_eval":       qaEval,
 		}).
 		WithResources(kfp.Resources{
 			CPURequest: "4", CPULimit: "8", MemoryRequest: "16G", MemoryLimit: "32G",

@@ -106,7 +106,7 @@ func TestRunFinetunePipeline(t *testing.T) {
 		"fetch token=hf_secret_value",
 		"tokenize --input-dataset " + run + "/fetch/output_dataset --tokenizer HuggingFaceTB/SmolLM2-135M --max-length 512 --output-dataset " + run + "/tokenize/output_dataset",
 		"tokenize token=unset", // only the tasks the platform spec gives hf-secret see it
-		"finetune --input-dataset " + run + "/tokenize/output_dataset --base-model HuggingFaceTB/SmolLM2-135M --epochs 3 --learning-rate 0.0001 --batch-size 8 --lora-r 8 --lora-alpha 16 --output-model-dir " + run + "/finetune/output_model_dir --metrics-output " + run + "/finetune/metrics --html-output " + run + "/finetune/report --markdown-output " + run + "/finetune/eval_table",
+		"finetune --input-dataset " + run + "/tokenize/output_dataset --base-model HuggingFaceTB/SmolLM2-135M --epochs 3 --learning-rate 0.0001 --batch-size 8 --lora-r 8 --lora-alpha 16 --max-steps 0 --warmup-steps 0 --seed 42 --qa-eval  --output-model-dir " + run + "/finetune/output_model_dir --metrics-output " + run + "/finetune/metrics --html-output " + run + "/finetune/report --markdown-output " + run + "/finetune/eval_table",
 		"finetune token=hf_secret_value",
 		"upload --model-dir " + run + "/finetune/output_model_dir --repo me/model",
 		"upload token=hf_secret_value",
