@@ -77,6 +77,9 @@ func main() {
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(os.Stderr, "finetune: interrupted; rerun the same command to resume from the last checkpoint")
 		os.Exit(130)
+	case errors.Is(err, train.ErrOptions):
+		fmt.Fprintln(os.Stderr, "finetune:", err)
+		os.Exit(2)
 	case errors.Is(err, train.ErrNonFinite):
 		fmt.Fprintln(os.Stderr, "finetune:", err)
 		os.Exit(3)

@@ -66,6 +66,9 @@ type Options struct {
 	initAdapter string
 }
 
+// ErrOptions is returned (wrapped) by Validate and Run for bad options.
+var ErrOptions = errors.New("bad finetune options")
+
 // Validate checks o and fills defaults.
 func (o *Options) Validate() error {
 	var errs []string
@@ -133,7 +136,7 @@ func (o *Options) Validate() error {
 		errs = append(errs, "--merge-lora needs --lora-r > 0")
 	}
 	if len(errs) > 0 {
-		return errors.New("finetune options: " + strings.Join(errs, "; "))
+		return fmt.Errorf("%w: %s", ErrOptions, strings.Join(errs, "; "))
 	}
 	return nil
 }
