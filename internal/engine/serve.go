@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/kfllm/kfllm/internal/langsmith"
+	"github.com/kfllm/kfllm/internal/model"
 	"github.com/kfllm/kfllm/internal/prompt"
 	"github.com/kfllm/kfllm/internal/remote"
 	"github.com/kfllm/kfllm/internal/server"
@@ -49,6 +50,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	so.Logger = o.Logger
 	switch o.Backend {
 	case "", "local":
+		model.TuneAllocator() // a long-running process: keep RSS flat (see internal/model)
 		eo := o.Engine
 		eo.Logger = o.Logger
 		so.Load = func(ctx context.Context) (*server.Backend, error) { return Load(ctx, eo) }
