@@ -38,6 +38,22 @@ func TestDockerfiles(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// Every Dockerfile in the tree is one of the two above: a new one needs
+	// its rules here before it can ship.
+	var found []string
+	for _, pat := range []string{"Dockerfile*", "*.Dockerfile", "*/Dockerfile*", "*/*.Dockerfile", "*/*/Dockerfile*", "*/*/*.Dockerfile"} {
+		m, err := filepath.Glob(repoPath(pat))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found = append(found, m...)
+	}
+	for _, f := range found {
+		rel, _ := filepath.Rel(repo, f)
+		if rel != "build/base.Dockerfile" && rel != "build/Dockerfile" {
+			t.Errorf("%s: a Dockerfile the image rules do not cover", rel)
+		}
+	}
 	eps := entrypoints(t)
 	if len(eps) != len(Components) {
 		t.Errorf("entrypoints for %d components, want %d: %v", len(eps), len(Components), eps)

@@ -2,6 +2,8 @@ package validate
 
 import (
 	"os"
+
+	kservev1beta1 "github.com/kserve/kserve/pkg/apis/serving/v1beta1"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -142,6 +144,12 @@ func TestContractChecksCatchMistakes(t *testing.T) {
 		{"secret key nobody creates", func(b *Bundle) {
 			b.InferenceServices[APIName].Spec.Predictor.Containers[0].Env[2].ValueFrom.SecretKeyRef.Key = "TOKEN"
 		}, "not a secret the scripts create"},
+		{"KServe webhook: two predictor containers named alike", func(b *Bundle) {
+			p := &b.InferenceServices[APIName].Spec.Predictor
+			p.Containers = append(p.Containers, p.Containers[0])
+			p.Containers[1].Name = "other"
+			p.SKLearn = &kservev1beta1.SKLearnSpec{}
+		}, "webhook"},
 		{"Knative mode", func(b *Bundle) {
 			b.InferenceServices[APIName].Annotations["serving.kserve.io/deploymentMode"] = "Serverless"
 		}, "RawDeployment"},

@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -132,7 +133,11 @@ func CheckBundle(b *Bundle, e Expect) []error {
 		}
 	}
 
-	// The API: a custom KServe predictor.
+	// The API: a custom KServe predictor, as KServe's admission webhook
+	// sees it (the same validation code, run here without a cluster).
+	if _, err := (&kservev1beta1.InferenceServiceValidator{}).ValidateCreate(context.Background(), isvc.DeepCopy()); err != nil {
+		bad("InferenceService %s: KServe's webhook would refuse it: %v", isvc.Name, err)
+	}
 	if mode := isvc.Annotations[constants.DeploymentMode]; mode != string(constants.LegacyRawDeployment) && mode != string(constants.Standard) {
 		bad("InferenceService %s: %s=%q; want RawDeployment (Standard): in Knative mode the gateway's identity, not llm-ui's, reaches the pod", isvc.Name, constants.DeploymentMode, mode)
 	}
