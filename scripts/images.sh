@@ -28,7 +28,7 @@ PLATFORM="${PLATFORM:-linux/amd64}"
 COMPONENTS="${COMPONENTS:-fetch tokenize finetune upload serving ui}"
 IMAGE_PUSH="${IMAGE_PUSH:-}"
 DOCKER="${DOCKER:-docker}"
-BASES=build/bases.env
+BASES="${KFLLM_BASES:-build/bases.env}"
 SOURCE_URL="${SOURCE_URL:-https://github.com/kfllm/kfllm}"
 
 say() { echo "images: $*" >&2; }
@@ -57,6 +57,7 @@ read_bases() {
 	local k v
 	while IFS='=' read -r k v; do
 		[[ -z "$k" || "$k" == \#* ]] && continue
+		[[ "$k" =~ ^[A-Z][A-Z0-9_]*$ ]] || die "$BASES: bad key $k"
 		[[ "$v" =~ ^[^@[:space:]]+:[^@[:space:]]+@sha256:[0-9a-f]{64}$ ]] ||
 			die "$BASES: $k=$v is not pinned as NAME:TAG@sha256:<digest>; run scripts/images.sh pin"
 		printf -v "$k" '%s' "$v"

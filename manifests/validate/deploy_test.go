@@ -114,6 +114,17 @@ func TestScriptsSayWhatIsMissing(t *testing.T) {
 		{"create-langsmith-secret.sh", nil, []string{"LANGCHAIN_API_KEY=k", noKubectl}, 127, "kubectl not found"},
 		{"create-langsmith-secret.sh", nil, []string{"LANGCHAIN_API_KEY=k", "LANGCHAIN_ENDPOINT=ftp://x"}, 2, "not an http(s) URL"},
 	}
+	unpinned := filepath.Join(dir, "bases.env")
+	if err := os.WriteFile(unpinned, []byte("CUDA_IMAGE=nvidia/cuda:12.1.1-cudnn8-runtime-ubuntu22.04\nGO_IMAGE=golang:1.26\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases = append(cases, struct {
+		script string
+		args   []string
+		env    []string
+		code   int
+		want   string
+	}{"images.sh", []string{"build"}, []string{noDocker, "KFLLM_BASES=" + unpinned}, 2, "is not pinned as NAME:TAG@sha256"})
 	for _, c := range cases {
 		t.Run(c.script+" "+strings.Join(c.args, " ")+" "+strings.Join(c.env, " "), func(t *testing.T) {
 			_, stderr, code := runScript(t, append([]string{"KFLLM_DEPLOY_DIR=" + dir}, c.env...), c.script, c.args...)
