@@ -49,9 +49,17 @@ LABEL org.opencontainers.image.title="kfllm-base" \
       org.opencontainers.image.licenses="Apache-2.0"
 # Only the shared libraries: the binaries carry an rpath to /opt/libtorch/lib.
 COPY --from=libtorch /opt/libtorch/lib /opt/libtorch/lib
+# The KFP v2 launcher that wraps the pipeline steps stages artifacts under
+# /gcs, /minio and /s3 (kubeflow/pipelines#5673, #10397): a non-root user
+# must own them.
 RUN groupadd --gid 65532 nonroot \
- && useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home --shell /usr/sbin/nologin nonroot
+ && useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home --shell /usr/sbin/nologin nonroot \
+ && mkdir -p /gcs /minio /s3 \
+ && chown 65532:65532 /gcs /minio /s3
+# CUDA's JIT cache goes to /tmp, which stays writable when the root
+# filesystem is read-only (the manifests mount an emptyDir there).
 ENV HOME=/home/nonroot \
+    CUDA_CACHE_PATH=/tmp/.nv/ComputeCache \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 WORKDIR /home/nonroot
