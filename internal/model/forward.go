@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"unsafe"
 
@@ -25,6 +26,9 @@ type pass struct {
 	lens   []int64     // prefill: prompt lengths; decode: cache lengths before the step
 	decode bool
 	tk     int64 // decode: key length, max(lens)+1
+	// decodeBias is the additive mask [B*Hkv,1,Tk] (0 or -inf) when decode
+	// lengths differ; zero a [1,1,1] zero for baddbmm's unused input.
+	decodeBias, zero ct
 }
 
 func (m *Model) newPass(s *scope, b, t int64, pos []int64) (*pass, error) {
@@ -103,25 +107,39 @@ func (p *pass) attend(layer int, q, k, v ct, scale float64) ct {
 			s.copyInto(s.narrow(sq.k[layer], 1, p.lens[i], 1), s.selectAt(k, 0, int64(i)))
 			s.copyInto(s.narrow(sq.v[layer], 1, p.lens[i], 1), s.selectAt(v, 0, int64(i)))
 		}
+		// Attention over the caches as [B*Hkv, T, D] batches; the rep query
+		// heads that share a KV head ride in the query-length axis, so K and
+		// V are neither copied nor expanded. As transformers' eager
+		// attention: softmax(q@k^T*scale + mask) in float32, then @v.
 		var kk, vv ct
 		if len(p.seqs) == 1 {
-			kk = s.unsqueeze(s.narrow(p.seqs[0].k[layer], 1, 0, p.tk), 0)
-			vv = s.unsqueeze(s.narrow(p.seqs[0].v[layer], 1, 0, p.tk), 0)
+			kk = s.narrow(p.seqs[0].k[layer], 1, 0, p.tk)
+			vv = s.narrow(p.seqs[0].v[layer], 1, 0, p.tk)
 		} else {
 			ks, vs := make([]ct, len(p.seqs)), make([]ct, len(p.seqs))
 			for i, sq := range p.seqs {
 				ks[i] = s.narrow(sq.k[layer], 1, 0, p.tk)
 				vs[i] = s.narrow(sq.v[layer], 1, 0, p.tk)
 			}
-			kk, vv = s.stack(ks, 0), s.stack(vs, 0)
+			kk, vv = s.view(s.stack(ks, 0), -1, p.tk, d), s.view(s.stack(vs, 0), -1, p.tk, d)
 		}
-		// One query per sequence: fold the rep query heads that share a KV
-		// head into the query-length axis instead of copying K and V.
-		if rep > 1 {
-			q = s.view(q, p.b, hkv, rep, d)
+		if scale <= 0 {
+			scale = 1 / math.Sqrt(float64(d))
 		}
-		o := s.sdpa(q, kk, vv, p.mask, 0, false, scale)
-		return s.view(o, p.b, 1, h*d)
+		beta := 1.0
+		if p.decodeBias == nil {
+			beta = 0 // no padding: the bias only has to broadcast
+		}
+		bias := p.decodeBias
+		if bias == nil {
+			bias = p.zero
+		}
+		scores := s.baddbmm(bias, s.reshape(q, p.b*hkv, rep, d), s.transpose(kk, 1, 2), beta, scale)
+		probs := s.softmax(scores, -1, gotch.Float)
+		if dt := p.m.choice.DType; dt != gotch.Float {
+			probs = s.to(probs, p.m.choice.Device, dt)
+		}
+		return s.view(s.bmm(probs, vv), p.b, 1, h*d)
 	}
 	for i, sq := range p.seqs {
 		n := p.lens[i]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"slices"
 
@@ -303,13 +304,20 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 			return fmt.Errorf("decode: %w", err)
 		}
 		p.seqs, p.lens, p.decode, p.tk = active, lens, true, tk
-		mask := make([]bool, b*tk)
-		for i := range active {
-			for j := int64(0); j <= lens[i]; j++ {
-				mask[int64(i)*tk+j] = true
+		p.zero = s.zeros(m.choice.Device, m.choice.DType, 1, 1, 1)
+		if b > 1 {
+			hkv := int64(m.Config.NumKVHeads)
+			bias := make([]float32, b*hkv*tk)
+			for i := range active {
+				for h := int64(0); h < hkv; h++ {
+					row := bias[(int64(i)*hkv+h)*tk:][:tk]
+					for j := lens[i] + 1; j < tk; j++ {
+						row[j] = float32(math.Inf(-1))
+					}
+				}
 			}
+			p.decodeBias = s.floats(m.choice.Device, m.choice.DType, bias, b*hkv, 1, tk)
 		}
-		p.mask = s.bools(m.choice.Device, mask, b, 1, 1, tk)
 		logits := s.float32s(p.head(p.layers(p.embed(s.int64s(m.choice.Device, ids, b, 1)))))
 		if s.err != nil {
 			return fmt.Errorf("decode: %w", s.err)

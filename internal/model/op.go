@@ -270,6 +270,49 @@ func (s *scope) mul(a, b ct) ct {
 	return s.own(out, "mul")
 }
 
+// addcmul is a + b*c.
+func (s *scope) addcmul(a, b, c ct) ct {
+	if !s.ok() {
+		return nil
+	}
+	var out ct
+	lib.AtgAddcmul(&out, a, b, c)
+	return s.own(out, "addcmul")
+}
+
+// baddbmm is beta*a + alpha*(b1 @ b2), batched; with beta 0, a only
+// needs to broadcast.
+func (s *scope) baddbmm(a, b1, b2 ct, beta, alpha float64) ct {
+	if !s.ok() {
+		return nil
+	}
+	sb, sa := lib.AtsFloat(beta), lib.AtsFloat(alpha)
+	defer lib.AtsFree(sb)
+	defer lib.AtsFree(sa)
+	var out ct
+	lib.AtgBaddbmm(&out, a, b1, b2, sb, sa)
+	return s.own(out, "baddbmm")
+}
+
+func (s *scope) bmm(a, b ct) ct {
+	if !s.ok() {
+		return nil
+	}
+	var out ct
+	lib.AtgBmm(&out, a, b)
+	return s.own(out, "bmm")
+}
+
+// softmax over dim, computed in dt.
+func (s *scope) softmax(x ct, dim int64, dt gotch.DType) ct {
+	if !s.ok() {
+		return nil
+	}
+	var out ct
+	lib.AtgSoftmax(&out, x, dim, int32(dt.CInt()))
+	return s.own(out, "softmax")
+}
+
 func (s *scope) addScalar(a ct, v float64) ct {
 	if !s.ok() {
 		return nil
