@@ -72,6 +72,7 @@ func main() {
 		f.Usage()
 		os.Exit(2)
 	}
+	train.TuneAllocator()
 	res, err := train.Run(ctx, o)
 	switch {
 	case errors.Is(err, context.Canceled):

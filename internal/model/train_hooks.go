@@ -48,9 +48,8 @@ func (m *Model) ForwardAt(ids, mask []int64, b, t int, at []int64) (out *ts.Tens
 	if m.wpe != nil || len(m.layers) == 0 {
 		x = s.indexSelect(s.reshape(p.layers(x), B*T, -1), 0, idx)
 	} else {
-		// Every layer but the last on all positions; the last one needs
-		// keys and values everywhere but queries, attention output and
-		// MLP only at the asked positions.
+		// Every layer but the last on all positions; the last one runs
+		// its o_proj and MLP only at the asked positions.
 		for i := 0; i < len(m.layers)-1; i++ {
 			mark := s.mark()
 			y := p.llamaLayer(i, x)
@@ -58,7 +57,7 @@ func (m *Model) ForwardAt(ids, mask []int64, b, t int, at []int64) (out *ts.Tens
 			s.drop(x)
 			x = y
 		}
-		x = p.llamaLayerAt(len(m.layers)-1, x, at, idx, mi)
+		x = p.llamaLayerAt(len(m.layers)-1, x, idx)
 	}
 	logits := p.head(x)
 	if s.err != nil {
@@ -68,46 +67,20 @@ func (m *Model) ForwardAt(ids, mask []int64, b, t int, at []int64) (out *ts.Tens
 }
 
 // llamaLayerAt is llamaLayer whose output is wanted only at the flattened
-// positions at (idx: the same as an int64 tensor): keys and values from
-// every position, the rest from those positions alone. It returns [N, H].
-func (p *pass) llamaLayerAt(i int, x ct, at []int64, idx ct, mi *maskInfo) ct {
+// positions idx: attention runs on every position (its keys and values are
+// needed everywhere, and its queries are cheap), then o_proj, the residual
+// and the MLP run on the asked positions alone. It returns [N, H].
+func (p *pass) llamaLayerAt(i int, x ct, idx ct) ct {
 	s, c, l := p.s, p.m.Config, p.m.layers[i]
-	dev := p.m.choice.Device
-	n := int64(len(at))
-	hq, hkv, d := int64(c.NumHeads), int64(c.NumKVHeads), int64(c.HeadDim)
 	h := p.rmsNorm(x, handle(l.norm1W))
-	k := p.heads(l.k.forward(s, h, p.train), hkv)
-	v := p.heads(l.v.forward(s, h, p.train), hkv)
+	q := p.heads(l.q.forward(s, h, p.train), int64(c.NumHeads))
+	k := p.heads(l.k.forward(s, h, p.train), int64(c.NumKVHeads))
+	v := p.heads(l.v.forward(s, h, p.train), int64(c.NumKVHeads))
+	q = p.m.rope.apply(s, q, p.cos, p.sin)
 	k = p.m.rope.apply(s, k, p.cos, p.sin)
-
-	xs := s.indexSelect(s.reshape(x, p.b*p.t, -1), 0, idx)
-	hs := s.indexSelect(s.reshape(h, p.b*p.t, -1), 0, idx)
-	q := s.view(l.q.forward(s, hs, p.train), n, hq, 1, d)
-	cos := s.view(s.indexSelect(s.reshape(p.cos, p.b*p.t, d), 0, idx), n, 1, 1, d)
-	sin := s.view(s.indexSelect(s.reshape(p.sin, p.b*p.t, d), 0, idx), n, 1, 1, d)
-	q = p.m.rope.apply(s, q, cos, sin)
-
-	rows := make([]int64, n)
-	mask := make([]bool, n*p.t)
-	for j, a := range at {
-		b, q := a/p.t, a%p.t
-		rows[j] = b
-		src := int64(0)
-		if !mi.allOnes {
-			src = b
-		}
-		copy(mask[int64(j)*p.t:], mi.mask[(src*p.t+q)*p.t:(src*p.t+q+1)*p.t])
-	}
-	rowIdx := s.int64s(dev, rows, n)
-	kk := repeatKV(s, s.indexSelect(k, 0, rowIdx), hq/hkv)
-	vv := repeatKV(s, s.indexSelect(v, 0, rowIdx), hq/hkv)
-	drop := 0.0
-	if f, ok := c.Raw["attention_dropout"].(float64); ok && p.train {
-		drop = f
-	}
-	o := s.sdpa(q, kk, vv, s.bools(dev, mask, n, 1, 1, p.t), drop, false, 0)
-	xs = s.add(xs, l.o.forward(s, s.reshape(o, n, hq*d), p.train))
-	h2 := p.rmsNorm(xs, handle(l.norm2W))
-	g := p.activate(l.gate.forward(s, h2, p.train))
-	return s.add(xs, l.down.forward(s, s.mul(g, l.up.forward(s, h2, p.train)), p.train))
+	a := s.indexSelect(s.reshape(p.attend(i, q, k, v, 0), p.b*p.t, -1), 0, idx)
+	xs := s.add(s.indexSelect(s.reshape(x, p.b*p.t, -1), 0, idx), l.o.forward(s, a, p.train))
+	h = p.rmsNorm(xs, handle(l.norm2W))
+	g := p.activate(l.gate.forward(s, h, p.train))
+	return s.add(xs, l.down.forward(s, s.mul(g, l.up.forward(s, h, p.train)), p.train))
 }
