@@ -113,7 +113,7 @@ require (
 	github.com/spf13/cast v1.4.1 // indirect
 	github.com/yargevad/filepathx v1.0.0 // indirect
 	golang.org/x/exp v0.0.0-20260410095643-746e56fc9e2f // indirect
-	golang.org/x/term v0.46.0 // indirect
+	golang.org/x/term v0.46.0 // internal/train: a progress bar on a terminal, plain lines otherwise
 )
 
 // The KFP root module (backend/api/v2beta1/go_http_client for pipeline run)
