@@ -51,3 +51,24 @@ func TestOptionsRejected(t *testing.T) {
 		}
 	}
 }
+
+// An output dir holding other files is refused, not wiped.
+func TestOutputDirOfOtherFilesKept(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "out")
+	os.MkdirAll(out, 0o755)
+	os.WriteFile(filepath.Join(out, "notes.txt"), []byte("mine"), 0o644)
+	o := smallOptions(fixtureShards(t), out, "", 1)
+	if _, err := Run(context.Background(), o); !errors.Is(err, ErrOptions) {
+		t.Fatalf("Run = %v, want ErrOptions", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "notes.txt")); err != nil || string(b) != "mine" {
+		t.Fatal("a file in the output dir was lost")
+	}
+	os.Remove(filepath.Join(out, "notes.txt"))
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatalf("an empty output dir: %v", err)
+	}
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatalf("rerun over its own output: %v", err)
+	}
+}

@@ -109,6 +109,9 @@ func (t *trainer) close() {
 
 func (t *trainer) run(ctx context.Context) (*Result, error) {
 	o := t.o
+	if err := prepareOutput(filepath.Clean(o.OutputModelDir), false); err != nil {
+		return nil, err
+	}
 	var err error
 	if t.train, err = readShard(o.InputDataset, "train.safetensors"); err != nil {
 		return nil, err
@@ -498,13 +501,41 @@ func (t *trainer) writeOutput(stage, base, tokDir string, met *Metrics) error {
 		return err
 	}
 	out := filepath.Clean(o.OutputModelDir)
-	if err := os.RemoveAll(out); err != nil {
-		return fmt.Errorf("output dir: %w", err)
+	if err := clearOutput(out); err != nil {
+		return err
 	}
 	if err := os.Rename(stage, out); err != nil {
 		return fmt.Errorf("output dir: %w", err)
 	}
 	syncDir(filepath.Dir(out))
+	return nil
+}
+
+// clearOutput makes way for the new output directory: it removes out only
+// when it is empty or a model directory a previous run wrote (it has
+// training_args.json), never a directory of other files.
+func clearOutput(out string) error { return prepareOutput(out, true) }
+
+// prepareOutput checks (and with remove, removes) an existing output dir.
+func prepareOutput(out string, remove bool) error {
+	ents, err := os.ReadDir(out)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("output dir: %w", err)
+	}
+	if len(ents) > 0 {
+		if _, err := os.Stat(filepath.Join(out, "training_args.json")); err != nil {
+			return fmt.Errorf("output dir %s exists and is not a model directory from finetune: %w", out, ErrOptions)
+		}
+	}
+	if !remove {
+		return nil
+	}
+	if err := os.RemoveAll(out); err != nil {
+		return fmt.Errorf("output dir: %w", err)
+	}
 	return nil
 }
 
