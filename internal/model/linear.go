@@ -21,6 +21,12 @@ type Linear struct {
 	Weight, Bias *ts.Tensor
 	LoRA         *LoRA
 	Conv1D       bool
+
+	// wt is the weight's contiguous transpose [in,out] when an inference
+	// model stores it so (Model.transposeWeights); Weight is then wview, a
+	// view of it. Replacing Weight falls back to the plain path.
+	wt    ct
+	wview *ts.Tensor
 }
 
 // InFeatures and OutFeatures read the weight's shape.
@@ -60,6 +66,11 @@ func (l *Linear) forward(s *scope, x ct, train bool) ct {
 		}
 		out := append(xs[:len(xs)-1:len(xs)-1], ws[1])
 		y = s.view(y, out...)
+	} else if l.wt != nil && l.Weight == l.wview {
+		y = s.matmul(x, l.wt)
+		if l.Bias != nil {
+			y = s.add(y, handle(l.Bias))
+		}
 	} else {
 		y = s.linear(x, handle(l.Weight), handle(l.Bias))
 	}
