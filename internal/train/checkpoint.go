@@ -44,6 +44,7 @@ type trainerState struct {
 	LossCount     int       `json:"loss_count"`
 	Tokens        int64     `json:"tokens"`
 	Runtime       float64   `json:"train_runtime_seconds"`
+	CPU           float64   `json:"train_cpu_seconds"`
 	LastEval      *evalLine `json:"last_eval,omitempty"`
 	QABefore      *QAScore  `json:"qa_before,omitempty"`
 	Fingerprint   string    `json:"fingerprint"`

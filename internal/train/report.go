@@ -53,6 +53,7 @@ type Metrics struct {
 	QA             *QAResult `json:"qa,omitempty"`
 	Steps          int       `json:"steps"`
 	Runtime        float64   `json:"train_runtime_seconds"`
+	CPU            float64   `json:"train_cpu_seconds"` // user + system, all threads
 	TokensPerSec   float64   `json:"tokens_per_second"`
 	Tokens         int64     `json:"train_tokens"`
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/sugarme/gotch"
@@ -227,8 +228,8 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		prog.note("resuming at step %d of %d from %s", resumed, t.total, o.CheckpointDir)
 	}
 	cache := map[int][]int{}
-	runStart := time.Now()
-	priorRuntime := t.state.Runtime
+	runStart, cpuStart := time.Now(), cpuSeconds()
+	priorRuntime, priorCPU := t.state.Runtime, t.state.CPU
 	for s := resumed; s < t.total; s++ {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("training stopped at step %d: %w", s, err)
@@ -258,6 +259,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		t.state.LossCount++
 		t.state.Tokens += int64(tokens)
 		t.state.Runtime = priorRuntime + time.Since(runStart).Seconds()
+		t.state.CPU = priorCPU + cpuSeconds() - cpuStart
 		line := logLine{Step: s + 1, Epoch: float64(s+1) / float64(t.plan.stepsPerEpoch()), Loss: loss,
 			LearningRate: lr, GradNorm: gn, TokensPerSec: float64(tokens) / time.Since(t0).Seconds()}
 		if err := tlog.write(line); err != nil {
@@ -283,7 +285,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	}
 	prog.finish()
 
-	met := Metrics{Steps: t.state.Step, Runtime: t.state.Runtime, Tokens: t.state.Tokens}
+	met := Metrics{Steps: t.state.Step, Runtime: t.state.Runtime, CPU: t.state.CPU, Tokens: t.state.Tokens}
 	if t.state.LossCount > 0 {
 		met.TrainLoss = t.state.LossSum / float64(t.state.LossCount)
 	}
@@ -328,6 +330,15 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	return &Result{Metrics: met, ResumedFrom: resumed}, nil
+}
+
+// cpuSeconds is the process's user + system CPU time (all threads).
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // checkVocab makes sure every token id of the shards has an embedding.
