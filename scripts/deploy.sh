@@ -150,6 +150,9 @@ ui_deploy() {
 		"$KUBECTL" -n "$NAMESPACE" rollout status deployment/llm-ui --timeout="$WAIT"
 	fi
 	ip=$("$KUBECTL" get svc llm-ui -n "$NAMESPACE" -o jsonpath='{.status.loadBalancer.ingress[0].ip}' 2>/dev/null || true)
+	if [[ -z "$ip" ]]; then # some load balancers (AWS ELB) publish a host name instead
+		ip=$("$KUBECTL" get svc llm-ui -n "$NAMESPACE" -o jsonpath='{.status.loadBalancer.ingress[0].hostname}' 2>/dev/null || true)
+	fi
 	echo
 	echo "The UI is served by the LoadBalancer Service llm-ui. Its external address:"
 	echo "  kubectl get svc llm-ui -n $NAMESPACE -o jsonpath='{.status.loadBalancer.ingress[0].ip}'"

@@ -180,3 +180,68 @@ fi
 		}
 	}
 }
+
+// fakeKubectl writes a kubectl stand-in (there is no cluster here) that
+// records each call in dir/calls, answers the LoadBalancer's address for
+// `get svc llm-ui`, and fails calls whose arguments contain fail.
+func fakeKubectl(t *testing.T, dir, fail string) string {
+	t.Helper()
+	p := filepath.Join(dir, "kubectl")
+	script := `#!/bin/bash
+echo "$*" >> "` + dir + `/calls"
+if [ -n "` + fail + `" ] && [[ "$*" == *"` + fail + `"* ]]; then echo "Error from server (NotFound)" >&2; exit 1; fi
+if [[ "$*" == *"get svc llm-ui"* ]]; then printf '203.0.113.7'; fi
+exit 0
+`
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDeployTargetsAgainstAKubectlStandIn walks api-deploy, ui-deploy and
+// undeploy through their checks to `kubectl apply -k` / `delete -k` of the
+// rendered overlay, in the namespace given, and the way out when something
+// the cluster needs is missing.
+func TestDeployTargetsAgainstAKubectlStandIn(t *testing.T) {
+	cases := []struct {
+		target, fail string
+		code         int
+		wantCalls    []string
+		wantOut      string
+	}{
+		{"api-deploy", "", 0, []string{
+			"get crd inferenceservices.serving.kserve.io", "-n team-a get secret hf-secret",
+			"apply -k DIR/api", "-n team-a wait --for=condition=Ready inferenceservice/llm-api --timeout=10m"}, "llm-api deployed in team-a"},
+		{"api-deploy", "get secret hf-secret", 1, nil, "secret hf-secret is missing in team-a: run HF_TOKEN=... make create-secret"},
+		{"api-deploy", "get crd inferenceservices", 1, nil, "install KServe"},
+		{"api-deploy", "get namespace", 1, nil, "namespace team-a does not exist"},
+		{"ui-deploy", "", 0, []string{"apply -k DIR/ui", "-n team-a rollout status deployment/llm-ui --timeout=10m",
+			"get svc llm-ui -n team-a -o jsonpath={.status.loadBalancer.ingress[0].ip}"}, "Open http://203.0.113.7/"},
+		{"undeploy", "", 0, []string{"delete -k DIR/ui --ignore-not-found", "delete -k DIR/api --ignore-not-found"}, "removed llm-ui and llm-api from team-a"},
+	}
+	for _, c := range cases {
+		t.Run(c.target+" "+c.fail, func(t *testing.T) {
+			dir := t.TempDir()
+			kubectl := fakeKubectl(t, dir, c.fail)
+			out, stderr, code := runScript(t, []string{"KUBECTL=" + kubectl, "KFLLM_DEPLOY_DIR=" + dir,
+				"NAMESPACE=team-a", "MODEL_ID=alice/squad-llama"}, "deploy.sh", c.target)
+			if code != c.code {
+				t.Fatalf("exit %d, want %d; stderr: %s", code, c.code, stderr)
+			}
+			if !strings.Contains(out+stderr, c.wantOut) {
+				t.Errorf("output lacks %q:\n%s%s", c.wantOut, out, stderr)
+			}
+			calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+			got := strings.ReplaceAll(string(calls), dir, "DIR")
+			for _, w := range c.wantCalls {
+				if !strings.Contains(got, w+"\n") {
+					t.Errorf("no call %q among:\n%s", w, got)
+				}
+			}
+			if c.code != 0 && (strings.Contains(got, "apply ") || strings.Contains(got, "delete ")) {
+				t.Errorf("changed the cluster although a check failed:\n%s", got)
+			}
+		})
+	}
+}
