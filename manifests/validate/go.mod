@@ -14,7 +14,10 @@ require (
 	sigs.k8s.io/yaml v1.6.0
 )
 
-require sigs.k8s.io/json v0.0.0-20241014173422-cfa47c3a1cc8
+require (
+	github.com/google/go-cmp v0.7.0 // diffs of the rendered golden files
+	sigs.k8s.io/json v0.0.0-20241014173422-cfa47c3a1cc8
+)
 
 require (
 	cel.dev/expr v0.20.0 // indirect
@@ -64,7 +67,6 @@ require (
 	github.com/golang/groupcache v0.0.0-20241129210726-2c02b8208cf8 // indirect
 	github.com/golang/protobuf v1.5.4 // indirect
 	github.com/google/gnostic-models v0.6.9 // indirect
-	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/go-containerregistry v0.13.0 // indirect
 	github.com/google/s2a-go v0.1.9 // indirect
 	github.com/google/uuid v1.6.0 // indirect
