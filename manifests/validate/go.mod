@@ -16,7 +16,7 @@ require (
 
 require (
 	github.com/google/go-cmp v0.7.0 // diffs of the rendered golden files
-	sigs.k8s.io/json v0.0.0-20241014173422-cfa47c3a1cc8
+	sigs.k8s.io/json v0.0.0-20241014173422-cfa47c3a1cc8 // case-sensitive strict decoding, as the API server does
 )
 
 require (
