@@ -22,11 +22,16 @@ Environment:
   HF_TOKEN     Hub token for a private --base-model OWNER/NAME (never printed)
   HF_ENDPOINT  the Hub's address (default https://huggingface.co)
 
+  OMP_WAIT_POLICY  libgomp's; unset, finetune restarts itself with PASSIVE, so
+                   that libtorch's threads sleep instead of spinning when the
+                   CPUs are shared (2 threads on 2 busy cores: 19x faster)
+
 Exit status: 0 done, 1 failed, 2 bad usage, 3 loss or gradient not finite,
 130 interrupted (a rerun resumes from the last checkpoint).
 `
 
 func main() {
+	passiveOpenMP()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	o := train.Options{Progress: os.Stderr, Hub: hub.EnvOptions(os.Getenv)}
@@ -90,4 +95,16 @@ func main() {
 	}
 	m := res.Metrics
 	fmt.Printf("finetune: %d steps, train loss %.4f, eval loss %.4f, %.0f tokens/s -> %s\n", m.Steps, m.TrainLoss, m.EvalLoss, m.TokensPerSec, o.OutputModelDir)
+}
+
+// passiveOpenMP re-executes the binary with OMP_WAIT_POLICY=PASSIVE unless
+// the variable is set: libgomp reads it when libtorch loads, before main.
+func passiveOpenMP() {
+	if _, ok := os.LookupEnv("OMP_WAIT_POLICY"); ok {
+		return
+	}
+	os.Setenv("OMP_WAIT_POLICY", "PASSIVE")
+	if exe, err := os.Executable(); err == nil {
+		syscall.Exec(exe, os.Args, os.Environ()) // returns only on failure: carry on as is
+	}
 }
