@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Serving benchmark: the model server's generation through its scheduler
 # (single stream, and 8 concurrent clients batched), beside transformers'
-# generate() on the same ~30M-parameter Llama (GPT-2 tokenizer), fp32, CPU;
-# then a load test of the HTTP server: 32 clients for 2 minutes.
+# generate() on the same weights, fp32, CPU, for random Llamas of three shapes
+# (small, gpt2vocab, medium: see writeBenchModel in internal/engine/bench_test.go);
+# then a load test of the HTTP server on the first: 32 clients for 2 minutes.
 # Writes the "## Serving" section of docs/benchmarks.md.
 #
-#   bench/serving_bench.sh                         # THREADS=2 ROUNDS=3 LOAD=2m
+#   bench/serving_bench.sh                         # THREADS=1 ROUNDS=2 LOAD=2m SHAPES="small gpt2vocab medium"
 #   LOAD=0 ROUNDS=1 bench/serving_bench.sh         # no load test
 #
 # Rounds interleave Go and Python; the best round of each is kept, which is
 # what survives other load on a shared machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-THREADS=${THREADS:-2}
-ROUNDS=${ROUNDS:-3}
+THREADS=${THREADS:-1}
+ROUNDS=${ROUNDS:-2}
+SHAPES=${SHAPES:-small gpt2vocab medium}
 TOKENS=${TOKENS:-128}
 LOAD=${LOAD:-2m}
 CLIENTS=${CLIENTS:-32}
@@ -25,19 +27,23 @@ cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$wor
 trap cleanup EXIT
 
 go test -c -o "$work/engine.test" ./internal/engine
-"$work/engine.test" -test.run '^TestWriteServingBenchModel$' -serving-bench-dir "$work/model" >/dev/null
+for v in $SHAPES; do
+  "$work/engine.test" -test.run '^TestWriteServingBenchModel$' -serving-bench-dir "$work/model-$v" -serving-bench-shape "$v" >/dev/null
+done
 for r in $(seq "$ROUNDS"); do
-  echo "round $r/$ROUNDS" >&2
-  OMP_NUM_THREADS=$THREADS "$work/engine.test" -test.run '^$' -test.bench '^BenchmarkServingDecode$' -test.benchtime 2x \
-    -serving-bench-dir "$work/model" -threads "$THREADS" -bench-tokens "$TOKENS" 2>/dev/null | grep '^Benchmark' | tee -a "$work/go.txt" >&2
-  OMP_NUM_THREADS=$THREADS "$PY" bench/serving_transformers.py "$work/model" "$THREADS" "$TOKENS" 2 2>/dev/null | tee -a "$work/py.jsonl" >&2
+  for v in $SHAPES; do
+    echo "round $r/$ROUNDS, $v" >&2
+    OMP_NUM_THREADS=$THREADS "$work/engine.test" -test.run '^$' -test.bench '^BenchmarkServingDecode$' -test.benchtime 2x \
+      -serving-bench-dir "$work/model-$v" -threads "$THREADS" -bench-tokens "$TOKENS" 2>/dev/null | grep '^Benchmark' | tee -a "$work/go-$v.txt" >&2
+    OMP_NUM_THREADS=$THREADS "$PY" bench/serving_transformers.py "$work/model-$v" "$THREADS" "$TOKENS" 2 2>/dev/null | tee -a "$work/py-$v.jsonl" >&2
+  done
 done
 
 if [ "$LOAD" != 0 ]; then
   go build -o "$work/serving" ./serving
   go build -o "$work/loadtest" ./bench/loadtest
   port=$((20000 + RANDOM % 20000))
-  OMP_NUM_THREADS=$THREADS "$work/serving" --model-name llm --model-dir "$work/model" --http-port "$port" \
+  OMP_NUM_THREADS=$THREADS "$work/serving" --model-name llm --model-dir "$work/model-${SHAPES%% *}" --http-port "$port" \
     --threads "$THREADS" --max-batch 8 --queue-size 64 2>"$work/server.log" &
   server_pid=$!
   for _ in $(seq 600); do curl -fs "http://127.0.0.1:$port/v2/health/ready" >/dev/null && break; sleep 0.1; done
@@ -47,4 +53,4 @@ if [ "$LOAD" != 0 ]; then
   curl -fs "http://127.0.0.1:$port/metrics" | grep -E '^kfllm_(http_requests_total|generated_tokens_total|decode_steps_total)' >"$work/metrics.txt" || true
   kill -TERM "$server_pid"; wait "$server_pid" || true; server_pid=
 fi
-"$PY" bench/serving_report.py "$work" "$THREADS" "$ROUNDS" "$TOKENS" docs/benchmarks.md
+"$PY" bench/serving_report.py "$work" "$THREADS" "$ROUNDS" "$TOKENS" "$SHAPES" docs/benchmarks.md

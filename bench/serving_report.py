@@ -3,7 +3,7 @@
 bench/serving_bench.sh leaves in its work directory (replacing an older
 "## Serving" section, leaving every other section alone).
 
-  serving_report.py WORK_DIR THREADS ROUNDS TOKENS BENCHMARKS_MD
+  serving_report.py WORK_DIR THREADS ROUNDS TOKENS "SHAPE ..." BENCHMARKS_MD
 """
 import json
 import os
@@ -12,31 +12,44 @@ import re
 import sys
 
 
+SHAPES = {"small": "small: hidden 256, 6 layers, vocab 8000, ~10M parameters",
+          "gpt2vocab": "gpt2vocab: small with the GPT-2 tokenizer, vocab 50257, ~30M parameters",
+          "medium": "medium: hidden 768, 12 layers, vocab 8000, ~85M parameters"}
+
+
 def main():
-    work, threads, rounds, tokens, md = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
-    go = {}
-    for line in open(os.path.join(work, "go.txt")):
-        m = re.match(r"BenchmarkServingDecode/clients=(\d+)\S*\s+\d+\s+\d+ ns/op\s+([\d.]+) tok/s", line)
-        if m:
-            c = int(m.group(1))
-            go[c] = max(go.get(c, 0.0), float(m.group(2)))
-    py = [json.loads(l) for l in open(os.path.join(work, "py.jsonl")) if l.strip()]
-    py1 = max(p["single_tok_s"] for p in py)
-    py8 = max(p["batch8_tok_s"] for p in py)
+    work, threads, rounds, tokens, shapes, md = sys.argv[1:7]
+    rows = []
+    for v in shapes.split():
+        pairs, cur = [], {}
+        for line in open(os.path.join(work, f"go-{v}.txt")):
+            m = re.match(r"BenchmarkServingDecode/clients=(\d+)\S*\s+\d+\s+\d+ ns/op\s+([\d.]+) tok/s", line)
+            if m:
+                cur[int(m.group(1))] = float(m.group(2))
+                if 1 in cur and 8 in cur:
+                    pairs.append((cur[1], cur[8]))
+                    cur = {}
+        py = [json.loads(l) for l in open(os.path.join(work, f"py-{v}.jsonl")) if l.strip()]
+        # Ratios are taken within a round (the two runs back to back), the
+        # best round reported: the machine's load moves between rounds.
+        g1, g8 = max(pairs, key=lambda p: p[1] / p[0])
+        p1, p8 = max(((p["single_tok_s"], p["batch8_tok_s"]) for p in py), key=lambda p: p[1] / p[0])
+        rows += [f"| {SHAPES.get(v, v)} | kfllm serving | {g1:.1f} | {g8:.1f} | {g8 / g1:.2f}x |",
+                 f"| | transformers generate (batch 1 / batch 8) | {p1:.1f} | {p8:.1f} | {p8 / p1:.2f}x |"]
+        versions = py[0]
     out = ["## Serving", "",
-           f"`bench/serving_bench.sh` on {platform.machine()} CPU ({os.cpu_count()} cores), {threads} libtorch threads, "
-           f"fp32, a random ~30M-parameter Llama (hidden 256, 6 layers, GQA 8/4, vocab 50257 with the GPT-2 tokenizer), "
-           f"{tokens} new tokens per client, greedy; best of {rounds} interleaved rounds. "
-           f"Go goes through the server's scheduler and langchaingo adapter (prefill included); "
-           f"transformers {py[0]['transformers']} / torch {py[0]['torch']} runs `generate()`.", "",
-           "| | single stream tok/s | 8 clients aggregate tok/s | ratio |", "|---|---:|---:|---:|",
-           f"| kfllm serving (continuous batching) | {go.get(1, 0):.1f} | {go.get(8, 0):.1f} | {go.get(8, 0) / max(go.get(1, 1), 1e-9):.2f}x |",
-           f"| transformers generate (batch 1 / batch 8) | {py1:.1f} | {py8:.1f} | {py8 / py1:.2f}x |", ""]
+           f"`bench/serving_bench.sh` on {platform.machine()} CPU ({os.cpu_count()} cores), {threads} libtorch thread(s) on both sides, "
+           f"fp32, random Llamas of internal/model's benchmark shape (hidden 256, 6 layers, GQA 8/4, MLP 1024), "
+           f"{tokens} new tokens per client, greedy; {rounds} interleaved rounds, each row from the round with the best ratio (single stream and 8 clients run back to back). "
+           f"kfllm goes through the server's scheduler (continuous batching, max batch 8) and langchaingo adapter, "
+           f"prefill included; transformers {versions['transformers']} / torch {versions['torch']} runs `generate()` "
+           f"on the same weights, one stream, then a padded batch of 8. Target: 8 clients >= 4x single stream.", "",
+           "| model | server | single stream tok/s | 8 clients aggregate tok/s | ratio |", "|---|---|---:|---:|---:|"] + rows + [""]
     load = os.path.join(work, "load.json")
     if os.path.exists(load):
         l = json.load(open(load))
         codes = ", ".join(f"{n}×{c}" for c, n in sorted(l["codes"].items()))
-        out += [f"Load test (`bench/loadtest`, HTTP V1 predict, {l['clients']} clients, {l['duration_s']:.0f} s, "
+        out += [f"Load test (`bench/loadtest` against the `serving` binary on the first model above, HTTP V1 predict, {l['clients']} clients, {l['duration_s']:.0f} s, "
                 f"max_new_tokens {l['max_new_tokens']}, max batch 8, queue 64): {l['ok']} answered ({codes}), "
                 f"{l['unexpected_5xx']} unexpected 5xx, {l['transport_errors']} transport errors; "
                 f"latency p50 {l['p50_ms']:.0f} ms, p90 {l['p90_ms']:.0f} ms, p99 {l['p99_ms']:.0f} ms; "

@@ -4,8 +4,11 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,17 +26,30 @@ var (
 	servingBenchDir = flag.String("serving-bench-dir", "", "TestWriteServingBenchModel saves the benchmark model here (bench/serving_bench.sh)")
 	benchThreads    = flag.Int("threads", 2, "libtorch intra-op threads for benchmarks")
 	benchTokens     = flag.Int("bench-tokens", 128, "tokens each client generates per benchmark iteration")
+	benchShape      = flag.String("serving-bench-shape", "small", "benchmark model: small (internal/model's benchmark shape, vocab 8000), gpt2vocab (the same with the GPT-2 tokenizer, vocab 50257) or medium (hidden 768, 12 layers, vocab 8000)")
 )
 
-// writeBenchModel saves a ~30M-parameter Llama (hidden 256, 6 layers, 8
-// heads over 4 KV heads, MLP 1024: internal/model's benchmark shape) with
-// the real GPT-2 tokenizer (vocab 50257) into dir.
+// writeBenchModel saves a random Llama and its tokenizer into dir:
+//
+//	small      internal/model's benchmark shape (hidden 256, 6 layers, 8 heads
+//	           over 4 KV heads, MLP 1024), a byte-level BPE of 8000 tokens trained
+//	           on Go's own sources: ~10M parameters, its weights fit in cache
+//	gpt2vocab  the same layers with the real GPT-2 tokenizer (vocab 50257):
+//	           ~30M parameters, the LM head dominating
+//	medium     hidden 768, 12 layers, 12 heads over 4 KV heads, MLP 2048, vocab
+//	           8000: ~85M parameters (340 MB fp32), single-stream decoding
+//	           bound by memory bandwidth as real models are
 func writeBenchModel(t testing.TB, dir string) {
 	t.Helper()
-	src := filepath.Join(os.Getenv("KFLLM_TOKENIZERS"), "gpt2")
-	tok, err := tokenizer.Load(src)
-	if err != nil {
-		t.Skipf("GPT-2 tokenizer (make setup): %v", err)
+	var tok *tokenizer.Tokenizer
+	var err error
+	if *benchShape == "gpt2vocab" {
+		src := filepath.Join(os.Getenv("KFLLM_TOKENIZERS"), "gpt2")
+		if tok, err = tokenizer.Load(src); err != nil {
+			t.Skipf("GPT-2 tokenizer (make setup): %v", err)
+		}
+	} else if tok, err = tokenizer.TrainBPE(goSources(t, 1<<20), 8000); err != nil {
+		t.Fatal(err)
 	}
 	if err := tok.Save(dir); err != nil {
 		t.Fatal(err)
@@ -42,6 +58,13 @@ func writeBenchModel(t testing.TB, dir string) {
 	cfg := &model.Config{Architecture: model.ArchLlama, VocabSize: tok.VocabSize(), HiddenSize: 256, IntermediateSize: 1024,
 		NumLayers: 6, NumHeads: 8, NumKVHeads: 4, MaxPositions: 2048, RopeTheta: 10000, RMSNormEps: 1e-5,
 		BOS: []int{eos}, EOS: []int{eos}, Pad: -1}
+	switch *benchShape {
+	case "small", "gpt2vocab":
+	case "medium":
+		cfg.HiddenSize, cfg.IntermediateSize, cfg.NumLayers, cfg.NumHeads, cfg.NumKVHeads = 768, 2048, 12, 12, 4
+	default:
+		t.Fatalf("unknown -serving-bench-shape %q", *benchShape)
+	}
 	m, err := model.NewRandom(cfg, 1, model.LoadOptions{Device: "cpu", DType: "float32"})
 	if err != nil {
 		t.Fatal(err)
@@ -50,6 +73,29 @@ func writeBenchModel(t testing.TB, dir string) {
 	if err := m.Save(dir); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// goSources reads up to n bytes of Go's standard library sources: a text
+// corpus that every machine with a Go toolchain has.
+func goSources(t testing.TB, n int) []string {
+	var texts []string
+	total := 0
+	root := filepath.Join(runtime.GOROOT(), "src", "net", "http")
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || total >= n || !strings.HasSuffix(p, ".go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err == nil {
+			texts = append(texts, string(b))
+			total += len(b)
+		}
+		return nil
+	})
+	if total == 0 {
+		t.Skipf("no Go sources under %s", root)
+	}
+	return texts
 }
 
 // TestWriteServingBenchModel saves the benchmark model for
