@@ -133,6 +133,9 @@ func (s *Sequence) Release() {
 			lib.AtFree(c)
 		}
 	}
+	if s.k != nil {
+		trimHeap()
+	}
 	s.k, s.v, s.released = nil, nil, true
 }
 

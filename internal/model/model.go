@@ -451,7 +451,9 @@ func (m *Model) Parameters() []Param { return slices.Clone(m.params) }
 
 // Linears maps module paths ("model.layers.0.self_attn.q_proj",
 // "transformer.h.0.attn.c_attn", "lm_head" when untied) to their layers;
-// training attaches LoRA adapters through them.
+// training attaches LoRA adapters through them. To change a weight (say,
+// merge an adapter), write into Weight in place (copy_, add_): Parameters
+// and Save read the tensors the model holds, not reassigned fields.
 func (m *Model) Linears() map[string]*Linear {
 	out := make(map[string]*Linear, len(m.linears))
 	for k, v := range m.linears {
