@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/report"
 	"github.com/kfllm/kfllm/internal/train"
 )
 
@@ -63,6 +64,9 @@ func main() {
 	f.IntVar(&o.SaveSteps, "save-steps", 500, "checkpoint every N steps")
 	f.IntVar(&o.EvalSteps, "eval-steps", 0, "eval loss every N steps (0: at the end only)")
 	f.StringVar(&o.MetricsOutput, "metrics-output", "", "KFP metrics artifact file")
+	var htmlOut, mdOut string
+	f.StringVar(&htmlOut, "html-output", "", "KFP HTML artifact file (system.HTML): loss curves, learning rate, evaluation table")
+	f.StringVar(&mdOut, "markdown-output", "", "KFP Markdown artifact file (system.Markdown): the evaluation table")
 	f.StringVar(&o.QAEval, "qa-eval", "", "held-out QA records JSONL (context, question, answer): EM/F1 before and after")
 	f.IntVar(&o.QAEvalMax, "qa-eval-max", 100, "questions of --qa-eval to score")
 	f.IntVar(&o.LogEvery, "log-every", 10, "progress line every N steps (off a terminal)")
@@ -90,6 +94,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "finetune:", err)
 		os.Exit(3)
 	case err != nil:
+		fmt.Fprintln(os.Stderr, "finetune:", err)
+		os.Exit(1)
+	}
+	if err := errors.Join(report.WriteCardAssets(o.OutputModelDir), report.WriteArtifacts(o.OutputModelDir, htmlOut, mdOut)); err != nil {
 		fmt.Fprintln(os.Stderr, "finetune:", err)
 		os.Exit(1)
 	}
