@@ -27,6 +27,10 @@ var light = []string{
 	"github.com/kfllm/kfllm/internal/squad",
 	"github.com/kfllm/kfllm/internal/synth",
 	"github.com/kfllm/kfllm/internal/upload",
+	"github.com/kfllm/kfllm/internal/server",
+	"github.com/kfllm/kfllm/internal/scheduler",
+	"github.com/kfllm/kfllm/internal/remote",
+	"github.com/kfllm/kfllm/bench/loadtest",
 }
 
 var heavy = []string{"github.com/sugarme/gotch"}

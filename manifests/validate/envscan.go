@@ -54,8 +54,8 @@ var envName = regexp.MustCompile(`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$`)
 // ScanEnv reads the Go source of a main package (mainDir, relative to the
 // module root) and of every package of the same module it imports,
 // transitively, and collects the variables it reads: the string arguments
-// of calls to Getenv, LookupEnv or a func named getenv (the injected
-// os.Getenv the binaries pass around), a literal prefix concatenated into
+// of calls to Getenv, LookupEnv, a func named getenv (the injected
+// os.Getenv the binaries pass around) or envOr (a default-taking helper), a literal prefix concatenated into
 // such an argument, and, in the main package itself, every
 // UPPER_SNAKE_CASE string literal (flag defaults read through a helper).
 // Test files are skipped. It parses only; nothing is compiled.
@@ -138,7 +138,7 @@ func isEnvCall(fun ast.Expr) bool {
 		return false
 	}
 	switch name {
-	case "Getenv", "LookupEnv", "getenv", "lookupEnv":
+	case "Getenv", "LookupEnv", "getenv", "lookupEnv", "envOr":
 		return true
 	}
 	return false

@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"fmt"
 	"os"
 
 	kservev1beta1 "github.com/kserve/kserve/pkg/apis/serving/v1beta1"
@@ -96,6 +97,38 @@ func TestBasesMeetContracts(t *testing.T) {
 	}
 	for _, err := range CheckBundle(b, expect(t)) {
 		t.Error(err)
+	}
+}
+
+// TestRemoteOverlayMeetsContracts renders the api-remote overlay (issue 13:
+// a hosted model, no GPU) with the UI: the same contracts hold, the backend
+// env is one serving reads, and no GPU is requested.
+func TestRemoteOverlayMeetsContracts(t *testing.T) {
+	b, err := RenderBundle(repoPath("manifests", "overlays", "api-remote"), repoPath("manifests", "ui"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range CheckBundle(b, expect(t)) {
+		t.Error(err)
+	}
+	c := b.InferenceServices[APIName].Spec.Predictor.Containers[0]
+	env := map[string]string{}
+	for _, ev := range c.Env {
+		env[ev.Name] = ev.Value
+	}
+	if env["BACKEND"] != "openai" || env["BACKEND_URL"] == "" {
+		t.Errorf("overlay env %v: want BACKEND=openai and a BACKEND_URL", env)
+	}
+	for _, rl := range []corev1.ResourceList{c.Resources.Requests, c.Resources.Limits} {
+		if _, ok := rl[corev1.ResourceName(gpuResource)]; ok {
+			t.Errorf("the remote backend still requests %s", gpuResource)
+		}
+	}
+	// The check itself: a GPU left on a remote backend is caught.
+	c.Resources.Limits[corev1.ResourceName(gpuResource)] = c.Resources.Requests[corev1.ResourceCPU]
+	b.InferenceServices[APIName].Spec.Predictor.Containers[0] = c
+	if errs := CheckBundle(b, expect(t)); len(errs) == 0 || !strings.Contains(fmt.Sprint(errs), "remote model") {
+		t.Errorf("a GPU on the remote backend passed: %v", errs)
 	}
 }
 

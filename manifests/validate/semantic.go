@@ -341,9 +341,22 @@ func checkPredictor(isvc *kservev1beta1.InferenceService, c corev1.Container, mo
 	case byID && storage != "":
 		bad("--model-id with storage URI %q: the model would be fetched twice", storage)
 	}
+	// The local engine runs the model on a GPU; a remote backend (BACKEND
+	// huggingface or openai, the api-remote overlay) must not hold one.
+	backend := "local"
+	for _, ev := range c.Env {
+		if ev.Name == "BACKEND" {
+			backend = ev.Value
+		}
+	}
 	for _, rl := range []corev1.ResourceList{c.Resources.Requests, c.Resources.Limits} {
-		if q, ok := rl[gpuResource]; !ok || q.Value() < 1 {
+		q, ok := rl[gpuResource]
+		if backend == "local" && (!ok || q.Value() < 1) {
 			bad("no %s in requests and limits", gpuResource)
+			break
+		}
+		if backend != "local" && ok {
+			bad("backend %s answers from a remote model but requests %s", backend, gpuResource)
 			break
 		}
 	}
