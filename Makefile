@@ -110,8 +110,6 @@ undeploy: ## remove llm-ui and llm-api from NAMESPACE (secrets are kept)
 validate-manifests: ## Dockerfiles, manifests and deploy scripts checked without a cluster (own Go module)
 	cd manifests/validate && $(GO) vet ./... && $(GO) test -count=1 ./...
 
-# Targets whose issue has not landed say so and fail.
-NOT_YET := demo
-.PHONY: $(NOT_YET)
-$(NOT_YET):
-	@echo "make $@: not implemented yet (see the project's open issues)" >&2; exit 2
+.PHONY: demo
+demo: build ## the whole pipeline on this machine, offline, then serve it (DEMO_EXIT=1 exits after one question)
+	$(BIN)/demo

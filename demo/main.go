@@ -26,7 +26,7 @@ func main() {
 	flag.StringVar(&o.BinDir, "bin-dir", "bin", "the built commands (make build)")
 	flag.IntVar(&o.Train, "train", 4000, "training records")
 	flag.IntVar(&o.Eval, "eval", 200, "held-out records")
-	flag.IntVar(&o.MaxSteps, "max-steps", 600, "fine-tuning steps")
+	flag.IntVar(&o.MaxSteps, "max-steps", 1500, "fine-tuning steps")
 	flag.Int64Var(&o.Seed, "seed", 1, "seed for the data, the base model and the training")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: demo [flags]\n\nEnvironment: DEMO_EXIT=1 exits after the sample question.\n\n")

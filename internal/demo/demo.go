@@ -44,7 +44,7 @@ type Options struct {
 	Train, Eval int
 	// Seed makes the data, the base model and the training reproducible.
 	Seed int64
-	// MaxSteps bounds the fine-tuning (default 600).
+	// MaxSteps bounds the fine-tuning (default 1500).
 	MaxSteps int
 	// Exit stops after the sample question instead of serving until ctx ends
 	// (DEMO_EXIT=1).
@@ -72,7 +72,7 @@ func (o *Options) defaults() {
 		o.Seed = 1
 	}
 	if o.MaxSteps == 0 {
-		o.MaxSteps = 600
+		o.MaxSteps = 1500
 	}
 	if o.ModelName == "" {
 		o.ModelName = "kfllm-demo"
@@ -190,9 +190,9 @@ const (
   "vocab_size": %d,
   "hidden_size": 128,
   "intermediate_size": 344,
-  "num_hidden_layers": 4,
-  "num_attention_heads": 4,
-  "num_key_value_heads": 4,
+  "num_hidden_layers": 2,
+  "num_attention_heads": 8,
+  "num_key_value_heads": 8,
   "max_position_embeddings": 256,
   "rms_norm_eps": 1e-5,
   "rope_theta": 10000.0,
@@ -233,7 +233,7 @@ func (d *runner) baseModel(context.Context) error {
 		return err
 	}
 	fmt.Fprintf(d.o.Out, "    byte-level BPE tokenizer trained on the training set: %d tokens\n", tok.VocabSize())
-	fmt.Fprintf(d.o.Out, "    Llama, 4 layers, hidden 128, randomly initialised (offline: no pretrained weights to fetch) -> %s\n", dir)
+	fmt.Fprintf(d.o.Out, "    Llama, 2 layers, hidden 128, 8 heads, randomly initialised (offline: no pretrained weights to fetch) -> %s\n", dir)
 	return nil
 }
 
@@ -252,10 +252,10 @@ func (d *runner) pipeline(ctx context.Context) error {
 		"max_length":    "160",
 		"epochs":        "100",
 		"max_steps":     fmt.Sprint(d.o.MaxSteps),
-		"learning_rate": "0.002",
+		"learning_rate": "0.003",
 		"batch_size":    "32",
 		"lora_r":        "0",
-		"warmup_steps":  "30",
+		"warmup_steps":  "50",
 		"seed":          fmt.Sprint(d.o.Seed),
 	}
 	args := []string{"local", "-f", d.path("pipeline.yaml"), "--work-dir", d.path("runs"), "--run-id", runID, "--bin-dir", d.o.BinDir}
