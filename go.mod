@@ -8,7 +8,7 @@ require (
 	dario.cat/mergo v1.0.2 // indirect
 	github.com/Microsoft/go-winio v0.6.2 // indirect
 	github.com/ProtonMail/go-crypto v1.1.6 // indirect
-	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/chromedp/cdproto v0.159.0 // ui/server tests: chromedp's DevTools protocol types (viewport, console events)
 	github.com/cloudflare/circl v1.6.3 // indirect
 	github.com/cyphar/filepath-securejoin v0.6.1 // indirect
 	github.com/dlclark/regexp2 v1.12.0 // tokenizer: HF Split patterns need lookahead (?!\S), which Go regexp lacks
@@ -31,8 +31,8 @@ require (
 	github.com/schollz/progressbar/v2 v2.15.0 // indirect
 	github.com/sergi/go-diff v1.3.2-0.20230802210424-5b0b94c5c0d3 // indirect
 	github.com/skeema/knownhosts v1.3.1 // indirect
-	github.com/stretchr/testify v1.12.1 // indirect
-	github.com/sugarme/gotch v0.9.1 // indirect
+	github.com/stretchr/testify v1.12.1 // tests: assert/require where a table of expectations reads better
+	github.com/sugarme/gotch v0.9.1 // libtorch from Go: tensors, autograd and ops for the model engine and training (cgo; kept out of the light packages)
 	github.com/sugarme/regexpset v0.0.0-20200920021344-4d4ec8eaf93c // indirect
 	github.com/sugarme/tokenizer v0.3.0 // tokenizer: the HF tokenizer pipeline we build on (interfaces, normalizers, decoders)
 	github.com/tmc/langchaingo v0.1.14 // serving: prompt template, llms.Model, string output parser (the chain), HF/OpenAI backends
@@ -40,7 +40,7 @@ require (
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
-	golang.org/x/text v0.42.0 // indirect
+	golang.org/x/text v0.42.0 // tokenizer: Unicode normalization forms (NFC/NFKC) that HF normalizers apply
 	gopkg.in/warnings.v0 v0.1.2 // indirect
 )
 
@@ -51,9 +51,9 @@ require (
 	github.com/go-openapi/jsonpointer v0.21.0 // indirect
 	github.com/go-openapi/jsonreference v0.21.0 // indirect
 	github.com/go-openapi/loads v0.22.0 // indirect
-	github.com/go-openapi/runtime v0.24.2 // indirect
+	github.com/go-openapi/runtime v0.24.2 // internal/kfp/remote: the transport of KFP's generated v2beta1 client
 	github.com/go-openapi/spec v0.21.0 // indirect
-	github.com/go-openapi/strfmt v0.23.0 // indirect
+	github.com/go-openapi/strfmt v0.23.0 // internal/kfp/remote: formats used by KFP's generated v2beta1 client
 	github.com/go-openapi/swag v0.23.0 // indirect
 	github.com/go-openapi/validate v0.24.0 // indirect
 	github.com/google/go-cmp v0.7.0 // tests: cmp.Diff on golden files
@@ -64,9 +64,8 @@ require (
 	github.com/oklog/ulid v1.3.1 // indirect
 	github.com/opentracing/opentracing-go v1.2.0 // indirect
 	go.mongodb.org/mongo-driver v1.14.0 // indirect
-	go.yaml.in/yaml/v2 v2.4.4 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20250122153221-138b5a5a4fd4 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
+	google.golang.org/protobuf v1.36.12 // internal/kfp: protojson for the KFP IR (pipelinespec, kubernetes platform protos)
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // internal/modelcard: the model card YAML front matter, fields in the Hub's order; internal/kfp: the compiled pipeline YAML (sorted keys, YAML 1.1-safe floats)
 	sigs.k8s.io/yaml v1.6.0 // indirect
@@ -115,6 +114,8 @@ require (
 	golang.org/x/exp v0.0.0-20260410095643-746e56fc9e2f // indirect
 	golang.org/x/term v0.46.0 // internal/train: a progress bar on a terminal, plain lines otherwise
 )
+
+require go.yaml.in/yaml/v3 v3.0.5 // indirect
 
 // The KFP root module (backend/api/v2beta1/go_http_client for pipeline run)
 // requires k8s.io/kubernetes v0.17.9, which does not exist; KFP's own go.mod

@@ -1,8 +1,10 @@
 package squad
 
 import (
-	"math"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 func TestNormalize(t *testing.T) {
@@ -35,21 +37,16 @@ func TestScores(t *testing.T) {
 	var s Score
 	var em, f1 float64
 	for _, c := range cases {
-		if got := ExactMatch(c.pred, c.answers...); got != c.em {
-			t.Errorf("ExactMatch(%q, %q) = %v, want %v", c.pred, c.answers, got, c.em)
-		}
-		if got := F1(c.pred, c.answers...); math.Abs(got-c.f1) > 1e-12 {
-			t.Errorf("F1(%q, %q) = %v, want %v", c.pred, c.answers, got, c.f1)
-		}
+		assert.Equal(t, c.em, ExactMatch(c.pred, c.answers...), "ExactMatch(%q, %q)", c.pred, c.answers)
+		assert.InDelta(t, c.f1, F1(c.pred, c.answers...), 1e-12, "F1(%q, %q)", c.pred, c.answers)
 		s.Add(c.pred, c.answers...)
 		em += c.em
 		f1 += c.f1
 	}
-	if s.N != len(cases) || math.Abs(s.ExactMatch()-em/5) > 1e-12 || math.Abs(s.F1()-f1/5) > 1e-12 {
-		t.Errorf("Score = %d %v %v, want %d %v %v", s.N, s.ExactMatch(), s.F1(), len(cases), em/5, f1/5)
-	}
+	require.Equal(t, len(cases), s.N)
+	assert.InDelta(t, em/5, s.ExactMatch(), 1e-12)
+	assert.InDelta(t, f1/5, s.F1(), 1e-12)
 	var empty Score
-	if empty.ExactMatch() != 0 || empty.F1() != 0 {
-		t.Error("empty score is not zero")
-	}
+	assert.Zero(t, empty.ExactMatch())
+	assert.Zero(t, empty.F1())
 }
