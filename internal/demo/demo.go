@@ -53,6 +53,9 @@ type Options struct {
 	ModelName string
 	// Out receives the progress and the summary (os.Stdout when nil).
 	Out io.Writer
+	// WhileServing, when set, runs after the sample question while serving
+	// and the UI still run (tests use it to drive the UI in a browser).
+	WhileServing func(ctx context.Context, s *Summary) error
 }
 
 func (o *Options) defaults() {
@@ -145,6 +148,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		fmt.Fprintf(o.Out, "    done in %s\n", el.Round(100*time.Millisecond))
 	}
 	d.printSummary()
+	if o.WhileServing != nil {
+		if err := o.WhileServing(ctx, d.sum); err != nil {
+			return d.sum, fmt.Errorf("demo: while serving: %w", err)
+		}
+	}
 	if o.Exit {
 		return d.sum, nil
 	}
@@ -193,7 +201,7 @@ const (
   "num_hidden_layers": 2,
   "num_attention_heads": 8,
   "num_key_value_heads": 8,
-  "max_position_embeddings": 256,
+  "max_position_embeddings": 1024,
   "rms_norm_eps": 1e-5,
   "rope_theta": 10000.0,
   "hidden_act": "silu",

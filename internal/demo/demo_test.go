@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,9 +35,25 @@ func TestDemoEndToEnd(t *testing.T) {
 	var out bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	sum, err := Run(ctx, Options{Dir: dir, BinDir: bin, Train: 300, Eval: 12, MaxSteps: 8, Exit: true, Out: &out})
+	// While the demo serves, the UI's browser test runs against the real
+	// serving process and UI on the model the pipeline just trained.
+	var browser []byte
+	whileServing := func(ctx context.Context, s *Summary) error {
+		cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-run", "^TestBrowserWithServingProcess$", "../../ui/server")
+		cmd.Env = append(os.Environ(), "KFLLM_SERVING_URL="+s.APIURL, "KFLLM_SERVING_MODEL=kfllm-demo")
+		var err error
+		if browser, err = cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("browser test: %w\n%s", err, browser)
+		}
+		return nil
+	}
+	sum, err := Run(ctx, Options{Dir: dir, BinDir: bin, Train: 300, Eval: 12, MaxSteps: 8, Exit: true, Out: &out, WhileServing: whileServing})
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+
+	if !strings.Contains(string(browser), "--- PASS: TestBrowserWithServingProcess") {
+		t.Errorf("the browser test against the serving process did not pass:\n%s", browser)
 	}
 
 	// Every stage ran, in order.
