@@ -163,7 +163,8 @@ func TestBrowserWithServingLayer(t *testing.T) {
 // process that is already running (for example `serving --model-name NAME
 // --model-dir DIR` on a tiny model), when KFLLM_SERVING_URL and
 // KFLLM_SERVING_MODEL name it. Without them it skips: the hermetic tests
-// above cover the same flow.
+// above cover the same flow. internal/demo's end-to-end test (in make test)
+// runs it against the serving process and the model its pipeline trained.
 func TestBrowserWithServingProcess(t *testing.T) {
 	url, model := os.Getenv("KFLLM_SERVING_URL"), os.Getenv("KFLLM_SERVING_MODEL")
 	if url == "" || model == "" {
