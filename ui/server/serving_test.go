@@ -4,10 +4,10 @@ package server
 // V1 routes, SSE streaming, answer parser, LangSmith run ids and feedback are
 // the real ones, on loopback. Only the model is scripted
 // (internal/scheduler/schedulertest's byte-level engine behind the real
-// batching scheduler), because the serving command with a tiny model needs
-// libtorch and serving/main.go has not landed yet. Once it has, point these
-// browser tests at a running process with KFLLM_SERVING_URL and
-// KFLLM_SERVING_MODEL (TestBrowserWithServingProcess).
+// batching scheduler), so that these tests need no libtorch (ui stays free
+// of cgo). The browser flow against a real serving process on a trained
+// model is TestBrowserWithServingProcess, which internal/demo's end-to-end
+// test runs with KFLLM_SERVING_URL and KFLLM_SERVING_MODEL set.
 
 import (
 	"context"

@@ -11,10 +11,9 @@ import (
 	"time"
 )
 
-// standinAPI is a local stand-in for the serving API. The real serving
-// process (serving/, its own issue) had not landed when these tests were
-// written, so this server speaks EXACTLY the contract that issue 10's brief
-// states for it:
+// standinAPI is a local stand-in for the serving API, for the error paths
+// and timings a real model cannot be made to produce on demand. It speaks
+// EXACTLY the contract of internal/server (see its doc.go):
 //
 //   - POST /v1/models/{MODEL_NAME}:predict with
 //     {"instances":[{"context","question"}],"parameters":{"max_new_tokens","temperature"}}
