@@ -19,11 +19,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -267,7 +269,7 @@ func (d *runner) pipeline(ctx context.Context) error {
 		"seed":          fmt.Sprint(d.o.Seed),
 	}
 	args := []string{"local", "-f", d.path("pipeline.yaml"), "--work-dir", d.path("runs"), "--run-id", runID, "--bin-dir", d.o.BinDir}
-	for _, k := range sortedKeys(params) {
+	for _, k := range slices.Sorted(maps.Keys(params)) {
 		args = append(args, "--param", k+"="+params[k])
 	}
 	return d.run(ctx, "", filepath.Join(d.o.BinDir, "pipeline"), args...)
@@ -507,19 +509,6 @@ func writeJSONL(path string, recs []synth.Record) error {
 		return err
 	}
 	return os.Rename(tmp, path)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
 }
 
 // prefixWriter writes each line with a prefix.
