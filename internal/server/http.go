@@ -115,6 +115,16 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	return body, nil
 }
 
+// readJSON reads the request body under the size limit and decodes it
+// strictly into v (see readBody and decodeStrict).
+func (s *Server) readJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	return decodeStrict(body, v)
+}
+
 // decodeStrict decodes JSON into v, refusing unknown fields and trailing data.
 // KServe parses the body as JSON whatever its Content-Type says, and so do we.
 func decodeStrict(body []byte, v any) error {

@@ -118,13 +118,8 @@ func (s *Server) v1Predict(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	var req v1Request
-	if err := decodeStrict(body, &req); err != nil {
+	if err := s.readJSON(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -288,13 +283,8 @@ type feedbackRequest struct {
 const FeedbackKey = "user_score"
 
 func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	var req feedbackRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := s.readJSON(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}

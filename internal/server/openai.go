@@ -151,13 +151,8 @@ func finishReason(a answer) string {
 }
 
 func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.openaiFail(w, r, err)
-		return
-	}
 	var req completionRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := s.readJSON(w, r, &req); err != nil {
 		s.openaiFail(w, r, err)
 		return
 	}
@@ -296,13 +291,8 @@ func chatVars(msgs []chatMessage) (map[string]any, error) {
 }
 
 func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.openaiFail(w, r, err)
-		return
-	}
 	var req chatRequest
-	if err := decodeStrict(body, &req); err != nil {
+	if err := s.readJSON(w, r, &req); err != nil {
 		s.openaiFail(w, r, err)
 		return
 	}

@@ -105,13 +105,8 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 	if st == nil {
 		return
 	}
-	body, err := s.readBody(w, r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	var req v2Request
-	if err := decodeStrict(body, &req); err != nil {
+	if err := s.readJSON(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return
 	}
