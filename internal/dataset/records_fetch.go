@@ -539,18 +539,25 @@ func (f *fetcher) acquireHub(ctx context.Context, src string) ([]localFile, erro
 		return files, nil
 	}
 	f.meta.Subset, f.meta.Split = f.o.Subset, split
+	return f.downloadChosen(ctx, repoID, sha, chosen, byPath, f.formatFor)
+}
+
+// downloadChosen downloads the chosen files of a dataset repo at commit sha
+// (within the size budget), each with the format format gives it, and
+// records the first one's format in the metadata.
+func (f *fetcher) downloadChosen(ctx context.Context, repoID, sha string, chosen []string, byPath map[string]hub.TreeEntry, format func(string) (Format, error)) ([]localFile, error) {
 	if err := f.checkSizes(chosen, byPath); err != nil {
 		return nil, err
 	}
 	var out []localFile
 	for _, p := range chosen {
 		e := byPath[p]
-		fileURL := c.FileURL("dataset", repoID, sha, p)
+		fileURL := f.o.Hub.FileURL("dataset", repoID, sha, p)
 		lf, err := f.download(ctx, fileURL, p, &e)
 		if err != nil {
 			return nil, err
 		}
-		if lf.format, err = f.formatFor(p); err != nil {
+		if lf.format, err = format(p); err != nil {
 			return nil, err
 		}
 		lf.url = fileURL
@@ -630,20 +637,5 @@ func (f *fetcher) acquireParquetConversion(ctx context.Context, repoID, split st
 	}
 	f.meta.Revision, f.meta.Commit, f.meta.ParquetConversion = hub.ParquetRevision, sha, true
 	f.meta.Subset, f.meta.Split = subset, split
-	if err := f.checkSizes(chosen, byPath); err != nil {
-		return nil, err
-	}
-	var out []localFile
-	for _, p := range chosen {
-		e := byPath[p]
-		fileURL := c.FileURL("dataset", repoID, sha, p)
-		lf, err := f.download(ctx, fileURL, p, &e)
-		if err != nil {
-			return nil, err
-		}
-		lf.format, lf.url = FormatParquet, fileURL
-		out = append(out, lf)
-	}
-	f.meta.Format = FormatParquet
-	return out, nil
+	return f.downloadChosen(ctx, repoID, sha, chosen, byPath, func(string) (Format, error) { return FormatParquet, nil })
 }
