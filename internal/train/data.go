@@ -4,9 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
 
-	"github.com/kfllm/kfllm/internal/safetensors"
+	"github.com/kfllm/kfllm/internal/dataset"
 )
 
 // shard is one token shard (train.safetensors or eval.safetensors) held in
@@ -22,40 +21,14 @@ type shard struct {
 // readShard reads dir/name as DESIGN.md §3 defines token shards.
 func readShard(dir, name string) (*shard, error) {
 	p := filepath.Join(dir, name)
-	f, err := safetensors.Open(p)
+	s, err := dataset.ReadShard(p)
 	if err != nil {
 		return nil, fmt.Errorf("read token shard: %w", err)
 	}
-	defer f.Close()
-	sh := &shard{}
-	var shape []int64
-	for _, t := range []struct {
-		name string
-		dst  *[]int32
-	}{{"input_ids", &sh.ids}, {"labels", &sh.labels}, {"attention_mask", &sh.mask}} {
-		info, ok := f.Info(t.name)
-		if !ok {
-			return nil, fmt.Errorf("read token shard %s: no tensor %q", p, t.name)
-		}
-		if info.DType != safetensors.I32 || len(info.Shape) != 2 {
-			return nil, fmt.Errorf("read token shard %s: %s is %s %v, want int32 [N, L]", p, t.name, info.DType, info.Shape)
-		}
-		if shape == nil {
-			shape = info.Shape
-		} else if !slices.Equal(shape, info.Shape) {
-			return nil, fmt.Errorf("read token shard %s: %s has shape %v, input_ids %v", p, t.name, info.Shape, shape)
-		}
-		data, err := f.Data(t.name)
-		if err != nil {
-			return nil, fmt.Errorf("read token shard %s: %w", p, err)
-		}
-		*t.dst = slices.Clone(safetensors.Int32s(data))
+	if s.N == 0 || s.L < 2 {
+		return nil, fmt.Errorf("read token shard %s: shape [%d %d] holds no trainable example", p, s.N, s.L)
 	}
-	sh.n, sh.length = int(shape[0]), int(shape[1])
-	if sh.n == 0 || sh.length < 2 {
-		return nil, fmt.Errorf("read token shard %s: shape %v holds no trainable example", p, shape)
-	}
-	return sh, nil
+	return &shard{ids: s.InputIDs, labels: s.Labels, mask: s.AttentionMask, n: s.N, length: s.L}, nil
 }
 
 // batch is a micro-batch ready for ForwardAt: ids and mask [b*t] (mask nil
