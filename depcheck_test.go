@@ -17,6 +17,7 @@ var light = []string{
 	"github.com/kfllm/kfllm/internal/hub",
 	"github.com/kfllm/kfllm/internal/dataset",
 	"github.com/kfllm/kfllm/internal/safetensors",
+	"github.com/kfllm/kfllm/internal/gguf",
 	"github.com/kfllm/kfllm/internal/tokenizer",
 	"github.com/kfllm/kfllm/internal/prompt",
 	"github.com/kfllm/kfllm/internal/kfp",
