@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"os"
 	"slices"
+	"strconv"
 )
 
 // ErrMalformed is wrapped by every error about a file that breaks the
@@ -243,13 +244,14 @@ func parse(data []byte) (*File, error) {
 	for range nKV {
 		at := c.off
 		key := c.str("metadata key")
-		typ := ValueType(c.u32("value type of " + key))
-		v := c.value(typ, key, 0)
+		label := shortQuote(key)
+		typ := ValueType(c.u32("value type of " + label))
+		v := c.value(typ, label, 0)
 		if c.err != nil {
 			return nil, c.err
 		}
 		if _, dup := g.Metadata.values[key]; dup {
-			return nil, fault(at, "metadata key %q appears twice", key)
+			return nil, fault(at, "metadata key %s appears twice", label)
 		}
 		g.Metadata.values[key] = v
 		g.Metadata.keys = append(g.Metadata.keys, key)
@@ -274,7 +276,7 @@ func parse(data []byte) (*File, error) {
 			return nil, c.err
 		}
 		if _, dup := g.byName[t.Name]; dup {
-			return nil, fault(at, "tensor %q appears twice", t.Name)
+			return nil, fault(at, "tensor %s appears twice", shortQuote(t.Name))
 		}
 		g.byName[t.Name] = len(g.Tensors)
 		g.Tensors = append(g.Tensors, t)
@@ -284,11 +286,11 @@ func parse(data []byte) (*File, error) {
 	for i := range g.Tensors {
 		t := &g.Tensors[i]
 		if rel[i]%uint64(g.Alignment) != 0 {
-			return nil, fmt.Errorf("%w: tensor %s: offset %d is not a multiple of the alignment %d", ErrMalformed, t.Name, rel[i], g.Alignment)
+			return nil, fmt.Errorf("%w: tensor %s: offset %d is not a multiple of the alignment %d", ErrMalformed, shortQuote(t.Name), rel[i], g.Alignment)
 		}
 		if rel[i] > uint64(len(data)) || g.DataStart+int64(rel[i]) > int64(len(data))-t.Size {
 			return nil, fmt.Errorf("%w: tensor %s: %d bytes at data offset %d run past the end of the file (%d bytes; truncated?)",
-				ErrMalformed, t.Name, t.Size, rel[i], len(data))
+				ErrMalformed, shortQuote(t.Name), t.Size, rel[i], len(data))
 		}
 		t.Offset = g.DataStart + int64(rel[i])
 	}
@@ -300,32 +302,33 @@ func parse(data []byte) (*File, error) {
 
 func (c *cursor) tensorInfo(i uint64) (TensorInfo, uint64) {
 	t := TensorInfo{Name: c.str(fmt.Sprintf("tensor %d name", i))}
-	nDims := c.u32("dimension count of " + t.Name)
+	label := shortQuote(t.Name)
+	nDims := c.u32("dimension count of " + label)
 	if c.err == nil && (nDims == 0 || nDims > maxDims) {
-		c.err = fault(c.off, "tensor %s has %d dimensions (want 1..%d)", t.Name, nDims, maxDims)
+		c.err = fault(c.off, "tensor %s has %d dimensions (want 1..%d)", label, nDims, maxDims)
 	}
 	n := uint64(1)
 	for range nDims {
-		d := c.u64("dimension of " + t.Name)
+		d := c.u64("dimension of " + label)
 		t.Dims = append(t.Dims, d)
 		hi, lo := bits.Mul64(n, d)
 		if c.err == nil && (hi != 0 || lo > math.MaxInt64) {
-			c.err = fault(c.off, "tensor %s: dimensions %v overflow", t.Name, t.Dims)
+			c.err = fault(c.off, "tensor %s: dimensions %v overflow", label, t.Dims)
 		}
 		n = lo
 	}
-	t.Type = Type(c.u32("type of " + t.Name))
-	off := c.u64("offset of " + t.Name)
+	t.Type = Type(c.u32("type of " + label))
+	off := c.u64("offset of " + label)
 	if c.err != nil {
 		return t, 0
 	}
 	info, ok := typeInfo[t.Type]
 	if !ok {
-		c.err = fmt.Errorf("tensor %s: ggml type %d: %w", t.Name, uint32(t.Type), ErrUnsupported)
+		c.err = fmt.Errorf("tensor %s: ggml type %d: %w", label, uint32(t.Type), ErrUnsupported)
 		return t, 0
 	}
 	if t.Dims[0]%uint64(info.block) != 0 {
-		c.err = fault(c.off, "tensor %s: row length %d is not a multiple of %s's block of %d", t.Name, t.Dims[0], t.Type, info.block)
+		c.err = fault(c.off, "tensor %s: row length %d is not a multiple of %s's block of %d", label, t.Dims[0], t.Type, info.block)
 		return t, 0
 	}
 	hi, size := bits.Mul64(n/uint64(info.block), uint64(info.size))
@@ -347,10 +350,19 @@ func checkOverlap(ts []TensorInfo) error {
 	for k := 1; k < len(order); k++ {
 		a, b := ts[order[k-1]], ts[order[k]]
 		if a.Size > 0 && b.Size > 0 && a.Offset+a.Size > b.Offset {
-			return fmt.Errorf("%w: tensors %s and %s overlap", ErrMalformed, a.Name, b.Name)
+			return fmt.Errorf("%w: tensors %s and %s overlap", ErrMalformed, shortQuote(a.Name), shortQuote(b.Name))
 		}
 	}
 	return nil
 }
 
 func alignUp(n, a int64) int64 { return (n + a - 1) / a * a }
+
+// shortQuote quotes a name read from a file for an error message, cut to 64
+// bytes: a corrupt file can hold a name of any length and any bytes.
+func shortQuote(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + "..."
+	}
+	return strconv.Quote(s)
+}
