@@ -1,6 +1,7 @@
 package gguf
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -277,4 +278,32 @@ func TestTokenizerAddBOS(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkTokenCases(t, dir, []tokenCase{{Text: "abba", IDs: []int{0, 3, 2, 1}}}, false)
+}
+
+// A tensor of a type Dequantize does not handle is an error naming the
+// tensor and the type, before anything is written.
+func TestConvertUnsupportedType(t *testing.T) {
+	data, err := os.ReadFile(tinyGGUF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tensor info: name, n_dims (uint32) = 1, dim (uint64) = 64, type (uint32).
+	name := []byte("blk.1.attn_norm.weight")
+	at := bytes.Index(data, name) + len(name) + 4 + 8
+	if data[at] != byte(F32) {
+		t.Fatalf("fixture layout changed: type byte %d at %d", data[at], at)
+	}
+	data[at] = byte(Q8_1) // 64 elements take 72 bytes instead of 256: still in bounds
+	src := filepath.Join(t.TempDir(), "q8_1.gguf")
+	if err := os.WriteFile(src, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "m")
+	err = ConvertLlama(context.Background(), src, out, ConvertOptions{})
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "blk.1.attn_norm.weight: type Q8_1") {
+		t.Fatalf("got %v, want ErrUnsupported naming blk.1.attn_norm.weight and Q8_1", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("output dir after a failed conversion: %v", err)
+	}
 }

@@ -12,18 +12,19 @@ import (
 
 // values.gguf is written by scripts/golden/gguf_fixture.py with gguf-py's
 // GGUFWriter: one metadata key of each value type, nested arrays, and two
-// small tensors.
+// small tensors, aligned to 64 bytes by general.alignment.
 func TestOpenValues(t *testing.T) {
 	g, err := Open(filepath.Join("testdata", "values.gguf"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	if g.Version != 3 || g.Alignment != DefaultAlignment {
-		t.Errorf("version %d alignment %d, want 3 and %d", g.Version, g.Alignment, DefaultAlignment)
+	if g.Version != 3 || g.Alignment != 64 || g.DataStart%64 != 0 {
+		t.Errorf("version %d alignment %d data at %d, want 3, 64 and a multiple of 64", g.Version, g.Alignment, g.DataStart)
 	}
 	want := map[string]any{
 		"general.architecture": "none",
+		"general.alignment":    uint32(64),
 		"test.u8":              uint8(200),
 		"test.i8":              int8(-100),
 		"test.u16":             uint16(60000),

@@ -229,10 +229,11 @@ def write_tiny_gguf(path, model, cfg, tok):
 
 
 def write_values_gguf(path):
-    """One key of every value type, nested arrays included, and two tensors,
-    for the reader (transformers cannot parse nested arrays, so this is not
+    """One key of every value type, nested arrays included, a non-default
+    alignment and two tensors, for the reader (transformers cannot parse nested arrays, so this is not
     the model fixture)."""
     w = gguf.GGUFWriter(str(path), "none")
+    w.add_custom_alignment(64)
     w.add_uint8("test.u8", 200)
     w.add_int8("test.i8", -100)
     w.add_uint16("test.u16", 60000)
