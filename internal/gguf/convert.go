@@ -68,7 +68,7 @@ func ConvertLlama(ctx context.Context, ggufPath, outDir string, opts ConvertOpti
 	if err != nil {
 		return wrap(err)
 	}
-	tok, err := buildTokenizer(g.Metadata, hp.ContextLength)
+	tok, err := buildTokenizer(g.Metadata, hp.Vocab, hp.ContextLength)
 	if err != nil {
 		return wrap(err)
 	}

@@ -251,9 +251,10 @@ func TestConvertRefuses(t *testing.T) {
 		{"bad merge", md("tokenizer.ggml.pre", "gpt2", "tokenizer.ggml.merges", []string{"ab"}), ErrMalformed},
 		{"duplicate token", md("tokenizer.ggml.pre", "gpt2", "tokenizer.ggml.tokens", []string{"a", "a"}), ErrMalformed},
 		{"bos out of range", md("tokenizer.ggml.pre", "gpt2", "tokenizer.ggml.bos_token_id", uint32(3)), ErrMalformed},
+		{"more tokens than embeddings", md("tokenizer.ggml.pre", "gpt2", "tokenizer.ggml.tokens", []string{"a", "b", "ab", "ba"}), ErrMalformed},
 		{"add_bos without bos", md("tokenizer.ggml.pre", "gpt2", "tokenizer.ggml.add_bos_token", true), ErrMalformed},
 	} {
-		if _, err := buildTokenizer(tc.md, 16); !errors.Is(err, tc.want) {
+		if _, err := buildTokenizer(tc.md, 3, 16); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
 		}
 	}
@@ -266,7 +267,7 @@ func TestTokenizerAddBOS(t *testing.T) {
 		"tokenizer.ggml.tokens": []string{"<s>", "a", "b", "ab"}, "tokenizer.ggml.token_type": []int32{3, 1, 1, 1},
 		"tokenizer.ggml.merges": []string{"a b"}, "tokenizer.ggml.bos_token_id": uint32(0), "tokenizer.ggml.add_bos_token": true,
 	}}
-	tok, err := buildTokenizer(m, 16)
+	tok, err := buildTokenizer(m, 4, 16)
 	if err != nil {
 		t.Fatal(err)
 	}

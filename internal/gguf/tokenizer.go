@@ -8,12 +8,10 @@ import (
 
 // Token types of tokenizer.ggml.token_type (llama.cpp's llama_token_type).
 const (
-	tokenNormal      = 1
 	tokenUnknown     = 2
 	tokenControl     = 3
 	tokenUserDefined = 4
-	tokenUnused      = 5
-	tokenByte        = 6
+	tokenByte        = 6 // normal (1) and unused (5) tokens are only in the vocabulary
 )
 
 // preTokenizers maps tokenizer.ggml.pre to the Hugging Face pre-tokenizer
@@ -63,7 +61,10 @@ type addedToken struct {
 // pre-tokenizer chosen by tokenizer.ggml.pre, a ByteLevel decoder, and BOS/EOS
 // added by a TemplateProcessing post-processor only when
 // tokenizer.ggml.add_bos_token / add_eos_token say so.
-func buildTokenizer(md Metadata, maxLen int) (*hfTokenizer, error) {
+//
+// vocab is the number of embedding rows: a model cannot have fewer than
+// there are tokens.
+func buildTokenizer(md Metadata, vocab, maxLen int) (*hfTokenizer, error) {
 	model, err := md.String("tokenizer.ggml.model")
 	if err != nil {
 		return nil, err
@@ -85,6 +86,9 @@ func buildTokenizer(md Metadata, maxLen int) (*hfTokenizer, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(tokens) > vocab {
+		return nil, fmt.Errorf("%d tokens but %d embedding rows: %w", len(tokens), vocab, ErrMalformed)
+	}
 	types := make([]int, len(tokens))
 	if md.Has("tokenizer.ggml.token_type") {
 		if types, err = md.Ints("tokenizer.ggml.token_type"); err != nil {
@@ -101,8 +105,8 @@ func buildTokenizer(md Metadata, maxLen int) (*hfTokenizer, error) {
 
 	// The vocabulary is written by hand to keep id order (a Go map would sort
 	// it by token).
-	var vocab bytes.Buffer
-	vocab.WriteByte('{')
+	var vocabJSON bytes.Buffer
+	vocabJSON.WriteByte('{')
 	seen := make(map[string]int, len(tokens))
 	var added []addedToken
 	for id, tok := range tokens {
@@ -111,10 +115,10 @@ func buildTokenizer(md Metadata, maxLen int) (*hfTokenizer, error) {
 		}
 		seen[tok] = id
 		if id > 0 {
-			vocab.WriteByte(',')
+			vocabJSON.WriteByte(',')
 		}
-		vocab.Write(jsonString(tok))
-		fmt.Fprintf(&vocab, ":%d", id)
+		vocabJSON.Write(jsonString(tok))
+		fmt.Fprintf(&vocabJSON, ":%d", id)
 		switch types[id] {
 		case tokenControl, tokenUnknown:
 			added = append(added, addedToken{ID: id, Content: tok, Special: true})
@@ -124,7 +128,7 @@ func buildTokenizer(md Metadata, maxLen int) (*hfTokenizer, error) {
 			return nil, fmt.Errorf("token %d %q has type byte, which byte-level BPE does not use: %w", id, tok, ErrUnsupported)
 		}
 	}
-	vocab.WriteByte('}')
+	vocabJSON.WriteByte('}')
 	for i, m := range merges {
 		a, b, ok := bytes.Cut([]byte(m), []byte(" "))
 		if !ok || len(a) == 0 || len(b) == 0 {
@@ -214,7 +218,7 @@ func buildTokenizer(md Metadata, maxLen int) (*hfTokenizer, error) {
 	var mb bytes.Buffer
 	mb.WriteString(`{"type":"BPE","dropout":null,"unk_token":null,"continuing_subword_prefix":null,` +
 		`"end_of_word_suffix":null,"fuse_unk":false,"byte_fallback":false,"ignore_merges":false,"vocab":`)
-	mb.Write(vocab.Bytes())
+	mb.Write(vocabJSON.Bytes())
 	mb.WriteString(`,"merges":`)
 	mb.Write(mergesJSON)
 	mb.WriteByte('}')
