@@ -1,0 +1,57 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkDecodeBatch: greedy decode steps of 1 and of 8 sequences (prompts
+// of 10 to 17 tokens, prefilled together, not timed), as a serving batch
+// runs them; tok/s counts every sequence's tokens.
+func BenchmarkDecodeBatch(b *testing.B) {
+	m := benchModel(b)
+	defer m.Close()
+	ctx := context.Background()
+	for _, n := range []int{1, 8} {
+		b.Run(fmt.Sprintf("seqs=%d", n), func(b *testing.B) {
+			var elapsed time.Duration
+			var ops, tokens int64
+			var cpu float64
+			for i := -1; i < b.N; i++ { // i == -1 warms up
+				seqs := make([]*Sequence, n)
+				for j := range seqs {
+					sq, err := m.NewSequence(benchTokens(10+j, uint64(j)), GenerateOptions{MaxNewTokens: benchDecode + 1, EOS: []int{}})
+					if err != nil {
+						b.Fatal(err)
+					}
+					seqs[j] = sq
+				}
+				if err := m.Prefill(ctx, seqs); err != nil {
+					b.Fatal(err)
+				}
+				start, ops0, cpu0 := time.Now(), opCount.Load(), cpuSeconds(b)
+				for !seqs[0].Done() {
+					if err := m.DecodeStep(ctx, seqs); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if i >= 0 {
+					elapsed += time.Since(start)
+					ops += opCount.Load() - ops0
+					cpu += cpuSeconds(b) - cpu0
+					tokens += int64(benchDecode * n)
+				}
+				for _, sq := range seqs {
+					sq.Release()
+				}
+			}
+			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(float64(tokens)/elapsed.Seconds(), "tok/s")
+			b.ReportMetric(float64(tokens)/cpu, "tok/cpu-s")
+			b.ReportMetric(float64(ops)/float64(benchDecode*b.N), "ops/step")
+			b.ReportMetric(elapsed.Seconds()*1e3/float64(benchDecode*b.N), "ms/step")
+		})
+	}
+}

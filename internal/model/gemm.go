@@ -1,0 +1,86 @@
+package model
+
+import (
+	"sync"
+
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+)
+
+// A decode step multiplies a handful of rows (one per sequence in the
+// batch) by every weight matrix of the model. libtorch hands that to MKL,
+// which on this project's reference CPU (AMD EPYC, 1 thread) runs a batch
+// of 8 rows at a third of the machine's FMA rate: it repacks each weight
+// matrix on every call, and the repacking, not the arithmetic, is what
+// takes the time (perf: mkl_blas_def_sgemm_scopy_down16_bdz 33% of a
+// batch-8 step, the sgemm kernel itself 22%). The weights of an inference
+// model are stored transposed, [in,out] row-major (Model.transposeWeights),
+// and a few rows times such a matrix needs no packing at all: kernelRows
+// streams each weight once per step with every row's accumulators in
+// registers (gemm_amd64.c). BenchmarkRowsMatmul compares it with libtorch.
+//
+// Each output element sums over the inputs in order, one fused
+// multiply-add at a time, for any number of rows: a sequence's logits are
+// the same bits alone or in a batch of 8.
+
+// kernelMaxRows is the most rows rowsMatmul takes: decode batches. Longer
+// inputs (prefill) go to libtorch.
+const kernelMaxRows = 16
+
+// rowsMatmul is x @ wt for x [..., K] of at most kernelMaxRows rows and wt
+// [K,N], both contiguous float32 on the CPU, with the kernel; it returns
+// nil (and does nothing) when the kernel does not apply, and the caller
+// uses libtorch.
+func (s *scope) rowsMatmul(x, wt ct) ct {
+	if !haveKernel || !s.ok() || !kernelFits(x, wt) {
+		return nil
+	}
+	xs, ws := shapeOf(x), shapeOf(wt)
+	k, n := ws[0], ws[1]
+	m := numel(xs) / k
+	out := append(xs[:len(xs)-1:len(xs)-1], n)
+	var y ct
+	lib.AtgEmpty(&y, out, len(out), int32(gotch.Float.CInt()), int32(gotch.CPU.CInt()))
+	if y = s.own(y, "empty"); y == nil {
+		return nil
+	}
+	xp, wp, yp := lib.AtDataPtr(x), lib.AtDataPtr(wt), lib.AtDataPtr(y)
+	// Split the columns over libtorch's threads when there is enough work.
+	parts := int64(1)
+	if t := int64(Threads()); t > 1 && m*k*n >= 1<<18 {
+		parts = min(t, n/64)
+	}
+	if parts <= 1 {
+		kernelRows(xp, wp, yp, m, k, n, 0, n)
+		return y
+	}
+	step := (n/parts + 47) / 48 * 48
+	var wg sync.WaitGroup
+	for n0 := step; n0 < n; n0 += step {
+		wg.Add(1)
+		go func(n0, n1 int64) {
+			defer wg.Done()
+			kernelRows(xp, wp, yp, m, k, n, n0, n1)
+		}(n0, min(n0+step, n))
+	}
+	kernelRows(xp, wp, yp, m, k, n, 0, min(step, n))
+	wg.Wait()
+	return y
+}
+
+// kernelFits checks the kernel's preconditions on x and wt.
+func kernelFits(x, wt ct) bool {
+	float := int32(gotch.Float.CInt())
+	if lib.AtScalarType(x) != float || lib.AtScalarType(wt) != float || !onCPU(x) || !onCPU(wt) {
+		return false
+	}
+	if !lib.AtIsContiguous(x) || !lib.AtIsContiguous(wt) {
+		return false
+	}
+	xs, ws := shapeOf(x), shapeOf(wt)
+	if len(ws) != 2 || len(xs) < 1 || xs[len(xs)-1] != ws[0] || ws[0] == 0 || ws[1] == 0 {
+		return false
+	}
+	m := numel(xs) / ws[0]
+	return m >= 1 && m <= kernelMaxRows
+}

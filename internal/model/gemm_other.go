@@ -1,0 +1,16 @@
+//go:build !amd64
+
+package model
+
+import (
+	"unsafe"
+
+	lib "github.com/sugarme/gotch/libtch"
+)
+
+// haveKernel: gemm_amd64.c is x86 only; elsewhere libtorch does it all.
+const haveKernel = false
+
+func kernelRows(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {}
+
+func onCPU(c lib.Ctensor) bool { return false }

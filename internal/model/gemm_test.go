@@ -1,0 +1,118 @@
+package model
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
+	"testing"
+
+	"github.com/sugarme/gotch"
+)
+
+func randFloats(r *rand.Rand, n int64) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = r.Float32()*2 - 1
+	}
+	return v
+}
+
+// The decode kernel agrees with libtorch's matmul, and a row's result does
+// not depend on the other rows of the call.
+func TestRowsMatmul(t *testing.T) {
+	if !haveKernel {
+		t.Skip("this CPU has no AVX-512: decode steps use libtorch's matmul")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, k := range []int64{1, 5, 256, 1000} {
+		for _, n := range []int64{1, 7, 16, 48, 100, 1030} {
+			var s scope
+			w := s.floats(gotch.CPU, gotch.Float, randFloats(r, k*n), k, n)
+			x := s.floats(gotch.CPU, gotch.Float, randFloats(r, kernelMaxRows*k), kernelMaxRows, k)
+			for _, m := range []int64{1, 3, 8, 9, 16} {
+				xm := s.narrow(x, 0, 0, m)
+				got, want := s.float32s(s.rowsMatmul(xm, w)), s.float32s(s.matmul(xm, w))
+				if s.err != nil {
+					t.Fatal(s.err)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("k %d n %d m %d: %d values, want %d", k, n, m, len(got), len(want))
+				}
+				tol := 1e-5 * math.Sqrt(float64(k))
+				for i := range got {
+					if d := math.Abs(float64(got[i] - want[i])); d > tol {
+						t.Fatalf("k %d n %d m %d: y[%d] = %g, libtorch %g", k, n, m, i, got[i], want[i])
+					}
+				}
+				for i := int64(0); i < m; i++ {
+					alone := s.float32s(s.rowsMatmul(s.narrow(x, 0, i, 1), w))
+					if !slices.Equal(alone, got[i*n:(i+1)*n]) {
+						t.Fatalf("k %d n %d: row %d alone differs from row %d of %d", k, n, i, i, m)
+					}
+				}
+			}
+			s.free()
+		}
+	}
+	// What the kernel does not take: more rows, strided input, float64.
+	var s scope
+	defer s.free()
+	w := s.floats(gotch.CPU, gotch.Float, randFloats(r, 64), 8, 8)
+	if s.rowsMatmul(s.floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRows+1)), kernelMaxRows+1, 8), w) != nil {
+		t.Error("took more than kernelMaxRows rows")
+	}
+	if s.rowsMatmul(s.transpose(w, 0, 1), w) != nil {
+		t.Error("took a non-contiguous input")
+	}
+	if s.rowsMatmul(s.to(w, gotch.CPU, gotch.Double), s.to(w, gotch.CPU, gotch.Double)) != nil {
+		t.Error("took float64")
+	}
+}
+
+// BenchmarkRowsMatmul: the benchmark model's weight shapes (one decode
+// step's products; ns/op is one step) for 1 and 8 rows, with the kernel
+// and with libtorch.
+func BenchmarkRowsMatmul(b *testing.B) {
+	SetThreads(*benchThreads)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	c := benchConfig()
+	h, inter := int64(c.HiddenSize), int64(c.IntermediateSize)
+	kv := h / int64(c.NumHeads) * int64(c.NumKVHeads)
+	shapes := [][2]int64{}
+	for range c.NumLayers {
+		shapes = append(shapes, [2]int64{h, h}, [2]int64{h, kv}, [2]int64{h, kv}, [2]int64{h, h}, [2]int64{h, inter}, [2]int64{h, inter}, [2]int64{inter, h})
+	}
+	shapes = append(shapes, [2]int64{h, int64(c.VocabSize)})
+	r := rand.New(rand.NewPCG(3, 4))
+	var s scope
+	defer s.free()
+	ws := make([]ct, len(shapes))
+	for i, sh := range shapes {
+		ws[i] = s.floats(gotch.CPU, gotch.Float, randFloats(r, sh[0]*sh[1]), sh[0], sh[1])
+	}
+	for _, m := range []int64{1, 8} {
+		xs := map[int64]ct{h: s.floats(gotch.CPU, gotch.Float, randFloats(r, m*h), m, h), inter: s.floats(gotch.CPU, gotch.Float, randFloats(r, m*inter), m, inter)}
+		for _, impl := range []string{"kernel", "libtorch"} {
+			if impl == "kernel" && !haveKernel {
+				continue
+			}
+			b.Run(impl+"/rows="+string(rune('0'+m)), func(b *testing.B) {
+				for range b.N {
+					for i, sh := range shapes {
+						mark := s.mark()
+						if impl == "kernel" {
+							s.rowsMatmul(xs[sh[0]], ws[i])
+						} else {
+							s.matmul(xs[sh[0]], ws[i])
+						}
+						s.release(mark)
+					}
+				}
+			})
+		}
+	}
+}
