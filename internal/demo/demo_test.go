@@ -3,8 +3,11 @@ package demo
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,11 +22,16 @@ import (
 // TestDemoEndToEnd runs a shortened demo with the real binaries, built here
 // from this tree: every stage runs (pipeline local from the compiled YAML,
 // serving and the UI as processes) and each stage's artifacts are checked.
-// The model trains for a few steps only, so the answer's content is not
-// judged; that it comes back through the V1 route is.
+// The model trains for two steps only, so the answer's content is not
+// judged; that it comes back through the V1 route is. The full demo's
+// numbers (exact match, duration) are measured by bench/demo.sh.
 func TestDemoEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds every command and trains a model: not in -short")
+	}
+	base := filepath.Join(os.Getenv("KFLLM_CACHE"), "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+	if _, err := os.Stat(base); err != nil {
+		t.Fatalf("the demo's base model is missing (make setup fetches it into $KFLLM_CACHE): %v", err)
 	}
 	bin := t.TempDir()
 	build := exec.Command("go", "build", "-o", bin+"/", "../../components/...", "../../pipeline", "../../serving", "../../ui")
@@ -47,7 +55,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 		return nil
 	}
-	sum, err := Run(ctx, Options{Dir: dir, BinDir: bin, Train: 300, Eval: 12, MaxSteps: 8, Exit: true, Out: &out, WhileServing: whileServing})
+	sum, err := Run(ctx, Options{Dir: dir, BinDir: bin, BaseGGUF: base, Train: 300, Eval: 4, MaxSteps: 2, Exit: true, Out: &out, WhileServing: whileServing})
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out.String())
 	}
@@ -99,8 +107,8 @@ func TestDemoEndToEnd(t *testing.T) {
 
 	// The metrics carry the held-out evaluation before and after.
 	m := sum.Metrics
-	if m.Steps != 8 || m.QA.Before.N != 12 || m.QA.After.N != 12 {
-		t.Errorf("metrics: %d steps, QA on %d/%d questions; want 8 steps, 12/12", m.Steps, m.QA.Before.N, m.QA.After.N)
+	if m.Steps != 2 || m.QA.Before.N != 4 || m.QA.After.N != 4 {
+		t.Errorf("metrics: %d steps, QA on %d/%d questions; want 2 steps, 4/4", m.Steps, m.QA.Before.N, m.QA.After.N)
 	}
 	var kfpMetrics struct {
 		Metrics []struct {
@@ -119,10 +127,13 @@ func TestDemoEndToEnd(t *testing.T) {
 	if _, err := gitremote.Checkout(ctx, filepath.Join(dir, "hub", "kfllm-demo.git"), "main", check); err != nil {
 		t.Fatal(err)
 	}
-	pushed, _ := os.ReadFile(filepath.Join(check, "model.safetensors"))
-	trained, _ := os.ReadFile(filepath.Join(model, "model.safetensors"))
-	if len(pushed) == 0 || !bytes.Equal(pushed, trained) {
-		t.Errorf("the repo's model.safetensors (%d bytes) is not the trained one (%d bytes)", len(pushed), len(trained))
+	pushed, trained := fileSHA256(t, filepath.Join(check, "model.safetensors")), fileSHA256(t, filepath.Join(model, "model.safetensors"))
+	if pushed != trained {
+		t.Errorf("the repo's model.safetensors (sha256 %s) is not the trained one (%s)", pushed, trained)
+	}
+	// The base model is the converted pretrained one, not a random model.
+	if b, err := os.ReadFile(filepath.Join(dir, "base-model", "config.json")); err != nil || !bytes.Contains(b, []byte(`"num_hidden_layers": 30`)) {
+		t.Errorf("base-model/config.json is not SmolLM2-135M's (30 layers): %v\n%s", err, b)
 	}
 
 	// The sample question went through the V1 route and the answer printed.
@@ -132,4 +143,18 @@ func TestDemoEndToEnd(t *testing.T) {
 	if !strings.Contains(out.String(), "answer:") || !strings.Contains(out.String(), "exact match") {
 		t.Errorf("the demo's output lacks the answer or the evaluation table:\n%s", out.String())
 	}
+}
+
+func fileSHA256(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
