@@ -9,20 +9,30 @@ import (
 
 // BenchmarkDecodeBatch: greedy decode steps of 1 and of 8 sequences (prompts
 // of 10 to 17 tokens, prefilled together, not timed), as a serving batch
-// runs them; tok/s counts every sequence's tokens.
+// runs them, with a BatchCache (as the server) and with caches of their
+// own (stacked on every step); tok/s counts every sequence's tokens.
 func BenchmarkDecodeBatch(b *testing.B) {
 	m := benchModel(b)
 	defer m.Close()
 	ctx := context.Background()
-	for _, n := range []int{1, 8} {
-		b.Run(fmt.Sprintf("seqs=%d", n), func(b *testing.B) {
+	for _, bench := range []struct {
+		n     int
+		batch bool
+	}{{1, true}, {8, true}, {1, false}, {8, false}} {
+		n := bench.n
+		cache := map[bool]string{true: "batch", false: "own"}[bench.batch]
+		b.Run(fmt.Sprintf("cache=%s/seqs=%d", cache, n), func(b *testing.B) {
 			var elapsed time.Duration
 			var ops, tokens int64
 			var cpu float64
 			for i := -1; i < b.N; i++ { // i == -1 warms up
 				seqs := make([]*Sequence, n)
+				newSeq := m.NewSequence
+				if bench.batch {
+					newSeq = m.NewBatchCache().NewSequence
+				}
 				for j := range seqs {
-					sq, err := m.NewSequence(benchTokens(10+j, uint64(j)), GenerateOptions{MaxNewTokens: benchDecode + 1, EOS: []int{}})
+					sq, err := newSeq(benchTokens(10+j, uint64(j)), GenerateOptions{MaxNewTokens: benchDecode + 1, EOS: []int{}})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -29,6 +29,8 @@ type pass struct {
 	// decodeBias is the additive mask [B*Hkv,1,Tk] (0 or -inf) when decode
 	// lengths differ; zero a [1,1,1] zero for baddbmm's unused input.
 	decodeBias, zero ct
+	// batch is set when the decoded sequences share a BatchCache.
+	batch *batchStep
 }
 
 func (m *Model) newPass(s *scope, b, t int64, pos []int64) (*pass, error) {
@@ -102,15 +104,16 @@ func (p *pass) attend(layer int, q, k, v ct, scale float64) ct {
 	s, c := p.s, p.m.Config
 	h, hkv, d := int64(c.NumHeads), int64(c.NumKVHeads), int64(c.HeadDim)
 	rep := h / hkv
+	if p.decode && p.batch != nil {
+		return p.attendBatch(layer, q, k, v, scale)
+	}
 	if p.decode {
 		for i, sq := range p.seqs {
 			s.copyInto(s.narrow(sq.k[layer], 1, p.lens[i], 1), s.selectAt(k, 0, int64(i)))
 			s.copyInto(s.narrow(sq.v[layer], 1, p.lens[i], 1), s.selectAt(v, 0, int64(i)))
 		}
-		// Attention over the caches as [B*Hkv, T, D] batches; the rep query
-		// heads that share a KV head ride in the query-length axis, so K and
-		// V are neither copied nor expanded. As transformers' eager
-		// attention: softmax(q@k^T*scale + mask) in float32, then @v.
+		// Sequences with caches of their own: stack them (a copy) into
+		// [B*Hkv, T, D] batches.
 		var kk, vv ct
 		if len(p.seqs) == 1 {
 			kk = s.narrow(p.seqs[0].k[layer], 1, 0, p.tk)
@@ -123,23 +126,7 @@ func (p *pass) attend(layer int, q, k, v ct, scale float64) ct {
 			}
 			kk, vv = s.view(s.stack(ks, 0), -1, p.tk, d), s.view(s.stack(vs, 0), -1, p.tk, d)
 		}
-		if scale <= 0 {
-			scale = 1 / math.Sqrt(float64(d))
-		}
-		beta := 1.0
-		if p.decodeBias == nil {
-			beta = 0 // no padding: the bias only has to broadcast
-		}
-		bias := p.decodeBias
-		if bias == nil {
-			bias = p.zero
-		}
-		scores := s.baddbmm(bias, s.reshape(q, p.b*hkv, rep, d), s.transpose(kk, 1, 2), beta, scale)
-		probs := s.softmax(scores, -1, gotch.Float)
-		if dt := p.m.choice.DType; dt != gotch.Float {
-			probs = s.to(probs, p.m.choice.Device, dt)
-		}
-		return s.view(s.bmm(probs, vv), p.b, 1, h*d)
+		return s.view(p.decodeAttention(s.reshape(q, p.b*hkv, rep, d), kk, vv, scale), p.b, 1, h*d)
 	}
 	for i, sq := range p.seqs {
 		n := p.lens[i]
@@ -156,6 +143,30 @@ func (p *pass) attend(layer int, q, k, v ct, scale float64) ct {
 	}
 	o := s.sdpa(q, repeatKV(s, k, rep), repeatKV(s, v, rep), p.mask, drop, false, scale)
 	return s.reshape(s.transpose(o, 1, 2), p.b, p.t, h*d)
+}
+
+// decodeAttention is one query position's attention for q [R, rep, D]
+// over keys and values [R, Tk, D] (R = batch rows times KV heads; the rep
+// query heads that share a KV head ride in the query-length axis, so K and
+// V are neither copied nor expanded), with p.decodeBias [R,1,Tk] (0 or
+// -inf) when set. As transformers' eager attention: softmax(q@k^T*scale +
+// mask) in float32, then @v. It returns [R, rep, D].
+func (p *pass) decodeAttention(q, kk, vv ct, scale float64) ct {
+	s := p.s
+	if scale <= 0 {
+		scale = 1 / math.Sqrt(float64(p.m.Config.HeadDim))
+	}
+	beta := 1.0
+	bias := p.decodeBias
+	if bias == nil {
+		beta, bias = 0, p.zero // no padding: the bias only has to broadcast
+	}
+	scores := s.baddbmm(bias, q, s.transpose(kk, 1, 2), beta, scale)
+	probs := s.softmax(scores, -1, gotch.Float)
+	if dt := p.m.choice.DType; dt != gotch.Float {
+		probs = s.to(probs, p.m.choice.Device, dt)
+	}
+	return s.bmm(probs, vv)
 }
 
 // heads reshapes a projection [B,T,n*D] to [B,n,T,D].

@@ -41,8 +41,9 @@ const (
 var ErrSequenceReleased = errors.New("sequence released")
 
 // Sequence is one prompt being generated: its KV cache (one buffer per
-// layer for K and for V, [kv_heads, capacity, head_dim]), its sampler and
-// the tokens generated so far. A Sequence is used by one goroutine at a time.
+// layer for K and for V, [kv_heads, capacity, head_dim], its own or a slot
+// of a BatchCache), its sampler and the tokens generated so far. A
+// Sequence is used by one goroutine at a time.
 type Sequence struct {
 	m        *Model
 	prompt   []int
@@ -56,6 +57,8 @@ type Sequence struct {
 	done     bool
 	reason   string
 	released bool
+	batch    *BatchCache // nil: the cache is the sequence's own
+	slot     int64       // in batch; -1 before Prefill and after Release
 }
 
 // NewSequence checks a prompt and prepares its state; Prefill runs it.
@@ -133,7 +136,11 @@ func (s *Sequence) Release() {
 			lib.AtFree(c)
 		}
 	}
-	if s.k != nil {
+	freed := s.k != nil && s.batch == nil
+	if s.batch != nil {
+		freed = s.batch.leave(s)
+	}
+	if freed {
 		trimHeap()
 	}
 	s.k, s.v, s.released = nil, nil, true
@@ -160,6 +167,10 @@ func (s *Sequence) accept(tok int) {
 // the old ones held. Zeros (not garbage) past a sequence's length keep
 // masked attention finite.
 func (s *Sequence) allocCache(sc *scope, capacity int64) {
+	if s.batch != nil {
+		s.batch.reserve(sc, s, capacity)
+		return
+	}
 	c, m := s.m.Config, s.m
 	hkv, d := int64(c.NumKVHeads), int64(c.HeadDim)
 	if s.k == nil {
@@ -263,7 +274,9 @@ func (m *Model) Prefill(ctx context.Context, seqs []*Sequence) error {
 // DecodeStep feeds each unfinished sequence its last token in ONE batched
 // forward (caches of different lengths are padded and masked) and samples
 // its next token. Sequences may join (after their Prefill) or leave between
-// steps; finished ones are skipped.
+// steps; finished ones are skipped. When they all hold slots of one
+// BatchCache, attention reads its buffers in place; otherwise their caches
+// are stacked.
 func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("decode: %w", err)
@@ -285,6 +298,10 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 	}
 	if len(active) == 0 {
 		return nil
+	}
+	batch := sharedBatch(active)
+	if batch != nil {
+		sortBySlot(active) // the buffers' row order
 	}
 	b := int64(len(active))
 	return inference(func() error {
@@ -308,7 +325,9 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 		}
 		p.seqs, p.lens, p.decode, p.tk = active, lens, true, tk
 		p.zero = s.zeros(m.choice.Device, m.choice.DType, 1, 1, 1)
-		if b > 1 {
+		if batch != nil {
+			p.prepareBatchStep(batch, active)
+		} else if b > 1 {
 			hkv := int64(m.Config.NumKVHeads)
 			bias := make([]float32, b*hkv*tk)
 			for i := range active {
@@ -340,6 +359,7 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 // the caller's: decode the tokens in onToken and return false on a match.
 // When ctx ends, Generate returns what was generated and ctx's error.
 func (m *Model) Generate(ctx context.Context, prompts [][]int, opts GenerateOptions, onToken func(i, tok int) bool) ([][]int, error) {
+	batch := m.NewBatchCache()
 	seqs := make([]*Sequence, len(prompts))
 	defer func() {
 		for _, sq := range seqs {
@@ -349,7 +369,7 @@ func (m *Model) Generate(ctx context.Context, prompts [][]int, opts GenerateOpti
 		}
 	}()
 	for i, p := range prompts {
-		sq, err := m.NewSequence(p, opts)
+		sq, err := batch.NewSequence(p, opts)
 		if err != nil {
 			return nil, fmt.Errorf("generate: prompt %d: %w", i, err)
 		}
