@@ -96,7 +96,7 @@ func (r *rope) tables(s *scope, pos []int64, b, t int64, dev gotch.Device, dt go
 
 // apply is x*cos + rotate_half(x)*sin, transformers' apply_rotary_pos_emb.
 func (r *rope) apply(s *scope, x, cos, sin ct) ct {
-	return s.addcmul(s.mul(x, cos), s.matmul(x, r.rot), sin)
+	return s.addcmul(s.mul(x, cos), s.matmulRows(x, r.rot), sin)
 }
 
 // repeatKV expands [B,Hkv,T,D] to [B,Hkv*rep,T,D] as transformers'

@@ -23,14 +23,28 @@ import (
 // multiply-add at a time, for any number of rows: a sequence's logits are
 // the same bits alone or in a batch of 8.
 
-// kernelMaxRows is the most rows rowsMatmul takes: decode batches. Longer
-// inputs (prefill) go to libtorch.
-const kernelMaxRows = 16
+// kernelMaxRows is the most rows rowsMatmul takes for a large matrix:
+// decode batches. Longer inputs (prefill) go to libtorch. A small matrix
+// (at most kernelSmallMatrix elements: rope's rotation) stays in the
+// cache, and takes any number of rows.
+const (
+	kernelMaxRows     = 16
+	kernelSmallMatrix = 1 << 16
+)
+
+// matmulRows is x @ w, with the kernel where it applies (rowsMatmul).
+func (s *scope) matmulRows(x, w ct) ct {
+	if y := s.rowsMatmul(x, w); y != nil {
+		return y
+	}
+	return s.matmul(x, w)
+}
 
 // rowsMatmul is x @ wt for x [..., K] of at most kernelMaxRows rows and wt
-// [K,N], both contiguous float32 on the CPU, with the kernel; it returns
-// nil (and does nothing) when the kernel does not apply, and the caller
-// uses libtorch.
+// [K,N], both contiguous float32 on the CPU and outside autograd (LoRA
+// training runs the frozen weights with inputs that need gradients), with
+// the kernel; it returns nil (and does nothing) when the kernel does not
+// apply, and the caller uses libtorch.
 func (s *scope) rowsMatmul(x, wt ct) ct {
 	if !haveKernel || !s.ok() || !kernelFits(x, wt) {
 		return nil
@@ -74,7 +88,7 @@ func kernelFits(x, wt ct) bool {
 	if lib.AtScalarType(x) != float || lib.AtScalarType(wt) != float || !onCPU(x) || !onCPU(wt) {
 		return false
 	}
-	if !lib.AtIsContiguous(x) || !lib.AtIsContiguous(wt) {
+	if !lib.AtIsContiguous(x) || !lib.AtIsContiguous(wt) || lib.AtRequiresGrad(x) || lib.AtRequiresGrad(wt) {
 		return false
 	}
 	xs, ws := shapeOf(x), shapeOf(wt)
@@ -82,5 +96,5 @@ func kernelFits(x, wt ct) bool {
 		return false
 	}
 	m := numel(xs) / ws[0]
-	return m >= 1 && m <= kernelMaxRows
+	return m >= 1 && (m <= kernelMaxRows || ws[0]*ws[1] <= kernelSmallMatrix)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
 )
 
 func randFloats(r *rand.Rand, n int64) []float32 {
@@ -57,12 +58,22 @@ func TestRowsMatmul(t *testing.T) {
 			s.free()
 		}
 	}
-	// What the kernel does not take: more rows, strided input, float64.
+	// What the kernel does not take: many rows for a large matrix, inputs
+	// that need gradients, strided input, float64.
 	var s scope
 	defer s.free()
 	w := s.floats(gotch.CPU, gotch.Float, randFloats(r, 64), 8, 8)
-	if s.rowsMatmul(s.floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRows+1)), kernelMaxRows+1, 8), w) != nil {
-		t.Error("took more than kernelMaxRows rows")
+	big := s.floats(gotch.CPU, gotch.Float, randFloats(r, 256*300), 256, 300)
+	if s.rowsMatmul(s.floats(gotch.CPU, gotch.Float, randFloats(r, 256*(kernelMaxRows+1)), kernelMaxRows+1, 256), big) != nil {
+		t.Error("took more than kernelMaxRows rows for a large matrix")
+	}
+	if s.rowsMatmul(s.floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRows+1)), kernelMaxRows+1, 8), w) == nil {
+		t.Error("refused many rows for a small matrix")
+	}
+	var grad ct
+	lib.AtgRequiresGrad_(&grad, s.floats(gotch.CPU, gotch.Float, randFloats(r, 8), 1, 8), 1)
+	if s.rowsMatmul(s.own(grad, "requires_grad_"), w) != nil {
+		t.Error("took an input that needs gradients")
 	}
 	if s.rowsMatmul(s.transpose(w, 0, 1), w) != nil {
 		t.Error("took a non-contiguous input")

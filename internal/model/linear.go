@@ -67,9 +67,7 @@ func (l *Linear) forward(s *scope, x ct, train bool) ct {
 		out := append(xs[:len(xs)-1:len(xs)-1], ws[1])
 		y = s.view(y, out...)
 	} else if l.wt != nil && l.Weight == l.wview {
-		if y = s.rowsMatmul(x, l.wt); y == nil { // decode steps: gemm.go
-			y = s.matmul(x, l.wt)
-		}
+		y = s.matmulRows(x, l.wt) // decode steps: gemm.go
 		if l.Bias != nil {
 			y = s.add(y, handle(l.Bias))
 		}
