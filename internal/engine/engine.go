@@ -17,11 +17,15 @@ import (
 	"github.com/kfllm/kfllm/internal/tokenizer"
 )
 
-// Engine runs a *model.Model for the scheduler.
+// Engine runs a *model.Model for the scheduler. Its sequences share one
+// model.BatchCache, so that a decode step attends over their caches in
+// place; like the scheduler's calls, it is used from one goroutine.
 type Engine struct {
 	M *model.Model
 	// EOS is passed to every sequence (the scheduler stops on the same ids).
 	EOS []int
+
+	batch *model.BatchCache
 }
 
 var _ scheduler.Engine = (*Engine)(nil)
@@ -35,7 +39,10 @@ func (e *Engine) NewSequence(prompt []int, s scheduler.Sampling) (scheduler.Sequ
 	if eos == nil {
 		eos = []int{}
 	}
-	return e.M.NewSequence(prompt, model.GenerateOptions{
+	if e.batch == nil {
+		e.batch = e.M.NewBatchCache()
+	}
+	return e.batch.NewSequence(prompt, model.GenerateOptions{
 		MaxNewTokens: s.MaxNewTokens, Temperature: s.Temperature, TopP: s.TopP, TopK: s.TopK,
 		RepetitionPenalty: s.RepetitionPenalty, Seed: s.Seed, EOS: eos,
 	})
