@@ -46,6 +46,29 @@ func buildPreTokenizer(raw json.RawMessage) (sugar.PreTokenizer, stringPreTokeni
 			return nil, nil, fmt.Errorf("split: %w", err)
 		}
 		return s, s, nil
+	case "Digits":
+		// Hugging Face splits off each numeric char (individual_digits)
+		// or each run of them, isolated: the same as a Split on \p{N} or
+		// \p{N}+ (Rust's char::is_numeric is Nd, Nl and No, Go's \p{N}).
+		var c struct {
+			Individual bool `json:"individual_digits"`
+		}
+		if err := json.Unmarshal(raw, &c); err != nil {
+			return nil, nil, err
+		}
+		src := `\p{N}+`
+		if c.Individual {
+			src = `\p{N}`
+		}
+		p, err := NewRegexPattern(src)
+		if err != nil {
+			return nil, nil, fmt.Errorf("digits: %w", err)
+		}
+		s, err := newSplit(p, "Isolated", false)
+		if err != nil {
+			return nil, nil, fmt.Errorf("digits: %w", err)
+		}
+		return s, s, nil
 	case "ByteLevel":
 		c := struct {
 			AddPrefixSpace bool `json:"add_prefix_space"`

@@ -30,6 +30,11 @@ func TestComponentsMatchHuggingFace(t *testing.T) {
 			Input          string   `json:"input"`
 			Pieces         []string `json:"pieces"`
 		} `json:"byte_level"`
+		Digits []struct {
+			Individual bool     `json:"individual_digits"`
+			Input      string   `json:"input"`
+			Pieces     []string `json:"pieces"`
+		} `json:"digits"`
 		Normalizers []struct {
 			Normalizer json.RawMessage `json:"normalizer"`
 			Input      string          `json:"input"`
@@ -41,6 +46,16 @@ func TestComponentsMatchHuggingFace(t *testing.T) {
 	}
 	for _, c := range doc.Split {
 		cfg := fmt.Sprintf(`{"type":"Split","pattern":%s,"behavior":%q,"invert":%v}`, c.Pattern, c.Behavior, c.Invert)
+		_, pre, err := buildPreTokenizer(json.RawMessage(cfg))
+		if err != nil {
+			t.Fatalf("%s: %v", cfg, err)
+		}
+		if d := cmp.Diff(c.Pieces, pre.splitString(nil, c.Input), cmpEmpty); d != "" {
+			t.Errorf("%s on %q (-python +go):\n%s", cfg, c.Input, d)
+		}
+	}
+	for _, c := range doc.Digits {
+		cfg := fmt.Sprintf(`{"type":"Digits","individual_digits":%v}`, c.Individual)
 		_, pre, err := buildPreTokenizer(json.RawMessage(cfg))
 		if err != nil {
 			t.Fatalf("%s: %v", cfg, err)

@@ -145,8 +145,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad merges", write("c", `{"model":{"type":"BPE","vocab":{"a":0},"merges":["a b"]}}`), "not in the vocab", nil},
 		{"bad regex", write("d", `{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"(?<"},"behavior":"Isolated","invert":false}}`), "compile pattern", nil},
 		{"unknown post-processor", write("e", `{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"post_processor":{"type":"Nope"}}`), "not supported", nil},
-		// sugarme panics on a Digits pre-tokenizer without individual_digits.
-		{"sugarme panic", write("f", `{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"pre_tokenizer":{"type":"Digits"}}`), "sugarme panicked", nil},
+		// sugarme panics on a Delimiter pre-tokenizer without its delimiter.
+		{"sugarme panic", write("f", `{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"pre_tokenizer":{"type":"Delimiter"}}`), "sugarme panicked", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

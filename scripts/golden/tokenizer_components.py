@@ -3,7 +3,7 @@
 `tokenizers` library's individual components return, for the parts of the Go
 package that the four test tokenizers do not exercise (Split behaviours other
 than Isolated, invert, String patterns, normalizers other than NFC / Prepend /
-Replace, ByteLevel with add_prefix_space).
+Replace, ByteLevel with add_prefix_space, Digits as SmolLM2's tokenizer has it).
 
 Run: /root/.cache/kfllm/venv-ref/bin/python scripts/golden/tokenizer_components.py
 """
@@ -43,6 +43,12 @@ def main() -> None:
             for s in INPUTS:
                 bytelevel.append({"add_prefix_space": add_prefix, "use_regex": use_regex, "input": s,
                                   "pieces": [t for t, _ in pt.pre_tokenize_str(s)]})
+    digits = []
+    for individual in [False, True]:
+        pt = pre_tokenizers.Digits(individual_digits=individual)
+        for s in INPUTS + ["2019 and 1,234.5", "٣٤ ½ x² Ⅻ ⑦", "9"]:
+            digits.append({"individual_digits": individual, "input": s,
+                           "pieces": [t for t, _ in pt.pre_tokenize_str(s)]})
     norms = []
     cases = [
         ({"type": "NFC"}, normalizers.NFC()),
@@ -74,7 +80,8 @@ def main() -> None:
             "I saw a   <mask> here", "a [SEP]   b", "cat concat cat. cats _cat 1cat écat", "<|xy|><|x|>",
             "no added tokens", "  <mask>[SEP]  cat", "<mask><mask>", "\t<mask>\n[SEP]\n x"]],
     }
-    doc = {"tokenizers_version": tokenizers.__version__, "split": splits, "byte_level": bytelevel, "normalizers": norms,
+    doc = {"tokenizers_version": tokenizers.__version__, "split": splits, "byte_level": bytelevel, "digits": digits,
+           "normalizers": norms,
            "added_tokens_gpt2": added}
     out = ROOT / "internal/tokenizer/testdata/golden/components.json"
     out.write_text(json.dumps(doc, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
