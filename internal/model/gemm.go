@@ -53,9 +53,8 @@ func (s *scope) rowsMatmul(x, wt ct) ct {
 	k, n := ws[0], ws[1]
 	m := numel(xs) / k
 	out := append(xs[:len(xs)-1:len(xs)-1], n)
-	var y ct
-	lib.AtgEmpty(&y, out, len(out), int32(gotch.Float.CInt()), int32(gotch.CPU.CInt()))
-	if y = s.own(y, "empty"); y == nil {
+	y := s.empty(out...)
+	if y == nil {
 		return nil
 	}
 	xp, wp, yp := lib.AtDataPtr(x), lib.AtDataPtr(wt), lib.AtDataPtr(y)

@@ -101,3 +101,61 @@ KF_AVX512 void kf_gemm(const float *x, const float *w, float *y, long M,
     }
   }
 }
+
+// Decode attention over a batch cache (kvcache.go), one query position per
+// sequence. Row r of the step (a sequence and one of its KV heads) has rep
+// query heads q[r] [rep,D]; its keys and values are row rowmap[r] of the K
+// and V buffers, which starts rowmap[r]*ld floats in and holds one
+// position every D floats, n[r] of them valid (0: a row to skip).
+
+// kf_attn_scores writes s[r,i,j] = scale * q[r,i].k[rowmap[r],j] for
+// j < n[r], and -inf for n[r] <= j < tk (0 for a whole skipped row).
+KF_AVX512 void kf_attn_scores(const float *q, const float *k, float *s,
+                              long R, long rep, long D, long tk, long ld,
+                              const long *rowmap, const long *n,
+                              float scale) {
+  for (long r = 0; r < R; r++) {
+    const float *kr = k + rowmap[r] * ld;
+    for (long i = 0; i < rep; i++) {
+      const float *qi = q + (r * rep + i) * D;
+      float *si = s + (r * rep + i) * tk;
+      long j = 0;
+      for (; j < n[r]; j++) {
+        const float *kj = kr + j * D;
+        __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(qi), _mm512_loadu_ps(kj));
+        for (long d = 16; d < D; d += 16)
+          acc = _mm512_fmadd_ps(_mm512_loadu_ps(qi + d), _mm512_loadu_ps(kj + d), acc);
+        si[j] = scale * _mm512_reduce_add_ps(acc);
+      }
+      for (; j < tk; j++)
+        si[j] = n[r] > 0 ? -__builtin_inff() : 0;
+    }
+  }
+}
+
+// kf_attn_values writes o[r,i] = sum over j < n[r] of p[r,i,j] *
+// v[rowmap[r],j], in order of j (zeros for a skipped row).
+KF_AVX512 void kf_attn_values(const float *p, const float *v, float *o,
+                              long R, long rep, long D, long tk, long ld,
+                              const long *rowmap, const long *n) {
+  for (long r = 0; r < R; r++) {
+    const float *vr = v + rowmap[r] * ld;
+    for (long i = 0; i < rep; i++) {
+      const float *pi = p + (r * rep + i) * tk;
+      float *oi = o + (r * rep + i) * D;
+      for (long d = 0; d < D; d += 64) {
+        long w = D - d < 64 ? (D - d) / 16 : 4;
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(),
+                         _mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (long j = 0; j < n[r]; j++) {
+          __m512 pj = _mm512_set1_ps(pi[j]);
+          const float *vj = vr + j * D + d;
+          KF_UNROLL for (int t = 0; t < 4; t++)
+            if (t < w) acc[t] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj + 16 * t), acc[t]);
+        }
+        KF_UNROLL for (int t = 0; t < 4; t++)
+          if (t < w) _mm512_storeu_ps(oi + d + 16 * t, acc[t]);
+      }
+    }
+  }
+}

@@ -3,6 +3,8 @@ package model
 /*
 int kf_gemm_ok(void);
 void kf_gemm(const float *x, const float *w, float *y, long M, long K, long N, long n0, long n1);
+void kf_attn_scores(const float *q, const float *k, float *s, long R, long rep, long D, long tk, long ld, const long *rowmap, const long *n, float scale);
+void kf_attn_values(const float *p, const float *v, float *o, long R, long rep, long D, long tk, long ld, const long *rowmap, const long *n);
 // From gotch's libtch (torch_api.cpp): -1 for the CPU, else the CUDA index.
 int at_device(void *);
 */
@@ -23,3 +25,15 @@ func kernelRows(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {
 }
 
 func onCPU(c lib.Ctensor) bool { return C.at_device(unsafe.Pointer(c)) == -1 }
+
+// attnScores and attnValues run gemm_amd64.c's decode attention halves;
+// rowmap and n have one entry per row.
+func attnScores(q, k, s unsafe.Pointer, r, rep, d, tk, ld int64, rowmap, n []int64, scale float64) {
+	C.kf_attn_scores((*C.float)(q), (*C.float)(k), (*C.float)(s), C.long(r), C.long(rep), C.long(d), C.long(tk), C.long(ld),
+		(*C.long)(unsafe.Pointer(&rowmap[0])), (*C.long)(unsafe.Pointer(&n[0])), C.float(scale))
+}
+
+func attnValues(p, v, o unsafe.Pointer, r, rep, d, tk, ld int64, rowmap, n []int64) {
+	C.kf_attn_values((*C.float)(p), (*C.float)(v), (*C.float)(o), C.long(r), C.long(rep), C.long(d), C.long(tk), C.long(ld),
+		(*C.long)(unsafe.Pointer(&rowmap[0])), (*C.long)(unsafe.Pointer(&n[0])))
+}

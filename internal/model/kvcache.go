@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/sugarme/gotch"
 	lib "github.com/sugarme/gotch/libtch"
 )
 
@@ -177,6 +178,11 @@ type batchStep struct {
 	dense bool  // the step's sequences are exactly slots 0..used-1
 	write ct    // int64 [B*kv_heads]: rows of a buffer viewed [slots*kv_heads*capacity, head_dim]
 	rows  ct    // int64 [B*kv_heads]: the step's rows among used*kv_heads (gaps only)
+	// kernel: attention runs gemm_amd64.c's kf_attn_* on the buffers, over
+	// each row's own positions (no mask, no gaps); rowmap and valid are
+	// their per-row buffer rows and lengths.
+	kernel        bool
+	rowmap, valid []int64
 }
 
 // prepareBatchStep sorts active by slot and fills p for the batch cache
@@ -199,6 +205,16 @@ func (p *pass) prepareBatchStep(b *BatchCache, active []*Sequence) {
 	}
 	dev := m.choice.Device
 	bs.write = s.int64s(dev, write, int64(len(write)))
+	if haveKernel && m.Config.HeadDim%16 == 0 && dev == gotch.CPU && m.choice.DType == gotch.Float {
+		bs.kernel, bs.rowmap, bs.valid = true, rows, make([]int64, len(rows))
+		for i := range active {
+			for h := int64(0); h < hkv; h++ {
+				bs.valid[int64(i)*hkv+h] = p.lens[i] + 1
+			}
+		}
+		p.batch = bs
+		return
+	}
 	if !bs.dense {
 		bs.rows = s.int64s(dev, rows, int64(len(rows)))
 	}
@@ -236,8 +252,11 @@ func (p *pass) attendBatch(layer int, q, k, v ct, scale float64) ct {
 	window := func(buf ct) ct {
 		return s.view(s.narrow(s.narrow(buf, 0, 0, bs.used), 2, 0, p.tk), bs.used*hkv, p.tk, d)
 	}
-	kk, vv := window(kb), window(vb)
 	qq := s.reshape(q, p.b*hkv, rep, d)
+	if bs.kernel {
+		return s.view(p.attendKernel(qq, kb, vb, scale), p.b, 1, h*d)
+	}
+	kk, vv := window(kb), window(vb)
 	if !bs.dense {
 		qq = s.indexCopy(s.zeros(p.m.choice.Device, p.m.choice.DType, bs.used*hkv, rep, d), 0, bs.rows, qq)
 	}
@@ -266,4 +285,47 @@ func (s *scope) indexCopy(x ct, dim int64, index, source ct) ct {
 	var out ct
 	lib.AtgIndexCopy(&out, x, dim, index, source)
 	return s.own(out, "index_copy")
+}
+
+// attendKernel is decodeAttention for q [B*kv_heads, rep, D] on the
+// buffers with gemm_amd64.c: scores over each row's valid positions, the
+// softmax in libtorch (float32, as decodeAttention), the weighted sum of
+// values. It returns [B*kv_heads, rep, D].
+func (p *pass) attendKernel(q, kb, vb ct, scale float64) ct {
+	s, bs := p.s, p.batch
+	d := int64(p.m.Config.HeadDim)
+	if scale <= 0 {
+		scale = 1 / math.Sqrt(float64(d))
+	}
+	if !s.ok() {
+		return nil
+	}
+	if !lib.AtIsContiguous(q) {
+		q = s.contiguous(q)
+	}
+	sh := shapeOf(q)
+	rows, rep := sh[0], sh[1]
+	ld := bs.b.capacity * d
+	scores := s.empty(rows, rep, p.tk)
+	if !s.ok() {
+		return nil
+	}
+	attnScores(lib.AtDataPtr(q), lib.AtDataPtr(kb), lib.AtDataPtr(scores), rows, rep, d, p.tk, ld, bs.rowmap, bs.valid, scale)
+	probs := s.softmax(scores, -1, gotch.Float)
+	out := s.empty(rows, rep, d)
+	if !s.ok() {
+		return nil
+	}
+	attnValues(lib.AtDataPtr(probs), lib.AtDataPtr(vb), lib.AtDataPtr(out), rows, rep, d, p.tk, ld, bs.rowmap, bs.valid)
+	return out
+}
+
+// empty is an uninitialised float32 CPU tensor.
+func (s *scope) empty(dims ...int64) ct {
+	if !s.ok() {
+		return nil
+	}
+	var out ct
+	lib.AtgEmpty(&out, dims, len(dims), int32(gotch.Float.CInt()), int32(gotch.CPU.CInt()))
+	return s.own(out, "empty")
 }
