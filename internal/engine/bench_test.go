@@ -152,7 +152,7 @@ func BenchmarkServingDecode(b *testing.B) {
 			}
 			run() // warm up
 			b.ResetTimer()
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0, steps0 := time.Now(), cpuTime(), backend.Stats().Steps
 			tokens := 0
 			for range b.N {
 				tokens += run()
@@ -162,6 +162,8 @@ func BenchmarkServingDecode(b *testing.B) {
 			// less sensitive than wall time to other jobs on a shared machine.
 			b.ReportMetric(float64(tokens)/(cpuTime()-cpu0).Seconds(), "tok/cpu-s")
 			b.ReportMetric(float64(tokens)/float64(b.N*clients), "tokens/client")
+			// Decode steps per iteration: 127 when every client shares every step.
+			b.ReportMetric(float64(backend.Stats().Steps-steps0)/float64(b.N), "steps/op")
 		})
 	}
 }
