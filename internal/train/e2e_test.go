@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/kfllm/kfllm/internal/model"
@@ -101,12 +102,20 @@ func qaFixture(t *testing.T, nTrain, nEval, maxLen int) (shards, base, heldout s
 func TestQAEvalAndMetrics(t *testing.T) {
 	shards, base, heldout := qaFixture(t, 64, 24, 160)
 	tmp := t.TempDir()
+	var progress strings.Builder
 	o := Options{InputDataset: shards, BaseModel: base, OutputModelDir: filepath.Join(tmp, "model"),
-		MaxSteps: 6, BatchSize: 8, LearningRate: 2e-3, Device: "cpu", Threads: 1, EvalSteps: 3,
+		MaxSteps: 6, BatchSize: 8, LearningRate: 2e-3, Device: "cpu", Threads: 1, EvalSteps: 3, Progress: &progress,
 		QAEval: heldout, QAEvalMax: 10, QAMaxNewTokens: 8, MetricsOutput: filepath.Join(tmp, "kfp", "metrics")}
 	res, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Both evaluations show up in the progress, the scores when each is done.
+	for _, want := range []string{"qa eval before fine-tuning: 10 held-out questions", "qa eval before fine-tuning: exact match",
+		"qa eval after fine-tuning: 10 held-out questions", "qa eval after fine-tuning: exact match"} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress.String())
+		}
 	}
 	var met Metrics
 	if err := json.Unmarshal(mustRead(t, filepath.Join(o.OutputModelDir, "metrics.json")), &met); err != nil {

@@ -5,8 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/kfllm/kfllm/internal/model"
 	"github.com/kfllm/kfllm/internal/prompt"
@@ -52,6 +54,21 @@ func readQA(path string, max int) ([]qaRecord, error) {
 		return nil, fmt.Errorf("read qa eval set %s: no records", path)
 	}
 	return out, nil
+}
+
+// qaEvalNoted is qaEval with a progress line on w (when not nil) before it
+// starts and one with the scores when it is done: on two CPU cores the
+// evaluation of a 135M model takes the better part of a minute.
+func qaEvalNoted(ctx context.Context, w io.Writer, when string, m *model.Model, tok *tokenizer.Tokenizer, recs []qaRecord, maxNew int) (*QAScore, error) {
+	if w != nil {
+		fmt.Fprintf(w, "qa eval %s fine-tuning: %d held-out questions\n", when, len(recs))
+	}
+	start := time.Now()
+	sc, err := qaEval(ctx, m, tok, recs, maxNew)
+	if err == nil && w != nil {
+		fmt.Fprintf(w, "qa eval %s fine-tuning: exact match %.3f, token F1 %.3f (%s)\n", when, sc.ExactMatch, sc.F1, time.Since(start).Round(100*time.Millisecond))
+	}
+	return sc, err
 }
 
 // qaEval answers each question greedily from the prompt the model was

@@ -217,7 +217,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 			return nil, fmt.Errorf("qa eval: %w", err)
 		}
 		if t.state.QABefore == nil {
-			if t.state.QABefore, err = qaEval(ctx, t.m, tok, qa, o.QAMaxNewTokens); err != nil {
+			if t.state.QABefore, err = qaEvalNoted(ctx, o.Progress, "before", t.m, tok, qa, o.QAMaxNewTokens); err != nil {
 				return nil, err
 			}
 		}
@@ -303,7 +303,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		met.EvalLoss, met.EvalPerplexity = finite(ev.EvalLoss), finite(ev.EvalPerplexity)
 	}
 	if qa != nil {
-		after, err := qaEval(ctx, t.m, tok, qa, o.QAMaxNewTokens)
+		after, err := qaEvalNoted(ctx, o.Progress, "after", t.m, tok, qa, o.QAMaxNewTokens)
 		if err != nil {
 			return nil, err
 		}
