@@ -9,19 +9,20 @@ import (
 
 // A decode step multiplies a handful of rows (one per sequence in the
 // batch) by every weight matrix of the model. libtorch hands that to MKL,
-// which on this project's reference CPU (AMD EPYC, 1 thread) runs a batch
-// of 8 rows at a third of the machine's FMA rate: it repacks each weight
-// matrix on every call, and the repacking, not the arithmetic, is what
-// takes the time (perf: mkl_blas_def_sgemm_scopy_down16_bdz 33% of a
-// batch-8 step, the sgemm kernel itself 22%). The weights of an inference
+// which on this project's reference CPU (AMD EPYC with AVX-512, 1 thread)
+// runs a batch of 8 rows at about 40 GFLOP/s, a sixth of what the core
+// does on data in cache: it repacks each weight matrix on every call, and
+// the repacking, not the arithmetic, is what takes the time (perf:
+// mkl_blas_def_sgemm_scopy_down16_bdz 33% of a batch-8 serving step, the
+// sgemm kernel itself 22%). The weights of an inference
 // model are stored transposed, [in,out] row-major (Model.transposeWeights),
 // and a few rows times such a matrix needs no packing at all: kernelRows
 // streams each weight once per step with every row's accumulators in
 // registers (gemm_amd64.c). BenchmarkRowsMatmul compares it with libtorch.
 //
 // Each output element sums over the inputs in order, one fused
-// multiply-add at a time, for any number of rows: a sequence's logits are
-// the same bits alone or in a batch of 8.
+// multiply-add at a time, for any number of rows: a row's product is the
+// same bits alone or in a batch of 8 (TestRowsMatmul).
 
 // kernelMaxRows is the most rows rowsMatmul takes for a large matrix:
 // decode batches. Longer inputs (prefill) go to libtorch. A small matrix

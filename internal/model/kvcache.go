@@ -169,9 +169,9 @@ func sharedBatch(seqs []*Sequence) *BatchCache {
 }
 
 // batchStep is what attention needs for a decode step over a batch
-// cache's slots: the sequences in slot order, rows of the buffers in use
-// (0..used-1; slots not in the step, "gaps", are computed and dropped),
-// where each new K/V row goes, and the additive mask.
+// cache's slots: where each new K/V row goes, and which rows of the
+// buffers to read (libtorch's path reads slots 0..used-1 and drops the
+// rows of slots not in the step, "gaps"; the kernel reads just the step's).
 type batchStep struct {
 	b     *BatchCache
 	used  int64 // slots 0..used-1 take part in the attention products
@@ -185,9 +185,10 @@ type batchStep struct {
 	rowmap, valid []int64
 }
 
-// prepareBatchStep sorts active by slot and fills p for the batch cache
-// path: write and gather indices and, when lengths differ or there are
-// gaps, the additive mask over used*kv_heads rows.
+// prepareBatchStep fills p for the batch cache path, active in slot
+// order: where the new K/V rows go, and then either the kernel's per-row
+// buffer rows and lengths, or libtorch's gather indices (gaps) and
+// additive mask (lengths differ, or gaps) over used*kv_heads rows.
 func (p *pass) prepareBatchStep(b *BatchCache, active []*Sequence) {
 	s, m := p.s, p.m
 	hkv := int64(m.Config.NumKVHeads)
