@@ -46,12 +46,22 @@ func (s *scope) matmulRows(x, w ct) ct {
 // training runs the frozen weights with inputs that need gradients), with
 // the kernel; it returns nil (and does nothing) when the kernel does not
 // apply, and the caller uses libtorch.
-func (s *scope) rowsMatmul(x, wt ct) ct {
-	if !haveKernel || !s.ok() || !kernelFits(x, wt) {
+func (s *scope) rowsMatmul(x, wt ct) ct { return s.kernelMatmul(x, wt, false) }
+
+// rowsMatmulNT is x @ w^T for w [N,K] (a tied lm_head's embedding), as
+// rowsMatmul, for at most kernelMaxRows rows.
+func (s *scope) rowsMatmulNT(x, w ct) ct { return s.kernelMatmul(x, w, true) }
+
+func (s *scope) kernelMatmul(x, wt ct, nt bool) ct {
+	if !haveKernel || !s.ok() || !kernelFits(x, wt, nt) {
 		return nil
 	}
 	xs, ws := shapeOf(x), shapeOf(wt)
 	k, n := ws[0], ws[1]
+	run := kernelRows
+	if nt {
+		k, n, run = ws[1], ws[0], kernelRowsNT
+	}
 	m := numel(xs) / k
 	out := append(xs[:len(xs)-1:len(xs)-1], n)
 	y := s.empty(out...)
@@ -65,7 +75,7 @@ func (s *scope) rowsMatmul(x, wt ct) ct {
 		parts = min(t, n/64)
 	}
 	if parts <= 1 {
-		kernelRows(xp, wp, yp, m, k, n, 0, n)
+		run(xp, wp, yp, m, k, n, 0, n)
 		return y
 	}
 	step := (n/parts + 47) / 48 * 48
@@ -74,16 +84,17 @@ func (s *scope) rowsMatmul(x, wt ct) ct {
 		wg.Add(1)
 		go func(n0, n1 int64) {
 			defer wg.Done()
-			kernelRows(xp, wp, yp, m, k, n, n0, n1)
+			run(xp, wp, yp, m, k, n, n0, n1)
 		}(n0, min(n0+step, n))
 	}
-	kernelRows(xp, wp, yp, m, k, n, 0, min(step, n))
+	run(xp, wp, yp, m, k, n, 0, min(step, n))
 	wg.Wait()
 	return y
 }
 
-// kernelFits checks the kernel's preconditions on x and wt.
-func kernelFits(x, wt ct) bool {
+// kernelFits checks the kernel's preconditions on x and wt ([N,K] when
+// nt).
+func kernelFits(x, wt ct, nt bool) bool {
 	float := int32(gotch.Float.CInt())
 	if lib.AtScalarType(x) != float || lib.AtScalarType(wt) != float || !onCPU(x) || !onCPU(wt) {
 		return false
@@ -92,9 +103,16 @@ func kernelFits(x, wt ct) bool {
 		return false
 	}
 	xs, ws := shapeOf(x), shapeOf(wt)
-	if len(ws) != 2 || len(xs) < 1 || xs[len(xs)-1] != ws[0] || ws[0] == 0 || ws[1] == 0 {
+	if len(ws) != 2 || len(xs) < 1 || ws[0] == 0 || ws[1] == 0 {
 		return false
 	}
-	m := numel(xs) / ws[0]
-	return m >= 1 && (m <= kernelMaxRows || ws[0]*ws[1] <= kernelSmallMatrix)
+	k := ws[0]
+	if nt {
+		k = ws[1]
+	}
+	if xs[len(xs)-1] != k {
+		return false
+	}
+	m := numel(xs) / k
+	return m >= 1 && (m <= kernelMaxRows || !nt && ws[0]*ws[1] <= kernelSmallMatrix)
 }

@@ -159,3 +159,34 @@ KF_AVX512 void kf_attn_values(const float *p, const float *v, float *o,
     }
   }
 }
+
+// kf_gemm_nt computes columns [n0,n1) of y[M,N] = x[M,K] @ w[N,K]^T, w
+// row-major as a tied lm_head reads the embedding [vocab, hidden]. Each w
+// row streams once, and its dot products with eight x rows at a time
+// stay in registers, summed lane by lane over k and then across the
+// lanes: the same order for any M.
+KF_AVX512 void kf_gemm_nt(const float *x, const float *w, float *y, long M,
+                          long K, long N, long n0, long n1) {
+  long kv = K / 16 * 16;
+  for (long n = n0; n < n1; n++) {
+    const float *wn = w + n * K;
+    for (long m0 = 0; m0 < M; m0 += 8) {
+      long mr = M - m0 < 8 ? M - m0 : 8;
+      const float *xm = x + m0 * K;
+      __m512 acc[8];
+      KF_UNROLL for (int m = 0; m < 8; m++) acc[m] = _mm512_setzero_ps();
+      for (long k = 0; k < kv; k += 16) {
+        _mm_prefetch((const char *)(wn + k + 4 * K), _MM_HINT_T0);
+        __m512 wv = _mm512_loadu_ps(wn + k);
+        KF_UNROLL for (int m = 0; m < 8; m++)
+          if (m < mr) acc[m] = _mm512_fmadd_ps(_mm512_loadu_ps(xm + m * K + k), wv, acc[m]);
+      }
+      for (long m = 0; m < mr; m++) {
+        float s = _mm512_reduce_add_ps(acc[m]);
+        for (long k = kv; k < K; k++)
+          s = __builtin_fmaf(xm[m * K + k], wn[k], s);
+        y[(m0 + m) * N + n] = s;
+      }
+    }
+  }
+}

@@ -3,6 +3,7 @@ package model
 /*
 int kf_gemm_ok(void);
 void kf_gemm(const float *x, const float *w, float *y, long M, long K, long N, long n0, long n1);
+void kf_gemm_nt(const float *x, const float *w, float *y, long M, long K, long N, long n0, long n1);
 void kf_attn_scores(const float *q, const float *k, float *s, long R, long rep, long D, long tk, long ld, const long *rowmap, const long *n, float scale);
 void kf_attn_values(const float *p, const float *v, float *o, long R, long rep, long D, long tk, long ld, const long *rowmap, const long *n);
 // From gotch's libtch (torch_api.cpp): -1 for the CPU, else the CUDA index.
@@ -22,6 +23,11 @@ var haveKernel = C.kf_gemm_ok() != 0
 // kernelRows computes columns [n0,n1) of y[m,n] = x[m,k] @ w[k,n].
 func kernelRows(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {
 	C.kf_gemm((*C.float)(x), (*C.float)(w), (*C.float)(y), C.long(m), C.long(k), C.long(n), C.long(n0), C.long(n1))
+}
+
+// kernelRowsNT computes columns [n0,n1) of y[m,n] = x[m,k] @ w[n,k]^T, m <= 8.
+func kernelRowsNT(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {
+	C.kf_gemm_nt((*C.float)(x), (*C.float)(w), (*C.float)(y), C.long(m), C.long(k), C.long(n), C.long(n0), C.long(n1))
 }
 
 func onCPU(c lib.Ctensor) bool { return C.at_device(unsafe.Pointer(c)) == -1 }

@@ -13,6 +13,8 @@ const haveKernel = false
 
 func kernelRows(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {}
 
+func kernelRowsNT(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {}
+
 func onCPU(c lib.Ctensor) bool { return false }
 
 func attnScores(q, k, s unsafe.Pointer, r, rep, d, tk, ld int64, rowmap, n []int64, scale float64) {}

@@ -19,8 +19,9 @@ func randFloats(r *rand.Rand, n int64) []float32 {
 	return v
 }
 
-// The decode kernel agrees with libtorch's matmul, and a row's result does
-// not depend on the other rows of the call.
+// The decode kernels (x @ w for w [K,N], and x @ w^T for w [N,K]) agree
+// with libtorch's matmul, and a row's result does not depend on the other
+// rows of the call.
 func TestRowsMatmul(t *testing.T) {
 	if !haveKernel {
 		t.Skip("this CPU has no AVX-512: decode steps use libtorch's matmul")
@@ -32,26 +33,34 @@ func TestRowsMatmul(t *testing.T) {
 		for _, n := range []int64{1, 7, 16, 48, 100, 1030} {
 			var s scope
 			w := s.floats(gotch.CPU, gotch.Float, randFloats(r, k*n), k, n)
+			wn := s.contiguous(s.transpose(w, 0, 1)) // [n,k]
 			x := s.floats(gotch.CPU, gotch.Float, randFloats(r, kernelMaxRows*k), kernelMaxRows, k)
 			for _, m := range []int64{1, 3, 8, 9, 16} {
 				xm := s.narrow(x, 0, 0, m)
-				got, want := s.float32s(s.rowsMatmul(xm, w)), s.float32s(s.matmul(xm, w))
-				if s.err != nil {
-					t.Fatal(s.err)
-				}
-				if len(got) != len(want) {
-					t.Fatalf("k %d n %d m %d: %d values, want %d", k, n, m, len(got), len(want))
-				}
-				tol := 1e-5 * math.Sqrt(float64(k))
-				for i := range got {
-					if d := math.Abs(float64(got[i] - want[i])); d > tol {
-						t.Fatalf("k %d n %d m %d: y[%d] = %g, libtorch %g", k, n, m, i, got[i], want[i])
+				want := s.float32s(s.matmul(xm, w))
+				for _, nt := range []bool{false, true} {
+					mul := func(x ct) ct { return s.rowsMatmul(x, w) }
+					if nt {
+						mul = func(x ct) ct { return s.rowsMatmulNT(x, wn) }
 					}
-				}
-				for i := int64(0); i < m; i++ {
-					alone := s.float32s(s.rowsMatmul(s.narrow(x, 0, i, 1), w))
-					if !slices.Equal(alone, got[i*n:(i+1)*n]) {
-						t.Fatalf("k %d n %d: row %d alone differs from row %d of %d", k, n, i, i, m)
+					got := s.float32s(mul(xm))
+					if s.err != nil {
+						t.Fatal(s.err)
+					}
+					if len(got) != len(want) {
+						t.Fatalf("k %d n %d m %d nt %v: %d values, want %d", k, n, m, nt, len(got), len(want))
+					}
+					tol := 1e-5 * math.Sqrt(float64(k))
+					for i := range got {
+						if d := math.Abs(float64(got[i] - want[i])); d > tol {
+							t.Fatalf("k %d n %d m %d nt %v: y[%d] = %g, libtorch %g", k, n, m, nt, i, got[i], want[i])
+						}
+					}
+					for i := int64(0); i < m; i++ {
+						alone := s.float32s(mul(s.narrow(x, 0, i, 1)))
+						if !slices.Equal(alone, got[i*n:(i+1)*n]) {
+							t.Fatalf("k %d n %d nt %v: row %d alone differs from row %d of %d", k, n, nt, i, i, m)
+						}
 					}
 				}
 			}
@@ -66,6 +75,9 @@ func TestRowsMatmul(t *testing.T) {
 	big := s.floats(gotch.CPU, gotch.Float, randFloats(r, 256*300), 256, 300)
 	if s.rowsMatmul(s.floats(gotch.CPU, gotch.Float, randFloats(r, 256*(kernelMaxRows+1)), kernelMaxRows+1, 256), big) != nil {
 		t.Error("took more than kernelMaxRows rows for a large matrix")
+	}
+	if s.rowsMatmulNT(s.floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRows+1)), kernelMaxRows+1, 8), w) != nil {
+		t.Error("took more than kernelMaxRows rows with a transposed matrix")
 	}
 	if s.rowsMatmul(s.floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRows+1)), kernelMaxRows+1, 8), w) == nil {
 		t.Error("refused many rows for a small matrix")

@@ -71,6 +71,10 @@ func (l *Linear) forward(s *scope, x ct, train bool) ct {
 		if l.Bias != nil {
 			y = s.add(y, handle(l.Bias))
 		}
+	} else if y = s.rowsMatmulNT(x, handle(l.Weight)); y != nil { // a tied lm_head's decode step
+		if l.Bias != nil {
+			y = s.add(y, handle(l.Bias))
+		}
 	} else {
 		y = s.linear(x, handle(l.Weight), handle(l.Bias))
 	}
