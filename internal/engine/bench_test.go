@@ -27,7 +27,7 @@ var (
 	servingBenchDir = flag.String("serving-bench-dir", "", "TestWriteServingBenchModel saves the benchmark model here (bench/serving_bench.sh)")
 	benchThreads    = flag.Int("threads", 2, "libtorch intra-op threads for benchmarks")
 	benchTokens     = flag.Int("bench-tokens", 128, "tokens each client generates per benchmark iteration")
-	benchShape      = flag.String("serving-bench-shape", "small", "benchmark model: small (internal/model's benchmark shape, vocab 8000), gpt2vocab (the same with the GPT-2 tokenizer, vocab 50257) or medium (hidden 768, 12 layers, vocab 8000)")
+	benchShape      = flag.String("serving-bench-shape", "small", "benchmark model: small (internal/model's benchmark shape, vocab 8000), gpt2vocab (the same with the GPT-2 tokenizer, vocab 50257), medium (hidden 768, 12 layers, vocab 8000) or smollm2 (SmolLM2-135M's layers, tied embeddings, GPT-2 tokenizer)")
 )
 
 // writeBenchModel saves a random Llama and its tokenizer into dir:
@@ -40,11 +40,14 @@ var (
 //	medium     hidden 768, 12 layers, 12 heads over 4 KV heads, MLP 2048, vocab
 //	           8000: ~85M parameters (340 MB fp32), single-stream decoding
 //	           bound by memory bandwidth as real models are
+//	smollm2    SmolLM2-135M's layers (hidden 576, 30 layers, 9 heads over 3 KV
+//	           heads, MLP 1536) and tied embeddings, with the GPT-2 tokenizer
+//	           (vocab 50257): ~135M parameters, the lm_head the embedding
 func writeBenchModel(t testing.TB, dir string) {
 	t.Helper()
 	var tok *tokenizer.Tokenizer
 	var err error
-	if *benchShape == "gpt2vocab" {
+	if *benchShape == "gpt2vocab" || *benchShape == "smollm2" {
 		src := filepath.Join(os.Getenv("KFLLM_TOKENIZERS"), "gpt2")
 		if tok, err = tokenizer.Load(src); err != nil {
 			t.Skipf("GPT-2 tokenizer (make setup): %v", err)
@@ -63,6 +66,9 @@ func writeBenchModel(t testing.TB, dir string) {
 	case "small", "gpt2vocab":
 	case "medium":
 		cfg.HiddenSize, cfg.IntermediateSize, cfg.NumLayers, cfg.NumHeads, cfg.NumKVHeads = 768, 2048, 12, 12, 4
+	case "smollm2":
+		cfg.HiddenSize, cfg.IntermediateSize, cfg.NumLayers, cfg.NumHeads, cfg.NumKVHeads = 576, 1536, 30, 9, 3
+		cfg.TieWordEmbeddings = true
 	default:
 		t.Fatalf("unknown -serving-bench-shape %q", *benchShape)
 	}
