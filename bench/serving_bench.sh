@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Serving benchmark: the model server's generation through its scheduler
 # (single stream, and 8 concurrent clients batched), beside transformers'
-# generate() on the same weights, fp32, CPU, for random Llamas of three shapes
-# (small, gpt2vocab, medium: see writeBenchModel in internal/engine/bench_test.go);
+# generate() on the same weights, fp32, CPU, for random Llamas of four shapes
+# (small, gpt2vocab, medium, smollm2: see writeBenchModel in internal/engine/bench_test.go);
 # then a load test of the HTTP server on the first: 32 clients for 2 minutes.
 # Writes the "## Serving" section of docs/benchmarks.md.
 #
-#   bench/serving_bench.sh                         # THREADS=1 ROUNDS=3 LOAD=2m SHAPES="small gpt2vocab medium"
+#   bench/serving_bench.sh                         # THREADS=1 ROUNDS=3 LOAD=2m SHAPES="small gpt2vocab medium smollm2"
 #   LOAD=0 ROUNDS=1 bench/serving_bench.sh         # no load test
 #
 # Rounds interleave Go and Python; the report shows the round with the median
@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-1}
 ROUNDS=${ROUNDS:-3}
-SHAPES=${SHAPES:-small gpt2vocab medium}
+SHAPES=${SHAPES:-small gpt2vocab medium smollm2}
 TOKENS=${TOKENS:-128}
 LOAD=${LOAD:-2m}
 CLIENTS=${CLIENTS:-32}

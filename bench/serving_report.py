@@ -15,7 +15,8 @@ import time
 
 SHAPES = {"small": "small: hidden 256, 6 layers, vocab 8000, ~10M parameters",
           "gpt2vocab": "gpt2vocab: small with the GPT-2 tokenizer, vocab 50257, ~30M parameters",
-          "medium": "medium: hidden 768, 12 layers, vocab 8000, ~85M parameters"}
+          "medium": "medium: hidden 768, 12 layers, vocab 8000, ~85M parameters",
+          "smollm2": "smollm2: SmolLM2-135M's shape (hidden 576, 30 layers, GQA 9/3, tied embeddings), GPT-2 vocab, ~135M parameters"}
 
 
 def median(rounds, key):
@@ -55,7 +56,7 @@ def main():
         versions = py[0]
     out = ["## Serving", "",
            f"`bench/serving_bench.sh` on {platform.machine()} CPU ({os.cpu_count()} cores), {threads} libtorch thread(s) on both sides, "
-           f"fp32, random Llamas of internal/model's benchmark shape (hidden 256, 6 layers, GQA 8/4, MLP 1024), "
+           f"fp32, random Llamas of the shapes below (internal/engine's writeBenchModel), "
            f"{tokens} new tokens per client, greedy; {rounds} interleaved rounds, each row from the round with the median wall ratio (single stream and 8 clients run back to back), every round's ratios in brackets. "
            f"kfllm goes through the server's scheduler (continuous batching, max batch 8) and langchaingo adapter, "
            f"prefill included; transformers {versions['transformers']} / torch {versions['torch']} runs `generate()` "
@@ -73,7 +74,8 @@ def main():
             "repacked each weight on every such call (perf: the repacking 33% of a batch-8 step, the GEMM itself 22%). "
             "Inference weights are stored [in,out], which a few rows can stream without packing: an AVX-512 kernel "
             "(gemm_amd64.c) reads each weight once per step with every row's accumulators in registers: on the small "
-            "model's weights 8 rows take 1.1 ms, 1.2x one row (libtorch: 3.4 ms, 2.4x one row). The sequences' KV caches are slots of one BatchCache, written "
+            "model's weights 8 rows take 1.1 ms, 1.2x one row (libtorch: 3.4 ms, 2.4x one row); a tied lm_head "
+            "(smollm2) is read as the embedding [vocab, hidden] it is, one dot product per row. The sequences' KV caches are slots of one BatchCache, written "
             "in place and read by the kernel's attention over each row's own positions, where they used to be "
             "stacked (copied) on every step and multiplied by MKL's batched small GEMMs. Without AVX-512 the "
             "libtorch path runs as before.", ""]
