@@ -108,25 +108,49 @@ KF_AVX512 void kf_gemm(const float *x, const float *w, float *y, long M,
 // and V buffers, which starts rowmap[r]*ld floats in and holds one
 // position every D floats, n[r] of them valid (0: a row to skip).
 
+// kf_sum4 returns the lane sums of a, b, c, d as one vector [sa,sb,sc,sd].
+KF_INLINE KF_AVX512 __m128 kf_sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+  // Pairs within 128-bit lanes, then the four 128-bit lanes.
+  __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+  __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+  __m512 abcd = _mm512_add_ps(
+      _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))),
+      _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab), _mm512_castps_pd(cd))));
+  __m128 s = _mm_add_ps(_mm512_castps512_ps128(abcd), _mm512_extractf32x4_ps(abcd, 1));
+  s = _mm_add_ps(s, _mm512_extractf32x4_ps(abcd, 2));
+  return _mm_add_ps(s, _mm512_extractf32x4_ps(abcd, 3));
+}
+
+// kf_dot16 is the lane-wise products of q and k over D (a multiple of 16).
+KF_INLINE KF_AVX512 __m512 kf_dot16(const float *q, const float *k, long D) {
+  __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q), _mm512_loadu_ps(k));
+  for (long d = 16; d < D; d += 16)
+    acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(k + d), acc);
+  return acc;
+}
+
 // kf_attn_scores writes s[r,i,j] = scale * q[r,i].k[rowmap[r],j] for
-// j < n[r], and -inf for n[r] <= j < tk (0 for a whole skipped row).
+// j < n[r], and -inf for n[r] <= j < tk (0 for a whole skipped row). Four
+// positions at a time share one reduction across lanes.
 KF_AVX512 void kf_attn_scores(const float *q, const float *k, float *s,
                               long R, long rep, long D, long tk, long ld,
                               const long *rowmap, const long *n,
                               float scale) {
+  __m128 sc = _mm_set1_ps(scale);
   for (long r = 0; r < R; r++) {
     const float *kr = k + rowmap[r] * ld;
     for (long i = 0; i < rep; i++) {
       const float *qi = q + (r * rep + i) * D;
       float *si = s + (r * rep + i) * tk;
       long j = 0;
-      for (; j < n[r]; j++) {
+      for (; j + 4 <= n[r]; j += 4) {
         const float *kj = kr + j * D;
-        __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(qi), _mm512_loadu_ps(kj));
-        for (long d = 16; d < D; d += 16)
-          acc = _mm512_fmadd_ps(_mm512_loadu_ps(qi + d), _mm512_loadu_ps(kj + d), acc);
-        si[j] = scale * _mm512_reduce_add_ps(acc);
+        __m128 v = kf_sum4(kf_dot16(qi, kj, D), kf_dot16(qi, kj + D, D),
+                           kf_dot16(qi, kj + 2 * D, D), kf_dot16(qi, kj + 3 * D, D));
+        _mm_storeu_ps(si + j, _mm_mul_ps(sc, v));
       }
+      for (; j < n[r]; j++)
+        si[j] = scale * _mm512_reduce_add_ps(kf_dot16(qi, kr + j * D, D));
       for (; j < tk; j++)
         si[j] = n[r] > 0 ? -__builtin_inff() : 0;
     }
@@ -134,7 +158,8 @@ KF_AVX512 void kf_attn_scores(const float *q, const float *k, float *s,
 }
 
 // kf_attn_values writes o[r,i] = sum over j < n[r] of p[r,i,j] *
-// v[rowmap[r],j], in order of j (zeros for a skipped row).
+// v[rowmap[r],j] (zeros for a skipped row): even and odd positions in two
+// accumulators each, in order of j, added at the end.
 KF_AVX512 void kf_attn_values(const float *p, const float *v, float *o,
                               long R, long rep, long D, long tk, long ld,
                               const long *rowmap, const long *n) {
@@ -145,16 +170,25 @@ KF_AVX512 void kf_attn_values(const float *p, const float *v, float *o,
       float *oi = o + (r * rep + i) * D;
       for (long d = 0; d < D; d += 64) {
         long w = D - d < 64 ? (D - d) / 16 : 4;
-        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(),
-                         _mm512_setzero_ps(), _mm512_setzero_ps()};
-        for (long j = 0; j < n[r]; j++) {
-          __m512 pj = _mm512_set1_ps(pi[j]);
+        __m512 a0[4], a1[4];
+        KF_UNROLL for (int t = 0; t < 4; t++) a0[t] = a1[t] = _mm512_setzero_ps();
+        long j = 0;
+        for (; j + 2 <= n[r]; j += 2) {
+          __m512 p0 = _mm512_set1_ps(pi[j]), p1 = _mm512_set1_ps(pi[j + 1]);
           const float *vj = vr + j * D + d;
           KF_UNROLL for (int t = 0; t < 4; t++)
-            if (t < w) acc[t] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vj + 16 * t), acc[t]);
+            if (t < w) {
+              a0[t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vj + 16 * t), a0[t]);
+              a1[t] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(vj + D + 16 * t), a1[t]);
+            }
+        }
+        if (j < n[r]) {
+          __m512 p0 = _mm512_set1_ps(pi[j]);
+          KF_UNROLL for (int t = 0; t < 4; t++)
+            if (t < w) a0[t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr + j * D + d + 16 * t), a0[t]);
         }
         KF_UNROLL for (int t = 0; t < 4; t++)
-          if (t < w) _mm512_storeu_ps(oi + d + 16 * t, acc[t]);
+          if (t < w) _mm512_storeu_ps(oi + d + 16 * t, _mm512_add_ps(a0[t], a1[t]));
       }
     }
   }
