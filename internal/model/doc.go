@@ -4,10 +4,13 @@
 // to a transformers model directory with transformers' own parameter names.
 //
 // Forward gives logits for training and evaluation (differentiable with
-// LoadOptions.Trainable); Sequence, Prefill and DecodeStep generate with a
-// per-sequence KV cache, one batched forward per step for sequences of
-// different lengths, which is what a serving scheduler drives; Generate is
-// the simple loop over them.
+// LoadOptions.Trainable); Sequence, Prefill and DecodeStep generate, one
+// batched forward per step for sequences of different lengths, which is
+// what a serving scheduler drives; Generate is the simple loop over them.
+// Sequences made by a BatchCache keep their KV caches in its shared,
+// slot-indexed buffers, which a decode step writes and reads in place.
+// Decode steps multiply their few rows by the weights, and attend, with
+// AVX-512 kernels where the CPU has them (gemm_amd64.c; see gemm.go).
 //
 // The hot path calls libtorch through gotch's libtch bindings, not its ts
 // wrappers, so that generating a token allocates no Go ballast and leaks no
