@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kfllm/kfllm/internal/gguf"
@@ -88,6 +89,10 @@ func (o *Options) defaults() {
 	if o.Out == nil {
 		o.Out = os.Stdout
 	}
+	// The servers' output is copied to Out from their own goroutines while
+	// the demo writes its progress: one lock keeps lines whole and the
+	// writer (a bytes.Buffer in tests) safe.
+	o.Out = &lockedWriter{w: o.Out}
 }
 
 // Summary is what a demo run measured.
@@ -429,6 +434,7 @@ func (d *runner) stopServers() {
 			case <-done:
 			case <-time.After(10 * time.Second):
 				_ = c.Process.Kill()
+				<-done // its output is copied until it has exited
 			}
 		}
 	}
@@ -485,6 +491,18 @@ func writeJSONL(path string, recs []synth.Record) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 // prefixWriter writes each line with a prefix.
