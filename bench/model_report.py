@@ -58,11 +58,13 @@ lines = [
     "With one thread on each side they measure the same work.",
     "",
     "Where the decode ratio comes from: per token, transformers spends more CPU outside the matrix "
-    "products (Python, and more small ops per layer) than kfllm, whose ~46 libtorch ops per layer cost "
-    "~3-4 us each from Go; and an inference model in kfllm keeps each nn.Linear weight as its contiguous "
-    "[in,out] transpose (`Weight` is a view, names and shapes unchanged), which MKL streams faster for "
-    "one-token matrix-vector products: this model's 43 products take 2.3 ms of CPU per token with torch's "
-    "`linear` on [out,in] weights and 1.5 ms on the transposes (measured in torch, one thread).",    "",
+    "products (Python, and more small ops per layer) than kfllm, whose libtorch ops cost ~3-4 us each "
+    "from Go; and an inference model in kfllm keeps each nn.Linear weight as its contiguous [in,out] "
+    "transpose (`Weight` is a view, names and shapes unchanged), which a decode step's few rows stream "
+    "without any packing through an AVX-512 kernel (internal/model/gemm_amd64.c, also rope and the decode "
+    "attention; MKL repacked every weight on every call). On a CPU without AVX-512 MKL runs on the "
+    "transposes, which it also streams faster than torch's `linear` on [out,in] weights (this model's 43 "
+    "products: 2.3 ms of CPU per token against 1.5 ms, measured in torch, one thread).",    "",
 ]
 
 
@@ -93,8 +95,9 @@ for tune, label in (("true", "with `model.TuneAllocator()`"), ("false", "with gl
 lines += [
     "How memory stays bounded: the generation path calls libtorch through gotch's libtch bindings, not its `ts` "
     "wrappers, so no op leaks gotch's malloc(0) result slot or allocates its 100 KB Go ballast; every intermediate "
-    "belongs to a scope that frees it explicitly (per layer during the pass), KV caches are preallocated per "
-    "sequence (prompt + max_new_tokens) and written in place with narrow + copy_, and Release frees them. "
+    "belongs to a scope that frees it explicitly (per layer during the pass), KV caches are slots of a "
+    "BatchCache, reserved for prompt + max_new_tokens and written in place with index_copy_; Release frees a "
+    "slot, and the buffers go with the last sequence. "
     f"The decode step runs about {ops:.0f} libtorch ops per token for this model (`ops/tok`); with gotch's wrappers each would "
     "leak 32 bytes, about 9 MB per 1,000 tokens. What RSS still moves is glibc's allocator keeping freed "
     "blocks in per-thread arenas (Go calls libtorch from whichever OS thread is free) and keeping freed "
