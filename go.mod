@@ -18,6 +18,7 @@ require (
 	github.com/go-git/go-git/v5 v5.19.3 // internal/gitremote: commit and push a model dir to a git remote without a git binary
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	github.com/golang/groupcache v0.0.0-20241129210726-2c02b8208cf8 // indirect
+	github.com/google/renameio/v2 v2.0.2 // the small files we write (configs, tokenizer files, model cards, pipeline YAML, Hub refs, run-cache entries): temp file, fsync, rename, so no reader sees half a file
 	github.com/google/uuid v1.6.0 // langsmith: UUIDv7 run ids, as the LangSmith SDK makes them
 	github.com/gorilla/mux v1.8.1 // serving: KServe routes with {name} and :predict path patterns
 	github.com/jbenet/go-context v0.0.0-20150711004518-d14ea06fba99 // indirect

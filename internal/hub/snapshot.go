@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+	"github.com/google/renameio/v2"
 )
 
 // SnapshotOptions tunes Snapshot.
@@ -348,29 +349,13 @@ func fnmatch(pattern, name string) bool {
 	return err == nil && re.MatchString(name)
 }
 
-// writeFileAtomic writes data to a temporary file beside path and renames it.
+// writeFileAtomic makes path's directory and writes data to path atomically
+// (renameio), readable by the owner only.
 func writeFileAtomic(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
+	return renameio.WriteFile(path, data, 0o600)
 }
 
 // ModelFilePatterns are the AllowPatterns for a model a Go program loads:

@@ -3,7 +3,8 @@ package kfp
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/google/renameio/v2"
 )
 
 // WriteFile compiles p and writes its YAML to path, through a temporary file
@@ -21,22 +22,7 @@ func WriteFile(path string, p *Pipeline) error {
 		_, err := os.Stdout.Write(b)
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write pipeline %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write pipeline %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write pipeline %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return fmt.Errorf("write pipeline %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := renameio.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("write pipeline %s: %w", path, err)
 	}
 	return nil

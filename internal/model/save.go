@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 
+	"github.com/google/renameio/v2"
 	"github.com/sugarme/gotch"
 
 	"github.com/kfllm/kfllm/internal/device"
@@ -75,7 +76,7 @@ func (m *Model) Save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("save model %s: generation config: %w", dir, err)
 	}
-	if err := writeAtomic(filepath.Join(dir, "generation_config.json"), append(gb, '\n')); err != nil {
+	if err := renameio.WriteFile(filepath.Join(dir, "generation_config.json"), append(gb, '\n'), 0o644); err != nil {
 		return fmt.Errorf("save model %s: %w", dir, err)
 	}
 	cfg := *m.Config
@@ -84,31 +85,8 @@ func (m *Model) Save(dir string) error {
 	if err != nil {
 		return fmt.Errorf("save model %s: config: %w", dir, err)
 	}
-	if err := writeAtomic(filepath.Join(dir, "config.json"), append(cb, '\n')); err != nil {
+	if err := renameio.WriteFile(filepath.Join(dir, "config.json"), append(cb, '\n'), 0o644); err != nil {
 		return fmt.Errorf("save model %s: %w", dir, err)
 	}
 	return nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/google/renameio/v2"
 	"gopkg.in/yaml.v3"
 )
 
@@ -153,22 +154,7 @@ func Write(dir string, info Info) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	tmp, err := os.CreateTemp(dir, ".README-*.md")
-	if err != nil {
-		return false, fmt.Errorf("write model card: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(card); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("write model card: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return false, fmt.Errorf("write model card: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return false, fmt.Errorf("write model card: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
+	if err := renameio.WriteFile(p, card, 0o644); err != nil {
 		return false, fmt.Errorf("write model card: %w", err)
 	}
 	return true, nil

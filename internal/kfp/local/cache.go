@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -193,19 +194,7 @@ func (c *cache) store(key, dir string, outputs map[string]string, params map[str
 	if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(c.dir, ".entry-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), c.path(key))
+	return renameio.WriteFile(c.path(key), b, 0o600)
 }
 
 // link makes each output path a symlink to the cached output.
