@@ -1,7 +1,8 @@
 // Command demo runs kfllm's main job on this machine, offline: it makes a
-// dataset and a base model, runs the fine-tuning pipeline with `pipeline
-// local`, prints the held-out evaluation, then serves the uploaded model with
-// the UI and asks it one question (see internal/demo). `make demo` runs it.
+// dataset, converts the pretrained base model, runs the fine-tuning pipeline
+// with `pipeline local`, prints the held-out evaluation, then serves the
+// uploaded model with the UI and asks it one question (see internal/demo).
+// `make demo` runs it.
 //
 // Environment: DEMO_EXIT=1 exits after the sample question instead of
 // serving until interrupted; KFLLM_CACHE is where `make setup` put the base
@@ -30,7 +31,7 @@ func main() {
 	flag.IntVar(&o.Eval, "eval", 100, "held-out records (all are scored before and after)")
 	flag.IntVar(&o.MaxSteps, "max-steps", 30, "fine-tuning steps of 8 examples")
 	flag.StringVar(&o.BaseGGUF, "base-gguf", filepath.Join(cacheDir(), "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), "the pretrained base model (make setup fetches it)")
-	flag.Int64Var(&o.Seed, "seed", 1, "seed for the data, the base model and the training")
+	flag.Int64Var(&o.Seed, "seed", 1, "seed for the data and the training")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: demo [flags]\n\nEnvironment: DEMO_EXIT=1 exits after the sample question;\nKFLLM_CACHE is make setup's cache (default ~/.cache/kfllm).\n\n")
 		flag.PrintDefaults()

@@ -31,6 +31,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/renameio/v2"
 	"github.com/kfllm/kfllm/internal/gguf"
 	"github.com/kfllm/kfllm/internal/gitremote"
 	"github.com/kfllm/kfllm/internal/report"
@@ -45,7 +46,7 @@ type Options struct {
 	BinDir string
 	// Train and Eval are the sizes of the training and held-out sets.
 	Train, Eval int
-	// Seed makes the data, the base model and the training reproducible.
+	// Seed makes the data and the training reproducible.
 	Seed int64
 	// MaxSteps bounds the fine-tuning (default 30 steps of 8 examples).
 	MaxSteps int
@@ -486,11 +487,7 @@ func writeJSONL(path string, recs []synth.Record) error {
 			return err
 		}
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b.Bytes(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return renameio.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // lockedWriter serialises writes to w.
