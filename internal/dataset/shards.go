@@ -12,7 +12,7 @@ import (
 	"github.com/kfllm/kfllm/internal/safetensors"
 )
 
-// Names in a Token shards artifact (DESIGN.md §3).
+// Names in a Token shards artifact (docs/design.md §3).
 const (
 	TrainShardFile      = "train.safetensors"
 	EvalShardFile       = "eval.safetensors"

@@ -25,7 +25,7 @@ import (
 	"github.com/kfllm/kfllm/internal/tokenizer"
 )
 
-// TokenizeOptions configures Tokenize (the tokenize step, DESIGN.md §5).
+// TokenizeOptions configures Tokenize (the tokenize step, docs/design.md §5).
 type TokenizeOptions struct {
 	InputDir     string  // Records artifact: data.jsonl (+ metadata.json)
 	Tokenizer    string  // directory, or Hub repo id OWNER/NAME

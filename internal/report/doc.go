@@ -3,7 +3,7 @@
 // both in a self-contained HTML page, and a one-line text sparkline of the
 // loss for a terminal.
 //
-// It reads what finetune leaves in the model directory (DESIGN.md §3):
+// It reads what finetune leaves in the model directory (docs/design.md §3):
 // training_log.jsonl, one JSON object a line, training lines
 // {"step","epoch","loss","learning_rate","grad_norm","tokens_per_second"} and
 // evaluation lines {"step","eval_loss","eval_perplexity"}; and metrics.json

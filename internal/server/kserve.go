@@ -55,7 +55,7 @@ type v1Request struct {
 	Parameters map[string]json.RawMessage `json:"parameters"`
 }
 
-// qaInstance is one question for the DESIGN §4 prompt.
+// qaInstance is one question for the docs/design.md §4 prompt.
 type qaInstance struct {
 	Context  *string `json:"context"`
 	Question *string `json:"question"`

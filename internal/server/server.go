@@ -68,7 +68,7 @@ type Options struct {
 // state is the loaded model; nil while loading.
 type state struct {
 	backend *Backend
-	qa      *chain // the DESIGN §4 question-answering prompt
+	qa      *chain // the docs/design.md §4 question-answering prompt
 	raw     *chain // the identity prompt, for OpenAI completions
 }
 

@@ -30,7 +30,7 @@ import (
 // local LangSmith stand-in that checks every payload it gets. The black-box
 // suite on a real tiny model is in internal/engine.
 
-// designTemplate is DESIGN.md §4's prompt.
+// designTemplate is docs/design.md §4's prompt.
 const designTemplate = "Answer the question using the context.\n\nContext: {context}\nQuestion: {question}\nAnswer:"
 
 const modelName = "llm"

@@ -18,7 +18,7 @@ type shard struct {
 	mask      []int32
 }
 
-// readShard reads dir/name as DESIGN.md §3 defines token shards.
+// readShard reads dir/name as docs/design.md §3 defines token shards.
 func readShard(dir, name string) (*shard, error) {
 	p := filepath.Join(dir, name)
 	s, err := dataset.ReadShard(p)

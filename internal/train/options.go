@@ -13,7 +13,7 @@ import (
 // Options configure Run. The zero value of a field means its default
 // (listed beside it); Validate fills them in.
 type Options struct {
-	// InputDataset is the token shard directory (DESIGN.md §3).
+	// InputDataset is the token shard directory (docs/design.md §3).
 	InputDataset string
 	// BaseModel is a model directory or a Hub repo id OWNER/NAME.
 	BaseModel string

@@ -13,7 +13,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 )
 
-// Components are the six images, one binary each, named as in DESIGN §7:
+// Components are the six images, one binary each, named as in docs/design.md §7:
 // ${IMAGE_REGISTRY}/kfllm-<name>:${IMAGE_TAG}.
 var Components = []string{"fetch", "tokenize", "finetune", "upload", "serving", "ui"}
 

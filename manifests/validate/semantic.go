@@ -15,7 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// Names in the cluster (DESIGN §7).
+// Names in the cluster (docs/design.md §7).
 const (
 	DefaultNamespace  = "kubeflow-user-example-com"
 	APIName           = "llm-api"

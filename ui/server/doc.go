@@ -23,6 +23,6 @@
 //
 // The handler code lives here, beside ui/main.go, rather than under
 // internal/: go:embed only reaches files at or below the package directory,
-// and DESIGN.md §2 puts the UI's static assets in ui/, so the package that
+// and docs/design.md §2 puts the UI's static assets in ui/, so the package that
 // embeds them lives in ui/ too.
 package server

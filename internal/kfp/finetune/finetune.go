@@ -1,6 +1,6 @@
 // Package finetune is kfllm's fine-tuning pipeline, defined with package kfp:
 // fetch -> tokenize -> finetune -> upload, the artifacts output_dataset and
-// output_model_dir passed along (DESIGN.md §1, §5), HF_TOKEN from the
+// output_model_dir passed along (docs/design.md §1, §5), HF_TOKEN from the
 // hf-secret Kubernetes secret for the tasks that talk to Hugging Face.
 package finetune
 
