@@ -235,8 +235,9 @@ func renderDeploy(t *testing.T, ns, td string) *Bundle {
 // API's policies as they were before the DENY policy (ALLOW llm-ui, and
 // knative-serving on probe paths), the profile's ALLOW lets the notebook,
 // the pipeline step, the gateway and the KFP UI with the owner's header and
-// the header forger through; a TRUST_DOMAIN that is not the mesh's locks the
-// UI out (the DENY policy fails closed).
+// the header forger through; without the probe rewrite the kubelet's probes
+// are refused; a TRUST_DOMAIN that is not the mesh's locks the UI out (the
+// DENY policy fails closed).
 func TestAccessTableCatchesWiderPolicies(t *testing.T) {
 	before := `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -281,6 +282,27 @@ spec:
 		"the KFP UI with", "a notebook forging the UI", "Knative's activator"} {
 		if !strings.Contains(strings.Join(wrong, "\n"), who) {
 			t.Errorf("the old policies still deny %q; the table would not have caught them", who)
+		}
+	}
+
+	// Without the injector's probe rewrite, the kubelet's probes are plain
+	// text to the container's port, and llm-api-deny-others refuses them:
+	// the probe rows depend on the annotation, not on the table.
+	b, err = RenderBundle(repoPath("manifests", "api"), repoPath("manifests", "ui"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(b.InferenceServices[APIName].Annotations, probeRewrite)
+	ps = append(b.AuthzPolicies(), profilePolicy(t, DefaultNamespace)...)
+	api := Workload{Namespace: DefaultNamespace, Labels: isvcWorkload(b.InferenceServices[APIName]).podLabels}
+	probes := probeAccesses(b, api, Verdict{})
+	if len(probes) != 3 {
+		t.Fatalf("probes without rewrite: %v", probes)
+	}
+	for _, a := range probes {
+		got, err := decide(Mesh{}, ps, a)
+		if err != nil || got != (Verdict{Allow: false, By: "DENY " + DefaultNamespace + "/" + APIDenyPolicy}) {
+			t.Errorf("%s %s without the rewrite: %v, %v; want denied by %s", a.who, a.r.Path, got, err, APIDenyPolicy)
 		}
 	}
 
