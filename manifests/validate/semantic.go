@@ -158,7 +158,7 @@ func CheckBundle(b *Bundle, e Expect) []error {
 	}
 	// Kubelet probes get past llm-api-deny-others only because the sidecar
 	// injector moves them to the Istio agent's port.
-	if v := isvc.Annotations[probeRewrite]; v != "true" {
+	if v := isvc.Annotations[probeRewrite]; v != "true" || slices.Contains(constants.ServiceAnnotationDisallowedList, probeRewrite) {
 		bad("InferenceService %s: %s=%q; want \"true\": the kubelet's plain-text probes would otherwise meet %s", isvc.Name, probeRewrite, v, APIDenyPolicy)
 	}
 
