@@ -99,10 +99,10 @@ push-images: ## push the images `make images` built
 	@IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/images.sh push
 
 api-deploy: ## InferenceService llm-api serving MODEL_ID (or HF_REPO) in NAMESPACE
-	@NAMESPACE=$(NAMESPACE) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/deploy.sh api-deploy
+	@NAMESPACE=$(NAMESPACE) TRUST_DOMAIN=$(TRUST_DOMAIN) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/deploy.sh api-deploy
 
 ui-deploy: ## the web UI llm-ui behind a LoadBalancer in NAMESPACE; prints its address
-	@NAMESPACE=$(NAMESPACE) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/deploy.sh ui-deploy
+	@NAMESPACE=$(NAMESPACE) TRUST_DOMAIN=$(TRUST_DOMAIN) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/deploy.sh ui-deploy
 
 undeploy: ## remove llm-ui and llm-api from NAMESPACE (secrets are kept)
 	@NAMESPACE=$(NAMESPACE) bash scripts/deploy.sh undeploy

@@ -3,13 +3,15 @@
 #
 # Deploys kfllm's kustomize bases (manifests/api, manifests/ui) into
 # $NAMESPACE with `kubectl apply -k`, through an overlay it writes first
-# (render): the namespace (and the UI's principal in the API's policy, which
-# names it), the images ${IMAGE_REGISTRY}/kfllm-<name>:${IMAGE_TAG}, and for
+# (render): the namespace (and the principals in the Istio policies, which
+# name it and the mesh's trust domain), the images ${IMAGE_REGISTRY}/kfllm-<name>:${IMAGE_TAG}, and for
 # the API the model, MODEL_ID (or HF_REPO). Applying again changes nothing
 # that did not change; undeploy deletes what the two bases create (not the
 # secrets).
 #
-# Environment: NAMESPACE (default kubeflow-user-example-com), IMAGE_REGISTRY
+# Environment: NAMESPACE (default kubeflow-user-example-com), TRUST_DOMAIN
+# (the mesh's trust domain, meshConfig.trustDomain; default cluster.local,
+# which Istio also reads as "this mesh's trust domain"), IMAGE_REGISTRY
 # (default ghcr.io/kfllm), IMAGE_TAG (default dev), MODEL_ID or HF_REPO
 # (api-deploy: the Hub repo the pipeline uploaded, OWNER/NAME), KUBECTL
 # (default kubectl), KFLLM_DEPLOY_DIR (where overlays go, default
@@ -18,6 +20,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NAMESPACE="${NAMESPACE:-kubeflow-user-example-com}"
+TRUST_DOMAIN="${TRUST_DOMAIN:-cluster.local}"
 IMAGE_REGISTRY="${IMAGE_REGISTRY:-ghcr.io/kfllm}"
 IMAGE_TAG="${IMAGE_TAG:-dev}"
 MODEL_ID="${MODEL_ID:-${HF_REPO:-}}"
@@ -26,12 +29,19 @@ DEPLOY_DIR="${KFLLM_DEPLOY_DIR:-$ROOT/.kfllm/deploy}"
 WAIT="${WAIT:-10m}"
 # The image names the bases carry; the overlay maps them to IMAGE_REGISTRY.
 BASE_REGISTRY=ghcr.io/kfllm
+# The principals the bases' policies carry; the overlay rewrites them for
+# TRUST_DOMAIN and NAMESPACE (a test op first, so that a base that moved them
+# fails the render instead of leaving the old value).
+BASE_UI_PRINCIPAL=cluster.local/ns/kubeflow-user-example-com/sa/llm-ui
+BASE_GATEWAY_PRINCIPAL=cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account
 
 say() { echo "deploy: $*" >&2; }
 die() { say "$*"; exit "${2:-2}"; }
 
 check_names() {
 	[[ "$NAMESPACE" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || die "NAMESPACE=$NAMESPACE is not a Kubernetes namespace name"
+	[[ "$TRUST_DOMAIN" =~ ^[a-z0-9]([a-z0-9._-]{0,253}[a-z0-9])?$ ]] ||
+		die "TRUST_DOMAIN=$TRUST_DOMAIN is not a trust domain (the mesh's meshConfig.trustDomain, e.g. cluster.local)"
 	[[ "$IMAGE_REGISTRY" =~ ^[a-z0-9]([a-z0-9._:-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$ ]] ||
 		die "IMAGE_REGISTRY=$IMAGE_REGISTRY is not a registry/repository prefix (e.g. ghcr.io/you)"
 	[[ "$IMAGE_TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "IMAGE_TAG=$IMAGE_TAG is not a valid image tag"
@@ -77,6 +87,7 @@ render() {
 			echo "    newName: $IMAGE_REGISTRY/kfllm-$c"
 			echo "    newTag: \"$IMAGE_TAG\""
 		done
+		local ui_principal="$TRUST_DOMAIN/ns/$NAMESPACE/sa/llm-ui"
 		if [[ $base == api ]]; then
 			cat <<YAML
 patches:
@@ -91,9 +102,36 @@ patches:
       kind: AuthorizationPolicy
       name: llm-api-allow-ui
     patch: |-
+      - op: test
+        path: /spec/rules/0/from/0/source/principals/0
+        value: "$BASE_UI_PRINCIPAL"
       - op: replace
         path: /spec/rules/0/from/0/source/principals/0
-        value: "cluster.local/ns/$NAMESPACE/sa/llm-ui"
+        value: "$ui_principal"
+  - target:
+      kind: AuthorizationPolicy
+      name: llm-api-deny-others
+    patch: |-
+      - op: test
+        path: /spec/rules/0/from/0/source/notPrincipals/0
+        value: "$BASE_UI_PRINCIPAL"
+      - op: replace
+        path: /spec/rules/0/from/0/source/notPrincipals/0
+        value: "$ui_principal"
+YAML
+		else
+			cat <<YAML
+patches:
+  - target:
+      kind: AuthorizationPolicy
+      name: llm-ui-allow-external
+    patch: |-
+      - op: test
+        path: /spec/rules/0/from/0/source/principals/0
+        value: "$BASE_GATEWAY_PRINCIPAL"
+      - op: replace
+        path: /spec/rules/0/from/0/source/principals/0
+        value: "$TRUST_DOMAIN/ns/istio-system/sa/istio-ingressgateway-service-account"
 YAML
 		fi
 	} >"$dir/kustomization.yaml.tmp"

@@ -36,7 +36,7 @@ func runScript(t *testing.T, env []string, script string, args ...string) (stdou
 // namespace, the images and MODEL_ID given.
 func TestDeployOverlay(t *testing.T) {
 	dir := t.TempDir()
-	env := []string{"KFLLM_DEPLOY_DIR=" + dir, "NAMESPACE=team-a", "IMAGE_REGISTRY=reg.example.com/ml", "IMAGE_TAG=v1.2.3"}
+	env := []string{"KFLLM_DEPLOY_DIR=" + dir, "NAMESPACE=team-a", "TRUST_DOMAIN=example.org", "IMAGE_REGISTRY=reg.example.com/ml", "IMAGE_TAG=v1.2.3"}
 	var dirs []string
 	for _, base := range []string{"api", "ui"} {
 		out, stderr, code := runScript(t, append(env, "HF_REPO=alice/squad-llama"), "deploy.sh", "render", base)
@@ -50,7 +50,7 @@ func TestDeployOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := expect(t)
-	e.Namespace, e.Registry, e.Tag, e.ModelID = "team-a", "reg.example.com/ml", "v1.2.3", "alice/squad-llama"
+	e.Namespace, e.TrustDomain, e.Registry, e.Tag, e.ModelID = "team-a", "example.org", "reg.example.com/ml", "v1.2.3", "alice/squad-llama"
 	for _, err := range CheckBundle(b, e) {
 		t.Error(err)
 	}
@@ -107,6 +107,7 @@ func TestScriptsSayWhatIsMissing(t *testing.T) {
 		{"deploy.sh", []string{"api-deploy"}, []string{"MODEL_ID=a/b", "NAMESPACE=Bad_NS"}, 2, "not a Kubernetes namespace"},
 		{"deploy.sh", []string{"render", "api"}, []string{"MODEL_ID=not a repo"}, 2, "not a Hub repo id"},
 		{"deploy.sh", []string{"render", "ui"}, []string{"IMAGE_TAG=bad tag"}, 2, "not a valid image tag"},
+		{"deploy.sh", []string{"render", "ui"}, []string{"TRUST_DOMAIN=Cluster Local"}, 2, "is not a trust domain"},
 		{"images.sh", []string{"build"}, []string{noDocker}, 127, "docker not found"},
 		{"images.sh", []string{"push"}, []string{noDocker}, 127, "docker not found"},
 		{"images.sh", []string{"build"}, []string{noDocker, "IMAGE_TAG=no good"}, 2, "not a valid tag"},

@@ -6,6 +6,7 @@ require (
 	github.com/kserve/kserve v0.16.0 // InferenceService v1beta1 types and constants (pod labels, container name, deployment modes)
 	github.com/moby/buildkit v0.23.2 // the Dockerfile parser docker buildx uses (v0.23: same grpc/protobuf era as kserve 0.16)
 	google.golang.org/protobuf v1.36.6 // protojson: strict decoding of Istio specs
+	istio.io/api v1.27.1 // the AuthorizationPolicy spec types the authorization evaluator reads (security/v1 aliases v1beta1); the version client-go 1.27.1 pins
 	istio.io/client-go v1.27.1 // security/v1 AuthorizationPolicy, PeerAuthentication; 1.27.1 is what kserve 0.16 pins, so k8s.io/* agree
 	k8s.io/api v0.33.1 // core/apps types, the version kserve 0.16 pins
 	k8s.io/apimachinery v0.33.2
@@ -131,7 +132,6 @@ require (
 	gopkg.in/go-playground/validator.v9 v9.31.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
-	istio.io/api v1.27.1 // indirect
 	k8s.io/client-go v0.33.1 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/kube-openapi v0.0.0-20250318190949-c8a335a9a2ff // indirect

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	securityapi "istio.io/api/security/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 )
 
@@ -87,7 +88,7 @@ func TestBasesMeetContracts(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		"AuthorizationPolicy/llm-api-allow-ui", "AuthorizationPolicy/llm-ui-allow-external",
+		"AuthorizationPolicy/llm-api-allow-ui", "AuthorizationPolicy/llm-api-deny-others", "AuthorizationPolicy/llm-ui-allow-external",
 		"ConfigMap/llm-api-config", "ConfigMap/llm-ui-config", "Deployment/llm-ui",
 		"InferenceService/llm-api", "PeerAuthentication/llm-ui-external", "Service/llm-ui",
 		"ServiceAccount/llm-api", "ServiceAccount/llm-ui",
@@ -183,6 +184,24 @@ func TestContractChecksCatchMistakes(t *testing.T) {
 			p.Containers[1].Name = "other"
 			p.SKLearn = &kservev1beta1.SKLearnSpec{}
 		}, "webhook"},
+		{"no DENY policy", func(b *Bundle) {
+			delete(b.AuthorizationPolicies, APIDenyPolicy)
+		}, "without a DENY policy"},
+		{"DENY policy narrowed to one path", func(b *Bundle) {
+			r := b.AuthorizationPolicies[APIDenyPolicy].Spec.Rules[0]
+			r.To = []*securityapi.Rule_To{{Operation: &securityapi.Operation{Paths: []string{"/v1/*"}}}}
+		}, "every port and path"},
+		{"DENY policy spares another principal", func(b *Bundle) {
+			s := b.AuthorizationPolicies[APIDenyPolicy].Spec.Rules[0].From[0].Source
+			s.NotPrincipals = append(s.NotPrincipals, "cluster.local/ns/kubeflow-user-example-com/sa/default-editor")
+		}, "notPrincipals"},
+		{"ALLOW policy admits the namespace", func(b *Bundle) {
+			s := b.AuthorizationPolicies[APIPolicy].Spec.Rules[0].From[0].Source
+			s.Namespaces = []string{DefaultNamespace}
+		}, "only the UI"},
+		{"probe rewrite off", func(b *Bundle) {
+			b.InferenceServices[APIName].Annotations["sidecar.istio.io/rewriteAppHTTPProbers"] = "false"
+		}, "plain-text probes"},
 		{"Knative mode", func(b *Bundle) {
 			b.InferenceServices[APIName].Annotations["serving.kserve.io/deploymentMode"] = "Serverless"
 		}, "RawDeployment"},

@@ -11,27 +11,36 @@ import (
 
 	kservev1beta1 "github.com/kserve/kserve/pkg/apis/serving/v1beta1"
 	"github.com/kserve/kserve/pkg/constants"
+	"google.golang.org/protobuf/proto"
+	securityapi "istio.io/api/security/v1beta1"
+	istiosecurity "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
 // Names in the cluster (docs/design.md §7).
 const (
-	DefaultNamespace  = "kubeflow-user-example-com"
-	APIName           = "llm-api"
-	UIName            = "llm-ui"
-	APIConfig         = "llm-api-config"
-	UIConfig          = "llm-ui-config"
-	APIPolicy         = "llm-api-allow-ui"
-	UIPolicy          = "llm-ui-allow-external"
-	HFSecret          = "hf-secret"
-	LangSmithSecret   = "langsmith-secret"
-	IngressGatewaySA  = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+	DefaultNamespace = "kubeflow-user-example-com"
+	APIName          = "llm-api"
+	UIName           = "llm-ui"
+	APIConfig        = "llm-api-config"
+	UIConfig         = "llm-ui-config"
+	APIPolicy        = "llm-api-allow-ui"
+	APIDenyPolicy    = "llm-api-deny-others"
+	UIPolicy         = "llm-ui-allow-external"
+	HFSecret         = "hf-secret"
+	LangSmithSecret  = "langsmith-secret"
+	IngressGatewaySA = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
+	// DefaultTrustDomain is what the bases' principals carry; Istio reads
+	// it as the mesh's own trust domain.
+	DefaultTrustDomain = "cluster.local"
+	// probeRewrite is the sidecar injector's annotation that moves HTTP
+	// probes to the Istio agent (port 15020), out of the policies' way.
+	probeRewrite      = "sidecar.istio.io/rewriteAppHTTPProbers"
 	servingHTTPPort   = 8080
 	uiHTTPPort        = 8081
 	gpuResource       = "nvidia.com/gpu"
-	knativeNamespace  = constants.DefaultNSKnativeServing
-	principalTemplate = "cluster.local/ns/%s/sa/%s"
+	principalTemplate = "%s/ns/%s/sa/%s"
 )
 
 // Secrets are the secrets the scripts create (scripts/create-secret.sh,
@@ -44,6 +53,9 @@ var Secrets = map[string][]string{
 // Expect is what CheckBundle holds a rendered api+ui bundle to.
 type Expect struct {
 	Namespace string
+	// TrustDomain the principals in the policies carry; empty means
+	// DefaultTrustDomain.
+	TrustDomain string
 	// Entrypoints are the images' ENTRYPOINTs by component; a container
 	// must run exactly that command.
 	Entrypoints map[string]string
@@ -144,6 +156,11 @@ func CheckBundle(b *Bundle, e Expect) []error {
 	if len(api.containers) == 1 {
 		errs = append(errs, checkPredictor(isvc, api.containers[0], modelName)...)
 	}
+	// Kubelet probes get past llm-api-deny-others only because the sidecar
+	// injector moves them to the Istio agent's port.
+	if v := isvc.Annotations[probeRewrite]; v != "true" || slices.Contains(constants.ServiceAnnotationDisallowedList, probeRewrite) {
+		bad("InferenceService %s: %s=%q; want \"true\": the kubelet's plain-text probes would otherwise meet %s", isvc.Name, probeRewrite, v, APIDenyPolicy)
+	}
 
 	// The UI and how it finds the API.
 	if len(ui.containers) == 1 {
@@ -175,7 +192,7 @@ func CheckBundle(b *Bundle, e Expect) []error {
 		}
 	}
 
-	errs = append(errs, checkPolicies(b, e, api, ui, modelName)...)
+	errs = append(errs, checkPolicies(b, e, api, ui)...)
 	return errs
 }
 
@@ -385,57 +402,54 @@ func checkAPIURL(raw, isvcName, ns string) []error {
 	return nil
 }
 
-func checkPolicies(b *Bundle, e Expect, api, ui workload, modelName string) []error {
+func checkPolicies(b *Bundle, e Expect, api, ui workload) []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	uiPrincipal := fmt.Sprintf(principalTemplate, e.Namespace, ui.sa)
-
-	ap, ok := b.AuthorizationPolicies[APIPolicy]
-	if !ok {
-		bad("no AuthorizationPolicy %s", APIPolicy)
-	} else {
+	td := e.TrustDomain
+	if td == "" {
+		td = DefaultTrustDomain
+	}
+	uiPrincipal := fmt.Sprintf(principalTemplate, td, e.Namespace, ui.sa)
+	apiSelector := func(name string, ap *istiosecurity.AuthorizationPolicy) {
 		sel := ap.Spec.GetSelector().GetMatchLabels()
 		if len(sel) == 0 || !selects(sel, api.podLabels) || selects(sel, ui.podLabels) {
-			bad("AuthorizationPolicy %s: selector %v must select the API's pods %v and not the UI's", ap.Name, sel, api.podLabels)
+			bad("AuthorizationPolicy %s: selector %v must select the API's pods %v and not the UI's", name, sel, api.podLabels)
 		}
-		if ap.Spec.GetAction().String() != "ALLOW" {
+	}
+	// onlySource reports whether the policy is one rule with one source
+	// carrying one list, and no operation or condition, so that it holds on
+	// every port and path.
+	onlySource := func(ap *istiosecurity.AuthorizationPolicy) (*securityapi.Source, bool) {
+		rules := ap.Spec.GetRules()
+		if len(rules) != 1 || len(rules[0].GetFrom()) != 1 || len(rules[0].GetTo())+len(rules[0].GetWhen()) > 0 {
+			return nil, false
+		}
+		return rules[0].GetFrom()[0].GetSource(), true
+	}
+
+	// llm-api-allow-ui: the UI gets in whatever other ALLOW policies say.
+	if ap, ok := b.AuthorizationPolicies[APIPolicy]; !ok {
+		bad("no AuthorizationPolicy %s", APIPolicy)
+	} else {
+		apiSelector(ap.Name, ap)
+		if ap.Spec.GetAction() != securityapi.AuthorizationPolicy_ALLOW {
 			bad("AuthorizationPolicy %s: action %s, want ALLOW", ap.Name, ap.Spec.GetAction())
 		}
-		admitted := false
-		for i, r := range ap.Spec.GetRules() {
-			if len(r.GetFrom()) == 0 {
-				bad("AuthorizationPolicy %s: rule %d has no from: it admits every caller", ap.Name, i)
-			}
-			for _, f := range r.GetFrom() {
-				s := f.GetSource()
-				for _, p := range s.GetPrincipals() {
-					if p != uiPrincipal {
-						bad("AuthorizationPolicy %s: admits principal %q; only %q may call the API", ap.Name, p, uiPrincipal)
-					}
-					admitted = true
-				}
-				for _, ns := range s.GetNamespaces() {
-					if ns != knativeNamespace {
-						bad("AuthorizationPolicy %s: admits namespace %q", ap.Name, ns)
-					}
-					if len(r.GetTo()) == 0 {
-						bad("AuthorizationPolicy %s: namespace %s may call every path; limit it to probes and metrics", ap.Name, ns)
-					}
-				}
-				if len(s.GetNotPrincipals())+len(s.GetIpBlocks())+len(s.GetRemoteIpBlocks())+len(s.GetRequestPrincipals()) > 0 {
-					bad("AuthorizationPolicy %s: rule %d admits callers by more than principal or namespace", ap.Name, i)
-				}
-			}
-			for _, t := range r.GetTo() {
-				for _, p := range t.GetOperation().GetPaths() {
-					if m, ok := strings.CutPrefix(p, "/v1/models/"); ok && m != modelName {
-						bad("AuthorizationPolicy %s: path %s names model %q, the API serves %q", ap.Name, p, m, modelName)
-					}
-				}
-			}
+		if src, ok := onlySource(ap); !ok || !proto.Equal(src, &securityapi.Source{Principals: []string{uiPrincipal}}) {
+			bad("AuthorizationPolicy %s: want one rule admitting principals [%s] and nothing else; only the UI may call the API", ap.Name, uiPrincipal)
 		}
-		if !admitted {
-			bad("AuthorizationPolicy %s: the UI's principal %s is not admitted", ap.Name, uiPrincipal)
+	}
+	// llm-api-deny-others: everyone but the UI is denied, whatever ALLOW
+	// policies the namespace holds (Kubeflow's ns-owner-access-istio).
+	if dp, ok := b.AuthorizationPolicies[APIDenyPolicy]; !ok {
+		bad("no AuthorizationPolicy %s: without a DENY policy, the namespace's own ALLOW policies let other callers reach the API", APIDenyPolicy)
+	} else {
+		apiSelector(dp.Name, dp)
+		if dp.Spec.GetAction() != securityapi.AuthorizationPolicy_DENY {
+			bad("AuthorizationPolicy %s: action %s, want DENY", dp.Name, dp.Spec.GetAction())
+		}
+		if src, ok := onlySource(dp); !ok || !proto.Equal(src, &securityapi.Source{NotPrincipals: []string{uiPrincipal}}) {
+			bad("AuthorizationPolicy %s: want one rule denying notPrincipals [%s], with no operation or condition (it must hold on every port and path); only the UI may call the API", dp.Name, uiPrincipal)
 		}
 	}
 
@@ -450,7 +464,7 @@ func checkPolicies(b *Bundle, e Expect, api, ui workload, modelName string) []er
 		gateway, external := false, false
 		for _, r := range up.Spec.GetRules() {
 			for _, f := range r.GetFrom() {
-				if slices.Contains(f.GetSource().GetPrincipals(), IngressGatewaySA) {
+				if slices.Contains(f.GetSource().GetPrincipals(), td+strings.TrimPrefix(IngressGatewaySA, DefaultTrustDomain)) {
 					gateway = true
 				}
 				if slices.Contains(f.GetSource().GetNotPrincipals(), "*") {
