@@ -519,7 +519,7 @@ func pushRemote(ctx context.Context, files []file, o Options) (Result, error) {
 		o.Branch = advertisedHEAD(refs)
 		if o.Branch == "" && (strings.HasPrefix(o.Remote, "http://") || strings.HasPrefix(o.Remote, "https://")) {
 			if o.Branch, err = unbornHEAD(ctx, o); err != nil {
-				return res, explain("ls-refs", o.Remote, err)
+				o.logf("git: could not ask %s which branch HEAD names (%v); using %s", redact(o.Remote), err, defaultBranch)
 			}
 		}
 		if o.Branch == "" {

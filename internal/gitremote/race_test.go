@@ -153,8 +153,16 @@ func TestPushFollowsRemoteDefaultBranch(t *testing.T) {
 					t.Errorf("clone %s = %q, want %q", name, got, want)
 				}
 			}
+			// Now that trunk has a commit, HEAD is advertised the usual way.
+			write(t, filepath.Join(dir, "metrics.json"), []byte(`{}`))
+			if res, err := Push(context.Background(), dir, tc.o); err != nil || res.Branch != "trunk" || !res.Changed {
+				t.Fatalf("second push: %+v, %v", res, err)
+			}
 			if out := run(t, "git", "-C", tc.bare, "for-each-ref", "--format=%(refname)"); out != "refs/heads/trunk\n" {
 				t.Errorf("refs = %q, want only refs/heads/trunk", out)
+			}
+			if n := commitCount(t, tc.bare, "trunk"); n != 2 {
+				t.Errorf("trunk has %d commits, want 2", n)
 			}
 		})
 	}
