@@ -32,7 +32,7 @@ func main() {
 	flag.StringVar(&o.ModelDir, "model-dir", "", "model directory to upload (required)")
 	flag.StringVar(&o.Repo, "repo", os.Getenv("HF_REPO"), "OWNER/NAME on the Hub, a git URL, or a bare repository path (created if missing)")
 	flag.BoolVar(&o.Private, "private", false, "create the Hub repository private")
-	flag.StringVar(&o.Revision, "revision", "main", "branch to commit to")
+	flag.StringVar(&o.Revision, "revision", "", "branch to commit to (default: main on the Hub; the branch a git remote's HEAD names)")
 	flag.StringVar(&o.CommitMessage, "commit-message", "Upload model with kfllm", "commit message")
 	flag.StringVar(&o.Endpoint, "endpoint", env.Endpoint, "Hub endpoint")
 	flag.Int64Var(&o.LFSThreshold, "lfs-threshold", 10<<20, "git remotes: files of this many bytes or more go through git-lfs (negative: never)")
@@ -55,9 +55,5 @@ func main() {
 		fmt.Fprintln(os.Stderr, "upload:", err)
 		os.Exit(1)
 	}
-	state := "committed"
-	if !res.Changed {
-		state = "unchanged"
-	}
-	fmt.Printf("%s %s %s %s %s\n", res.Target, res.Repo, state, res.Commit, res.URL)
+	fmt.Println(res.Summary())
 }

@@ -16,7 +16,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
-// Checkout writes the files of a local bare repository's branch into dst
+// Checkout writes the files of a local bare repository's branch (empty: the
+// one its HEAD names) into dst
 // (which must not exist yet) and returns the commit it checked out. Git-lfs
 // pointer files are replaced by their objects from the repository's LFS
 // store (<gitdir>/lfs/objects), where Push keeps them, each checked against
@@ -27,15 +28,17 @@ func Checkout(ctx context.Context, remote, branch, dst string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("checkout %s: only local repositories are supported", redact(remote))
 	}
-	if branch == "" {
-		branch = "main"
-	}
 	if _, err := os.Stat(dst); err == nil {
 		return "", fmt.Errorf("checkout %s: %s already exists", gitDir, dst)
 	}
 	repo, err := git.PlainOpen(gitDir)
 	if err != nil {
 		return "", fmt.Errorf("checkout %s: %w", gitDir, err)
+	}
+	if branch == "" {
+		if branch = localHEAD(repo); branch == "" {
+			branch = defaultBranch
+		}
 	}
 	ref, err := repo.Reference(plumbing.NewBranchReferenceName(branch), true)
 	if err != nil {

@@ -292,23 +292,98 @@ func sameHost(a, b string) bool {
 	return err1 == nil && err2 == nil && ua.Host == ub.Host
 }
 
+// tempPrefix starts the name of every temporary file Push writes into a
+// local repository's <gitdir>/lfs/tmp, so that ones a killed upload left
+// behind are recognised and removed by the next.
+const tempPrefix = "kfllm-lfs-"
+
 // storeLocal copies the objects into a bare repository's git-lfs store,
 // <gitdir>/lfs/objects/<aa>/<bb>/<oid>, skipping those already there. Each
-// object is written to a temporary name and renamed, so a partial copy never
-// looks complete.
+// object is written under <gitdir>/lfs/tmp (where git-lfs keeps its own
+// temporary files), fsynced and renamed, so a partial copy never looks
+// complete. Temporary files a killed earlier upload left there are removed
+// first, unless another upload is still under way.
 func storeLocal(gitDir string, objs []Object) (sent, skipped int, err error) {
+	tmpDir := filepath.Join(gitDir, "lfs", "tmp")
+	if len(objs) == 0 {
+		if _, err := os.Stat(tmpDir); err != nil {
+			return 0, 0, nil // no LFS objects now, none left behind
+		}
+	}
+	if err := os.MkdirAll(tmpDir, 0o755); err != nil {
+		return 0, 0, fmt.Errorf("lfs store: %w", err)
+	}
+	unlock, err := lockTemps(tmpDir)
+	if err != nil {
+		return 0, 0, fmt.Errorf("lfs store: %w", err)
+	}
+	defer unlock()
 	for _, o := range objs {
 		dst := filepath.Join(gitDir, "lfs", "objects", o.OID[0:2], o.OID[2:4], o.OID)
-		if st, err := os.Stat(dst); err == nil && st.Size() == o.Size {
+		if st, err := os.Stat(dst); err == nil && st.Mode().IsRegular() && st.Size() == o.Size {
 			skipped++
 			continue
 		}
-		if err := copyFile(o.Path, dst); err != nil {
+		if err := storeObject(tmpDir, o, dst); err != nil {
 			return sent, skipped, fmt.Errorf("store lfs object %s: %w", o.Name, err)
 		}
 		sent++
 	}
 	return sent, skipped, nil
+}
+
+// storeObject copies o to dst through a temporary file in tmpDir that is
+// fsynced before the rename; on any error the temporary file is removed.
+func storeObject(tmpDir string, o Object, dst string) (err error) {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(o.Path)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(tmpDir, tempPrefix+o.OID+"-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	n, err := io.Copy(tmp, in)
+	if err != nil {
+		return err
+	}
+	if n != o.Size {
+		return fmt.Errorf("%s has %d bytes, %d when hashed (changed during the upload?)", o.Path, n, o.Size)
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(dst))
+}
+
+// removeStaleTemps deletes the temporary files of earlier uploads in tmpDir.
+// The caller holds the exclusive lock, so none of them is being written.
+func removeStaleTemps(tmpDir string) {
+	entries, err := os.ReadDir(tmpDir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), tempPrefix) && e.Type().IsRegular() {
+			os.Remove(filepath.Join(tmpDir, e.Name()))
+		}
+	}
 }
 
 func copyFile(src, dst string) error {

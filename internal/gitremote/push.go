@@ -37,7 +37,9 @@ type Options struct {
 	// Username and Password are sent as HTTP basic auth to http(s) remotes
 	// when Password is set. Neither is ever logged or put in an error.
 	Username, Password string
-	// Branch is the branch to commit to; default "main".
+	// Branch is the branch to commit to; default: the branch the remote's
+	// HEAD names (also in an empty repository, as `git clone` will check it
+	// out), else "main".
 	Branch string
 	// Message is the commit message; default "Upload model".
 	Message string
@@ -58,7 +60,10 @@ type Options struct {
 // Result describes what Push did.
 type Result struct {
 	Commit      string // the branch head after the push
+	Branch      string // the branch committed to
+	URL         string // the remote, with any credentials in it removed
 	Changed     bool   // false when the tree equalled the head and nothing was pushed
+	Retries     int    // times the branch moved under the upload and it committed again on top
 	Files       int    // files in the committed tree (including .gitattributes when written)
 	LFSUploaded int    // LFS objects sent
 	LFSSkipped  int    // LFS objects the remote already held
@@ -68,9 +73,6 @@ type Result struct {
 func Push(ctx context.Context, dir string, o Options) (Result, error) {
 	if o.Remote == "" {
 		return Result{}, errors.New("git push: no remote given")
-	}
-	if o.Branch == "" {
-		o.Branch = "main"
 	}
 	if o.Message == "" {
 		o.Message = "Upload model"
@@ -218,9 +220,10 @@ func gitattributes(files []file, objs []Object) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// buildCommit writes blobs, trees and (when the tree differs from parent's)
-// a commit into st. It returns the commit hash and whether it is new.
-func buildCommit(st storer.EncodedObjectStorer, files []file, objs []Object, parent *object.Commit, o Options) (plumbing.Hash, int, bool, error) {
+// buildTree writes the blobs and trees of the files into st and returns the
+// root tree and the number of files in it. LFS objects are stored as their
+// pointer files.
+func buildTree(st storer.EncodedObjectStorer, files []file, objs []Object) (plumbing.Hash, int, error) {
 	lfs := map[string]Object{}
 	for _, ob := range objs {
 		lfs[ob.Name] = ob
@@ -229,12 +232,12 @@ func buildCommit(st storer.EncodedObjectStorer, files []file, objs []Object, par
 	n := 0
 	attrs, err := gitattributes(files, objs)
 	if err != nil {
-		return plumbing.ZeroHash, 0, false, err
+		return plumbing.ZeroHash, 0, err
 	}
 	if attrs != nil {
 		h, err := writeBlob(st, bytes.NewReader(attrs), int64(len(attrs)))
 		if err != nil {
-			return plumbing.ZeroHash, 0, false, err
+			return plumbing.ZeroHash, 0, err
 		}
 		root.add(".gitattributes", object.TreeEntry{Name: ".gitattributes", Mode: filemode.Regular, Hash: h})
 		n++
@@ -251,18 +254,21 @@ func buildCommit(st storer.EncodedObjectStorer, files []file, objs []Object, par
 			h, err = writeFileBlob(st, f)
 		}
 		if err != nil {
-			return plumbing.ZeroHash, 0, false, fmt.Errorf("store %s: %w", f.name, err)
+			return plumbing.ZeroHash, 0, fmt.Errorf("store %s: %w", f.name, err)
 		}
 		root.add(f.name, object.TreeEntry{Name: pathBase(f.name), Mode: f.mode, Hash: h})
 		n++
 	}
 	tree, err := root.write(st)
 	if err != nil {
-		return plumbing.ZeroHash, 0, false, fmt.Errorf("write tree: %w", err)
+		return plumbing.ZeroHash, 0, fmt.Errorf("write tree: %w", err)
 	}
-	if parent != nil && parent.TreeHash == tree {
-		return parent.Hash, n, false, nil
-	}
+	return tree, n, nil
+}
+
+// makeCommit writes a commit of tree on top of parent (nil: a first
+// commit) into st.
+func makeCommit(st storer.EncodedObjectStorer, tree plumbing.Hash, parent *object.Commit, o Options) (plumbing.Hash, error) {
 	sig := object.Signature{Name: o.AuthorName, Email: o.AuthorEmail, When: o.Now()}
 	c := &object.Commit{Author: sig, Committer: sig, Message: o.Message, TreeHash: tree}
 	if parent != nil {
@@ -270,13 +276,13 @@ func buildCommit(st storer.EncodedObjectStorer, files []file, objs []Object, par
 	}
 	obj := st.NewEncodedObject()
 	if err := c.Encode(obj); err != nil {
-		return plumbing.ZeroHash, 0, false, fmt.Errorf("encode commit: %w", err)
+		return plumbing.ZeroHash, fmt.Errorf("encode commit: %w", err)
 	}
 	h, err := st.SetEncodedObject(obj)
 	if err != nil {
-		return plumbing.ZeroHash, 0, false, fmt.Errorf("store commit: %w", err)
+		return plumbing.ZeroHash, fmt.Errorf("store commit: %w", err)
 	}
-	return h, n, true, nil
+	return h, nil
 }
 
 func pathBase(name string) string {
@@ -363,150 +369,282 @@ func (o Options) logf(format string, args ...any) {
 	}
 }
 
-// pushLocal writes straight into a local bare repository: objects, LFS
-// store, then the branch ref.
-func pushLocal(_ context.Context, path string, files []file, o Options) (Result, error) {
-	repo, err := openOrInitBare(path, o.Branch)
+// pushAttempts bounds how often Push commits again on top of a branch that
+// another upload moved while this one was under way.
+const pushAttempts = 8
+
+// ErrBranchMoved means the branch moved under the upload pushAttempts times
+// in a row: others keep pushing to it. Nothing was lost; try again.
+var ErrBranchMoved = errors.New("the branch kept moving while uploading")
+
+// pushLocal writes straight into a local repository: LFS store, objects,
+// then the branch ref, moved only from the head the commit was built on. When
+// another upload moved the branch in the meantime, it commits again on top
+// of the new head, as the Hub does with a commit made without parentCommit:
+// both commits stay in the history and the later one's files are the tip.
+func pushLocal(ctx context.Context, path string, files []file, o Options) (Result, error) {
+	repo, gitDir, err := openOrInitBare(path, o.Branch)
 	if err != nil {
 		return Result{}, err
 	}
+	if o.Branch == "" {
+		if o.Branch = localHEAD(repo); o.Branch == "" {
+			o.Branch = defaultBranch
+		}
+	}
+	res := Result{Branch: o.Branch, URL: redact(o.Remote)}
 	objs, err := split(files, o.LFSThreshold)
 	if err != nil {
-		return Result{}, err
+		return res, err
 	}
-	refName := plumbing.NewBranchReferenceName(o.Branch)
-	var parent *object.Commit
-	if ref, err := repo.Reference(refName, true); err == nil {
-		if parent, err = repo.CommitObject(ref.Hash()); err != nil {
-			return Result{}, fmt.Errorf("read %s head: %w", o.Branch, err)
-		}
-	} else if !errors.Is(err, plumbing.ErrReferenceNotFound) {
-		return Result{}, fmt.Errorf("read %s: %w", refName, err)
-	}
-	gitDir := path
-	if _, err := os.Stat(filepath.Join(path, ".git")); err == nil {
-		gitDir = filepath.Join(path, ".git")
-	}
-	res := Result{}
 	if res.LFSUploaded, res.LFSSkipped, err = storeLocal(gitDir, objs); err != nil {
 		return res, err
 	}
-	h, n, changed, err := buildCommit(repo.Storer, files, objs, parent, o)
+	tree, n, err := buildTree(repo.Storer, files, objs)
 	if err != nil {
 		return res, err
 	}
-	res.Commit, res.Files, res.Changed = h.String(), n, changed
-	if !changed {
-		o.logf("git: %s already holds these files at %s; no new commit", o.Branch, h)
+	res.Files = n
+	refName := plumbing.NewBranchReferenceName(o.Branch)
+	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		var parent *object.Commit
+		old := plumbing.ZeroHash
+		ref, err := repo.Storer.Reference(refName)
+		switch {
+		case err == nil:
+			old = ref.Hash()
+			if parent, err = repo.CommitObject(old); err != nil {
+				return res, fmt.Errorf("read %s head: %w", o.Branch, err)
+			}
+		case !errors.Is(err, plumbing.ErrReferenceNotFound):
+			return res, fmt.Errorf("read %s: %w", refName, err)
+		}
+		if parent != nil && parent.TreeHash == tree {
+			res.Commit = old.String()
+			o.logf("git: %s already holds these files at %s; no new commit", o.Branch, old)
+			return res, nil
+		}
+		h, err := makeCommit(repo.Storer, tree, parent, o)
+		if err != nil {
+			return res, err
+		}
+		err = updateRef(repo, gitDir, refName, old, h)
+		if errors.Is(err, errRefMoved) {
+			if attempt == pushAttempts {
+				return res, fmt.Errorf("git push %s %s: %w (%d attempts; last: %v)", redact(o.Remote), o.Branch, ErrBranchMoved, attempt, err)
+			}
+			res.Retries++
+			o.logf("git: %s moved while uploading (%v); committing again on top of it", o.Branch, err)
+			continue
+		}
+		if err != nil {
+			return res, fmt.Errorf("update %s: %w", refName, err)
+		}
+		res.Commit, res.Changed = h.String(), true
+		o.logf("git: committed %s to %s (%d files, %d LFS objects stored)", h, o.Branch, n, res.LFSUploaded)
 		return res, nil
 	}
-	if err := repo.Storer.SetReference(plumbing.NewHashReference(refName, h)); err != nil {
-		return res, fmt.Errorf("update %s: %w", refName, err)
-	}
-	o.logf("git: committed %s to %s (%d files, %d LFS objects stored)", h, o.Branch, n, res.LFSUploaded)
-	return res, nil
 }
 
 // openOrInitBare opens the repository at path, creating a bare one whose
-// HEAD names branch when nothing exists there yet (as the Hub's create_repo
-// does for a missing repository).
-func openOrInitBare(path, branch string) (*git.Repository, error) {
+// HEAD names branch (default "main") when nothing exists there yet (as the
+// Hub's create_repo does for a missing repository). It also returns the git
+// directory: path itself, or path/.git for a repository with a work tree.
+func openOrInitBare(path, branch string) (*git.Repository, string, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if branch == "" {
+			branch = defaultBranch
+		}
 		repo, err := git.PlainInitWithOptions(path, &git.PlainInitOptions{
 			Bare:        true,
 			InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName(branch)},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("create bare git repository %s: %w", path, err)
+			return nil, "", fmt.Errorf("create bare git repository %s: %w", path, err)
 		}
-		return repo, nil
+		return repo, path, nil
 	}
 	repo, err := git.PlainOpen(path)
 	if err != nil {
-		return nil, fmt.Errorf("open git repository %s: %w (point --repo at a bare repository, e.g. one made with `git init --bare %s`, or at a path that does not exist yet)", path, err, path)
+		return nil, "", fmt.Errorf("open git repository %s: %w (point --repo at a bare repository, e.g. one made with `git init --bare %s`, or at a path that does not exist yet)", path, err, path)
 	}
-	return repo, nil
+	gitDir := path
+	if _, err := os.Stat(filepath.Join(path, ".git")); err == nil {
+		gitDir = filepath.Join(path, ".git")
+	}
+	return repo, gitDir, nil
 }
 
-// pushRemote fetches the branch into memory, commits on top and pushes.
+func (o Options) gitUser() string {
+	if o.Username == "" {
+		return "kfllm" // servers that take a token as password ignore the name
+	}
+	return o.Username
+}
+
+// pushRemote fetches the branch into memory, commits on top and pushes,
+// requiring the remote branch to still be at the fetched head. When another
+// upload moved it in the meantime, it fetches the new head and commits again
+// on top of it (see pushLocal).
 func pushRemote(ctx context.Context, files []file, o Options) (Result, error) {
 	var auth transport.AuthMethod
 	if o.Password != "" {
-		user := o.Username
-		if user == "" {
-			user = "kfllm" // servers that take a token as password ignore the name
-		}
-		auth = &githttp.BasicAuth{Username: user, Password: o.Password}
+		auth = &githttp.BasicAuth{Username: o.gitUser(), Password: o.Password}
 	}
+	res := Result{URL: redact(o.Remote)}
 	st := memory.NewStorage()
 	repo, err := git.Init(st, nil)
 	if err != nil {
-		return Result{}, fmt.Errorf("git init: %w", err)
+		return res, fmt.Errorf("git init: %w", err)
 	}
 	remote, err := repo.CreateRemote(&config.RemoteConfig{Name: "origin", URLs: []string{o.Remote}})
 	if err != nil {
-		return Result{}, fmt.Errorf("git remote %s: %w", redact(o.Remote), err)
+		return res, fmt.Errorf("git remote %s: %w", redact(o.Remote), err)
 	}
+	list := func() ([]*plumbing.Reference, error) {
+		refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
+		if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
+			return nil, err
+		}
+		return refs, nil
+	}
+	refs, err := list()
+	if err != nil {
+		return res, explain("list", o.Remote, err)
+	}
+	if o.Branch == "" {
+		o.Branch = advertisedHEAD(refs)
+		if o.Branch == "" && (strings.HasPrefix(o.Remote, "http://") || strings.HasPrefix(o.Remote, "https://")) {
+			if o.Branch, err = unbornHEAD(ctx, o); err != nil {
+				o.logf("git: could not ask %s which branch HEAD names (%v); using %s", redact(o.Remote), err, defaultBranch)
+			}
+		}
+		if o.Branch == "" {
+			o.Branch = defaultBranch
+		}
+	}
+	res.Branch = o.Branch
 	refName := plumbing.NewBranchReferenceName(o.Branch)
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth})
-	if err != nil && !errors.Is(err, transport.ErrEmptyRemoteRepository) {
-		return Result{}, explain("list", o.Remote, err)
-	}
-	var parent *object.Commit
-	for _, r := range refs {
-		if r.Name() != refName {
-			continue
-		}
-		spec := config.RefSpec(fmt.Sprintf("+%s:refs/remotes/origin/%s", refName, o.Branch))
-		err := repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: auth, Tags: git.NoTags})
-		if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-			return Result{}, explain("fetch", o.Remote, err)
-		}
-		if parent, err = repo.CommitObject(r.Hash()); err != nil {
-			return Result{}, fmt.Errorf("read %s head: %w", o.Branch, err)
-		}
-	}
 	objs, err := split(files, o.LFSThreshold)
 	if err != nil {
-		return Result{}, err
-	}
-	h, n, changed, err := buildCommit(st, files, objs, parent, o)
-	res := Result{Commit: h.String(), Files: n, Changed: changed}
-	if err != nil || !changed {
-		if err == nil {
-			o.logf("git: %s already holds these files at %s; no new commit", o.Branch, h)
-		}
 		return res, err
 	}
-	if len(objs) > 0 {
-		lc := &lfsClient{base: lfsURL(o.Remote), user: o.Username, password: o.Password, http: o.HTTPClient}
-		if auth != nil {
-			lc.user = auth.(*githttp.BasicAuth).Username
+	tree, n, err := buildTree(st, files, objs)
+	if err != nil {
+		return res, err
+	}
+	res.Files = n
+	lfsSent := false
+	for attempt := 1; ; attempt++ {
+		parent, err := fetchHead(ctx, repo, refs, refName, auth)
+		if err != nil {
+			return res, explain("fetch", o.Remote, err)
 		}
-		res.LFSUploaded, res.LFSSkipped, err = lc.upload(ctx, refName.String(), objs)
-		if errors.Is(err, ErrLFSUnavailable) {
-			names := make([]string, len(objs))
-			for i, ob := range objs {
-				names[i] = fmt.Sprintf("%s (%d bytes)", ob.Name, ob.Size)
+		old := plumbing.ZeroHash
+		if parent != nil {
+			old = parent.Hash
+		}
+		if parent != nil && parent.TreeHash == tree {
+			res.Commit = old.String()
+			o.logf("git: %s already holds these files at %s; no new commit", o.Branch, old)
+			return res, nil
+		}
+		if !lfsSent && len(objs) > 0 {
+			if err := o.sendLFS(ctx, refName, objs, &res); err != nil {
+				return res, err
 			}
-			return res, fmt.Errorf("git push %s: %s at or above the LFS threshold of %d bytes, but the remote offers no git-lfs: enable LFS on the remote or raise --lfs-threshold: %w",
-				redact(o.Remote), strings.Join(names, ", "), o.LFSThreshold, err)
+			lfsSent = true
 		}
+		h, err := makeCommit(st, tree, parent, o)
 		if err != nil {
 			return res, err
 		}
-		o.logf("git-lfs: %d objects sent, %d already on the remote", res.LFSUploaded, res.LFSSkipped)
+		if err := st.SetReference(plumbing.NewHashReference(refName, h)); err != nil {
+			return res, fmt.Errorf("set %s: %w", refName, err)
+		}
+		po := &git.PushOptions{RemoteName: "origin", Auth: auth,
+			RefSpecs: []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", refName, refName))}}
+		if parent != nil {
+			po.RequireRemoteRefs = []config.RefSpec{config.RefSpec(fmt.Sprintf("%s:%s", old, refName))}
+		}
+		err = repo.PushContext(ctx, po)
+		if err == nil || errors.Is(err, git.NoErrAlreadyUpToDate) {
+			res.Commit, res.Changed = h.String(), true
+			o.logf("git: pushed %s to %s %s (%d files)", h, redact(o.Remote), o.Branch, n)
+			return res, nil
+		}
+		// Refused: because another upload moved the branch, or for a reason
+		// committing again cannot fix?
+		now, lerr := list()
+		if lerr != nil || headOf(now, refName) == old {
+			return res, explain("push", o.Remote, err)
+		}
+		if attempt == pushAttempts {
+			return res, fmt.Errorf("git push %s %s: %w (%d attempts; last: %v)", redact(o.Remote), o.Branch, ErrBranchMoved, attempt, err)
+		}
+		res.Retries++
+		o.logf("git: %s moved to %s while uploading; committing again on top of it", o.Branch, short(headOf(now, refName)))
+		refs = now
 	}
-	if err := st.SetReference(plumbing.NewHashReference(refName, h)); err != nil {
-		return res, fmt.Errorf("set %s: %w", refName, err)
+}
+
+// headOf returns the hash of the named ref in refs, or ZeroHash.
+func headOf(refs []*plumbing.Reference, name plumbing.ReferenceName) plumbing.Hash {
+	for _, r := range refs {
+		if r.Name() == name {
+			return r.Hash()
+		}
 	}
-	spec := config.RefSpec(fmt.Sprintf("%s:%s", refName, refName))
-	err = repo.PushContext(ctx, &git.PushOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: auth})
+	return plumbing.ZeroHash
+}
+
+// fetchHead fetches the remote branch, when refs lists it, and returns its
+// head commit (nil for a branch that does not exist yet).
+func fetchHead(ctx context.Context, repo *git.Repository, refs []*plumbing.Reference, refName plumbing.ReferenceName, auth transport.AuthMethod) (*object.Commit, error) {
+	if headOf(refs, refName).IsZero() {
+		return nil, nil
+	}
+	tracking := plumbing.NewRemoteReferenceName("origin", refName.Short())
+	spec := config.RefSpec(fmt.Sprintf("+%s:%s", refName, tracking))
+	err := repo.FetchContext(ctx, &git.FetchOptions{RemoteName: "origin", RefSpecs: []config.RefSpec{spec}, Auth: auth, Tags: git.NoTags})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return res, explain("push", o.Remote, err)
+		return nil, err
 	}
-	o.logf("git: pushed %s to %s %s (%d files)", h, redact(o.Remote), o.Branch, n)
-	return res, nil
+	ref, err := repo.Reference(tracking, true)
+	if err != nil {
+		return nil, fmt.Errorf("read fetched %s: %w", refName, err)
+	}
+	c, err := repo.CommitObject(ref.Hash())
+	if err != nil {
+		return nil, fmt.Errorf("read %s head: %w", refName, err)
+	}
+	return c, nil
+}
+
+// sendLFS uploads the LFS objects through the remote's batch API.
+func (o Options) sendLFS(ctx context.Context, refName plumbing.ReferenceName, objs []Object, res *Result) error {
+	lc := &lfsClient{base: lfsURL(o.Remote), user: o.Username, password: o.Password, http: o.HTTPClient}
+	if o.Password != "" {
+		lc.user = o.gitUser()
+	}
+	var err error
+	res.LFSUploaded, res.LFSSkipped, err = lc.upload(ctx, refName.String(), objs)
+	if errors.Is(err, ErrLFSUnavailable) {
+		names := make([]string, len(objs))
+		for i, ob := range objs {
+			names[i] = fmt.Sprintf("%s (%d bytes)", ob.Name, ob.Size)
+		}
+		return fmt.Errorf("git push %s: %s at or above the LFS threshold of %d bytes, but the remote offers no git-lfs: enable LFS on the remote or raise --lfs-threshold: %w",
+			redact(o.Remote), strings.Join(names, ", "), o.LFSThreshold, err)
+	}
+	if err != nil {
+		return err
+	}
+	o.logf("git-lfs: %d objects sent, %d already on the remote", res.LFSUploaded, res.LFSSkipped)
+	return nil
 }
 
 // explain wraps a transport error with the operation, the redacted remote

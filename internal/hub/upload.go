@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -43,12 +44,15 @@ type UploadOptions struct {
 
 // UploadResult says what UploadFolder did.
 type UploadResult struct {
-	CommitOID string // the new commit, empty when nothing changed
+	// CommitOID is the revision's head after the upload: the new commit, or
+	// when nothing changed the commit that already held these files.
+	CommitOID string
 	CommitURL string
-	Changed   bool // false: the revision already held these files, no commit made
-	Created   bool // the repository was created by this call
-	Files     int  // files considered (not ignored by the Hub)
-	Added     int  // files in the commit (new or changed)
+	RepoURL   string // the repository's page, e.g. https://huggingface.co/OWNER/NAME
+	Changed   bool   // false: the revision already held these files, no commit made
+	Created   bool   // the repository was created by this call
+	Files     int    // files considered (not ignored by the Hub)
+	Added     int    // files in the commit (new or changed)
 	Deleted   int
 	LFSSent   int // LFS objects uploaded
 	LFSHeld   int // LFS objects the Hub already had
@@ -96,21 +100,27 @@ func (c *Client) UploadFolder(ctx context.Context, dir string, o UploadOptions) 
 	if len(files) == 0 {
 		return nil, fmt.Errorf("upload: %s holds no files", dir)
 	}
-	res := &UploadResult{}
+	res := &UploadResult{RepoURL: c.repoURL(typ, o.RepoID)}
 	if res.Created, err = c.CreateRepo(ctx, CreateRepoOptions{RepoID: o.RepoID, RepoType: typ, Private: o.Private}); err != nil {
 		return nil, err
 	}
 	if res.Created {
 		p.logf("hub: created %s repo %s", typ, o.RepoID)
 	}
-	remote, err := c.remoteFiles(ctx, typ, o.RepoID, o.Revision)
+	// The files are compared with those of the head commit, so that the
+	// commit reported when nothing changed is the one that holds them.
+	head, err := c.ResolveRevision(ctx, typ, o.RepoID, o.Revision)
 	if errors.Is(err, ErrRevisionNotFound) {
 		if err := c.createBranch(ctx, typ, o.RepoID, o.Revision); err != nil {
 			return nil, err
 		}
 		p.logf("hub: created branch %s", o.Revision)
-		remote, err = c.remoteFiles(ctx, typ, o.RepoID, o.Revision)
+		head, err = c.ResolveRevision(ctx, typ, o.RepoID, o.Revision)
 	}
+	if err != nil {
+		return nil, err
+	}
+	remote, err := c.remoteFiles(ctx, typ, o.RepoID, head)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +159,8 @@ func (c *Client) UploadFolder(ctx context.Context, dir string, o UploadOptions) 
 		res.Deleted = len(gone)
 	}
 	if len(ops) == 0 {
-		p.logf("hub: %s@%s already holds these %d files; no new commit", o.RepoID, o.Revision, len(files))
+		res.CommitOID, res.CommitURL = head, res.RepoURL+"/commit/"+head
+		p.logf("hub: %s@%s already holds these %d files at %s; no new commit", o.RepoID, o.Revision, len(files), head)
 		return res, nil
 	}
 	st, err := c.uploadLFS(ctx, typ, o.RepoID, o.Revision, objs, p)
@@ -164,6 +175,16 @@ func (c *Client) UploadFolder(ctx context.Context, dir string, o UploadOptions) 
 	res.Changed, res.CommitOID, res.CommitURL = true, info.CommitOID, info.CommitURL
 	p.logf("hub: committed %d files (%d deleted) to %s@%s: %s", res.Added, res.Deleted, o.RepoID, o.Revision, info.CommitURL)
 	return res, nil
+}
+
+// repoURL is the repository's page on the Hub: {endpoint}/{repo} for
+// models, {endpoint}/{type}s/{repo} otherwise.
+func (c *Client) repoURL(typ, repoID string) string {
+	prefix := "/"
+	if typ != RepoTypeModel {
+		prefix = "/" + typ + "s/"
+	}
+	return strings.TrimSuffix(c.Endpoint(), "/") + prefix + repoID
 }
 
 // remoteFiles maps path -> entry for the files at revision.

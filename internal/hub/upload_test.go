@@ -99,16 +99,26 @@ func TestUploadFolderBasicTransfer(t *testing.T) {
 		t.Fatalf("result %+v", res)
 	}
 	oid := upSHA256(w)
+	recs := s.Requests()
+	// The tree is listed at the head the revision resolved to (the commit
+	// create_repo made), not at the moving branch name.
+	firstSHA := ""
+	if len(recs) > 2 {
+		firstSHA = strings.TrimPrefix(recs[2].Path, "/api/models/me/tiny/tree/")
+	}
+	if len(firstSHA) != 40 {
+		t.Fatalf("tree listed at %q, want a commit sha", firstSHA)
+	}
 	want := []string{
 		"POST hub.test /api/repos/create",
-		"GET hub.test /api/models/me/tiny/tree/main",
+		"GET hub.test /api/models/me/tiny/revision/main",
+		"GET hub.test /api/models/me/tiny/tree/" + firstSHA,
 		"POST hub.test /api/models/me/tiny/preupload/main",
 		"POST hub.test /me/tiny.git/info/lfs/objects/batch",
 		"PUT " + hubtest.StorageHost + " /lfs/" + oid,
 		"POST hub.test /me/tiny.git/info/lfs/objects/verify",
 		"POST hub.test /api/models/me/tiny/commit/main",
 	}
-	recs := s.Requests()
 	if got := routes(recs); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("requests\n got %q\nwant %q", got, want)
 	}
@@ -121,10 +131,10 @@ func TestUploadFolderBasicTransfer(t *testing.T) {
 			t.Errorf("%s %s: Authorization %q", r.Method, r.Path, auth)
 		}
 	}
-	if ct := recs[3].Header.Get("Content-Type"); ct != "application/vnd.git-lfs+json" || recs[3].Header.Get("Accept") != ct {
-		t.Errorf("batch headers %v", recs[3].Header)
+	if ct := recs[4].Header.Get("Content-Type"); ct != "application/vnd.git-lfs+json" || recs[4].Header.Get("Accept") != ct {
+		t.Errorf("batch headers %v", recs[4].Header)
 	}
-	if ct := recs[6].Header.Get("Content-Type"); ct != "application/x-ndjson" {
+	if ct := recs[7].Header.Get("Content-Type"); ct != "application/x-ndjson" {
 		t.Errorf("commit Content-Type %q", ct)
 	}
 	b := s.Uploads().Batches()
@@ -149,8 +159,8 @@ func TestUploadFolderBasicTransfer(t *testing.T) {
 	if len(commits) != 1 || strings.Join(commits[0].Lines, "\n") != strings.Join(wantLines, "\n") {
 		t.Fatalf("commit lines\n got %q\nwant %q", commits, wantLines)
 	}
-	if res.CommitOID != commits[0].SHA || !strings.HasSuffix(res.CommitURL, "/commit/"+res.CommitOID) {
-		t.Errorf("result commit %s %s, server made %s", res.CommitOID, res.CommitURL, commits[0].SHA)
+	if res.CommitOID != commits[0].SHA || !strings.HasSuffix(res.CommitURL, "/commit/"+res.CommitOID) || res.RepoURL != s.URL+"/me/tiny" {
+		t.Errorf("result commit %s %s, repo %s; server made %s", res.CommitOID, res.CommitURL, res.RepoURL, commits[0].SHA)
 	}
 	_, files, _ := s.Repo("model", "me/tiny").Files("main")
 	if !bytes.Equal(files["model.safetensors"].Data, w) || !files["model.safetensors"].LFS || string(files["config.json"].Data) != `{"model_type":"llama"}` {
@@ -163,10 +173,11 @@ func TestUploadFolderBasicTransfer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res2.Changed || res2.Created || res2.CommitOID != "" {
-		t.Errorf("rerun %+v", res2)
+	// It reports the commit that holds the files.
+	if res2.Changed || res2.Created || res2.CommitOID != res.CommitOID || res2.CommitURL != res.CommitURL || res2.RepoURL != res.RepoURL {
+		t.Errorf("rerun %+v, want the first upload's commit %s", res2, res.CommitOID)
 	}
-	wantRerun := []string{"POST hub.test /api/repos/create", "GET hub.test /api/models/me/tiny/tree/main", "POST hub.test /api/models/me/tiny/preupload/main"}
+	wantRerun := []string{"POST hub.test /api/repos/create", "GET hub.test /api/models/me/tiny/revision/main", "GET hub.test /api/models/me/tiny/tree/" + res.CommitOID, "POST hub.test /api/models/me/tiny/preupload/main"}
 	if got := routes(s.Requests()); strings.Join(got, "\n") != strings.Join(wantRerun, "\n") {
 		t.Errorf("rerun requests %q", got)
 	}

@@ -26,9 +26,11 @@ type Options struct {
 	ModelDir string
 	// Repo is OWNER/NAME (a Hub repository), an http(s) or file:// git
 	// URL, or the path of a local bare git repository (created if missing).
-	Repo          string
-	Private       bool
-	Revision      string // branch; default "main"
+	Repo    string
+	Private bool
+	// Revision is the branch to commit to. Empty: "main" on the Hub, the
+	// branch a git remote's HEAD names (main for a new repository).
+	Revision      string
 	CommitMessage string
 	// Endpoint and Token address the Hub (HF_ENDPOINT, HF_TOKEN).
 	Endpoint string
@@ -50,13 +52,30 @@ type Options struct {
 	Progress io.Writer
 }
 
-// Result is what was published where.
+// Result is what was published where: the commit that holds the files
+// and where to find it.
 type Result struct {
-	Target  string // "hub" or "git"
-	Repo    string // as given, with any URL credentials removed
-	Commit  string // the head after the upload
-	URL     string // commit URL, for the Hub
-	Changed bool   // false: the remote already held these files
+	Target   string // "hub" or "git"
+	Repo     string // as given, with any URL credentials removed
+	RepoURL  string // the Hub repository's page, or the git remote (URL or path) without credentials
+	Revision string // the branch committed to
+	Commit   string // sha of the branch head after the upload: the new commit, or the one that already held these files
+	URL      string // commit URL, for the Hub
+	Changed  bool   // false: the remote already held these files
+}
+
+// Summary is the one line the upload binary ends with:
+// "<target> <repo>@<branch> committed|unchanged: commit <sha> [<url>]".
+func (r *Result) Summary() string {
+	state := "committed"
+	if !r.Changed {
+		state = "unchanged"
+	}
+	line := fmt.Sprintf("%s %s@%s %s: commit %s", r.Target, r.Repo, r.Revision, state, r.Commit)
+	if r.URL != "" {
+		line += " " + r.URL
+	}
+	return line
 }
 
 // Kind tells how Run reads a --repo value.
@@ -107,10 +126,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Revision == "" {
-		o.Revision = "main"
-	}
 	if kind == KindHub {
+		if o.Revision == "" {
+			o.Revision = "main"
+		}
 		if o.Token == "" {
 			return nil, hub.ErrNoToken // before touching anything
 		}
@@ -143,7 +162,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Result{Target: "hub", Repo: o.Repo, Commit: r.CommitOID, URL: r.CommitURL, Changed: r.Changed}, nil
+		return &Result{Target: "hub", Repo: o.Repo, RepoURL: r.RepoURL, Revision: o.Revision,
+			Commit: r.CommitOID, URL: r.CommitURL, Changed: r.Changed}, nil
 	}
 	user, pass := o.GitUsername, o.GitPassword
 	if pass == "" && kind == KindGitURL && sameHost(o.Repo, o.Endpoint) {
@@ -160,7 +180,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Target: "git", Repo: redactURL(o.Repo), Commit: r.Commit, Changed: r.Changed}, nil
+	return &Result{Target: "git", Repo: redactURL(o.Repo), RepoURL: r.URL, Revision: r.Branch,
+		Commit: r.Commit, Changed: r.Changed}, nil
 }
 
 // sameHost reports whether the git URL is on the Hub endpoint's host.

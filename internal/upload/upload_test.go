@@ -64,10 +64,14 @@ func TestRunHubWritesCardAndUploads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Target != "hub" || !res.Changed || res.Commit == "" {
-		t.Fatalf("result %+v", res)
+	head, files, _ := s.Repo("model", "me/tuned").Files("main")
+	if res.Target != "hub" || !res.Changed || res.Commit != head || res.Revision != "main" ||
+		res.RepoURL != s.URL+"/me/tuned" || res.URL != s.URL+"/me/tuned/commit/"+head {
+		t.Fatalf("result %+v, want commit %s of %s/me/tuned on main", res, head, s.URL)
 	}
-	_, files, _ := s.Repo("model", "me/tuned").Files("main")
+	if want := "hub me/tuned@main committed: commit " + head + " " + res.URL; res.Summary() != want {
+		t.Errorf("summary %q, want %q", res.Summary(), want)
+	}
 	card := string(files["README.md"].Data)
 	for _, want := range []string{"base_model: me/base", "- rajpurkar/squad", "license: mit", "# me/tuned", "| eval_loss | 2.5 |"} {
 		if !strings.Contains(card, want) {
@@ -79,6 +83,18 @@ func TestRunHubWritesCardAndUploads(t *testing.T) {
 	}
 	if strings.Contains(log.String(), s.Token) {
 		t.Error("token in the progress output")
+	}
+	// A rerun with the same files commits nothing and reports the commit
+	// that holds them.
+	res2, err := Run(context.Background(), Options{
+		ModelDir: dir, Repo: "me/tuned", Endpoint: s.URL, Token: s.Token,
+		HTTPClient: s.UploadHTTPClient(), ModelCard: true, Card: hubtestCard(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res2.Changed || res2.Commit != head || res2.RepoURL != res.RepoURL || !strings.Contains(res2.Summary(), "unchanged: commit "+head) {
+		t.Errorf("rerun %+v (%s), want unchanged at %s", res2, res2.Summary(), head)
 	}
 }
 
@@ -109,8 +125,56 @@ func TestRunLocalBareRepo(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "library_name: transformers") {
 		t.Fatalf("README in the bare repo: %v\n%s", err, out)
 	}
+	head := gitHead(t, bare, "main")
+	if res.Target != "git" || !res.Changed || res.Commit != head || res.Revision != "main" || res.RepoURL != bare {
+		t.Fatalf("result %+v, want commit %s on main of %s", res, head, bare)
+	}
+	if want := "git " + bare + "@main committed: commit " + head; res.Summary() != want {
+		t.Errorf("summary %q, want %q", res.Summary(), want)
+	}
 	res2, err := Run(context.Background(), Options{ModelDir: dir, Repo: bare, ModelCard: true})
 	if err != nil || res2.Changed || res2.Commit != res.Commit {
 		t.Fatalf("rerun %+v, %v (first %s)", res2, err, res.Commit)
+	}
+}
+
+func gitHead(t *testing.T, bare, branch string) string {
+	t.Helper()
+	out, err := exec.Command("git", "-C", bare, "rev-parse", "refs/heads/"+branch).Output()
+	if err != nil {
+		t.Fatalf("rev-parse %s: %v", branch, err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestRunGitFollowsRemoteHEAD: without --revision an upload to an empty
+// bare repository whose HEAD names trunk commits to trunk, so that a plain
+// `git clone` checks the model out; --revision main still commits to main.
+func TestRunGitFollowsRemoteHEAD(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	dir := modelDir(t)
+	bare := filepath.Join(t.TempDir(), "model.git")
+	if out, err := exec.Command("git", "init", "-q", "--bare", "-b", "trunk", bare).CombinedOutput(); err != nil {
+		t.Fatalf("git init: %v\n%s", err, out)
+	}
+	res, err := Run(context.Background(), Options{ModelDir: dir, Repo: bare})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Revision != "trunk" || res.Commit != gitHead(t, bare, "trunk") {
+		t.Fatalf("result %+v, want a commit on trunk", res)
+	}
+	work := filepath.Join(t.TempDir(), "clone")
+	if out, err := exec.Command("git", "clone", "-q", bare, work).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(work, "metrics.json")); err != nil || string(b) != `{"eval_loss":2.5}` {
+		t.Fatalf("clone holds metrics.json %q, %v", b, err)
+	}
+	res2, err := Run(context.Background(), Options{ModelDir: dir, Repo: bare, Revision: "main"})
+	if err != nil || res2.Revision != "main" || res2.Commit != gitHead(t, bare, "main") {
+		t.Fatalf("--revision main: %+v, %v", res2, err)
 	}
 }
