@@ -116,7 +116,10 @@ require (
 	golang.org/x/term v0.46.0 // internal/train: a progress bar on a terminal, plain lines otherwise
 )
 
-require go.yaml.in/yaml/v3 v3.0.5 // indirect
+require (
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/time v0.16.0 // indirect
+)
 
 // The KFP root module (backend/api/v2beta1/go_http_client for pipeline run)
 // requires k8s.io/kubernetes v0.17.9, which does not exist; KFP's own go.mod

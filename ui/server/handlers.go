@@ -57,6 +57,14 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		writeBadRequest(w, err)
 		return
 	}
+	c := clientOf(r.Context())
+	release, refused := s.limits.begin(c.addr, time.Now())
+	if refused != nil {
+		s.metrics.limited.WithLabelValues(string(refused.reason)).Inc()
+		writeRefusal(w, refused)
+		return
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -68,7 +76,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	tokens := make(chan string)
 	results := make(chan result, 1)
 	go func() {
-		done, err := s.api.generate(ctx, in, params, func(tok string) error {
+		done, err := s.api.generate(ctx, in, params, c.user, func(tok string) error {
 			select {
 			case tokens <- tok:
 				return nil
