@@ -305,8 +305,8 @@ func TestIdentifyTable(t *testing.T) {
 	xfcc := "By=spiffe://a;URI=" + gatewayID
 	cases := []struct {
 		name, remote, xff, xfcc, user string
-		wantAddr, wantUser           string
-		wantGateway                  bool
+		wantAddr, wantUser            string
+		wantGateway                   bool
 	}{
 		{name: "direct client", remote: "198.51.100.4:5555", xff: "1.2.3.4", user: "eve", wantAddr: "198.51.100.4"},
 		{name: "sidecar, plain text (LoadBalancer)", remote: "127.0.0.6:4000", xff: "1.2.3.4", user: "eve", wantAddr: "127.0.0.6"},
