@@ -19,7 +19,7 @@ import (
 // clientFrom returns an HTTP client whose connections leave from the
 // loopback address src (all of 127/8 is loopback on Linux), so that one test
 // can be two different client addresses.
-func clientFrom(t *testing.T, src string) *http.Client {
+func clientFrom(t testing.TB, src string) *http.Client {
 	t.Helper()
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
 	tr := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 64}

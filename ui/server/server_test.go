@@ -19,7 +19,7 @@ const testModel = "llm-api"
 
 // startUI runs a UI server on a loopback listener in front of api and
 // returns its base URL. The server stops when the test ends.
-func startUI(t *testing.T, api *standinAPI, mod func(*Options)) string {
+func startUI(t testing.TB, api *standinAPI, mod func(*Options)) string {
 	t.Helper()
 	opts := Options{APIURL: api.srv.URL, ModelName: testModel}
 	if mod != nil {
@@ -28,7 +28,7 @@ func startUI(t *testing.T, api *standinAPI, mod func(*Options)) string {
 	return startUIWith(t, opts)
 }
 
-func startUIWith(t *testing.T, opts Options) string {
+func startUIWith(t testing.TB, opts Options) string {
 	t.Helper()
 	srv, err := New(opts)
 	if err != nil {

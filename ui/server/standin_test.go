@@ -63,7 +63,7 @@ type behaviour struct {
 
 const standinRunID = "0b3f6c5e-2a7d-4c1e-9f4a-8d2b6e1c7a90"
 
-func newStandinAPI(t *testing.T, model string, tokens ...string) *standinAPI {
+func newStandinAPI(t testing.TB, model string, tokens ...string) *standinAPI {
 	t.Helper()
 	a := &standinAPI{model: model, b: behaviour{tokens: tokens, runID: standinRunID}, canceled: make(chan struct{})}
 	mux := http.NewServeMux()
