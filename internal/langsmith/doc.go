@@ -13,6 +13,10 @@
 // name). [Tracer.Close] flushes for at most TracerOptions.FlushTimeout
 // (20 s by default, inside Kubernetes' 30 s termination grace period).
 //
+// [Baggage] and [MetadataFromBaggage] carry metadata (the UI's signed-in
+// user id) from one service to the next in the SDK's distributed-tracing
+// header, baggage: langsmith-metadata=<percent-encoded JSON>.
+//
 // Configuration is read from the environment the way the LangSmith SDK reads
 // it ([ConfigFromEnv]): LANGSMITH_* first, then LANGCHAIN_*; tracing is on
 // only when *_TRACING_V2 or *_TRACING is "true".
