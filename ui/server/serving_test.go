@@ -30,7 +30,7 @@ import (
 	serving "github.com/kfllm/kfllm/internal/server"
 )
 
-// designPrompt is DESIGN.md §4's template.
+// designPrompt is docs/design.md §4's template.
 const designPrompt = "Answer the question using the context.\n\nContext: {context}\nQuestion: {question}\nAnswer:"
 
 type servingEnv struct {
