@@ -1,8 +1,10 @@
 package langsmith
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -65,4 +67,24 @@ func (r *Run) AddMetadata(md map[string]any) {
 	for k, v := range md {
 		r.SetMetadata(k, v)
 	}
+}
+
+type metadataKey struct{}
+
+// ContextWithBaggage returns ctx carrying the metadata of h's
+// [BaggageHeader], for a server to read back with [MetadataFromContext] when
+// it starts the request's trace. ctx is returned as is when there is none.
+func ContextWithBaggage(ctx context.Context, h http.Header) context.Context {
+	md := MetadataFromBaggage(h.Get(BaggageHeader))
+	if len(md) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, metadataKey{}, md)
+}
+
+// MetadataFromContext returns what [ContextWithBaggage] stored, or nil;
+// pass it to [Run.AddMetadata] on the trace's root.
+func MetadataFromContext(ctx context.Context) map[string]any {
+	md, _ := ctx.Value(metadataKey{}).(map[string]any)
+	return md
 }

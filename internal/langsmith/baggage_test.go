@@ -1,11 +1,15 @@
 package langsmith_test
 
 import (
+	"context"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kfllm/kfllm/internal/langsmith"
+	"github.com/kfllm/kfllm/internal/langsmith/langsmithtest"
 )
 
 func TestBaggageRoundTrip(t *testing.T) {
@@ -34,5 +38,31 @@ func TestBaggageFromSDK(t *testing.T) {
 		if got := langsmith.MetadataFromBaggage(bad); got != nil {
 			t.Errorf("MetadataFromBaggage(%.30q) = %v, want nil", bad, got)
 		}
+	}
+}
+
+// What a server does with the UI's header: the user id ends up in the
+// trace's metadata in what LangSmith receives.
+func TestBaggageReachesTheTrace(t *testing.T) {
+	srv := langsmithtest.New()
+	defer srv.Close()
+	tr := newTracer(t, srv, langsmith.TracerOptions{})
+	b, err := langsmith.Baggage(map[string]any{"user_id": "alice@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	h.Set(langsmith.BaggageHeader, b)
+	ctx := langsmith.ContextWithBaggage(context.Background(), h)
+	root := sequenceTrace(time.Now(), false)
+	root.AddMetadata(langsmith.MetadataFromContext(ctx))
+	tr.Submit(root)
+	tr.Close(context.Background())
+	runs := srv.Runs()
+	if len(runs) == 0 || runs[0].Metadata()["user_id"] != "alice@example.com" {
+		t.Fatalf("root run metadata %v", runs)
+	}
+	if md := langsmith.MetadataFromContext(langsmith.ContextWithBaggage(context.Background(), http.Header{})); md != nil {
+		t.Errorf("metadata from no header: %v", md)
 	}
 }
