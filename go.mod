@@ -42,6 +42,7 @@ require (
 	golang.org/x/net v0.59.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.42.0 // tokenizer: Unicode normalization forms (NFC/NFKC) that HF normalizers apply
+	golang.org/x/time v0.16.0 // ui: per-client token buckets (rate.Limiter: Reserve, Retry-After from the delay), the well-kept implementation rather than our own
 	gopkg.in/warnings.v0 v0.1.2 // indirect
 )
 
@@ -116,7 +117,9 @@ require (
 	golang.org/x/term v0.46.0 // internal/train: a progress bar on a terminal, plain lines otherwise
 )
 
-require go.yaml.in/yaml/v3 v3.0.5 // indirect
+require (
+	go.yaml.in/yaml/v3 v3.0.5 // indirect
+)
 
 // The KFP root module (backend/api/v2beta1/go_http_client for pipeline run)
 // requires k8s.io/kubernetes v0.17.9, which does not exist; KFP's own go.mod

@@ -183,8 +183,14 @@ type Feedback struct {
 	} `json:"feedback_source"`
 }
 
-// NewFeedback returns feedback with a fresh id from source "api".
+// NewFeedback returns feedback with a fresh id from source "api", its run id
+// in canonical form when it is a UUID in any form. It checks nothing else:
+// callers that answer a request use [ParseFeedback], which says what is
+// wrong; [Tracer.Feedback] refuses what ParseFeedback would.
 func NewFeedback(runID, key string, score float64, comment string) Feedback {
+	if id, err := ParseRunID(runID); err == nil {
+		runID = id
+	}
 	fb := Feedback{ID: newRunID(), RunID: runID, Key: key, Score: &score, Comment: comment}
 	fb.Source.Type = "api"
 	return fb

@@ -6,7 +6,16 @@
 // background goroutine in batches (POST /runs/multipart, or /runs/batch for
 // servers without multipart ingestion). The queue is bounded: when LangSmith
 // is slow or down, traces are dropped and counted, never waited for, so a
-// LangSmith outage cannot slow or fail a request. [Tracer.Close] flushes.
+// LangSmith outage cannot slow or fail a request. Feedback has a bounded
+// queue and a sender of its own, so that a flood of feedback (each item
+// retried against a dead endpoint) cannot take traces' places; [ParseFeedback]
+// checks it at the edge (run id a UUID, sent in canonical form; key a short
+// name). [Tracer.Close] flushes for at most TracerOptions.FlushTimeout
+// (20 s by default, inside Kubernetes' 30 s termination grace period).
+//
+// [Baggage] and [MetadataFromBaggage] carry metadata (the UI's signed-in
+// user id) from one service to the next in the SDK's distributed-tracing
+// header, baggage: langsmith-metadata=<percent-encoded JSON>.
 //
 // Configuration is read from the environment the way the LangSmith SDK reads
 // it ([ConfigFromEnv]): LANGSMITH_* first, then LANGCHAIN_*; tracing is on

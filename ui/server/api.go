@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kfllm/kfllm/internal/langsmith"
 )
 
 // Limits on what the API may send back, so that a misbehaving API cannot make
@@ -124,7 +126,10 @@ func (c *apiClient) feedbackURL() string {
 // for each token as it arrives. It returns the final "done" event. An API
 // that answers with plain JSON instead of a stream (a KServe V1 server
 // without streaming) is accepted too: the whole prediction is one token.
-func (c *apiClient) generate(ctx context.Context, in instance, p parameters, onToken func(string) error) (streamEvent, error) {
+//
+// user, when not empty, is the signed-in user's id: it goes to the API as
+// LangSmith baggage metadata (user_id), which the API's trace carries.
+func (c *apiClient) generate(ctx context.Context, in instance, p parameters, user string, onToken func(string) error) (streamEvent, error) {
 	body, err := json.Marshal(predictRequest{Instances: []instance{in}, Parameters: p})
 	if err != nil {
 		return streamEvent{}, fmt.Errorf("encode predict request: %w", err)
@@ -136,6 +141,13 @@ func (c *apiClient) generate(ctx context.Context, in instance, p parameters, onT
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream")
 	req.Header.Set("User-Agent", c.userAgent)
+	if user != "" {
+		b, err := langsmith.Baggage(map[string]any{"user_id": user})
+		if err != nil {
+			return streamEvent{}, fmt.Errorf("predict request: %w", err)
+		}
+		req.Header.Set(langsmith.BaggageHeader, b)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return streamEvent{}, classify(ctx, fmt.Errorf("predict: %w", err))

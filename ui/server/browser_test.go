@@ -673,3 +673,36 @@ func TestScreenshots(t *testing.T) {
 		})
 	}
 }
+
+// TestBrowserTokenCapAndRateLimit: the form never offers more new tokens
+// than the API allows (serving's cap, 512), a larger number typed in is
+// refused with a sentence, and a person over the rate limit reads when to
+// try again.
+func TestBrowserTokenCapAndRateLimit(t *testing.T) {
+	api := newStandinAPI(t, testModel, "Basel", ".")
+	ui := startUI(t, api, func(o *Options) { o.RatePerClient, o.RateBurst = 0.01, 2 })
+	tb := openTab(t, desktop)
+	tb.do(chromedp.Navigate(ui + "/"))
+	if got := eval[string](tb, `document.getElementById('max-new-tokens').max`); got != "512" {
+		t.Errorf("the form offers up to %q new tokens, want 512 (the API's cap)", got)
+	}
+	tb.do(chromedp.Click(chromedp.ID("sample")))
+	eval[chromedp.Void](tb, `document.getElementById('max-new-tokens').value = '1024'; 0`)
+	tb.do(chromedp.Click(chromedp.ID("generate")))
+	tb.waitFor(errorShown)
+	if got := text(tb, "error"); got != "Max new tokens must be between 1 and 512." {
+		t.Errorf("error %q", got)
+	}
+	if _, _, n := api.lastPredict(); n != 0 {
+		t.Error("the API was asked for 1024 tokens")
+	}
+	// That request took the first token of a burst of 2; this one the second.
+	eval[chromedp.Void](tb, `document.getElementById('max-new-tokens').value = '16'; 0`)
+	tb.do(chromedp.Click(chromedp.ID("generate")))
+	tb.waitFor(answerDone)
+	tb.do(chromedp.Click(chromedp.ID("generate")))
+	tb.waitFor(errorShown)
+	if got := text(tb, "error"); !strings.HasPrefix(got, "Too many requests from your address. Try again in ") {
+		t.Errorf("error %q, want the rate limit's sentence", got)
+	}
+}

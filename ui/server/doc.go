@@ -15,6 +15,17 @@
 //	                        or {"error":"words a person understands"}
 //	POST /api/feedback   JSON {"run_id","score":0|1,"comment"} -> {"ok":true}
 //	GET  /healthz        liveness/readiness probe -> {"status":"ok"}
+//	GET  /metrics        Prometheus: requests by route and status, refusals by
+//	                     reason, generations in flight, clients tracked
+//
+// The page is public, so the API routes are limited per client address: a
+// token bucket (golang.org/x/time/rate) and a cap on generations in flight,
+// plus a cap for all clients; past them the answer is 429 with Retry-After.
+// The client is its TCP peer unless the peer is a configured trusted proxy
+// (the Istio sidecar) that carries the gateway's mTLS identity in
+// X-Forwarded-Client-Cert; only then are X-Forwarded-For and the identity
+// header (kubeflow-userid) believed. An optional setting requires that
+// identity; the user id goes to the API as LangSmith baggage metadata.
 //
 // Everything the page loads is embedded (no CDN). Every response carries a
 // Content-Security-Policy without inline scripts, and the page renders model

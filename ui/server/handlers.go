@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kfllm/kfllm/internal/langsmith"
 )
 
 // Limits and defaults of a browser request.
@@ -37,10 +38,6 @@ type feedbackBody struct {
 	Comment string `json:"comment"`
 }
 
-// runIDRE accepts UUIDs and similar opaque ids, nothing that could change
-// the meaning of the JSON or URL it travels in.
-var runIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
-
 // badRequest is a browser request this server refuses, with its reason.
 type badRequest struct {
 	status int
@@ -60,6 +57,14 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		writeBadRequest(w, err)
 		return
 	}
+	c := clientOf(r.Context())
+	release, refused := s.limits.begin(c.addr, time.Now())
+	if refused != nil {
+		s.metrics.limited.WithLabelValues(string(refused.reason)).Inc()
+		writeRefusal(w, refused)
+		return
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.Timeout)
 	defer cancel()
 	start := time.Now()
@@ -71,7 +76,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	tokens := make(chan string)
 	results := make(chan result, 1)
 	go func() {
-		done, err := s.api.generate(ctx, in, params, func(tok string) error {
+		done, err := s.api.generate(ctx, in, params, c.user, func(tok string) error {
 			select {
 			case tokens <- tok:
 				return nil
@@ -158,28 +163,38 @@ func (s *Server) handleFeedback(w http.ResponseWriter, r *http.Request) {
 		writeBadRequest(w, err)
 		return
 	}
-	switch {
-	case !runIDRE.MatchString(req.RunID):
-		writeError(w, http.StatusBadRequest, "This answer has no valid run id, so feedback cannot be recorded.")
-		return
-	case req.Score == nil || (*req.Score != 0 && *req.Score != 1):
-		writeError(w, http.StatusBadRequest, "Feedback must be a thumbs up (score 1) or a thumbs down (score 0).")
-		return
-	case utf8.RuneCountInString(req.Comment) > maxCommentChars:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("The comment is too long (the limit is %d characters).", maxCommentChars))
+	fb, err := checkFeedback(req)
+	if err != nil {
+		writeBadRequest(w, err)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.FeedbackTimeout)
 	defer cancel()
-	err := s.api.feedback(ctx, feedbackRequest{RunID: req.RunID, Score: *req.Score, Comment: strings.TrimSpace(req.Comment)})
-	if err != nil {
+	if err := s.api.feedback(ctx, fb); err != nil {
 		status, msg := humanFeedbackError(err)
-		s.log.Warn("feedback failed", "status", status, "run_id", req.RunID, "err", err)
+		s.log.Warn("feedback failed", "status", status, "run_id", fb.RunID, "err", err)
 		writeError(w, status, msg)
 		return
 	}
-	s.log.Info("feedback", "run_id", req.RunID, "score", *req.Score)
+	s.log.Info("feedback", "run_id", fb.RunID, "score", fb.Score)
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+// checkFeedback validates a feedback body as the API will, so that what the
+// API would refuse is refused here with a 400 and a sentence, and returns
+// the request to forward: the run id in canonical form (the API and
+// LangSmith know a run by that form only), the comment trimmed.
+func checkFeedback(req feedbackBody) (feedbackRequest, error) {
+	runID, err := langsmith.ParseRunID(req.RunID)
+	switch {
+	case err != nil:
+		return feedbackRequest{}, &badRequest{http.StatusBadRequest, "This answer has no valid run id, so feedback cannot be recorded."}
+	case req.Score == nil || (*req.Score != 0 && *req.Score != 1):
+		return feedbackRequest{}, &badRequest{http.StatusBadRequest, "Feedback must be a thumbs up (score 1) or a thumbs down (score 0)."}
+	case utf8.RuneCountInString(req.Comment) > maxCommentChars:
+		return feedbackRequest{}, &badRequest{http.StatusBadRequest, fmt.Sprintf("The comment is too long (the limit is %d characters).", maxCommentChars)}
+	}
+	return feedbackRequest{RunID: runID, Score: *req.Score, Comment: strings.TrimSpace(req.Comment)}, nil
 }
 
 func humanFeedbackError(err error) (int, string) {
@@ -189,6 +204,8 @@ func humanFeedbackError(err error) (int, string) {
 		return http.StatusGatewayTimeout, "Your feedback was not saved: the API did not answer in time. Try again."
 	case errors.Is(err, ErrAPIUnreachable):
 		return http.StatusBadGateway, "Your feedback was not saved: could not reach the API. Try again in a minute."
+	case errors.As(err, &ae) && ae.Status == http.StatusBadRequest:
+		return http.StatusBadRequest, "Your feedback was not saved: the API could not accept it" + suffix(quote(ae.Message))
 	case errors.As(err, &ae):
 		return http.StatusBadGateway, fmt.Sprintf("Your feedback was not saved (API error %d)", ae.Status) + suffix(quote(ae.Message))
 	default:

@@ -40,6 +40,10 @@ func apiErrorStatus(e *APIError) int {
 		return http.StatusBadGateway
 	case e.Status == http.StatusTooManyRequests, e.Status == http.StatusServiceUnavailable, e.Status == http.StatusGatewayTimeout:
 		return e.Status
+	case e.Status == http.StatusBadRequest, e.Status == http.StatusRequestEntityTooLarge:
+		// The API refused what the person typed (a context longer than the
+		// model takes): their input, not a gateway failure.
+		return e.Status
 	default:
 		return http.StatusBadGateway
 	}

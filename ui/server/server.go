@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"strings"
@@ -22,9 +23,11 @@ const (
 	DefaultTimeout         = 2 * time.Minute
 	DefaultFeedbackTimeout = 15 * time.Second
 	DefaultMaxBodyBytes    = 64 << 10
-	DefaultMaxNewTokens    = 1024
-	DefaultKeepAlive       = 15 * time.Second
-	DefaultReadTimeout     = 30 * time.Second
+	// DefaultMaxNewTokens is serving's own cap (its --max-new-tokens,
+	// default 512): the page never offers more than the API allows.
+	DefaultMaxNewTokens = 512
+	DefaultKeepAlive    = 15 * time.Second
+	DefaultReadTimeout  = 30 * time.Second
 )
 
 // Options configure a Server. APIURL and ModelName are required.
@@ -44,9 +47,37 @@ type Options struct {
 	// MaxBodyBytes bounds a request body from the browser (default
 	// DefaultMaxBodyBytes); a larger one is refused with 413.
 	MaxBodyBytes int64
-	// MaxNewTokens is the largest max_new_tokens a request may ask for
-	// (default DefaultMaxNewTokens).
+	// MaxNewTokens is the largest max_new_tokens a request may ask for and
+	// the page offers (default DefaultMaxNewTokens). Set it to the serving
+	// API's --max-new-tokens when that is not the default.
 	MaxNewTokens int
+	// RatePerClient is how many API requests (generate and feedback) one
+	// client address may make per second on average, RateBurst how many in
+	// a row (defaults DefaultRatePerClient, DefaultRateBurst); past them the
+	// answer is 429 with Retry-After. A negative RatePerClient turns the
+	// rate limit off.
+	RatePerClient float64
+	RateBurst     int
+	// MaxConcurrentPerClient and MaxConcurrent bound the generations in
+	// flight for one client address and for all together (defaults
+	// DefaultMaxConcurrentPerClient, DefaultMaxConcurrent; negative: no cap).
+	MaxConcurrentPerClient int
+	MaxConcurrent          int
+	// TrustedProxies are the peers whose X-Forwarded-For and identity
+	// header are believed; empty (the default) believes none. In the
+	// cluster it is the pod's Istio sidecar, 127.0.0.6/32.
+	TrustedProxies []netip.Prefix
+	// GatewayID, when set, is the SPIFFE id of the ingress gateway: a
+	// request from a trusted proxy is believed only if the sidecar's
+	// X-Forwarded-Client-Cert names this id as the mTLS peer.
+	GatewayID string
+	// UserHeader is the header that carries the signed-in user's id
+	// (default DefaultUserHeader, which Kubeflow's auth sets). Believed only
+	// from the gateway; the id goes to the API as LangSmith trace metadata.
+	UserHeader string
+	// RequireUser refuses (401) every request but /healthz and /metrics
+	// that does not carry a believed identity header.
+	RequireUser bool
 	// ReadTimeout bounds reading one request's headers and body (default
 	// DefaultReadTimeout). It does not cut a streaming answer short.
 	ReadTimeout time.Duration
@@ -73,6 +104,9 @@ var indexHTML string
 // Server is the web UI: the embedded page and the JSON/SSE endpoints it uses.
 type Server struct {
 	opts    Options
+	trust   *trust
+	limits  *limits
+	metrics *metrics
 	api     *apiClient
 	index   *template.Template
 	static  http.Handler
@@ -104,6 +138,30 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxNewTokens <= 0 {
 		opts.MaxNewTokens = DefaultMaxNewTokens
 	}
+	if opts.RatePerClient == 0 {
+		opts.RatePerClient = DefaultRatePerClient
+	}
+	if opts.RateBurst <= 0 {
+		opts.RateBurst = DefaultRateBurst
+	}
+	if opts.MaxConcurrentPerClient == 0 {
+		opts.MaxConcurrentPerClient = DefaultMaxConcurrentPerClient
+	}
+	if opts.MaxConcurrent == 0 {
+		opts.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if opts.UserHeader == "" {
+		opts.UserHeader = DefaultUserHeader
+	}
+	if !validHeaderName(opts.UserHeader) {
+		return nil, fmt.Errorf("user header %q: not an HTTP header name", opts.UserHeader)
+	}
+	if opts.GatewayID != "" && len(opts.TrustedProxies) == 0 {
+		return nil, fmt.Errorf("gateway id %q: set the trusted proxies too (the Istio sidecar, 127.0.0.6/32)", opts.GatewayID)
+	}
+	if opts.RequireUser && len(opts.TrustedProxies) == 0 {
+		return nil, errors.New("require user: no trusted proxy is configured, so no identity header could be believed")
+	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = DefaultReadTimeout
 	}
@@ -131,22 +189,27 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("static files: %w", err)
 	}
+	lim := newLimits(opts.RatePerClient, opts.RateBurst, max(opts.MaxConcurrentPerClient, 0), max(opts.MaxConcurrent, 0))
 	s := &Server{
-		opts:   opts,
-		api:    &apiClient{base: base, model: opts.ModelName, http: opts.HTTPClient, userAgent: "kfllm-ui"},
-		index:  index,
-		static: http.StripPrefix("/static/", http.FileServerFS(sub)),
-		log:    opts.Logger,
+		opts:    opts,
+		trust:   &trust{proxies: opts.TrustedProxies, gatewayID: opts.GatewayID, userHeader: opts.UserHeader},
+		limits:  lim,
+		metrics: newMetrics(lim),
+		api:     &apiClient{base: base, model: opts.ModelName, http: opts.HTTPClient, userAgent: "kfllm-ui"},
+		index:   index,
+		static:  http.StripPrefix("/static/", http.FileServerFS(sub)),
+		log:     opts.Logger,
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.handleIndex)
 	mux.HandleFunc("GET /static/", s.handleStatic)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
-	mux.HandleFunc("POST /api/generate", s.handleGenerate)
-	mux.HandleFunc("POST /api/feedback", s.handleFeedback)
+	mux.Handle("GET /metrics", s.metrics.handler())
+	mux.HandleFunc("POST /api/generate", s.metrics.count("generate", s.rateLimited(s.handleGenerate)))
+	mux.HandleFunc("POST /api/feedback", s.metrics.count("feedback", s.rateLimited(s.handleFeedback)))
 	// The API endpoints change state and spend model time: refuse requests
 	// that a browser sends on behalf of another site.
-	s.handler = securityHeaders(http.NewCrossOriginProtection().Handler(mux))
+	s.handler = securityHeaders(s.identify(http.NewCrossOriginProtection().Handler(mux)))
 	return s, nil
 }
 
@@ -230,4 +293,52 @@ func (s *Server) handleStatic(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// identify works out who sent each request (see trust.identify) and, when
+// RequireUser is set, refuses those without a believed identity.
+func (s *Server) identify(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := s.trust.identify(r)
+		if s.opts.RequireUser && c.user == "" && r.URL.Path != "/healthz" && r.URL.Path != "/metrics" {
+			s.metrics.limited.WithLabelValues("unauthenticated").Inc()
+			msg := "Sign in through Kubeflow to use this page: it is open only to signed-in users."
+			if strings.HasPrefix(r.URL.Path, "/api/") {
+				writeError(w, http.StatusUnauthorized, msg)
+			} else {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.Header().Set("Cache-Control", "no-store")
+				w.WriteHeader(http.StatusUnauthorized)
+				fmt.Fprintln(w, msg)
+			}
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, c)))
+	})
+}
+
+// rateLimited takes a token from the client's bucket before h runs, and
+// answers 429 with Retry-After when there is none.
+func (s *Server) rateLimited(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if f := s.limits.allow(clientOf(r.Context()).addr, time.Now()); f != nil {
+			s.metrics.limited.WithLabelValues(string(f.reason)).Inc()
+			writeRefusal(w, f)
+			return
+		}
+		h(w, r)
+	}
+}
+
+// validHeaderName accepts an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -12,13 +12,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 const testModel = "llm-api"
 
 // startUI runs a UI server on a loopback listener in front of api and
 // returns its base URL. The server stops when the test ends.
-func startUI(t *testing.T, api *standinAPI, mod func(*Options)) string {
+func startUI(t testing.TB, api *standinAPI, mod func(*Options)) string {
 	t.Helper()
 	opts := Options{APIURL: api.srv.URL, ModelName: testModel}
 	if mod != nil {
@@ -27,7 +28,7 @@ func startUI(t *testing.T, api *standinAPI, mod func(*Options)) string {
 	return startUIWith(t, opts)
 }
 
-func startUIWith(t *testing.T, opts Options) string {
+func startUIWith(t testing.TB, opts Options) string {
 	t.Helper()
 	srv, err := New(opts)
 	if err != nil {
@@ -205,8 +206,12 @@ func TestGenerateAPIErrors(t *testing.T) {
 			wantStatus: 429, wantText: "The model is busy answering other questions. Try again in 1 second."},
 		{name: "wrong model name", model: "other-model",
 			wantStatus: 502, wantText: `The API has no model named "other-model". The UI's MODEL_NAME setting may not match the deployed model.`},
+		// The API's 400 and 413 are about what the person typed: they stay
+		// 400 and 413, not a gateway failure (issue #21).
 		{name: "bad body", b: behaviour{status: 400, errMsg: "context too long for the model: 9000 tokens > 2048"},
-			wantStatus: 502, wantText: "The API could not accept this request: context too long for the model: 9000 tokens > 2048."},
+			wantStatus: 400, wantText: "The API could not accept this request: context too long for the model: 9000 tokens > 2048."},
+		{name: "body too large", b: behaviour{status: 413, errMsg: "request body too large"},
+			wantStatus: 413, wantText: "The context and question are too long for the API. Shorten the context and try again."},
 		{name: "server error", b: behaviour{status: 500, errMsg: "CUDA out of memory"},
 			wantStatus: 502, wantText: "The model failed while answering (API error 500): CUDA out of memory."},
 		{name: "istio denied", b: behaviour{status: 403, errMsg: "RBAC: access denied", plainError: true},
@@ -426,9 +431,13 @@ func TestFeedbackRefusesBadRequests(t *testing.T) {
 	cases := []struct{ name, body, want string }{
 		{"no run id", `{"score":1}`, "This answer has no valid run id, so feedback cannot be recorded."},
 		{"odd run id", `{"run_id":"../../v1/models","score":1}`, "This answer has no valid run id, so feedback cannot be recorded."},
-		{"no score", `{"run_id":"abc"}`, "Feedback must be a thumbs up (score 1) or a thumbs down (score 0)."},
-		{"score 5", `{"run_id":"abc","score":5}`, "Feedback must be a thumbs up (score 1) or a thumbs down (score 0)."},
-		{"long comment", `{"run_id":"abc","score":1,"comment":"` + strings.Repeat("a", 1001) + `"}`, "The comment is too long (the limit is 1000 characters)."},
+		// Ids the old pattern let through to the API, which answered 400,
+		// which the page showed as a 502 (issue #21).
+		{"opaque run id", `{"run_id":"abc","score":1}`, "This answer has no valid run id, so feedback cannot be recorded."},
+		{"run id with colon", `{"run_id":"run:1.2-3","score":1}`, "This answer has no valid run id, so feedback cannot be recorded."},
+		{"no score", `{"run_id":"` + standinRunID + `"}`, "Feedback must be a thumbs up (score 1) or a thumbs down (score 0)."},
+		{"score 5", `{"run_id":"` + standinRunID + `","score":5}`, "Feedback must be a thumbs up (score 1) or a thumbs down (score 0)."},
+		{"long comment", `{"run_id":"` + standinRunID + `","score":1,"comment":"` + strings.Repeat("a", 1001) + `"}`, "The comment is too long (the limit is 1000 characters)."},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -447,10 +456,67 @@ func TestFeedbackAPIFailure(t *testing.T) {
 	api := newStandinAPI(t, testModel)
 	api.set(func(b *behaviour) { b.feedbackStatus = 503 })
 	ui := startUI(t, api, nil)
-	resp, raw := postJSON(t, ui+"/api/feedback", `{"run_id":"abc","score":1}`)
+	resp, raw := postJSON(t, ui+"/api/feedback", `{"run_id":"`+standinRunID+`","score":1}`)
 	if resp.StatusCode != 502 || errorBody(t, resp, raw) != "Your feedback was not saved (API error 503): LangSmith is unavailable." {
 		t.Errorf("status %d, body %s", resp.StatusCode, raw)
 	}
+}
+
+// A run id in another UUID form ({braced}, urn:uuid:, upper case) names the
+// same run; the API and LangSmith know it by the canonical form only.
+func TestFeedbackForwardsCanonicalRunID(t *testing.T) {
+	api := newStandinAPI(t, testModel)
+	ui := startUI(t, api, nil)
+	forms := []string{"{" + standinRunID + "}", "urn:uuid:" + standinRunID, strings.ToUpper(standinRunID)}
+	for _, f := range forms {
+		resp, raw := postJSON(t, ui+"/api/feedback", `{"run_id":"`+f+`","score":1}`)
+		if resp.StatusCode != 200 {
+			t.Fatalf("run id %q: status %d, body %s", f, resp.StatusCode, raw)
+		}
+	}
+	for i, fb := range api.feedbackCalls() {
+		if fb.RunID != standinRunID {
+			t.Errorf("run id %q reached the API as %q, want %q", forms[i], fb.RunID, standinRunID)
+		}
+	}
+}
+
+// The API's 400 to feedback is about the request, not a broken gateway.
+func TestFeedbackAPIRefusal(t *testing.T) {
+	api := newStandinAPI(t, testModel)
+	api.set(func(b *behaviour) { b.feedbackStatus = 400 })
+	ui := startUI(t, api, nil)
+	resp, raw := postJSON(t, ui+"/api/feedback", `{"run_id":"`+standinRunID+`","score":1}`)
+	if resp.StatusCode != 400 || errorBody(t, resp, raw) != "Your feedback was not saved: the API could not accept it: LangSmith is unavailable." {
+		t.Errorf("status %d, body %s", resp.StatusCode, raw)
+	}
+}
+
+// FuzzCheckFeedback: whatever the browser sends as a feedback body, the UI
+// either refuses it with 400 or forwards a canonical UUID run id, a score of
+// 0 or 1 and a comment within the limit; it never panics.
+func FuzzCheckFeedback(f *testing.F) {
+	f.Add(standinRunID, 1, "good")
+	f.Add("{"+standinRunID+"}", 0, "")
+	f.Add("urn:uuid:"+standinRunID, 1, "  spaced  ")
+	f.Add(strings.ReplaceAll(standinRunID, "-", ""), 1, "")
+	f.Add("abc", 1, "")
+	f.Add("../../v1/models", 5, strings.Repeat("é", 1001))
+	canonical := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	f.Fuzz(func(t *testing.T, runID string, score int, comment string) {
+		fb, err := checkFeedback(feedbackBody{RunID: runID, Score: &score, Comment: comment})
+		if err != nil {
+			var br *badRequest
+			if !errors.As(err, &br) || br.status != http.StatusBadRequest {
+				t.Fatalf("refusal %v is not a 400", err)
+			}
+			return
+		}
+		if !canonical.MatchString(fb.RunID) || (fb.Score != 0 && fb.Score != 1) ||
+			utf8.RuneCountInString(fb.Comment) > maxCommentChars {
+			t.Fatalf("forwarded %+v", fb)
+		}
+	})
 }
 
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {

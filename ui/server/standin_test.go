@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // standinAPI is a local stand-in for the serving API, for the error paths
@@ -26,7 +28,8 @@ import (
 //     "run_id","tokens_in","tokens_out","latency_ms"} (serving adds
 //     "finish_reason": "stop"|"length"; so does this stand-in); an error mid-stream is
 //     data: {"error":"..."}.
-//   - POST /v1/feedback {"run_id","score":1|0,"comment"} -> 200 {"ok":true}.
+//   - POST /v1/feedback {"run_id","score":1|0,"comment"} -> 202 {"ok":true};
+//     400 when run_id is not a UUID.
 //
 // What it answers is set per test through the fields below.
 type standinAPI struct {
@@ -60,7 +63,7 @@ type behaviour struct {
 
 const standinRunID = "0b3f6c5e-2a7d-4c1e-9f4a-8d2b6e1c7a90"
 
-func newStandinAPI(t *testing.T, model string, tokens ...string) *standinAPI {
+func newStandinAPI(t testing.TB, model string, tokens ...string) *standinAPI {
 	t.Helper()
 	a := &standinAPI{model: model, b: behaviour{tokens: tokens, runID: standinRunID}, canceled: make(chan struct{})}
 	mux := http.NewServeMux()
@@ -191,6 +194,11 @@ func (a *standinAPI) feedback(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fb); err != nil {
 		apiError(w, http.StatusBadRequest, fmt.Sprintf("invalid feedback: %v", err))
+		return
+	}
+	// internal/server refuses a run id that is not a UUID (uuid.Parse).
+	if _, err := uuid.Parse(fb.RunID); err != nil {
+		apiError(w, http.StatusBadRequest, fmt.Sprintf(`"run_id" must be a run id (a UUID), got %q`, fb.RunID))
 		return
 	}
 	a.mu.Lock()

@@ -67,6 +67,7 @@ type Server struct {
 	fail      func(path string, n int) int // status to answer instead, or 0
 	multipart bool
 	gate      chan struct{}
+	gated     map[string]bool // paths Block holds; empty: all
 }
 
 // New starts a server. Close it when done.
@@ -83,8 +84,17 @@ func (s *Server) NoMultipart() { s.mu.Lock(); s.multipart = false; s.mu.Unlock()
 // path; 0 lets the request through.
 func (s *Server) Fail(f func(path string, n int) int) { s.mu.Lock(); s.fail = f; s.mu.Unlock() }
 
-// Block holds every request until Unblock, to simulate a hung LangSmith.
-func (s *Server) Block() { s.mu.Lock(); s.gate = make(chan struct{}); s.mu.Unlock() }
+// Block holds every request to paths (all paths if none) until Unblock, to
+// simulate a hung LangSmith, or a hung endpoint of it.
+func (s *Server) Block(paths ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gate = make(chan struct{})
+	s.gated = map[string]bool{}
+	for _, p := range paths {
+		s.gated[p] = true
+	}
+}
 
 // Unblock releases held requests.
 func (s *Server) Unblock() {
@@ -126,6 +136,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) {
 	s.requests[r.URL.Path]++
 	n := s.requests[r.URL.Path]
 	gate, fail, mp := s.gate, s.fail, s.multipart
+	if len(s.gated) > 0 && !s.gated[r.URL.Path] {
+		gate = nil
+	}
 	s.mu.Unlock()
 	if gate != nil {
 		select {
