@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/kfp/executor"
 	"github.com/kfllm/kfllm/internal/upload"
 )
 
@@ -60,4 +61,8 @@ func main() {
 		state = "unchanged"
 	}
 	fmt.Printf("%s %s %s %s %s\n", res.Target, res.Repo, state, res.Commit, res.URL)
+	if err := executor.New().Param("commit_sha", res.Commit).Param("repo_url", res.Repo).Write(executor.Path(os.Getenv)); err != nil {
+		fmt.Fprintln(os.Stderr, "upload:", err)
+		os.Exit(1)
+	}
 }
