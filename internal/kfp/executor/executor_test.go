@@ -139,4 +139,3 @@ func TestPath(t *testing.T) {
 		}
 	}
 }
-
