@@ -38,17 +38,58 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func imageFlags(fs *flag.FlagSet, e env) *finetune.Images {
-	im := &finetune.Images{}
-	fs.StringVar(&im.Registry, "image-registry", or(e.ImageRegistry, finetune.DefaultRegistry), "component images' registry (IMAGE_REGISTRY)")
-	fs.StringVar(&im.Tag, "image-tag", or(e.ImageTag, finetune.DefaultTag), "component images' tag (IMAGE_TAG)")
-	return im
+// pipelineFlags binds the flags that shape the compiled pipeline: images,
+// the checkpoint claim, finetune's GPU and where it may run.
+func pipelineFlags(fs *flag.FlagSet, e env) *finetune.Options {
+	o := &finetune.Options{}
+	fs.StringVar(&o.Registry, "image-registry", or(e.ImageRegistry, finetune.DefaultRegistry), "component images' registry (IMAGE_REGISTRY)")
+	fs.StringVar(&o.Tag, "image-tag", or(e.ImageTag, finetune.DefaultTag), "component images' tag (IMAGE_TAG)")
+	fs.StringVar(&o.CheckpointClaim, "checkpoint-claim", "", "mount this existing PersistentVolumeClaim (pipeline parameter checkpoint_pvc) for finetune's checkpoints instead of creating one per run")
+	fs.StringVar(&o.GPU.Accelerator, "accelerator", finetune.DefaultAccelerator, "finetune's accelerator resource")
+	fs.Func("node-selector", "finetune's node selector LABEL=VALUE (repeatable)", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" || v == "" {
+			return fmt.Errorf("want LABEL=VALUE, got %q", s)
+		}
+		if o.GPU.NodeSelector == nil {
+			o.GPU.NodeSelector = map[string]string{}
+		}
+		o.GPU.NodeSelector[k] = v
+		return nil
+	})
+	fs.Func("toleration", "finetune's toleration KEY[=VALUE]:EFFECT (repeatable; no VALUE: operator Exists)", func(s string) error {
+		t, err := parseToleration(s)
+		if err == nil {
+			o.GPU.Tolerations = append(o.GPU.Tolerations, t)
+		}
+		return err
+	})
+	return o
+}
+
+// parseToleration reads KEY[=VALUE]:EFFECT, as kubectl taint writes a taint.
+func parseToleration(s string) (kfp.Toleration, error) {
+	kv, effect, ok := strings.Cut(s, ":")
+	if !ok || kv == "" {
+		return kfp.Toleration{}, fmt.Errorf("want KEY[=VALUE]:EFFECT, got %q", s)
+	}
+	switch effect {
+	case "NoSchedule", "PreferNoSchedule", "NoExecute":
+	default:
+		return kfp.Toleration{}, fmt.Errorf("toleration %q: effect %q: want NoSchedule, PreferNoSchedule or NoExecute", s, effect)
+	}
+	k, v, hasValue := strings.Cut(kv, "=")
+	t := kfp.Toleration{Key: k, Operator: "Exists", Effect: effect}
+	if hasValue {
+		t.Operator, t.Value = "Equal", v
+	}
+	return t, nil
 }
 
 func compileCmd(args []string, e env, stderr io.Writer) error {
 	fs := newFlags("compile", "-o FILE", stderr)
 	out := fs.String("o", "", "write the compiled pipeline YAML here (- for stdout)")
-	im := imageFlags(fs, e)
+	po := pipelineFlags(fs, e)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -56,7 +97,7 @@ func compileCmd(args []string, e env, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "pipeline compile: -o FILE is required")
 		return errUsage
 	}
-	return kfp.WriteFile(*out, finetune.Pipeline(*im))
+	return kfp.WriteFile(*out, finetune.New(*po))
 }
 
 func runCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
@@ -77,7 +118,7 @@ func runCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 	fs.StringVar(&o.Auth.Token, "token", e.Token, "bearer token (KF_PIPELINES_TOKEN)")
 	tokenFile := fs.String("token-file", e.TokenPath, "file holding the bearer token (KF_PIPELINES_SA_TOKEN_PATH)")
 	fs.StringVar(&o.Auth.Cookie, "session-cookie", e.Cookie, "session cookie NAME=VALUE, or a bare authservice_session value (KF_PIPELINES_COOKIE)")
-	im := imageFlags(fs, e)
+	po := pipelineFlags(fs, e)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -92,7 +133,7 @@ func runCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 		_, err := remote.SubmitFile(ctx, *file, o)
 		return err
 	}
-	yaml, err := finetune.YAML(*im)
+	yaml, err := finetune.YAML(*po)
 	if err != nil {
 		return err
 	}
