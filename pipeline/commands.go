@@ -142,7 +142,7 @@ func runCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 }
 
 func localCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("local", "-f FILE [--param k=v]... [--work-dir DIR] [--bin-dir DIR] [--cache]", stderr)
+	fs := newFlags("local", "-f FILE [--param k=v]... [--secret NAME=FILE]... [--env NAME[=VALUE]]... [--work-dir DIR] [--bin-dir DIR] [--cache]", stderr)
 	o := local.Options{Out: stdout, Params: map[string]string{}}
 	file := fs.String("f", "", "compiled pipeline YAML (from pipeline compile or the KFP SDK)")
 	fs.Var(paramFlag(o.Params), "param", "pipeline parameter k=v (repeatable)")
@@ -150,6 +150,26 @@ func localCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.RunID, "run-id", "", "run directory name (default: PIPELINE-DATE-TIME)")
 	fs.StringVar(&o.BinDir, "bin-dir", "bin", "binaries standing in for the images: REGISTRY/kfllm-NAME:TAG runs BINDIR/NAME")
 	fs.BoolVar(&o.Cache, "cache", false, "skip tasks whose executor and inputs are unchanged since an earlier run")
+	o.Secrets = map[string]map[string]string{}
+	fs.Func("secret", "Kubernetes secret NAME from FILE of KEY=VALUE lines, for the tasks whose platform spec maps it (repeatable; default: the key from the environment)", func(s string) error {
+		name, file, ok := strings.Cut(s, "=")
+		if !ok || name == "" || file == "" {
+			return fmt.Errorf("want NAME=FILE, got %q", s)
+		}
+		vals, err := local.ReadSecretFile(file)
+		if err == nil {
+			o.Secrets[name] = vals
+		}
+		return err
+	})
+	fs.Func("env", "give every task NAME=VALUE, or NAME from this environment, as a cluster sets for its pods (repeatable; e.g. HF_ENDPOINT)", func(s string) error {
+		if strings.HasPrefix(s, "=") || s == "" {
+			return fmt.Errorf("want NAME[=VALUE], got %q", s)
+		}
+		o.PassEnv = append(o.PassEnv, s)
+		return nil
+	})
+	fs.DurationVar(&o.MaxBackoff, "max-backoff", 0, "cap each retry's wait (default: the task's retry policy)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

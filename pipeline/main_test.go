@@ -58,9 +58,11 @@ func TestLocalExitCode(t *testing.T) {
 		os.WriteFile(filepath.Join(bin, n), []byte(ok), 0o755)
 	}
 	os.WriteFile(filepath.Join(bin, "finetune"), []byte("#!/bin/sh\necho CUDA error >&2\nexit 7\n"), 0o755)
+	secret := filepath.Join(dir, "hf.env")
+	os.WriteFile(secret, []byte("HF_TOKEN=\n"), 0o600)
 	var out, stderr bytes.Buffer
 	err := dispatch(context.Background(), []string{"local", "-f", "../internal/kfp/testdata/kfllm-finetune.yaml",
-		"--bin-dir", bin, "--work-dir", filepath.Join(dir, "runs")}, env{}, &out, &stderr)
+		"--bin-dir", bin, "--work-dir", filepath.Join(dir, "runs"), "--secret", "hf-secret=" + secret, "--max-backoff", "1ms"}, env{}, &out, &stderr)
 	if code := exitCode(err, &stderr); code != 7 {
 		t.Fatalf("exit %d, want 7; err %v\n%s", code, err, out.String())
 	}
