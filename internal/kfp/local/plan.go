@@ -58,10 +58,10 @@ func (t *task) claimOp() string {
 
 // plan is a pipeline checked and ordered for running.
 type plan struct {
-	name    string
-	params  map[string]*structpb.Value
-	types   map[string]pipelinespec.ParameterType_ParameterTypeEnum
-	tasks   []*task // in run order
+	name   string
+	params map[string]*structpb.Value
+	types  map[string]pipelinespec.ParameterType_ParameterTypeEnum
+	tasks  []*task // in run order
 	// outputs are the pipeline's output parameters.
 	outputs map[string]*pipelinespec.DagOutputsSpec_DagOutputParameterSpec
 }
