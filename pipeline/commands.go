@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,7 +58,7 @@ func pipelineFlags(fs *flag.FlagSet, e env) *finetune.Options {
 		o.GPU.NodeSelector[k] = v
 		return nil
 	})
-	fs.Func("toleration", "finetune's toleration KEY[=VALUE]:EFFECT (repeatable; no VALUE: operator Exists)", func(s string) error {
+	fs.Func("toleration", "finetune's toleration KEY[=VALUE]:EFFECT[:SECONDS] (repeatable; no VALUE: operator Exists; SECONDS: tolerationSeconds of NoExecute)", func(s string) error {
 		t, err := parseToleration(s)
 		if err == nil {
 			o.GPU.Tolerations = append(o.GPU.Tolerations, t)
@@ -67,11 +68,20 @@ func pipelineFlags(fs *flag.FlagSet, e env) *finetune.Options {
 	return o
 }
 
-// parseToleration reads KEY[=VALUE]:EFFECT, as kubectl taint writes a taint.
+// parseToleration reads KEY[=VALUE]:EFFECT[:SECONDS], a taint as kubectl
+// taint writes it and the seconds a NoExecute toleration lasts.
 func parseToleration(s string) (kfp.Toleration, error) {
 	kv, effect, ok := strings.Cut(s, ":")
 	if !ok || kv == "" {
-		return kfp.Toleration{}, fmt.Errorf("want KEY[=VALUE]:EFFECT, got %q", s)
+		return kfp.Toleration{}, fmt.Errorf("want KEY[=VALUE]:EFFECT[:SECONDS], got %q", s)
+	}
+	var seconds *int64
+	if e, secs, ok := strings.Cut(effect, ":"); ok {
+		n, err := strconv.ParseInt(secs, 10, 64)
+		if err != nil || n < 0 {
+			return kfp.Toleration{}, fmt.Errorf("toleration %q: seconds %q: want a whole number", s, secs)
+		}
+		effect, seconds = e, &n
 	}
 	switch effect {
 	case "NoSchedule", "PreferNoSchedule", "NoExecute":
@@ -79,7 +89,7 @@ func parseToleration(s string) (kfp.Toleration, error) {
 		return kfp.Toleration{}, fmt.Errorf("toleration %q: effect %q: want NoSchedule, PreferNoSchedule or NoExecute", s, effect)
 	}
 	k, v, hasValue := strings.Cut(kv, "=")
-	t := kfp.Toleration{Key: k, Operator: "Exists", Effect: effect}
+	t := kfp.Toleration{Key: k, Operator: "Exists", Effect: effect, Seconds: seconds}
 	if hasValue {
 		t.Operator, t.Value = "Equal", v
 	}

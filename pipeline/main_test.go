@@ -27,6 +27,20 @@ func TestCompileWritesTheGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Error("pipeline compile output differs from internal/kfp/testdata/kfllm-finetune.yaml")
 	}
+	// GPU scheduling from flags: the variant the KFP SDK golden --gpu compiles.
+	if err := dispatch(context.Background(), []string{"compile", "-o", out, "--node-selector", "cloud.google.com/gke-accelerator=nvidia-l4",
+		"--toleration", "nvidia.com/gpu=present:NoSchedule", "--toleration", "cloud.google.com/gke-preemptible:NoExecute:300"}, env{}, &stderr, &stderr); err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	got, _ = os.ReadFile(out)
+	if want, _ := os.ReadFile("../internal/kfp/testdata/kfllm-finetune-gpu.yaml"); !bytes.Equal(got, want) {
+		t.Error("pipeline compile with GPU flags differs from internal/kfp/testdata/kfllm-finetune-gpu.yaml")
+	}
+	for _, bad := range []string{"x=y", "x:NoWhere", "x:NoExecute:-1"} {
+		if err := dispatch(context.Background(), []string{"compile", "-o", out, "--toleration", bad}, env{}, &stderr, &stderr); err == nil {
+			t.Errorf("--toleration %s accepted", bad)
+		}
+	}
 	// Image registry and tag come from flags or the environment.
 	if err := dispatch(context.Background(), []string{"compile", "-o", out, "--image-tag", "v9"}, env{ImageRegistry: "reg.example/x"}, &stderr, &stderr); err != nil {
 		t.Fatal(err)

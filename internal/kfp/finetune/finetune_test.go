@@ -37,19 +37,29 @@ func compiled(t *testing.T) []byte {
 	return b
 }
 
+// oursGPUGolden is the GPU-scheduling variant (gpuOptions), what
+// `pipeline compile --node-selector cloud.google.com/gke-accelerator=nvidia-l4
+// --toleration nvidia.com/gpu=present:NoSchedule ...` writes.
+const oursGPUGolden = "../testdata/kfllm-finetune-gpu.yaml"
+
 func TestGolden(t *testing.T) {
-	got := compiled(t)
-	if *update {
-		if err := os.WriteFile(oursGolden, got, 0o644); err != nil {
+	for golden, o := range map[string]Options{oursGolden: {}, oursGPUGolden: gpuOptions()} {
+		got, err := YAML(o)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	want, err := os.ReadFile(oursGolden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("compiled pipeline differs from %s (go test -update to accept) (-want +got):\n%s", oursGolden, diff)
+		if *update {
+			if err := os.WriteFile(golden, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+			t.Errorf("compiled pipeline differs from %s (go test -update to accept) (-want +got):\n%s", golden, diff)
+		}
 	}
 }
 
