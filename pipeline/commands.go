@@ -107,6 +107,9 @@ func compileCmd(args []string, e env, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "pipeline compile: -o FILE is required")
 		return errUsage
 	}
+	if len(po.GPU.Tolerations) > 0 {
+		fmt.Fprintln(stderr, "pipeline compile: note: tolerations need a KFP backend whose driver knows them (KFP 2.2 or later); the 2023 driver rejects the task")
+	}
 	return kfp.WriteFile(*out, finetune.New(*po))
 }
 

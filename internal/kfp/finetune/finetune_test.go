@@ -170,7 +170,7 @@ func TestKFPLoadsOurYAML(t *testing.T) {
 	if want := sha256Hex(compiled(t)); rec.SHA256 != want {
 		t.Errorf("load check ran on YAML %s, ours is now %s: rerun scripts/kfp_load_check.py", rec.SHA256, want)
 	}
-	if diff := cmp.Diff([]string{"exec-fetch", "exec-finetune", "exec-upload"}, rec.Secrets); diff != "" {
+	if diff := cmp.Diff([]string{"exec-fetch", "exec-finetune", "exec-tokenize", "exec-upload"}, rec.Secrets); diff != "" {
 		t.Errorf("executors with hf-secret after KFP recompiled (-want +got):\n%s", diff)
 	}
 	if rec.GPU.Type != "nvidia.com/gpu" || rec.GPU.Count != "1" {
