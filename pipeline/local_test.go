@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kfllm/kfllm/internal/gitremote"
 	"github.com/kfllm/kfllm/internal/hub/hubtest"
 	"github.com/kfllm/kfllm/internal/kfp"
 	"github.com/kfllm/kfllm/internal/kfp/executor"
@@ -260,4 +261,37 @@ func mustReadFile(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestUploadReportsItsCommit runs the real upload to a bare repository: its
+// executor output carries the commit it made (the head of main afterwards,
+// which serving is then pinned to) and the repository.
+func TestUploadReportsItsCommit(t *testing.T) {
+	tmp := t.TempDir()
+	goBuild(t, tmp, "github.com/kfllm/kfllm/components/upload")
+	model := filepath.Join(tmp, "model")
+	os.MkdirAll(model, 0o755)
+	os.WriteFile(filepath.Join(model, "config.json"), []byte(`{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}`), 0o644)
+	os.WriteFile(filepath.Join(model, "model.safetensors"), []byte("weights"), 0o644)
+	repo := filepath.Join(tmp, "hub", "m.git")
+	eoPath := filepath.Join(tmp, "executor_output.json")
+	cmd := exec.Command(filepath.Join(tmp, "upload"), "--model-dir", model, "--repo", repo)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, executor.EnvPath + "=" + eoPath}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("upload: %v\n%s", err, out)
+	}
+	eo, err := executor.Read(eoPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, err := gitremote.Checkout(context.Background(), repo, "main", filepath.Join(tmp, "checkout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := eo.ParameterValues["commit_sha"].GetStringValue(); got != head || len(got) != 40 {
+		t.Errorf("commit_sha = %q, the repository's main is %s", got, head)
+	}
+	if got := eo.ParameterValues["repo_url"].GetStringValue(); got != repo {
+		t.Errorf("repo_url = %q, want %s", got, repo)
+	}
 }

@@ -3,11 +3,13 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/kfllm/kfllm/internal/hub"
@@ -61,7 +63,11 @@ func main() {
 		state = "unchanged"
 	}
 	fmt.Printf("%s %s %s %s %s\n", res.Target, res.Repo, state, res.Commit, res.URL)
-	if err := executor.New().Param("commit_sha", res.Commit).Param("repo_url", res.Repo).Write(executor.Path(os.Getenv)); err != nil {
+	repoURL := res.Repo // a git URL or path; a Hub repo id becomes its page
+	if res.Target == "hub" {
+		repoURL = strings.TrimRight(cmp.Or(o.Endpoint, hub.DefaultEndpoint), "/") + "/" + res.Repo
+	}
+	if err := executor.New().Param("commit_sha", res.Commit).Param("repo_url", repoURL).Write(executor.Path(os.Getenv)); err != nil {
 		fmt.Fprintln(os.Stderr, "upload:", err)
 		os.Exit(1)
 	}
