@@ -134,44 +134,16 @@ def hf_token(task):
     )
 
 
-def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=()):
+def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), claim=None):
     """The pipeline, with finetune's GPU scheduling as `pipeline compile
     --accelerator --node-selector --toleration` writes it (kfp-kubernetes 1.2
-    takes node selectors and tolerations as constants)."""
+    takes node selectors and tolerations as constants); with claim, finetune
+    mounts the existing claim named by pipeline parameter checkpoint_pvc
+    (default claim) instead of one the run creates and deletes."""
     node_selector = node_selector or {}
 
-    @dsl.pipeline(
-        name="kfllm-finetune",
-        description="Fetch a dataset, tokenize it, fine-tune a causal LM with LoRA, upload it to Hugging Face.",
-    )
-    def kfllm_finetune(
-        source: str = "hf://datasets/rajpurkar/squad",
-        split: str = "train",
-        task: str = "qa",
-        base_model: str = "HuggingFaceTB/SmolLM2-135M",
-        hf_repo: str = "",
-        max_length: int = 512,
-        epochs: int = 1,
-        learning_rate: float = 0.0002,
-        batch_size: int = 8,
-        lora_r: int = 8,
-        lora_alpha: int = 16,
-        max_steps: int = 0,
-        warmup_steps: int = 0,
-        seed: int = 42,
-        qa_eval: str = "",
-        save_steps: int = 100,
-        checkpoint_size: str = "20Gi",
-        checkpoint_storage_class: str = "standard",
-    ) -> NamedTuple("Outputs", commit_sha=str, repo_url=str):
-        pvc = kubernetes.CreatePVC(
-            pvc_name_suffix="-kfllm-checkpoints",
-            access_modes=["ReadWriteOnce"],
-            size=checkpoint_size,
-            storage_class_name=checkpoint_storage_class,
-        )
-        pvc.set_caching_options(False)
-
+    def steps(claim, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
+              batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps):
         f = fetch(source=source, split=split, task=task)
         f.set_display_name("fetch")
         f.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("4G")
@@ -201,7 +173,7 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=()):
         ft.set_cpu_request("4").set_cpu_limit("8").set_memory_request("16G").set_memory_limit("32G")
         ft.set_accelerator_type(accelerator).set_accelerator_limit(1)
         hf_token(ft)
-        kubernetes.mount_pvc(ft, pvc_name=pvc.outputs["name"], mount_path=CHECKPOINT_DIR)
+        kubernetes.mount_pvc(ft, pvc_name=claim, mount_path=CHECKPOINT_DIR)
         for k, v in node_selector.items():
             kubernetes.add_node_selector(ft, label_key=k, label_value=v)
         for tol in tolerations:
@@ -214,13 +186,73 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=()):
         u.set_caching_options(False)
         hf_token(u)
         retry(u)
+        return u
 
+    Outputs = NamedTuple("Outputs", commit_sha=str, repo_url=str)
+    info = dict(
+        name="kfllm-finetune",
+        description="Fetch a dataset, tokenize it, fine-tune a causal LM with LoRA, upload it to Hugging Face.",
+    )
+
+    @dsl.pipeline(**info)
+    def kfllm_finetune(
+        source: str = "hf://datasets/rajpurkar/squad",
+        split: str = "train",
+        task: str = "qa",
+        base_model: str = "HuggingFaceTB/SmolLM2-135M",
+        hf_repo: str = "",
+        max_length: int = 512,
+        epochs: int = 1,
+        learning_rate: float = 0.0002,
+        batch_size: int = 8,
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        max_steps: int = 0,
+        warmup_steps: int = 0,
+        seed: int = 42,
+        qa_eval: str = "",
+        save_steps: int = 100,
+        checkpoint_size: str = "20Gi",
+        checkpoint_storage_class: str = "standard",
+    ) -> Outputs:
+        pvc = kubernetes.CreatePVC(
+            pvc_name_suffix="-kfllm-checkpoints",
+            access_modes=["ReadWriteOnce"],
+            size=checkpoint_size,
+            storage_class_name=checkpoint_storage_class,
+        )
+        pvc.set_caching_options(False)
+        u = steps(pvc.outputs["name"], source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
+                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps)
         d = kubernetes.DeletePVC(pvc_name=pvc.outputs["name"]).after(u)
         d.set_caching_options(False)
-        outputs = NamedTuple("Outputs", commit_sha=str, repo_url=str)
-        return outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
+        return Outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
 
-    return kfllm_finetune
+    @dsl.pipeline(**info)
+    def kfllm_finetune_on_claim(
+        source: str = "hf://datasets/rajpurkar/squad",
+        split: str = "train",
+        task: str = "qa",
+        base_model: str = "HuggingFaceTB/SmolLM2-135M",
+        hf_repo: str = "",
+        max_length: int = 512,
+        epochs: int = 1,
+        learning_rate: float = 0.0002,
+        batch_size: int = 8,
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        max_steps: int = 0,
+        warmup_steps: int = 0,
+        seed: int = 42,
+        qa_eval: str = "",
+        save_steps: int = 100,
+        checkpoint_pvc: str = claim or "",
+    ) -> Outputs:
+        u = steps(checkpoint_pvc, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
+                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps)
+        return Outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
+
+    return kfllm_finetune_on_claim if claim else kfllm_finetune
 
 
 def main():
@@ -229,8 +261,10 @@ def main():
     p.add_argument("--gpu", action="store_true",
                    help="compile the GPU-scheduling variant: accelerator nvidia.com/gpu on a node pool "
                         "cloud.google.com/gke-accelerator=nvidia-l4 tainted nvidia.com/gpu=present:NoSchedule")
+    p.add_argument("--claim", metavar="NAME",
+                   help="compile the variant on an existing claim (pipeline compile --checkpoint-claim NAME)")
     a = p.parse_args()
-    pipeline = build()
+    pipeline = build(claim=a.claim)
     if a.gpu:
         pipeline = build(
             accelerator="nvidia.com/gpu",

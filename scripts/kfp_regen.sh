@@ -2,10 +2,10 @@
 # Regenerate the pipeline fixtures in internal/kfp/testdata after changing the
 # pipeline definition (internal/kfp/finetune), the executor output
 # (internal/kfp/executor) or scripts/kfp_golden.py:
-#   kfp_sdk_golden.yaml, kfp_sdk_golden_gpu.yaml
+#   kfp_sdk_golden.yaml, kfp_sdk_golden_gpu.yaml, kfp_sdk_golden_claim.yaml
 #                           the same pipeline compiled by the KFP Python SDK
 #                           with kfp-kubernetes (--gpu: node selector and
-#                           tolerations on finetune)
+#                           tolerations on finetune; --claim: an existing claim)
 #   kfllm-finetune.yaml, kfllm-finetune-gpu.yaml
 #                           ours (pipeline compile), the goldens of go test
 #   internal/kfp/executor/testdata/*.json
@@ -27,6 +27,7 @@ eo=internal/kfp/executor/testdata
 
 "$VENV/bin/python" scripts/kfp_golden.py -o "$td/kfp_sdk_golden.yaml"
 "$VENV/bin/python" scripts/kfp_golden.py --gpu -o "$td/kfp_sdk_golden_gpu.yaml"
+"$VENV/bin/python" scripts/kfp_golden.py --claim kfllm-checkpoints -o "$td/kfp_sdk_golden_claim.yaml"
 go test ./internal/kfp/finetune -run 'TestGolden$' -update >/dev/null
 go test ./internal/kfp/executor -update >/dev/null
 "$VENV/bin/python" scripts/kfp_load_check.py "$td/kfllm-finetune.yaml" -o "$td/kfp_load_check.json" >/dev/null

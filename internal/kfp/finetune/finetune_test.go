@@ -94,6 +94,7 @@ func TestMatchesKFPSDK(t *testing.T) {
 	}{
 		{sdkGolden, Options{}},
 		{"../testdata/kfp_sdk_golden_gpu.yaml", gpuOptions()},
+		{"../testdata/kfp_sdk_golden_claim.yaml", Options{CheckpointClaim: "kfllm-checkpoints"}},
 	} {
 		t.Run(filepath.Base(tc.golden), func(t *testing.T) {
 			sdkYAML, err := os.ReadFile(tc.golden)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kfllm/kfllm/internal/kfp"
+	"github.com/kfllm/kfllm/internal/kfp/finetune"
 )
 
 // The compiled fine-tuning pipeline, as `pipeline compile` writes it.
@@ -560,5 +561,45 @@ func TestBackoff(t *testing.T) {
 	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 5 * time.Minute}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("backoffs %v, want %v", got, want)
+	}
+}
+
+// TestExistingClaimOutlivesTheRun: compiled with an existing claim
+// (pipeline parameter checkpoint_pvc), the pipeline creates and deletes no
+// claim, and what finetune leaves on it is there for the next run.
+func TestExistingClaimOutlivesTheRun(t *testing.T) {
+	f := newFixture(t)
+	os.WriteFile(filepath.Join(f.bin, "finetune"), []byte(`#!/bin/sh
+ckpt=""; prev=""
+for a in "$@"; do [ "$prev" = "--checkpoint-dir" ] && ckpt="$a"; prev="$a"; done
+echo x >> "$ckpt/runs"
+exec "$(dirname "$0")/fetch" "$@"
+`), 0o755)
+	c, err := kfp.Compile(finetune.New(finetune.Options{CheckpointClaim: "team-ckpt"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"r1", "r2"} {
+		var out bytes.Buffer
+		res, err := Run(context.Background(), c, Options{WorkDir: f.work, RunID: id, BinDir: f.bin, Out: &out, Env: f.env, PassEnv: []string{"FAKE_LOG"}})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		if len(res.Tasks) != 4 {
+			t.Errorf("tasks = %+v, want fetch, tokenize, finetune, upload", res.Tasks)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(f.work, ".claims", "team-ckpt", "runs"))
+	if err != nil || string(b) != "x\nx\n" {
+		t.Errorf("the claim holds %q (%v), want both runs' marks", b, err)
+	}
+	// Another claim by parameter, per run.
+	var out bytes.Buffer
+	if _, err := Run(context.Background(), c, Options{WorkDir: f.work, RunID: "r3", BinDir: f.bin, Out: &out, Env: f.env, PassEnv: []string{"FAKE_LOG"},
+		Params: map[string]string{"checkpoint_pvc": "other"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(f.work, ".claims", "other", "runs")); err != nil {
+		t.Errorf("checkpoint_pvc=other: %v", err)
 	}
 }
