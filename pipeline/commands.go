@@ -108,7 +108,7 @@ func compileCmd(args []string, e env, stderr io.Writer) error {
 		return errUsage
 	}
 	if len(po.GPU.Tolerations) > 0 {
-		fmt.Fprintln(stderr, "pipeline compile: note: tolerations need a KFP backend whose driver knows them (KFP 2.2 or later); the 2023 driver rejects the task")
+		fmt.Fprintln(stderr, "pipeline compile: note: tolerations need a KFP backend whose driver knows them (2024 or later); a 2023 driver rejects the task")
 	}
 	return kfp.WriteFile(*out, finetune.New(*po))
 }
