@@ -78,9 +78,9 @@ bench-only:
 PIPELINE_YAML ?= out/kfllm-finetune.yaml
 
 .PHONY: compile-pipeline
-compile-pipeline: ## compile the pipeline to $(PIPELINE_YAML) (KFP v2 IR + platforms.kubernetes)
+compile-pipeline: ## compile the pipeline to $(PIPELINE_YAML) (KFP v2 IR + platforms.kubernetes; COMPILE_ARGS="--node-selector L=V --toleration K=V:NoSchedule --checkpoint-claim NAME")
 	@mkdir -p $(dir $(PIPELINE_YAML))
-	$(GO) run ./pipeline compile -o $(PIPELINE_YAML) --image-registry $(IMAGE_REGISTRY) --image-tag $(IMAGE_TAG)
+	$(GO) run ./pipeline compile -o $(PIPELINE_YAML) --image-registry $(IMAGE_REGISTRY) --image-tag $(IMAGE_TAG) $(COMPILE_ARGS)
 
 .PHONY: run-pipeline
 run-pipeline: compile-pipeline ## upload the pipeline to KFP and start a run (HF_REPO, KFP_HOST, NAMESPACE; RUN_ARGS="--wait")
@@ -98,8 +98,8 @@ images: ## build the CUDA base and the six component images with docker buildx (
 push-images: ## push the images `make images` built
 	@IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/images.sh push
 
-api-deploy: ## InferenceService llm-api serving MODEL_ID (or HF_REPO) in NAMESPACE
-	@NAMESPACE=$(NAMESPACE) TRUST_DOMAIN=$(TRUST_DOMAIN) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/deploy.sh api-deploy
+api-deploy: ## InferenceService llm-api serving MODEL_ID=OWNER/NAME[@REV] (a run's commit_sha; default HF_REPO) in NAMESPACE
+	@NAMESPACE=$(NAMESPACE) TRUST_DOMAIN=$(TRUST_DOMAIN) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) MODEL_ID=$(MODEL_ID) bash scripts/deploy.sh api-deploy
 
 ui-deploy: ## the web UI llm-ui behind a LoadBalancer in NAMESPACE; prints its address
 	@NAMESPACE=$(NAMESPACE) TRUST_DOMAIN=$(TRUST_DOMAIN) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/deploy.sh ui-deploy

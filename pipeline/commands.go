@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -38,17 +39,67 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-func imageFlags(fs *flag.FlagSet, e env) *finetune.Images {
-	im := &finetune.Images{}
-	fs.StringVar(&im.Registry, "image-registry", or(e.ImageRegistry, finetune.DefaultRegistry), "component images' registry (IMAGE_REGISTRY)")
-	fs.StringVar(&im.Tag, "image-tag", or(e.ImageTag, finetune.DefaultTag), "component images' tag (IMAGE_TAG)")
-	return im
+// pipelineFlags binds the flags that shape the compiled pipeline: images,
+// the checkpoint claim, finetune's GPU and where it may run.
+func pipelineFlags(fs *flag.FlagSet, e env) *finetune.Options {
+	o := &finetune.Options{}
+	fs.StringVar(&o.Registry, "image-registry", or(e.ImageRegistry, finetune.DefaultRegistry), "component images' registry (IMAGE_REGISTRY)")
+	fs.StringVar(&o.Tag, "image-tag", or(e.ImageTag, finetune.DefaultTag), "component images' tag (IMAGE_TAG)")
+	fs.StringVar(&o.CheckpointClaim, "checkpoint-claim", "", "mount this existing PersistentVolumeClaim (pipeline parameter checkpoint_pvc) for finetune's checkpoints instead of creating one per run")
+	fs.StringVar(&o.GPU.Accelerator, "accelerator", finetune.DefaultAccelerator, "finetune's accelerator resource")
+	fs.Func("node-selector", "finetune's node selector LABEL=VALUE (repeatable)", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" || v == "" {
+			return fmt.Errorf("want LABEL=VALUE, got %q", s)
+		}
+		if o.GPU.NodeSelector == nil {
+			o.GPU.NodeSelector = map[string]string{}
+		}
+		o.GPU.NodeSelector[k] = v
+		return nil
+	})
+	fs.Func("toleration", "finetune's toleration KEY[=VALUE]:EFFECT[:SECONDS] (repeatable; no VALUE: operator Exists; SECONDS: tolerationSeconds of NoExecute)", func(s string) error {
+		t, err := parseToleration(s)
+		if err == nil {
+			o.GPU.Tolerations = append(o.GPU.Tolerations, t)
+		}
+		return err
+	})
+	return o
+}
+
+// parseToleration reads KEY[=VALUE]:EFFECT[:SECONDS], a taint as kubectl
+// taint writes it and the seconds a NoExecute toleration lasts.
+func parseToleration(s string) (kfp.Toleration, error) {
+	kv, effect, ok := strings.Cut(s, ":")
+	if !ok || kv == "" {
+		return kfp.Toleration{}, fmt.Errorf("want KEY[=VALUE]:EFFECT[:SECONDS], got %q", s)
+	}
+	var seconds *int64
+	if e, secs, ok := strings.Cut(effect, ":"); ok {
+		n, err := strconv.ParseInt(secs, 10, 64)
+		if err != nil || n < 0 {
+			return kfp.Toleration{}, fmt.Errorf("toleration %q: seconds %q: want a whole number", s, secs)
+		}
+		effect, seconds = e, &n
+	}
+	switch effect {
+	case "NoSchedule", "PreferNoSchedule", "NoExecute":
+	default:
+		return kfp.Toleration{}, fmt.Errorf("toleration %q: effect %q: want NoSchedule, PreferNoSchedule or NoExecute", s, effect)
+	}
+	k, v, hasValue := strings.Cut(kv, "=")
+	t := kfp.Toleration{Key: k, Operator: "Exists", Effect: effect, Seconds: seconds}
+	if hasValue {
+		t.Operator, t.Value = "Equal", v
+	}
+	return t, nil
 }
 
 func compileCmd(args []string, e env, stderr io.Writer) error {
 	fs := newFlags("compile", "-o FILE", stderr)
 	out := fs.String("o", "", "write the compiled pipeline YAML here (- for stdout)")
-	im := imageFlags(fs, e)
+	po := pipelineFlags(fs, e)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -56,7 +107,10 @@ func compileCmd(args []string, e env, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "pipeline compile: -o FILE is required")
 		return errUsage
 	}
-	return kfp.WriteFile(*out, finetune.Pipeline(*im))
+	if len(po.GPU.Tolerations) > 0 {
+		fmt.Fprintln(stderr, "pipeline compile: note: tolerations need a KFP backend whose driver knows them (2024 or later); a 2023 driver rejects the task")
+	}
+	return kfp.WriteFile(*out, finetune.New(*po))
 }
 
 func runCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer) error {
@@ -77,7 +131,7 @@ func runCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 	fs.StringVar(&o.Auth.Token, "token", e.Token, "bearer token (KF_PIPELINES_TOKEN)")
 	tokenFile := fs.String("token-file", e.TokenPath, "file holding the bearer token (KF_PIPELINES_SA_TOKEN_PATH)")
 	fs.StringVar(&o.Auth.Cookie, "session-cookie", e.Cookie, "session cookie NAME=VALUE, or a bare authservice_session value (KF_PIPELINES_COOKIE)")
-	im := imageFlags(fs, e)
+	po := pipelineFlags(fs, e)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -92,7 +146,7 @@ func runCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 		_, err := remote.SubmitFile(ctx, *file, o)
 		return err
 	}
-	yaml, err := finetune.YAML(*im)
+	yaml, err := finetune.YAML(*po)
 	if err != nil {
 		return err
 	}
@@ -101,7 +155,7 @@ func runCmd(ctx context.Context, args []string, e env, stdout, stderr io.Writer)
 }
 
 func localCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("local", "-f FILE [--param k=v]... [--work-dir DIR] [--bin-dir DIR] [--cache]", stderr)
+	fs := newFlags("local", "-f FILE [--param k=v]... [--secret NAME=FILE]... [--env NAME[=VALUE]]... [--work-dir DIR] [--bin-dir DIR] [--cache]", stderr)
 	o := local.Options{Out: stdout, Params: map[string]string{}}
 	file := fs.String("f", "", "compiled pipeline YAML (from pipeline compile or the KFP SDK)")
 	fs.Var(paramFlag(o.Params), "param", "pipeline parameter k=v (repeatable)")
@@ -109,6 +163,26 @@ func localCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.RunID, "run-id", "", "run directory name (default: PIPELINE-DATE-TIME)")
 	fs.StringVar(&o.BinDir, "bin-dir", "bin", "binaries standing in for the images: REGISTRY/kfllm-NAME:TAG runs BINDIR/NAME")
 	fs.BoolVar(&o.Cache, "cache", false, "skip tasks whose executor and inputs are unchanged since an earlier run")
+	o.Secrets = map[string]map[string]string{}
+	fs.Func("secret", "Kubernetes secret NAME from FILE of KEY=VALUE lines, for the tasks whose platform spec maps it (repeatable; default: the key from the environment)", func(s string) error {
+		name, file, ok := strings.Cut(s, "=")
+		if !ok || name == "" || file == "" {
+			return fmt.Errorf("want NAME=FILE, got %q", s)
+		}
+		vals, err := local.ReadSecretFile(file)
+		if err == nil {
+			o.Secrets[name] = vals
+		}
+		return err
+	})
+	fs.Func("env", "give every task NAME=VALUE, or NAME from this environment, as a cluster sets for its pods (repeatable; e.g. HF_ENDPOINT)", func(s string) error {
+		if strings.HasPrefix(s, "=") || s == "" {
+			return fmt.Errorf("want NAME[=VALUE], got %q", s)
+		}
+		o.PassEnv = append(o.PassEnv, s)
+		return nil
+	})
+	fs.DurationVar(&o.MaxBackoff, "max-backoff", 0, "cap each retry's wait (default: the task's retry policy)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

@@ -29,7 +29,8 @@ type env struct {
 
 const envHelp = `Environment: IMAGE_REGISTRY, IMAGE_TAG (compile, run); KFP_HOST or KF_PIPELINES_ENDPOINT, KFP_NAMESPACE,
 KF_PIPELINES_TOKEN, KF_PIPELINES_SA_TOKEN_PATH, KF_PIPELINES_COOKIE (run);
-HF_TOKEN and the rest of the environment are passed to local tasks (local).`
+local: a task gets PATH, the locale, TMPDIR and its own HOME, what --env gives, and the secrets its
+platform spec maps (hf-secret's HF_TOKEN) from --secret NAME=FILE or else the variable named like the key.`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

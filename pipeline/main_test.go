@@ -27,6 +27,20 @@ func TestCompileWritesTheGolden(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Error("pipeline compile output differs from internal/kfp/testdata/kfllm-finetune.yaml")
 	}
+	// GPU scheduling from flags: the variant the KFP SDK golden --gpu compiles.
+	if err := dispatch(context.Background(), []string{"compile", "-o", out, "--node-selector", "cloud.google.com/gke-accelerator=nvidia-l4",
+		"--toleration", "nvidia.com/gpu=present:NoSchedule", "--toleration", "cloud.google.com/gke-preemptible:NoExecute:300"}, env{}, &stderr, &stderr); err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	got, _ = os.ReadFile(out)
+	if want, _ := os.ReadFile("../internal/kfp/testdata/kfllm-finetune-gpu.yaml"); !bytes.Equal(got, want) {
+		t.Error("pipeline compile with GPU flags differs from internal/kfp/testdata/kfllm-finetune-gpu.yaml")
+	}
+	for _, bad := range []string{"x=y", "x:NoWhere", "x:NoExecute:-1"} {
+		if err := dispatch(context.Background(), []string{"compile", "-o", out, "--toleration", bad}, env{}, &stderr, &stderr); err == nil {
+			t.Errorf("--toleration %s accepted", bad)
+		}
+	}
 	// Image registry and tag come from flags or the environment.
 	if err := dispatch(context.Background(), []string{"compile", "-o", out, "--image-tag", "v9"}, env{ImageRegistry: "reg.example/x"}, &stderr, &stderr); err != nil {
 		t.Fatal(err)
@@ -58,9 +72,11 @@ func TestLocalExitCode(t *testing.T) {
 		os.WriteFile(filepath.Join(bin, n), []byte(ok), 0o755)
 	}
 	os.WriteFile(filepath.Join(bin, "finetune"), []byte("#!/bin/sh\necho CUDA error >&2\nexit 7\n"), 0o755)
+	secret := filepath.Join(dir, "hf.env")
+	os.WriteFile(secret, []byte("HF_TOKEN=\n"), 0o600)
 	var out, stderr bytes.Buffer
 	err := dispatch(context.Background(), []string{"local", "-f", "../internal/kfp/testdata/kfllm-finetune.yaml",
-		"--bin-dir", bin, "--work-dir", filepath.Join(dir, "runs")}, env{}, &out, &stderr)
+		"--bin-dir", bin, "--work-dir", filepath.Join(dir, "runs"), "--secret", "hf-secret=" + secret, "--max-backoff", "1ms"}, env{}, &out, &stderr)
 	if code := exitCode(err, &stderr); code != 7 {
 		t.Fatalf("exit %d, want 7; err %v\n%s", code, err, out.String())
 	}

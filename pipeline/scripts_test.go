@@ -11,9 +11,9 @@ import (
 // The make targets create-secret and run-pipeline are scripts; these tests
 // run them with stand-ins for kubectl and the pipeline binary on PATH.
 
-func script(t *testing.T, name string, env []string) (string, int) {
+func script(t *testing.T, name string, env []string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command("bash", filepath.Join("..", "scripts", name))
+	cmd := exec.Command("bash", append([]string{filepath.Join("..", "scripts", name)}, args...)...)
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
@@ -78,5 +78,30 @@ func TestRunPipelineScript(t *testing.T) {
 	want := "compile -o " + yaml + "\nrun --host http://kfp:8888 --namespace team-a -f " + yaml + " --param hf_repo=me/m\n"
 	if string(calls) != want {
 		t.Errorf("calls:\n%s\nwant:\n%s", calls, want)
+	}
+}
+
+// TestDeployServesTheRunsCommit: make api-deploy MODEL_ID=OWNER/NAME@REV
+// (REV the commit_sha a run outputs) puts exactly that revision in the
+// API's ConfigMap, which serving reads as --model-id OWNER/NAME@REV.
+func TestDeployServesTheRunsCommit(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"PATH=" + os.Getenv("PATH"), "KFLLM_DEPLOY_DIR=" + dir}
+	const sha = "0123456789abcdef0123456789abcdef01234567"
+	out, code := script(t, "deploy.sh", append(base, "MODEL_ID=alice/squad@"+sha), "render", "api")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	k, err := os.ReadFile(filepath.Join(dir, "api", "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(k), "path: /data/MODEL_ID\n        value: \"alice/squad@"+sha+"\"") {
+		t.Errorf("the overlay does not pin the revision:\n%s", k)
+	}
+	for _, bad := range []string{"alice/squad@", "alice/squad@main branch", "alice/squad@@x"} {
+		if out, code := script(t, "deploy.sh", append(base, "MODEL_ID="+bad), "render", "api"); code != 2 || !strings.Contains(out, "OWNER/NAME[@REV]") {
+			t.Errorf("MODEL_ID=%s: exit %d, %s", bad, code, out)
+		}
 	}
 }

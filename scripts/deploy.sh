@@ -13,7 +13,8 @@
 # (the mesh's trust domain, meshConfig.trustDomain; default cluster.local,
 # which Istio also reads as "this mesh's trust domain"), IMAGE_REGISTRY
 # (default ghcr.io/kfllm), IMAGE_TAG (default dev), MODEL_ID or HF_REPO
-# (api-deploy: the Hub repo the pipeline uploaded, OWNER/NAME), KUBECTL
+# (api-deploy: the Hub repo the pipeline uploaded, OWNER/NAME, or
+# OWNER/NAME@REV for one revision: the commit_sha a run outputs), KUBECTL
 # (default kubectl), KFLLM_DEPLOY_DIR (where overlays go, default
 # .kfllm/deploy), WAIT (default 10m; 0 skips waiting).
 set -euo pipefail
@@ -49,7 +50,8 @@ check_names() {
 
 check_model() {
 	[[ -n "$MODEL_ID" ]] || die "MODEL_ID (or HF_REPO) is not set: export the Hugging Face repo the pipeline uploaded the model to, as OWNER/NAME"
-	[[ "$MODEL_ID" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || die "MODEL_ID=$MODEL_ID is not a Hub repo id OWNER/NAME"
+	[[ "$MODEL_ID" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9][A-Za-z0-9._/-]*)?$ ]] ||
+		die "MODEL_ID=$MODEL_ID is not a Hub repo id OWNER/NAME[@REV] (REV: a commit sha, branch or tag)"
 }
 
 # relpath TARGET FROM: TARGET relative to FROM (kustomize refuses absolute

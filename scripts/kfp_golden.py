@@ -1,9 +1,11 @@
 """Compile kfllm's fine-tuning pipeline with the KFP Python SDK.
 
 This is the reference that internal/kfp's Go definition is compared with
-(internal/kfp/compare_test.go): the same four container components, the same
-parameters, resources, caching and hf-secret wiring, written with the SDK's own
-API (dsl.container_component, kfp.kubernetes.use_secret_as_env).
+(internal/kfp/finetune TestMatchesKFPSDK): the same four container components,
+the same parameters, resources, caching, retry policies, hf-secret wiring,
+checkpoint claim (kfp.kubernetes.CreatePVC / mount_pvc / DeletePVC), upload's
+output parameters and the pipeline's outputs, written with the SDK's own API
+(dsl.container_component, set_retry, kfp.kubernetes.use_secret_as_env).
 
     python scripts/kfp_golden.py [-o internal/kfp/testdata/kfp_sdk_golden.yaml]
 
@@ -14,10 +16,15 @@ committed output and never need Python.
 import argparse
 import os
 
+from typing import NamedTuple
+
 from kfp import compiler, dsl, kubernetes
 
 REGISTRY = os.environ.get("IMAGE_REGISTRY", "ghcr.io/kfllm")
 TAG = os.environ.get("IMAGE_TAG", "dev")
+
+
+CHECKPOINT_DIR = "/kfllm/checkpoints"
 
 
 def image(name: str) -> str:
@@ -70,6 +77,7 @@ def finetune(
     warmup_steps: int,
     seed: int,
     qa_eval: str,
+    save_steps: int,
     output_model_dir: dsl.Output[dsl.Model],
     metrics: dsl.Output[dsl.Metrics],
     report: dsl.Output[dsl.HTML],
@@ -90,6 +98,8 @@ def finetune(
             "--warmup-steps", warmup_steps,
             "--seed", seed,
             "--qa-eval", qa_eval,
+            "--save-steps", save_steps,
+            "--checkpoint-dir", CHECKPOINT_DIR,
             "--output-model-dir", output_model_dir.path,
             "--metrics-output", metrics.path,
             "--html-output", report.path,
@@ -98,13 +108,24 @@ def finetune(
     )
 
 
+# upload reports these through its executor output (internal/kfp/executor),
+# which the KFP launcher reads before any output parameter file.
 @dsl.container_component
-def upload(model_dir: dsl.Input[dsl.Model], hf_repo: str):
+def upload(
+    model_dir: dsl.Input[dsl.Model],
+    hf_repo: str,
+    commit_sha: dsl.OutputPath(str),
+    repo_url: dsl.OutputPath(str),
+):
     return dsl.ContainerSpec(
         image=image("upload"),
         command=["/usr/local/bin/upload"],
         args=["--model-dir", model_dir.path, "--repo", hf_repo],
     )
+
+
+def retry(task):
+    task.set_retry(num_retries=3, backoff_duration="10s", backoff_factor=2, backoff_max_duration="300s")
 
 
 def hf_token(task):
@@ -113,66 +134,147 @@ def hf_token(task):
     )
 
 
-@dsl.pipeline(
-    name="kfllm-finetune",
-    description="Fetch a dataset, tokenize it, fine-tune a causal LM with LoRA, upload it to Hugging Face.",
-)
-def kfllm_finetune(
-    source: str = "hf://datasets/rajpurkar/squad",
-    split: str = "train",
-    task: str = "qa",
-    base_model: str = "HuggingFaceTB/SmolLM2-135M",
-    hf_repo: str = "",
-    max_length: int = 512,
-    epochs: int = 1,
-    learning_rate: float = 0.0002,
-    batch_size: int = 8,
-    lora_r: int = 8,
-    lora_alpha: int = 16,
-    max_steps: int = 0,
-    warmup_steps: int = 0,
-    seed: int = 42,
-    qa_eval: str = "",
-):
-    f = fetch(source=source, split=split, task=task)
-    f.set_display_name("fetch")
-    f.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("4G")
-    hf_token(f)
+def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), claim=None):
+    """The pipeline, with finetune's GPU scheduling as `pipeline compile
+    --accelerator --node-selector --toleration` writes it (kfp-kubernetes 1.2
+    takes node selectors and tolerations as constants); with claim, finetune
+    mounts the existing claim named by pipeline parameter checkpoint_pvc
+    (default claim) instead of one the run creates and deletes."""
+    node_selector = node_selector or {}
 
-    t = tokenize(input_dataset=f.outputs["output_dataset"], tokenizer=base_model, max_length=max_length)
-    t.set_display_name("tokenize")
-    t.set_cpu_request("2").set_cpu_limit("4").set_memory_request("4G").set_memory_limit("8G")
+    def steps(claim, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
+              batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps):
+        f = fetch(source=source, split=split, task=task)
+        f.set_display_name("fetch")
+        f.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("4G")
+        hf_token(f)
+        retry(f)
 
-    ft = finetune(
-        input_dataset=t.outputs["output_dataset"],
-        base_model=base_model,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        lora_r=lora_r,
-        lora_alpha=lora_alpha,
-        max_steps=max_steps,
-        warmup_steps=warmup_steps,
-        seed=seed,
-        qa_eval=qa_eval,
+        t = tokenize(input_dataset=f.outputs["output_dataset"], tokenizer=base_model, max_length=max_length)
+        t.set_display_name("tokenize")
+        t.set_cpu_request("2").set_cpu_limit("4").set_memory_request("4G").set_memory_limit("8G")
+        hf_token(t)
+
+        ft = finetune(
+            input_dataset=t.outputs["output_dataset"],
+            base_model=base_model,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            lora_r=lora_r,
+            lora_alpha=lora_alpha,
+            max_steps=max_steps,
+            warmup_steps=warmup_steps,
+            seed=seed,
+            qa_eval=qa_eval,
+            save_steps=save_steps,
+        )
+        ft.set_display_name("finetune")
+        ft.set_cpu_request("4").set_cpu_limit("8").set_memory_request("16G").set_memory_limit("32G")
+        ft.set_accelerator_type(accelerator).set_accelerator_limit(1)
+        hf_token(ft)
+        kubernetes.mount_pvc(ft, pvc_name=claim, mount_path=CHECKPOINT_DIR)
+        for k, v in node_selector.items():
+            kubernetes.add_node_selector(ft, label_key=k, label_value=v)
+        for tol in tolerations:
+            kubernetes.add_toleration(ft, **tol)
+        retry(ft)
+
+        u = upload(model_dir=ft.outputs["output_model_dir"], hf_repo=hf_repo)
+        u.set_display_name("upload")
+        u.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("4G")
+        u.set_caching_options(False)
+        hf_token(u)
+        retry(u)
+        return u
+
+    Outputs = NamedTuple("Outputs", commit_sha=str, repo_url=str)
+    info = dict(
+        name="kfllm-finetune",
+        description="Fetch a dataset, tokenize it, fine-tune a causal LM with LoRA, upload it to Hugging Face.",
     )
-    ft.set_display_name("finetune")
-    ft.set_cpu_request("4").set_cpu_limit("8").set_memory_request("16G").set_memory_limit("32G")
-    ft.set_accelerator_type("nvidia.com/gpu").set_accelerator_limit(1)
-    hf_token(ft)
 
-    u = upload(model_dir=ft.outputs["output_model_dir"], hf_repo=hf_repo)
-    u.set_display_name("upload")
-    u.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("4G")
-    u.set_caching_options(False)
-    hf_token(u)
+    @dsl.pipeline(**info)
+    def kfllm_finetune(
+        source: str = "hf://datasets/rajpurkar/squad",
+        split: str = "train",
+        task: str = "qa",
+        base_model: str = "HuggingFaceTB/SmolLM2-135M",
+        hf_repo: str = "",
+        max_length: int = 512,
+        epochs: int = 1,
+        learning_rate: float = 0.0002,
+        batch_size: int = 8,
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        max_steps: int = 0,
+        warmup_steps: int = 0,
+        seed: int = 42,
+        qa_eval: str = "",
+        save_steps: int = 100,
+        checkpoint_size: str = "20Gi",
+        checkpoint_storage_class: str = "standard",
+    ) -> Outputs:
+        pvc = kubernetes.CreatePVC(
+            pvc_name_suffix="-kfllm-checkpoints",
+            access_modes=["ReadWriteOnce"],
+            size=checkpoint_size,
+            storage_class_name=checkpoint_storage_class,
+        )
+        pvc.set_caching_options(False)
+        u = steps(pvc.outputs["name"], source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
+                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps)
+        d = kubernetes.DeletePVC(pvc_name=pvc.outputs["name"]).after(u)
+        d.set_caching_options(False)
+        return Outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
+
+    @dsl.pipeline(**info)
+    def kfllm_finetune_on_claim(
+        source: str = "hf://datasets/rajpurkar/squad",
+        split: str = "train",
+        task: str = "qa",
+        base_model: str = "HuggingFaceTB/SmolLM2-135M",
+        hf_repo: str = "",
+        max_length: int = 512,
+        epochs: int = 1,
+        learning_rate: float = 0.0002,
+        batch_size: int = 8,
+        lora_r: int = 8,
+        lora_alpha: int = 16,
+        max_steps: int = 0,
+        warmup_steps: int = 0,
+        seed: int = 42,
+        qa_eval: str = "",
+        save_steps: int = 100,
+        checkpoint_pvc: str = claim or "",
+    ) -> Outputs:
+        u = steps(checkpoint_pvc, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
+                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps)
+        return Outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
+
+    return kfllm_finetune_on_claim if claim else kfllm_finetune
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("-o", "--output", default="internal/kfp/testdata/kfp_sdk_golden.yaml")
+    p.add_argument("--gpu", action="store_true",
+                   help="compile the GPU-scheduling variant: accelerator nvidia.com/gpu on a node pool "
+                        "cloud.google.com/gke-accelerator=nvidia-l4 tainted nvidia.com/gpu=present:NoSchedule")
+    p.add_argument("--claim", metavar="NAME",
+                   help="compile the variant on an existing claim (pipeline compile --checkpoint-claim NAME)")
     a = p.parse_args()
-    compiler.Compiler().compile(kfllm_finetune, package_path=a.output)
+    pipeline = build(claim=a.claim)
+    if a.gpu:
+        pipeline = build(
+            accelerator="nvidia.com/gpu",
+            node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
+            tolerations=[
+                dict(key="nvidia.com/gpu", operator="Equal", value="present", effect="NoSchedule"),
+                dict(key="cloud.google.com/gke-preemptible", operator="Exists", effect="NoExecute", toleration_seconds=300),
+            ],
+        )
+    compiler.Compiler().compile(pipeline, package_path=a.output)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Regenerate the pipeline fixtures in internal/kfp/testdata after changing the
-# pipeline definition (internal/kfp/finetune) or scripts/kfp_golden.py:
-#   kfp_sdk_golden.yaml     the same pipeline compiled by the KFP Python SDK
-#   kfllm-finetune.yaml     ours (pipeline compile), the golden of go test
+# pipeline definition (internal/kfp/finetune), the executor output
+# (internal/kfp/executor) or scripts/kfp_golden.py:
+#   kfp_sdk_golden.yaml, kfp_sdk_golden_gpu.yaml, kfp_sdk_golden_claim.yaml
+#                           the same pipeline compiled by the KFP Python SDK
+#                           with kfp-kubernetes (--gpu: node selector and
+#                           tolerations on finetune; --claim: an existing claim)
+#   kfllm-finetune.yaml, kfllm-finetune-gpu.yaml
+#                           ours (pipeline compile), the goldens of go test
+#   internal/kfp/executor/testdata/*.json
+#                           finetune's and upload's executor output
 #   kfp_load_check.json     the KFP SDK loading ours and compiling a pipeline with it
-#   kfp_backend_check.json  the KFP API server's code (2023-12) parsing ours
-#                           and compiling it to an Argo Workflow
+#   kfp_backend_check.json, kfp_backend_check_gpu.json
+#                           the KFP API server's, driver's and launcher's code
+#                           (backend of 2023-12) reading ours: the YAML
+#                           compiled to an Argo Workflow, each task's
+#                           Kubernetes config, the executor outputs
 # Development only. Python: VENV (default ~/.cache/kfllm/venv-kfp) with
 # scripts/kfp_requirements.txt; the backend check downloads its own Go module
 # graph (Argo, Kubernetes libraries) on first use and builds for a few minutes.
@@ -13,10 +23,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-$HOME/.cache/kfllm/venv-kfp}"
 td=internal/kfp/testdata
+eo=internal/kfp/executor/testdata
 
 "$VENV/bin/python" scripts/kfp_golden.py -o "$td/kfp_sdk_golden.yaml"
+"$VENV/bin/python" scripts/kfp_golden.py --gpu -o "$td/kfp_sdk_golden_gpu.yaml"
+"$VENV/bin/python" scripts/kfp_golden.py --claim kfllm-checkpoints -o "$td/kfp_sdk_golden_claim.yaml"
 go test ./internal/kfp/finetune -run 'TestGolden$' -update >/dev/null
+go test ./internal/kfp/executor -update >/dev/null
 "$VENV/bin/python" scripts/kfp_load_check.py "$td/kfllm-finetune.yaml" -o "$td/kfp_load_check.json" >/dev/null
-(cd scripts/kfp_backend_check && go run . "../../$td/kfllm-finetune.yaml") >"$td/kfp_backend_check.json.tmp"
-mv "$td/kfp_backend_check.json.tmp" "$td/kfp_backend_check.json"
+backend() { # YAML OUT
+	(cd scripts/kfp_backend_check && go run . "../../$1" "../../$eo/finetune.json" "../../$eo/upload.json") >"$2.tmp"
+	mv "$2.tmp" "$2"
+}
+backend "$td/kfllm-finetune.yaml" "$td/kfp_backend_check.json"
+# The pinned backend's driver rejects tolerations (its kubernetes_platform
+# predates them): the check records that, and exits 1.
+backend "$td/kfllm-finetune-gpu.yaml" "$td/kfp_backend_check_gpu.json" || true
 go test -count=1 ./internal/kfp/...

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kfllm/kfllm/internal/dataset"
 	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/kfp/executor"
 )
 
 const help = `
@@ -66,6 +67,11 @@ func main() {
 	}
 	fmt.Printf("fetch: %d records (%d rows read, %d skipped) from %s %s-> %s\n",
 		meta.RowsWritten, meta.RowsRead, meta.RowsSkipped, meta.Source, meta.Commit, o.OutputDir)
+	if err := executor.New().Metadata("output_dataset", "records", meta.RowsWritten).Metadata("output_dataset", "rows_skipped", meta.RowsSkipped).
+		Metadata("output_dataset", "source", meta.Source).Metadata("output_dataset", "commit", meta.Commit).Write(executor.Path(os.Getenv)); err != nil {
+		fmt.Fprintln(os.Stderr, "fetch:", err)
+		os.Exit(1)
+	}
 }
 
 func exitCode(err error) int {

@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/kfp/executor"
 	"github.com/kfllm/kfllm/internal/report"
 	"github.com/kfllm/kfllm/internal/train"
 )
@@ -97,7 +98,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "finetune:", err)
 		os.Exit(1)
 	}
-	if err := errors.Join(report.WriteCardAssets(o.OutputModelDir), report.WriteArtifacts(o.OutputModelDir, htmlOut, mdOut)); err != nil {
+	out := executor.New()
+	if o.MetricsOutput != "" {
+		out.MetricsFile("metrics", o.MetricsOutput)
+	}
+	if err := errors.Join(report.WriteCardAssets(o.OutputModelDir), report.WriteArtifacts(o.OutputModelDir, htmlOut, mdOut), out.Write(executor.Path(os.Getenv))); err != nil {
 		fmt.Fprintln(os.Stderr, "finetune:", err)
 		os.Exit(1)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kfllm/kfllm/internal/dataset"
 	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/kfp/executor"
 	"github.com/kfllm/kfllm/internal/tokenizer"
 )
 
@@ -58,6 +59,11 @@ func main() {
 	fmt.Printf("tokenize: %d train rows x %d, %d eval rows x %d (%d truncated, %d too long, %d bad) -> %s\n",
 		meta.Train.Rows, meta.Train.Length, meta.Eval.Rows, meta.Eval.Length,
 		meta.Counts.Truncated, meta.Counts.SkippedTooLong, meta.Counts.SkippedBad, o.OutputDir)
+	if err := executor.New().Metadata("output_dataset", "train_rows", meta.Train.Rows).Metadata("output_dataset", "eval_rows", meta.Eval.Rows).
+		Metadata("output_dataset", "max_length", meta.Train.Length).Write(executor.Path(os.Getenv)); err != nil {
+		fmt.Fprintln(os.Stderr, "tokenize:", err)
+		os.Exit(1)
+	}
 }
 
 func exitCode(err error) int {

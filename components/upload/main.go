@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/kfllm/kfllm/internal/hub"
+	"github.com/kfllm/kfllm/internal/kfp/executor"
 	"github.com/kfllm/kfllm/internal/upload"
 )
 
@@ -56,4 +57,8 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println(res.Summary())
+	if err := executor.New().Param("commit_sha", res.Commit).Param("repo_url", res.RepoURL).Write(executor.Path(os.Getenv)); err != nil {
+		fmt.Fprintln(os.Stderr, "upload:", err)
+		os.Exit(1)
+	}
 }

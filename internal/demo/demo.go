@@ -250,7 +250,13 @@ func (d *runner) pipeline(ctx context.Context) error {
 		"warmup_steps":  "5",
 		"seed":          fmt.Sprint(d.o.Seed),
 	}
-	args := []string{"local", "-f", d.path("pipeline.yaml"), "--work-dir", d.path("runs"), "--run-id", runID, "--bin-dir", d.o.BinDir}
+	// The tasks map hf-secret as on a cluster; offline, its token is empty.
+	secret := d.path("hf-secret.env")
+	if err := renameio.WriteFile(secret, []byte("HF_TOKEN=\n"), 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", secret, err)
+	}
+	args := []string{"local", "-f", d.path("pipeline.yaml"), "--work-dir", d.path("runs"), "--run-id", runID, "--bin-dir", d.o.BinDir,
+		"--secret", "hf-secret=" + secret}
 	for _, k := range slices.Sorted(maps.Keys(params)) {
 		args = append(args, "--param", k+"="+params[k])
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/kubeflow/pipelines/kubernetes_platform/go/kubernetesplatform"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -65,7 +66,7 @@ func Compile(p *Pipeline) (*Compiled, error) {
 			return nil, err
 		}
 		dag.Tasks[t.Name] = ts
-		if len(t.Secrets) > 0 {
+		if len(t.Secrets) > 0 || len(t.Mounts) > 0 || len(t.NodeSelector) > 0 || len(t.Tolerations) > 0 {
 			s, err := kubernetesConfig(t)
 			if err != nil {
 				return nil, err
@@ -88,6 +89,20 @@ func Compile(p *Pipeline) (*Compiled, error) {
 		}
 	}
 
+	for _, o := range p.outputs {
+		if dag.Outputs == nil {
+			dag.Outputs = &pipelinespec.DagOutputsSpec{}
+		}
+		if dag.Outputs.Parameters == nil {
+			dag.Outputs.Parameters = map[string]*pipelinespec.DagOutputsSpec_DagOutputParameterSpec{}
+		}
+		dag.Outputs.Parameters[o.name] = &pipelinespec.DagOutputsSpec_DagOutputParameterSpec{
+			Kind: &pipelinespec.DagOutputsSpec_DagOutputParameterSpec_ValueFromParameter{ValueFromParameter: &pipelinespec.DagOutputsSpec_ParameterSelectorSpec{
+				ProducerSubtask: o.from.task.Name, OutputParameterKey: o.from.name,
+			}},
+		}
+	}
+
 	root := &pipelinespec.ComponentSpec{Implementation: &pipelinespec.ComponentSpec_Dag{Dag: dag}}
 	if len(p.params) > 0 {
 		root.InputDefinitions = &pipelinespec.ComponentInputsSpec{Parameters: map[string]*pipelinespec.ComponentInputsSpec_ParameterSpec{}}
@@ -102,9 +117,19 @@ func Compile(p *Pipeline) (*Compiled, error) {
 		}
 	}
 	if dag.Outputs != nil {
-		root.OutputDefinitions = &pipelinespec.ComponentOutputsSpec{Artifacts: map[string]*pipelinespec.ComponentOutputsSpec_ArtifactSpec{}}
+		root.OutputDefinitions = &pipelinespec.ComponentOutputsSpec{}
 		for key := range dag.Outputs.Artifacts {
+			if root.OutputDefinitions.Artifacts == nil {
+				root.OutputDefinitions.Artifacts = map[string]*pipelinespec.ComponentOutputsSpec_ArtifactSpec{}
+			}
 			root.OutputDefinitions.Artifacts[key] = &pipelinespec.ComponentOutputsSpec_ArtifactSpec{ArtifactType: artifactSchema(Metrics)}
+		}
+		for _, o := range p.outputs {
+			if root.OutputDefinitions.Parameters == nil {
+				root.OutputDefinitions.Parameters = map[string]*pipelinespec.ComponentOutputsSpec_ParameterSpec{}
+			}
+			out := o.from.task.Component.output(o.from.name)
+			root.OutputDefinitions.Parameters[o.name] = &pipelinespec.ComponentOutputsSpec_ParameterSpec{ParameterType: protoParamType(out.param)}
 		}
 	}
 	spec.Root = root
@@ -147,6 +172,14 @@ func (p *Pipeline) check() error {
 		if t.Component.err != nil {
 			return fmt.Errorf("pipeline %s: %w", p.Name, t.Component.err)
 		}
+		for _, in := range t.Component.inputs {
+			if in.def == nil {
+				continue
+			}
+			if _, err := constValue(in.def, in.param); err != nil {
+				return fmt.Errorf("pipeline %s: component %s: input %s default: %w", p.Name, t.Component.Name, in.name, err)
+			}
+		}
 		if !taskNameRE.MatchString(t.Name) {
 			return fmt.Errorf("pipeline %s: task name %q: want lower-case letters, digits, '-' or '_'", p.Name, t.Name)
 		}
@@ -164,6 +197,9 @@ func (p *Pipeline) check() error {
 		}
 		for _, in := range c.inputs {
 			v, ok := t.Inputs[in.name]
+			if (!ok || v.kind == valueNone) && in.optional {
+				continue
+			}
 			if !ok || v.kind == valueNone {
 				return fmt.Errorf("task %s: input %q not set", t.Name, in.name)
 			}
@@ -194,6 +230,12 @@ func (p *Pipeline) check() error {
 				if out == nil {
 					return fmt.Errorf("task %s: input %q: task %s has no output %q", t.Name, in.name, v.task.Name, v.name)
 				}
+				if out.param != 0 {
+					if in.param != out.param {
+						return fmt.Errorf("task %s: input %q is not a %s parameter like %s.%s", t.Name, in.name, out.param, v.task.Name, v.name)
+					}
+					continue
+				}
 				if in.artifact == "" {
 					return fmt.Errorf("task %s: input %q is a parameter, given artifact %s.%s", t.Name, in.name, v.task.Name, v.name)
 				}
@@ -212,9 +254,71 @@ func (p *Pipeline) check() error {
 				return fmt.Errorf("task %s: secret env %+v: secret, key and env are all required", t.Name, s)
 			}
 		}
+		if err := checkPlatform(t, names, params); err != nil {
+			return err
+		}
+	}
+	for _, o := range p.outputs {
+		if o.from.kind != valueOutput || names[o.from.task.Name] != o.from.task {
+			return fmt.Errorf("pipeline %s: output %s: want an output parameter of a task in the pipeline", p.Name, o.name)
+		}
+		if out := o.from.task.Component.output(o.from.name); out == nil || out.param == 0 {
+			return fmt.Errorf("pipeline %s: output %s: task %s has no output parameter %q", p.Name, o.name, o.from.task.Name, o.from.name)
+		}
 	}
 	_, err := order(p.tasks)
 	return err
+}
+
+// checkPlatform checks a task's retry policy, claims and scheduling.
+func checkPlatform(t *Task, names map[string]*Task, params map[string]ParamType) error {
+	if r := t.Retry; r != nil {
+		if r.MaxRetries < 1 || r.Backoff < 0 || r.MaxBackoff < 0 || r.Factor < 0 || (r.MaxBackoff > 0 && r.Backoff > r.MaxBackoff) {
+			return fmt.Errorf("task %s: retry policy %+v: want at least one retry and non-negative backoff not above its maximum", t.Name, *r)
+		}
+	}
+	for _, m := range t.Mounts {
+		if !strings.HasPrefix(m.Path, "/") {
+			return fmt.Errorf("task %s: mount path %q is not absolute", t.Name, m.Path)
+		}
+		switch m.Claim.kind {
+		case valueConst:
+			if s, ok := m.Claim.constant.(string); !ok || s == "" {
+				return fmt.Errorf("task %s: claim at %s: want a claim name", t.Name, m.Path)
+			}
+		case valueParam:
+			if params[m.Claim.name] != String {
+				return fmt.Errorf("task %s: claim at %s: no string pipeline parameter %q", t.Name, m.Path, m.Claim.name)
+			}
+		case valueOutput:
+			if names[m.Claim.task.Name] != m.Claim.task {
+				return fmt.Errorf("task %s: claim at %s comes from a task not in the pipeline", t.Name, m.Path)
+			}
+			if out := m.Claim.task.Component.output(m.Claim.name); out == nil || out.param != String {
+				return fmt.Errorf("task %s: claim at %s: task %s has no string output %q", t.Name, m.Path, m.Claim.task.Name, m.Claim.name)
+			}
+		default:
+			return fmt.Errorf("task %s: claim at %s not set", t.Name, m.Path)
+		}
+	}
+	for k, v := range t.NodeSelector {
+		if k == "" || v == "" {
+			return fmt.Errorf("task %s: node selector %q=%q: want a label and a value", t.Name, k, v)
+		}
+	}
+	for _, tol := range t.Tolerations {
+		switch tol.Operator {
+		case "Exists", "Equal", "":
+		default:
+			return fmt.Errorf("task %s: toleration operator %q: want Exists or Equal", t.Name, tol.Operator)
+		}
+		switch tol.Effect {
+		case "NoSchedule", "PreferNoSchedule", "NoExecute", "":
+		default:
+			return fmt.Errorf("task %s: toleration effect %q: want NoSchedule, PreferNoSchedule or NoExecute", t.Name, tol.Effect)
+		}
+	}
+	return nil
 }
 
 // order sorts tasks so that each comes after its dependencies, breaking ties
@@ -263,6 +367,11 @@ func dependencies(t *Task) []*Task {
 			add(v.task)
 		}
 	}
+	for _, m := range t.Mounts {
+		if m.Claim.kind == valueOutput {
+			add(m.Claim.task)
+		}
+	}
 	for _, a := range t.after {
 		add(a)
 	}
@@ -279,7 +388,11 @@ func componentSpec(t *Task) *pipelinespec.ComponentSpec {
 				if cs.InputDefinitions.Parameters == nil {
 					cs.InputDefinitions.Parameters = map[string]*pipelinespec.ComponentInputsSpec_ParameterSpec{}
 				}
-				cs.InputDefinitions.Parameters[in.name] = &pipelinespec.ComponentInputsSpec_ParameterSpec{ParameterType: protoParamType(in.param)}
+				ps := &pipelinespec.ComponentInputsSpec_ParameterSpec{ParameterType: protoParamType(in.param), IsOptional: in.optional}
+				if in.def != nil {
+					ps.DefaultValue, _ = constValue(in.def, in.param) // checked by Compile's check
+				}
+				cs.InputDefinitions.Parameters[in.name] = ps
 				continue
 			}
 			if cs.InputDefinitions.Artifacts == nil {
@@ -289,8 +402,18 @@ func componentSpec(t *Task) *pipelinespec.ComponentSpec {
 		}
 	}
 	if len(c.outputs) > 0 {
-		cs.OutputDefinitions = &pipelinespec.ComponentOutputsSpec{Artifacts: map[string]*pipelinespec.ComponentOutputsSpec_ArtifactSpec{}}
+		cs.OutputDefinitions = &pipelinespec.ComponentOutputsSpec{}
 		for _, o := range c.outputs {
+			if o.param != 0 {
+				if cs.OutputDefinitions.Parameters == nil {
+					cs.OutputDefinitions.Parameters = map[string]*pipelinespec.ComponentOutputsSpec_ParameterSpec{}
+				}
+				cs.OutputDefinitions.Parameters[o.name] = &pipelinespec.ComponentOutputsSpec_ParameterSpec{ParameterType: protoParamType(o.param)}
+				continue
+			}
+			if cs.OutputDefinitions.Artifacts == nil {
+				cs.OutputDefinitions.Artifacts = map[string]*pipelinespec.ComponentOutputsSpec_ArtifactSpec{}
+			}
 			cs.OutputDefinitions.Artifacts[o.name] = &pipelinespec.ComponentOutputsSpec_ArtifactSpec{ArtifactType: artifactSchema(o.artifact)}
 		}
 	}
@@ -422,6 +545,14 @@ func taskSpec(t *Task) (*pipelinespec.PipelineTaskSpec, error) {
 		ts.DependentTasks = append(ts.DependentTasks, d)
 	}
 	sort.Strings(ts.DependentTasks)
+	if r := t.Retry; r != nil {
+		ts.RetryPolicy = &pipelinespec.PipelineTaskSpec_RetryPolicy{
+			MaxRetryCount:      int32(r.MaxRetries),
+			BackoffDuration:    durationpb.New(r.Backoff),
+			BackoffFactor:      r.Factor,
+			BackoffMaxDuration: durationpb.New(r.MaxBackoff),
+		}
+	}
 
 	c := t.Component
 	if len(c.inputs) > 0 {
@@ -431,6 +562,14 @@ func taskSpec(t *Task) (*pipelinespec.PipelineTaskSpec, error) {
 		v := t.Inputs[in.name]
 		switch v.kind {
 		case valueOutput:
+			if in.param != 0 {
+				setParam(ts, in.name, &pipelinespec.TaskInputsSpec_InputParameterSpec{
+					Kind: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameter{TaskOutputParameter: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameterSpec{
+						ProducerTask: v.task.Name, OutputParameterKey: v.name,
+					}},
+				})
+				continue
+			}
 			if ts.Inputs.Artifacts == nil {
 				ts.Inputs.Artifacts = map[string]*pipelinespec.TaskInputsSpec_InputArtifactSpec{}
 			}
@@ -479,6 +618,28 @@ func kubernetesConfig(t *Task) (*structpb.Struct, error) {
 		}
 		se.KeyToEnv = append(se.KeyToEnv, &kubernetesplatform.SecretAsEnv_SecretKeyToEnvMap{SecretKey: s.Key, EnvVar: s.Env})
 	}
+	for _, m := range t.Mounts {
+		pm := &kubernetesplatform.PvcMount{MountPath: m.Path}
+		switch m.Claim.kind {
+		case valueConst:
+			pm.PvcReference = &kubernetesplatform.PvcMount_Constant{Constant: m.Claim.constant.(string)}
+		case valueParam:
+			pm.PvcReference = &kubernetesplatform.PvcMount_ComponentInputParameter{ComponentInputParameter: m.Claim.name}
+		case valueOutput:
+			pm.PvcReference = &kubernetesplatform.PvcMount_TaskOutputParameter{TaskOutputParameter: &kubernetesplatform.TaskOutputParameterSpec{
+				ProducerTask: m.Claim.task.Name, OutputParameterKey: m.Claim.name,
+			}}
+		}
+		cfg.PvcMount = append(cfg.PvcMount, pm)
+	}
+	if len(t.NodeSelector) > 0 {
+		cfg.NodeSelector = &kubernetesplatform.NodeSelector{Labels: t.NodeSelector}
+	}
+	for _, tol := range t.Tolerations {
+		cfg.Tolerations = append(cfg.Tolerations, &kubernetesplatform.Toleration{
+			Key: tol.Key, Operator: tol.Operator, Value: tol.Value, Effect: tol.Effect, TolerationSeconds: tol.Seconds,
+		})
+	}
 	s, err := toStruct(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("task %s: kubernetes config: %w", t.Name, err)
@@ -510,6 +671,10 @@ func protoParamType(t ParamType) pipelinespec.ParameterType_ParameterTypeEnum {
 		return pipelinespec.ParameterType_NUMBER_DOUBLE
 	case Bool:
 		return pipelinespec.ParameterType_BOOLEAN
+	case List:
+		return pipelinespec.ParameterType_LIST
+	case Struct:
+		return pipelinespec.ParameterType_STRUCT
 	}
 	return pipelinespec.ParameterType_PARAMETER_TYPE_ENUM_UNSPECIFIED
 }
@@ -551,6 +716,22 @@ func constValue(v any, t ParamType) (*structpb.Value, error) {
 	case Bool:
 		if b, ok := v.(bool); ok {
 			return structpb.NewBoolValue(b), nil
+		}
+	case List:
+		if l, ok := v.([]string); ok {
+			vals := make([]any, len(l))
+			for i, s := range l {
+				vals[i] = s
+			}
+			return structpb.NewValue(vals)
+		}
+	case Struct:
+		if m, ok := v.(map[string]string); ok {
+			vals := make(map[string]any, len(m))
+			for k, s := range m {
+				vals[k] = s
+			}
+			return structpb.NewValue(vals)
 		}
 	}
 	return nil, fmt.Errorf("value %v (%T) is not a %s", v, v, t)

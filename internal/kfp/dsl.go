@@ -2,6 +2,7 @@ package kfp
 
 import (
 	"fmt"
+	"time"
 )
 
 // ParamType is the type of a pipeline or component parameter.
@@ -13,6 +14,8 @@ const (
 	Int
 	Float
 	Bool
+	List
+	Struct
 )
 
 func (t ParamType) String() string {
@@ -25,6 +28,10 @@ func (t ParamType) String() string {
 		return "NUMBER_DOUBLE"
 	case Bool:
 		return "BOOLEAN"
+	case List:
+		return "LIST"
+	case Struct:
+		return "STRUCT"
 	}
 	return fmt.Sprintf("ParamType(%d)", int(t))
 }
@@ -51,6 +58,8 @@ type port struct {
 	name     string
 	param    ParamType    // set for parameters
 	artifact ArtifactType // set for artifacts
+	optional bool         // inputs: a task may leave it unset
+	def      any          // inputs: the default of an optional parameter, or nil
 }
 
 // Component is a containerized step: an image, a command, and arguments in
@@ -82,6 +91,23 @@ func (c *Component) Param(flag, name string, t ParamType) *Component {
 	return c.arg(flag, fmt.Sprintf("{{$.inputs.parameters['%s']}}", name))
 }
 
+// InputParam declares an input parameter that the command line does not
+// carry: a platform component (kfp-kubernetes' CreatePVC) reads it from its
+// executor input. An optional input may be left unset by a task; def, when
+// not nil, is its default.
+func (c *Component) InputParam(name string, t ParamType, optional bool, def any) *Component {
+	c.addInput(port{name: name, param: t, optional: optional, def: def})
+	return c
+}
+
+// OutputParam declares an output parameter. The container reports its
+// value in the executor output (package kfp/executor), which the KFP v2
+// launcher reads before any output parameter file.
+func (c *Component) OutputParam(name string, t ParamType) *Component {
+	c.addOutput(port{name: name, param: t})
+	return c
+}
+
 // Input declares an input artifact and passes its local path.
 func (c *Component) Input(flag, name string, t ArtifactType) *Component {
 	c.addInput(port{name: name, artifact: t})
@@ -91,14 +117,18 @@ func (c *Component) Input(flag, name string, t ArtifactType) *Component {
 // Output declares an output artifact and passes the path the container
 // writes it to.
 func (c *Component) Output(flag, name string, t ArtifactType) *Component {
-	if c.output(name) != nil {
-		c.fail("output %q declared twice", name)
-	}
-	if !validName(name) {
-		c.fail("output name %q: want [a-z0-9_]", name)
-	}
-	c.outputs = append(c.outputs, port{name: name, artifact: t})
+	c.addOutput(port{name: name, artifact: t})
 	return c.arg(flag, fmt.Sprintf("{{$.outputs.artifacts['%s'].path}}", name))
+}
+
+func (c *Component) addOutput(p port) {
+	if c.output(p.name) != nil {
+		c.fail("output %q declared twice", p.name)
+	}
+	if !validName(p.name) {
+		c.fail("output name %q: want [a-z0-9_]", p.name)
+	}
+	c.outputs = append(c.outputs, p)
 }
 
 // Arg appends literal arguments.
@@ -160,6 +190,31 @@ type Resources struct {
 	AcceleratorCount int
 }
 
+// RetryPolicy is KFP v2's task retry policy (PipelineTaskSpec.retryPolicy,
+// what the KFP SDK's set_retry writes): up to MaxRetries more attempts after
+// a failure, the n-th waiting Backoff*Factor^(n-1), at most MaxBackoff.
+type RetryPolicy struct {
+	MaxRetries int
+	Backoff    time.Duration
+	Factor     float64
+	MaxBackoff time.Duration
+}
+
+// PVCMount mounts a PersistentVolumeClaim at Path in the task's container
+// (kfp-kubernetes' mount_pvc). Claim names it: a constant, a pipeline
+// parameter, or the name output of a [CreatePVC] task.
+type PVCMount struct {
+	Claim Value
+	Path  string
+}
+
+// Toleration is a Kubernetes pod toleration as kfp-kubernetes' add_toleration
+// writes it; Seconds is tolerationSeconds when not nil.
+type Toleration struct {
+	Key, Operator, Value, Effect string
+	Seconds                      *int64
+}
+
 // SecretEnv exposes key of Kubernetes secret Secret as environment variable Env.
 type SecretEnv struct {
 	Secret, Key, Env string
@@ -199,7 +254,14 @@ type Task struct {
 	// Cache enables KFP's execution cache for the task (default true).
 	Cache   bool
 	Secrets []SecretEnv
-	after   []*Task
+	// Retry is the task's retry policy; nil: a failure fails the run.
+	Retry *RetryPolicy
+	// Mounts, NodeSelector and Tolerations go to the task's pod through the
+	// Kubernetes platform spec.
+	Mounts       []PVCMount
+	NodeSelector map[string]string
+	Tolerations  []Toleration
+	after        []*Task
 }
 
 // Output refers to the task's output artifact name.
@@ -219,6 +281,33 @@ func (t *Task) WithSecretEnv(secret, key, env string) *Task {
 	return t
 }
 
+// WithRetry sets the task's retry policy.
+func (t *Task) WithRetry(r RetryPolicy) *Task { t.Retry = &r; return t }
+
+// MountPVC mounts a PersistentVolumeClaim at path (kfp-kubernetes'
+// mount_pvc). A claim made by a CreatePVC task orders the task after it.
+func (t *Task) MountPVC(claim Value, path string) *Task {
+	t.Mounts = append(t.Mounts, PVCMount{Claim: claim, Path: path})
+	return t
+}
+
+// WithNodeSelector adds node selector labels (kfp-kubernetes' add_node_selector).
+func (t *Task) WithNodeSelector(labels map[string]string) *Task {
+	if t.NodeSelector == nil {
+		t.NodeSelector = map[string]string{}
+	}
+	for k, v := range labels {
+		t.NodeSelector[k] = v
+	}
+	return t
+}
+
+// WithTolerations adds pod tolerations (kfp-kubernetes' add_toleration).
+func (t *Task) WithTolerations(tol ...Toleration) *Task {
+	t.Tolerations = append(t.Tolerations, tol...)
+	return t
+}
+
 // After orders the task after others it takes no artifact from.
 func (t *Task) After(others ...*Task) *Task { t.after = append(t.after, others...); return t }
 
@@ -235,7 +324,24 @@ type Pipeline struct {
 	Description string
 	params      []pipelineParam
 	tasks       []*Task
+	outputs     []pipelineOutput
 	err         error
+}
+
+// pipelineOutput is a pipeline output parameter taken from a task's output.
+type pipelineOutput struct {
+	name string
+	from Value
+}
+
+// Output declares pipeline output parameter name, the value of a task's
+// output parameter (the KFP SDK's pipeline return value): the KFP UI lists
+// it with the run, and pipeline local prints it.
+func (p *Pipeline) Output(name string, from Value) {
+	if !validName(name) && p.err == nil {
+		p.err = fmt.Errorf("pipeline %s: output name %q: want [a-z0-9_]", p.Name, name)
+	}
+	p.outputs = append(p.outputs, pipelineOutput{name: name, from: from})
 }
 
 // NewPipeline starts a pipeline; name is also the name it is uploaded under.

@@ -10,7 +10,8 @@ import (
 // pipeline (internal/kfp/testdata/kfllm-finetune.yaml, which the pipeline
 // package's own test keeps equal to `pipeline compile` output) runs
 // ${IMAGE_REGISTRY}/kfllm-<name>:${IMAGE_TAG} with command[0] equal to that
-// image's ENTRYPOINT in build/Dockerfile.
+// image's ENTRYPOINT in build/Dockerfile; kfp-kubernetes' CreatePVC and
+// DeletePVC (argostub/* images) are run by the KFP driver itself.
 func TestPipelineRunsTheImagesEntrypoints(t *testing.T) {
 	eps := entrypoints(t)
 	exs, err := PipelineExecutors(repoPath("internal", "kfp", "testdata", "kfllm-finetune.yaml"))
@@ -20,6 +21,9 @@ func TestPipelineRunsTheImagesEntrypoints(t *testing.T) {
 	image := regexp.MustCompile(`^[a-z0-9.:/-]+/kfllm-([a-z]+):[A-Za-z0-9_.-]+$`)
 	seen := map[string]bool{}
 	for _, ex := range exs {
+		if strings.HasPrefix(ex.Image, "argostub/") && len(ex.Command) == 0 {
+			continue
+		}
 		m := image.FindStringSubmatch(ex.Image)
 		if m == nil {
 			t.Errorf("executor %s: image %q is not REGISTRY/kfllm-<name>:TAG", ex.Name, ex.Image)

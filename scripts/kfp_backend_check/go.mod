@@ -7,6 +7,10 @@ require (
 	github.com/argoproj/argo-workflows/v3 v3.3.10
 	github.com/golang/protobuf v1.5.2
 	github.com/kubeflow/pipelines v0.0.0-20231208180049-c5658f09ec38
+	github.com/kubeflow/pipelines/api v0.0.0-20230331215358-758c91f76784
+	github.com/kubeflow/pipelines/kubernetes_platform v0.0.0-20230404213301-bd9f74e34de6
+	github.com/kubeflow/pipelines/third_party/ml-metadata v0.0.0-20230810215105-e1f0c010f800
+	google.golang.org/protobuf v1.30.0
 )
 
 require (
@@ -61,8 +65,6 @@ require (
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/compress v1.14.2 // indirect
 	github.com/klauspost/pgzip v1.2.5 // indirect
-	github.com/kubeflow/pipelines/api v0.0.0-20230331215358-758c91f76784 // indirect
-	github.com/kubeflow/pipelines/third_party/ml-metadata v0.0.0-20230810215105-e1f0c010f800 // indirect
 	github.com/lann/builder v0.0.0-20180802200727-47ae307949d0 // indirect
 	github.com/lann/ps v0.0.0-20150810152359-62de8c46ede0 // indirect
 	github.com/lestrrat-go/strftime v1.0.4 // indirect
@@ -110,7 +112,6 @@ require (
 	google.golang.org/appengine v1.6.7 // indirect
 	google.golang.org/genproto v0.0.0-20220310185008-1973136f34c6 // indirect
 	google.golang.org/grpc v1.44.0 // indirect
-	google.golang.org/protobuf v1.30.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/ini.v1 v1.66.3 // indirect
 	gopkg.in/jcmturner/aescts.v1 v1.0.1 // indirect

@@ -5,10 +5,19 @@
 // parameters. It records what the server saw as JSON, which
 // internal/kfp/finetune's TestKFPBackendAcceptsOurYAML asserts.
 //
+// It then reads each task's Kubernetes config as the driver's main does
+// (jsonpb into the backend's own KubernetesExecutorConfig, unknown fields an
+// error), and the executor output files given after the YAML as the v2
+// launcher does (launcher_v2.go getExecutorOutputFile: protojson into
+// ExecutorOutput at component.OutputMetadataFilepath; output parameters as
+// text through metadata.PbValueToText; artifact metadata into MLMD custom
+// properties through metadata.StructValueToMLMDValue, what RecordArtifact
+// stores and the KFP UI reads).
+//
 // It is its own Go module so that the backend's dependencies (Argo,
 // Kubernetes client libraries) stay out of kfllm's go.mod.
 //
-//	cd scripts/kfp_backend_check && go run . ../../internal/kfp/testdata/kfllm-finetune.yaml > ../../internal/kfp/testdata/kfp_backend_check.json
+//	cd scripts/kfp_backend_check && go run . ../../internal/kfp/testdata/kfllm-finetune.yaml [EXECUTOR_OUTPUT.json...] > ../../internal/kfp/testdata/kfp_backend_check.json
 package main
 
 import (
@@ -25,12 +34,27 @@ import (
 	"github.com/Masterminds/squirrel"
 	wfapi "github.com/argoproj/argo-workflows/v3/pkg/apis/workflow/v1alpha1"
 	"github.com/golang/protobuf/jsonpb"
+	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
 	apiv2beta1 "github.com/kubeflow/pipelines/backend/api/v2beta1/go_client"
 	"github.com/kubeflow/pipelines/backend/src/apiserver/filter"
 	"github.com/kubeflow/pipelines/backend/src/apiserver/list"
 	"github.com/kubeflow/pipelines/backend/src/apiserver/model"
 	"github.com/kubeflow/pipelines/backend/src/apiserver/template"
+	"github.com/kubeflow/pipelines/backend/src/v2/component"
+	"github.com/kubeflow/pipelines/backend/src/v2/metadata"
+	"github.com/kubeflow/pipelines/kubernetes_platform/go/kubernetesplatform"
+	pb "github.com/kubeflow/pipelines/third_party/ml-metadata/go/ml_metadata"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 )
+
+// executorOutcome is what the launcher makes of one executor output file.
+type executorOutcome struct {
+	Parameters map[string]string `json:"parameters,omitempty"`
+	// Artifact metadata as MLMD custom properties: key -> "double 0.98".
+	Artifacts map[string]map[string]string `json:"artifacts,omitempty"`
+	Error     string                       `json:"error,omitempty"`
+}
 
 type record struct {
 	Backend        string          `json:"kfp_backend"`
@@ -44,6 +68,17 @@ type record struct {
 	Executors      []string        `json:"executors"`
 	SecretEnvFor   []string        `json:"executors_with_hf_secret"`
 	FinetuneLimits json.RawMessage `json:"finetune_resources"`
+	// The finetune driver step's kubernetes-config argument, and for every
+	// driver step whether the driver's jsonpb reading of it succeeds.
+	FinetuneK8s   json.RawMessage   `json:"finetune_kubernetes_config"`
+	K8sConfigRead map[string]string `json:"kubernetes_config_read"`
+	// Driver steps of kfp-kubernetes' PVC components, and the tasks' retry
+	// policies as the Argo Workflow carries them (retryStrategy).
+	PVCSteps        []string          `json:"pvc_steps"`
+	RetryStrategies map[string]string `json:"argo_retry_strategies"`
+	// The executor output files, read as the launcher reads them.
+	LauncherOutputFile string                     `json:"launcher_output_file"`
+	ExecutorOutputs    map[string]executorOutcome `json:"executor_outputs"`
 	// The v2beta1 list filter `pipeline run` sends (internal/kfp/remote
 	// nameFilter), through the server's list-request parsing, as SQL.
 	FilterSQL map[string]string `json:"name_filter_sql"`
@@ -51,11 +86,18 @@ type record struct {
 }
 
 func main() {
-	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: kfp_backend_check PIPELINE.yaml")
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: kfp_backend_check PIPELINE.yaml [EXECUTOR_OUTPUT.json...]")
 		os.Exit(2)
 	}
 	rec, err := check(os.Args[1])
+	if err == nil {
+		rec.LauncherOutputFile = component.OutputMetadataFilepath
+		rec.ExecutorOutputs = map[string]executorOutcome{}
+		for _, p := range os.Args[2:] {
+			rec.ExecutorOutputs[filepath.Base(p)] = readExecutorOutput(p)
+		}
+	}
 	if err != nil {
 		rec.Error = err.Error()
 	}
@@ -115,8 +157,22 @@ func check(path string) (*record, error) {
 	rec.Compiled = true
 	execs := map[string]bool{}
 	secrets := map[string]bool{}
+	rec.K8sConfigRead = map[string]string{}
+	rec.RetryStrategies = map[string]string{}
 	for _, t := range w.Spec.Templates {
 		rec.Templates = append(rec.Templates, t.Name)
+		if t.RetryStrategy != nil {
+			b, _ := json.Marshal(t.RetryStrategy)
+			rec.RetryStrategies["template "+t.Name] = string(b)
+		}
+		if t.DAG != nil {
+			for _, task := range t.DAG.Tasks {
+				if task.ContinueOn != nil {
+					b, _ := json.Marshal(task.ContinueOn)
+					rec.RetryStrategies["task "+task.Name+" continueOn"] = string(b)
+				}
+			}
+		}
 	}
 	// The driver receives each task's container spec and Kubernetes config
 	// as JSON arguments of the DAG's driver steps, by reference to workflow
@@ -158,6 +214,20 @@ func check(path string) (*record, error) {
 			}
 			name := strings.TrimSuffix(task.Name, "-driver")
 			execs[name] = true
+			if strings.Contains(container, "argostub/") {
+				rec.PVCSteps = append(rec.PVCSteps, name)
+			}
+			if k8s != "" {
+				cfg := &kubernetesplatform.KubernetesExecutorConfig{}
+				if err := jsonpb.UnmarshalString(k8s, cfg); err != nil {
+					rec.K8sConfigRead[name] = err.Error()
+				} else {
+					rec.K8sConfigRead[name] = "ok"
+				}
+			}
+			if name == "finetune" && k8s != "" {
+				rec.FinetuneK8s = json.RawMessage(k8s)
+			}
 			if strings.Contains(k8s, `"secretName":"hf-secret"`) || strings.Contains(k8s, `"secret_name":"hf-secret"`) {
 				secrets[name] = true
 			}
@@ -178,10 +248,69 @@ func check(path string) (*record, error) {
 		}
 		rec.FilterSQL[kind] = q
 	}
+	sort.Strings(rec.PVCSteps)
 	rec.Executors = keys(execs)
 	rec.SecretEnvFor = keys(secrets)
 	sort.Strings(rec.Templates)
 	return rec, nil
+}
+
+// readExecutorOutput does with path what the launcher does with its
+// executor output file after the user program exits.
+func readExecutorOutput(path string) executorOutcome {
+	var out executorOutcome
+	b, err := os.ReadFile(path)
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	eo := &pipelinespec.ExecutorOutput{
+		ParameterValues: map[string]*structpb.Value{},
+		Artifacts:       map[string]*pipelinespec.ArtifactList{},
+	}
+	if err := protojson.Unmarshal(b, eo); err != nil {
+		out.Error = fmt.Sprintf("failed to unmarshall ExecutorOutput in file %q: %v", path, err)
+		return out
+	}
+	for name, v := range eo.ParameterValues {
+		text, err := metadata.PbValueToText(v)
+		if err != nil {
+			out.Error = err.Error()
+			return out
+		}
+		if out.Parameters == nil {
+			out.Parameters = map[string]string{}
+		}
+		out.Parameters[name] = text
+	}
+	for name, l := range eo.Artifacts {
+		if len(l.Artifacts) == 0 || l.Artifacts[0].Metadata == nil {
+			continue
+		}
+		props := map[string]string{}
+		for k, v := range l.Artifacts[0].Metadata.Fields {
+			mv, err := metadata.StructValueToMLMDValue(v)
+			if err != nil {
+				out.Error = err.Error()
+				return out
+			}
+			switch x := mv.Value.(type) {
+			case *pb.Value_DoubleValue:
+				props[k] = fmt.Sprintf("double %v", x.DoubleValue)
+			case *pb.Value_StringValue:
+				props[k] = fmt.Sprintf("string %q", x.StringValue)
+			case *pb.Value_IntValue:
+				props[k] = fmt.Sprintf("int %d", x.IntValue)
+			default:
+				props[k] = fmt.Sprintf("%T", mv.Value)
+			}
+		}
+		if out.Artifacts == nil {
+			out.Artifacts = map[string]map[string]string{}
+		}
+		out.Artifacts[name] = props
+	}
+	return out
 }
 
 // filterSQL does what the API server's validatedListOptions does with a

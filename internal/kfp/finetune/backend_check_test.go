@@ -3,62 +3,141 @@ package finetune
 import (
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/kfllm/kfllm/internal/kfp/executor"
 )
 
-// Written by scripts/kfp_backend_check (its own Go module).
-const backendCheck = "../testdata/kfp_backend_check.json"
+// Written by scripts/kfp_backend_check (its own Go module), for our default
+// YAML and the GPU-scheduling variant.
+const (
+	backendCheck    = "../testdata/kfp_backend_check.json"
+	backendCheckGPU = "../testdata/kfp_backend_check_gpu.json"
+)
 
-// TestKFPBackendAcceptsOurYAML asserts the recorded result of running the
-// KFP API server's own code (backend of 2023-12, the version pinned in
-// go.mod) on our compiled YAML: the upload path parsed it as a v2 pipeline,
-// the run path compiled it and its platform spec into an Argo Workflow, the
-// driver steps of fetch, finetune and upload carry hf-secret, and finetune's
-// container carries the legacy resource fields the driver turns into
-// requests and limits (GPU included), and the server's list-request parsing
-// turns pipeline run's name filter into a name match. The sha256 ties the record to the
-// YAML: change the pipeline and the check must be rerun.
-func TestKFPBackendAcceptsOurYAML(t *testing.T) {
-	b, err := os.ReadFile(backendCheck)
+// backendRecord is what scripts/kfp_backend_check records.
+type backendRecord struct {
+	Backend         string                     `json:"kfp_backend"`
+	Input           string                     `json:"input"`
+	SHA256          string                     `json:"sha256"`
+	Parsed          bool                       `json:"parsed"`
+	IsV2            bool                       `json:"is_v2"`
+	PipelineName    string                     `json:"pipeline_name"`
+	Compiled        bool                       `json:"compiled_to_argo"`
+	Templates       []string                   `json:"argo_templates"`
+	Executors       []string                   `json:"executors"`
+	Secrets         []string                   `json:"executors_with_hf_secret"`
+	Resources       json.RawMessage            `json:"finetune_resources"`
+	K8s             json.RawMessage            `json:"finetune_kubernetes_config"`
+	K8sRead         map[string]string          `json:"kubernetes_config_read"`
+	PVCSteps        []string                   `json:"pvc_steps"`
+	Retries         map[string]string          `json:"argo_retry_strategies"`
+	LauncherFile    string                     `json:"launcher_output_file"`
+	ExecutorOutputs map[string]executorOutcome `json:"executor_outputs"`
+	FilterSQL       map[string]string          `json:"name_filter_sql"`
+	Error           string                     `json:"error"`
+}
+
+type executorOutcome struct {
+	Parameters map[string]string            `json:"parameters"`
+	Artifacts  map[string]map[string]string `json:"artifacts"`
+	Error      string                       `json:"error"`
+}
+
+func readBackendRecord(t *testing.T, path string, o Options) backendRecord {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec struct {
-		Backend      string            `json:"kfp_backend"`
-		Input        string            `json:"input"`
-		SHA256       string            `json:"sha256"`
-		Parsed       bool              `json:"parsed"`
-		IsV2         bool              `json:"is_v2"`
-		PipelineName string            `json:"pipeline_name"`
-		Compiled     bool              `json:"compiled_to_argo"`
-		Templates    []string          `json:"argo_templates"`
-		Executors    []string          `json:"executors"`
-		Secrets      []string          `json:"executors_with_hf_secret"`
-		Resources    json.RawMessage   `json:"finetune_resources"`
-		FilterSQL    map[string]string `json:"name_filter_sql"`
-		Error        string            `json:"error"`
-	}
+	var rec backendRecord
 	dec := json.NewDecoder(bytesReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rec); err != nil {
-		t.Fatalf("read %s: %v", backendCheck, err)
+		t.Fatalf("read %s: %v", path, err)
 	}
 	if !rec.Parsed || !rec.IsV2 || !rec.Compiled || rec.Error != "" {
 		t.Fatalf("the KFP backend did not accept our YAML: %+v", rec)
 	}
-	if want := sha256Hex(compiled(t)); rec.SHA256 != want {
-		t.Errorf("backend check ran on YAML %s, ours is now %s: rerun scripts/kfp_backend_check", rec.SHA256, want)
+	y, err := YAML(o)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if want := sha256Hex(y); rec.SHA256 != want {
+		t.Errorf("backend check %s ran on YAML %s, ours is now %s: rerun scripts/kfp_regen.sh", path, rec.SHA256, want)
+	}
+	return rec
+}
+
+// TestKFPBackendAcceptsOurYAML asserts the recorded result of running the
+// KFP backend's own code (2023-12, the version pinned in go.mod) on our
+// compiled YAML and executor outputs:
+//   - the API server's upload path parsed it as a v2 pipeline, and its run
+//     path compiled it and its platform spec into an Argo Workflow, with
+//     driver steps for kfp-kubernetes' CreatePVC and DeletePVC;
+//   - the driver steps of fetch, tokenize, finetune and upload carry
+//     hf-secret; finetune's carries the claim's mount at the checkpoint
+//     directory and the resource fields the driver turns into requests and
+//     limits (GPU included); the driver reads every step's Kubernetes config;
+//   - the launcher (OutputMetadataFilepath, protojson into ExecutorOutput,
+//     then the converters to text and MLMD values) reads finetune's metrics
+//     as double custom properties, the KFP UI's scalar metrics, and upload's
+//     commit_sha as an output parameter;
+//   - the server's list-request parsing turns pipeline run's name filter
+//     into a name match.
+//
+// It also records what this backend does not do: its Argo compiler writes no
+// retryStrategy for retryPolicy.
+func TestKFPBackendAcceptsOurYAML(t *testing.T) {
+	rec := readBackendRecord(t, backendCheck, Options{})
 	if rec.PipelineName != Name {
 		t.Errorf("pipeline name = %q", rec.PipelineName)
 	}
-	if diff := cmp.Diff([]string{"fetch", "finetune", "tokenize", "upload"}, rec.Executors); diff != "" {
+	if diff := cmp.Diff([]string{"createpvc", "deletepvc", "fetch", "finetune", "tokenize", "upload"}, rec.Executors); diff != "" {
 		t.Errorf("executors (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"fetch", "finetune", "upload"}, rec.Secrets); diff != "" {
+	if diff := cmp.Diff([]string{"createpvc", "deletepvc"}, rec.PVCSteps); diff != "" {
+		t.Errorf("PVC steps (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"fetch", "finetune", "tokenize", "upload"}, rec.Secrets); diff != "" {
 		t.Errorf("executors given hf-secret (-want +got):\n%s", diff)
+	}
+	for step, read := range rec.K8sRead {
+		if read != "ok" {
+			t.Errorf("the driver cannot read %s's Kubernetes config: %s", step, read)
+		}
+	}
+	var k8s struct {
+		PVCMount []struct {
+			MountPath string `json:"mountPath"`
+			From      struct {
+				Task string `json:"producerTask"`
+				Key  string `json:"outputParameterKey"`
+			} `json:"taskOutputParameter"`
+		} `json:"pvcMount"`
+	}
+	if err := json.Unmarshal(rec.K8s, &k8s); err != nil || len(k8s.PVCMount) != 1 || k8s.PVCMount[0].MountPath != CheckpointDir ||
+		k8s.PVCMount[0].From.Task != "createpvc" || k8s.PVCMount[0].From.Key != "name" {
+		t.Errorf("finetune's claim mount the driver gets: %s (%v)", rec.K8s, err)
+	}
+	if len(rec.Retries) != 0 {
+		t.Errorf("this backend now writes retry strategies (update README): %v", rec.Retries)
+	}
+	if rec.LauncherFile != executor.LauncherPath {
+		t.Errorf("the launcher reads %s, components write %s", rec.LauncherFile, executor.LauncherPath)
+	}
+	fin := rec.ExecutorOutputs["finetune.json"]
+	for _, k := range []string{"train_loss", "eval_loss", "eval_perplexity", "qa_exact_match_before", "qa_f1_before",
+		"qa_exact_match_after", "qa_f1_after", "tokens_per_second", "steps"} {
+		if v := fin.Artifacts["metrics"][k]; !strings.HasPrefix(v, "double ") {
+			t.Errorf("finetune metric %s becomes MLMD %q, want a double", k, v)
+		}
+	}
+	up := rec.ExecutorOutputs["upload.json"]
+	if fin.Error != "" || up.Error != "" || len(up.Parameters["commit_sha"]) != 40 || up.Parameters["repo_url"] == "" {
+		t.Errorf("executor outputs as the launcher reads them: %+v", rec.ExecutorOutputs)
 	}
 	// The list filter pipeline run sends (internal/kfp/remote nameFilter)
 	// becomes a name match in the server's SQL for all three listings.
@@ -79,5 +158,22 @@ func TestKFPBackendAcceptsOurYAML(t *testing.T) {
 	}
 	if res.Accelerator.Type != "nvidia.com/gpu" || res.Accelerator.Count != "1" || res.CPULimit != 8 || res.CPURequest != 4 || res.MemoryLimit != 32 || res.MemRequest != 16 {
 		t.Errorf("finetune resources the driver gets: %s", rec.Resources)
+	}
+}
+
+// TestKFPBackendGPUVariant records what the pinned backend makes of the
+// GPU-scheduling variant: it compiles, the node selector reaches the
+// driver, and the driver rejects tolerations, which its kubernetes_platform
+// (2023-04) does not know; README says tolerations need a newer backend.
+func TestKFPBackendGPUVariant(t *testing.T) {
+	rec := readBackendRecord(t, backendCheckGPU, gpuOptions())
+	var k8s struct {
+		NodeSelector struct{ Labels map[string]string } `json:"nodeSelector"`
+	}
+	if err := json.Unmarshal(rec.K8s, &k8s); err != nil || k8s.NodeSelector.Labels["cloud.google.com/gke-accelerator"] != "nvidia-l4" {
+		t.Errorf("finetune's node selector does not reach the driver: %s (%v)", rec.K8s, err)
+	}
+	if got := rec.K8sRead["finetune"]; !strings.Contains(got, `unknown field "tolerations"`) {
+		t.Errorf("the pinned driver reading finetune's tolerations: %q (if it accepts them now, update README)", got)
 	}
 }

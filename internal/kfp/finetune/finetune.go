@@ -1,11 +1,20 @@
 // Package finetune is kfllm's fine-tuning pipeline, defined with package kfp:
 // fetch -> tokenize -> finetune -> upload, the artifacts output_dataset and
 // output_model_dir passed along (docs/design.md §1, §5), HF_TOKEN from the
-// hf-secret Kubernetes secret for the tasks that talk to Hugging Face.
+// hf-secret Kubernetes secret for every task that reads or writes the Hub.
+//
+// finetune checkpoints to a PersistentVolumeClaim mounted at [CheckpointDir]:
+// by default the pipeline creates the claim (kfp-kubernetes' CreatePVC) and
+// deletes it after upload; with [Options.CheckpointClaim] it mounts an
+// existing claim named by the pipeline parameter checkpoint_pvc instead. A
+// retried finetune (fetch, finetune and upload have KFP retry policies)
+// resumes from the last checkpoint. upload's commit is the pipeline's output
+// commit_sha.
 package finetune
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/kfllm/kfllm/internal/kfp"
 )
@@ -46,8 +55,47 @@ const (
 	HFSecretKey = "HF_TOKEN"
 )
 
-// Pipeline returns the fine-tuning pipeline with its images from im.
-func Pipeline(im Images) *kfp.Pipeline {
+// CheckpointDir is where finetune's checkpoint claim is mounted.
+const CheckpointDir = "/kfllm/checkpoints"
+
+// Options shape the compiled pipeline.
+type Options struct {
+	Images
+	// CheckpointClaim, when set, is the default of pipeline parameter
+	// checkpoint_pvc, an existing claim that finetune mounts; the pipeline
+	// then creates and deletes no claim.
+	CheckpointClaim string
+	// GPU is finetune's accelerator and where its pod may run.
+	GPU GPU
+}
+
+// GPU is finetune's accelerator request and scheduling, written as the KFP
+// SDK (set_accelerator_type/limit) and kfp-kubernetes (add_node_selector,
+// add_toleration) write them.
+type GPU struct {
+	// Accelerator is the resource name (default nvidia.com/gpu); Count
+	// defaults to 1.
+	Accelerator string
+	Count       int
+	// NodeSelector and Tolerations place the pod on the GPU node pool.
+	NodeSelector map[string]string
+	Tolerations  []kfp.Toleration
+}
+
+// DefaultAccelerator is finetune's accelerator resource unless set.
+const DefaultAccelerator = "nvidia.com/gpu"
+
+// retry is the retry policy of the tasks that talk to the network or may
+// lose their node: up to 3 more attempts, 10 s, 20 s, 40 s apart.
+var retry = kfp.RetryPolicy{MaxRetries: 3, Backoff: 10 * time.Second, Factor: 2, MaxBackoff: 5 * time.Minute}
+
+// Pipeline returns the fine-tuning pipeline with its images from im and
+// the default options otherwise.
+func Pipeline(im Images) *kfp.Pipeline { return New(Options{Images: im}) }
+
+// New returns the fine-tuning pipeline shaped by o.
+func New(o Options) *kfp.Pipeline {
+	im := o.Images
 	p := kfp.NewPipeline(Name, "Fetch a dataset, tokenize it, fine-tune a causal LM with LoRA, upload it to Hugging Face.")
 	source := p.StringParam("source", "hf://datasets/rajpurkar/squad")
 	split := p.StringParam("split", "train")
@@ -64,6 +112,22 @@ func Pipeline(im Images) *kfp.Pipeline {
 	warmupSteps := p.IntParam("warmup_steps", 0)
 	seed := p.IntParam("seed", 42)
 	qaEval := p.StringParam("qa_eval", "")
+	saveSteps := p.IntParam("save_steps", 100)
+	var claim kfp.Value
+	var createPVC *kfp.Task
+	if o.CheckpointClaim != "" {
+		claim = p.StringParam("checkpoint_pvc", o.CheckpointClaim)
+	} else {
+		size := p.StringParam("checkpoint_size", "20Gi")
+		class := p.StringParam("checkpoint_storage_class", "standard")
+		createPVC = p.Task(kfp.CreatePVC(), kfp.Inputs{
+			"access_modes":       kfp.Const([]string{"ReadWriteOnce"}),
+			"pvc_name_suffix":    kfp.Const("-kfllm-checkpoints"),
+			"size":               size,
+			"storage_class_name": class,
+		}).NoCache()
+		claim = createPVC.Output("name")
+	}
 
 	fetch := p.Task(component(im, "fetch").
 		Param("--source", "source", kfp.String).
@@ -72,7 +136,8 @@ func Pipeline(im Images) *kfp.Pipeline {
 		Output("--output-dataset", "output_dataset", kfp.Dataset),
 		kfp.Inputs{"source": source, "split": split, "task": task}).
 		WithResources(kfp.Resources{CPURequest: "1", CPULimit: "2", MemoryRequest: "2G", MemoryLimit: "4G"}).
-		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN")
+		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN").
+		WithRetry(retry)
 
 	tokenize := p.Task(component(im, "tokenize").
 		Input("--input-dataset", "input_dataset", kfp.Dataset).
@@ -80,7 +145,8 @@ func Pipeline(im Images) *kfp.Pipeline {
 		Param("--max-length", "max_length", kfp.Int).
 		Output("--output-dataset", "output_dataset", kfp.Dataset),
 		kfp.Inputs{"input_dataset": fetch.Output("output_dataset"), "tokenizer": baseModel, "max_length": maxLength}).
-		WithResources(kfp.Resources{CPURequest: "2", CPULimit: "4", MemoryRequest: "4G", MemoryLimit: "8G"})
+		WithResources(kfp.Resources{CPURequest: "2", CPULimit: "4", MemoryRequest: "4G", MemoryLimit: "8G"}).
+		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN") // a Hub tokenizer (base_model) may be gated
 
 	train := p.Task(component(im, "finetune").
 		Input("--input-dataset", "input_dataset", kfp.Dataset).
@@ -94,6 +160,8 @@ func Pipeline(im Images) *kfp.Pipeline {
 		Param("--warmup-steps", "warmup_steps", kfp.Int).
 		Param("--seed", "seed", kfp.Int).
 		Param("--qa-eval", "qa_eval", kfp.String).
+		Param("--save-steps", "save_steps", kfp.Int).
+		Arg("--checkpoint-dir", CheckpointDir).
 		Output("--output-model-dir", "output_model_dir", kfp.Model).
 		Output("--metrics-output", "metrics", kfp.Metrics).
 		Output("--html-output", "report", kfp.HTML).
@@ -110,30 +178,52 @@ func Pipeline(im Images) *kfp.Pipeline {
 			"warmup_steps":  warmupSteps,
 			"seed":          seed,
 			"qa_eval":       qaEval,
+			"save_steps":    saveSteps,
 		}).
 		WithResources(kfp.Resources{
 			CPURequest: "4", CPULimit: "8", MemoryRequest: "16G", MemoryLimit: "32G",
-			Accelerator: "nvidia.com/gpu", AcceleratorCount: 1,
+			Accelerator: or(o.GPU.Accelerator, DefaultAccelerator), AcceleratorCount: max(o.GPU.Count, 1),
 		}).
-		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN")
+		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN").
+		MountPVC(claim, CheckpointDir).
+		WithRetry(retry)
+	if len(o.GPU.NodeSelector) > 0 {
+		train.WithNodeSelector(o.GPU.NodeSelector)
+	}
+	train.WithTolerations(o.GPU.Tolerations...)
 
-	p.Task(component(im, "upload").
+	upload := p.Task(component(im, "upload").
 		Input("--model-dir", "model_dir", kfp.Model).
-		Param("--repo", "hf_repo", kfp.String),
+		Param("--repo", "hf_repo", kfp.String).
+		OutputParam("commit_sha", kfp.String).
+		OutputParam("repo_url", kfp.String),
 		kfp.Inputs{"model_dir": train.Output("output_model_dir"), "hf_repo": hfRepo}).
 		WithResources(kfp.Resources{CPURequest: "1", CPULimit: "2", MemoryRequest: "2G", MemoryLimit: "4G"}).
 		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN").
+		WithRetry(retry).
 		NoCache()
+	p.Output("commit_sha", upload.Output("commit_sha"))
+	p.Output("repo_url", upload.Output("repo_url"))
+	if createPVC != nil {
+		p.Task(kfp.DeletePVC(), kfp.Inputs{"pvc_name": claim}).After(upload).NoCache()
+	}
 	return p
+}
+
+func or(s, def string) string {
+	if s != "" {
+		return s
+	}
+	return def
 }
 
 func component(im Images, name string) *kfp.Component {
 	return kfp.NewComponent(name, im.Image(name), BinDir+name)
 }
 
-// YAML compiles the pipeline with images from im to the YAML KFP reads.
-func YAML(im Images) ([]byte, error) {
-	c, err := kfp.Compile(Pipeline(im))
+// YAML compiles the pipeline shaped by o to the YAML KFP reads.
+func YAML(o Options) ([]byte, error) {
+	c, err := kfp.Compile(New(o))
 	if err != nil {
 		return nil, fmt.Errorf("compile %s: %w", Name, err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/kfllm/kfllm/internal/kfp"
+	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
 	"google.golang.org/protobuf/testing/protocmp"
 )
 
@@ -36,50 +37,98 @@ func compiled(t *testing.T) []byte {
 	return b
 }
 
+// oursGPUGolden is the GPU-scheduling variant (gpuOptions), what
+// `pipeline compile --node-selector cloud.google.com/gke-accelerator=nvidia-l4
+// --toleration nvidia.com/gpu=present:NoSchedule ...` writes.
+const oursGPUGolden = "../testdata/kfllm-finetune-gpu.yaml"
+
 func TestGolden(t *testing.T) {
-	got := compiled(t)
-	if *update {
-		if err := os.WriteFile(oursGolden, got, 0o644); err != nil {
+	for golden, o := range map[string]Options{oursGolden: {}, oursGPUGolden: gpuOptions()} {
+		got, err := YAML(o)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	want, err := os.ReadFile(oursGolden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("compiled pipeline differs from %s (go test -update to accept) (-want +got):\n%s", oursGolden, diff)
+		if *update {
+			if err := os.WriteFile(golden, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(string(want), string(got)); diff != "" {
+			t.Errorf("compiled pipeline differs from %s (go test -update to accept) (-want +got):\n%s", golden, diff)
+		}
 	}
 }
 
+// gpuOptions is the GPU-scheduling variant scripts/kfp_golden.py --gpu
+// compiles: a node pool selected by label and tainted for GPUs.
+func gpuOptions() Options {
+	secs := int64(300)
+	return Options{GPU: GPU{
+		Accelerator:  "nvidia.com/gpu",
+		NodeSelector: map[string]string{"cloud.google.com/gke-accelerator": "nvidia-l4"},
+		Tolerations: []kfp.Toleration{
+			{Key: "nvidia.com/gpu", Operator: "Equal", Value: "present", Effect: "NoSchedule"},
+			{Key: "cloud.google.com/gke-preemptible", Operator: "Exists", Effect: "NoExecute", Seconds: &secs},
+		},
+	}}
+}
+
 // TestMatchesKFPSDK compares our IR with what the KFP Python SDK compiles
-// from the same pipeline (scripts/kfp_golden.py): components, executors'
-// images, commands and argument placeholders, resources, the DAG, artifact
-// wiring, parameters with defaults, caching, and the platform spec. Both are
-// read into the pinned protos, so the comparison is structural (8 and 8.0
-// are the same number); only sdkVersion may differ.
+// from the same pipeline (scripts/kfp_golden.py, with kfp-kubernetes):
+// components, executors' images, commands and argument placeholders,
+// resources, the DAG, artifact and parameter wiring, parameters with
+// defaults, caching, retry policies, the pipeline's outputs, and the
+// platform spec (hf-secret, the checkpoint claim's CreatePVC / mount_pvc /
+// DeletePVC, node selector and tolerations). Both are read into the pinned
+// protos, so the comparison is structural (8 and 8.0 are the same number);
+// only sdkVersion may differ, and the descriptions kfp-kubernetes gives its
+// PVC components' inputs (documentation, which the backend does not read).
 func TestMatchesKFPSDK(t *testing.T) {
-	sdkYAML, err := os.ReadFile(sdkGolden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sdk, err := kfp.Unmarshal(sdkYAML)
-	if err != nil {
-		t.Fatalf("read the KFP SDK's YAML: %v", err)
-	}
-	ours, err := kfp.Unmarshal(compiled(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if sdk.Spec.SdkVersion != "kfp-2.7.0" || ours.Spec.SdkVersion != kfp.SDKVersion {
-		t.Errorf("sdkVersion: sdk %q, ours %q", sdk.Spec.SdkVersion, ours.Spec.SdkVersion)
-	}
-	sdk.Spec.SdkVersion, ours.Spec.SdkVersion = "", ""
-	if diff := cmp.Diff(sdk.Spec, ours.Spec, protocmp.Transform()); diff != "" {
-		t.Errorf("pipeline spec differs from the KFP SDK's (-sdk +ours):\n%s", diff)
-	}
-	if diff := cmp.Diff(sdk.Platform, ours.Platform, protocmp.Transform()); diff != "" {
-		t.Errorf("platform spec differs from the KFP SDK's (-sdk +ours):\n%s", diff)
+	for _, tc := range []struct {
+		golden string
+		o      Options
+	}{
+		{sdkGolden, Options{}},
+		{"../testdata/kfp_sdk_golden_gpu.yaml", gpuOptions()},
+		{"../testdata/kfp_sdk_golden_claim.yaml", Options{CheckpointClaim: "kfllm-checkpoints"}},
+	} {
+		t.Run(filepath.Base(tc.golden), func(t *testing.T) {
+			sdkYAML, err := os.ReadFile(tc.golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sdk, err := kfp.Unmarshal(sdkYAML)
+			if err != nil {
+				t.Fatalf("read the KFP SDK's YAML: %v", err)
+			}
+			c, err := kfp.Compile(New(tc.o))
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := kfp.Marshal(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours, err := kfp.Unmarshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sdk.Spec.SdkVersion != "kfp-2.7.0" || ours.Spec.SdkVersion != kfp.SDKVersion {
+				t.Errorf("sdkVersion: sdk %q, ours %q", sdk.Spec.SdkVersion, ours.Spec.SdkVersion)
+			}
+			sdk.Spec.SdkVersion, ours.Spec.SdkVersion = "", ""
+			ignore := protocmp.IgnoreFields(&pipelinespec.ComponentInputsSpec_ParameterSpec{}, "description")
+			if diff := cmp.Diff(sdk.Spec, ours.Spec, protocmp.Transform(), ignore); diff != "" {
+				t.Errorf("pipeline spec differs from the KFP SDK's (-sdk +ours):\n%s", diff)
+			}
+			if diff := cmp.Diff(sdk.Platform, ours.Platform, protocmp.Transform()); diff != "" {
+				t.Errorf("platform spec differs from the KFP SDK's (-sdk +ours):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -122,7 +171,7 @@ func TestKFPLoadsOurYAML(t *testing.T) {
 	if want := sha256Hex(compiled(t)); rec.SHA256 != want {
 		t.Errorf("load check ran on YAML %s, ours is now %s: rerun scripts/kfp_load_check.py", rec.SHA256, want)
 	}
-	if diff := cmp.Diff([]string{"exec-fetch", "exec-finetune", "exec-upload"}, rec.Secrets); diff != "" {
+	if diff := cmp.Diff([]string{"exec-fetch", "exec-finetune", "exec-tokenize", "exec-upload"}, rec.Secrets); diff != "" {
 		t.Errorf("executors with hf-secret after KFP recompiled (-want +got):\n%s", diff)
 	}
 	if rec.GPU.Type != "nvidia.com/gpu" || rec.GPU.Count != "1" {
@@ -143,7 +192,7 @@ func TestKFPLoadsOurYAML(t *testing.T) {
 // pipeline (bench/pipeline_compile.sh times the command against the KFP SDK).
 func BenchmarkCompile(b *testing.B) {
 	for b.Loop() {
-		if _, err := YAML(Images{}); err != nil {
+		if _, err := YAML(Options{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -12,10 +12,20 @@
 //
 // Each task's outputs live in WORKDIR/RUN/TASK/OUTPUT (artifacts are paths:
 // directories for datasets and models, files for metrics), its log in
-// WORKDIR/RUN/TASK/task.log. Secrets that the platform spec maps into the
-// environment (secretAsEnv) are taken from the local environment by key name,
-// and only the tasks that declare them see them. Tasks run one at a time; the
-// first failure stops the run with its exit code and the tail of its log.
+// WORKDIR/RUN/TASK/task.log, its executor output (which it finds through
+// $KFLLM_EXECUTOR_OUTPUT, package kfp/executor) in
+// WORKDIR/RUN/TASK/executor_output.json, read as the KFP launcher reads it.
+//
+// A task's environment is what its specs grant, as in a pod: the host's
+// PATH, locale and TMPDIR, a HOME of the run's own, Options.PassEnv, the
+// container's env, and the secrets its platform spec maps (secretAsEnv),
+// from Options.Secrets or else the local variable named like the key; a
+// secret given neither way stops the run before it starts. Claims
+// (kfp-kubernetes' CreatePVC, mount_pvc, DeletePVC) are directories
+// WORKDIR/.claims/NAME, mounted by rewriting the mount path in the task's
+// arguments. Tasks run one at a time; a task with a retry policy runs again
+// after its backoff; the first failure that exhausts them stops the run with
+// its exit code and the tail of its log.
 //
 // With caching on, a task whose cache is enabled in the IR is skipped when a
 // previous run executed the same executor with the same parameter values and

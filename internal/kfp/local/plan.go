@@ -40,18 +40,30 @@ type task struct {
 	spec      *pipelinespec.PipelineTaskSpec
 	comp      *pipelinespec.ComponentSpec
 	container *pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec
-	binary    string
-	secrets   []*kubernetesplatform.SecretAsEnv
+	binary    string // empty for kfp-kubernetes' PVC components
+	k8s       *kubernetesplatform.KubernetesExecutorConfig
 	deps      []string
+}
+
+// claimOp is what a kfp-kubernetes PVC component does, by image.
+func (t *task) claimOp() string {
+	switch t.container.GetImage() {
+	case kfp.CreatePVCImage:
+		return "create"
+	case kfp.DeletePVCImage:
+		return "delete"
+	}
+	return ""
 }
 
 // plan is a pipeline checked and ordered for running.
 type plan struct {
-	name    string
-	params  map[string]*structpb.Value
-	types   map[string]pipelinespec.ParameterType_ParameterTypeEnum
-	tasks   []*task // in run order
-	secrets map[string]bool
+	name   string
+	params map[string]*structpb.Value
+	types  map[string]pipelinespec.ParameterType_ParameterTypeEnum
+	tasks  []*task // in run order
+	// outputs are the pipeline's output parameters.
+	outputs map[string]*pipelinespec.DagOutputsSpec_DagOutputParameterSpec
 }
 
 // newPlan checks that everything the run needs is there before any task runs:
@@ -62,7 +74,7 @@ func newPlan(c *kfp.Compiled, overrides map[string]string, binDir string) (*plan
 	if dag == nil || len(dag.Tasks) == 0 {
 		return nil, errors.New("pipeline has no tasks (root is not a DAG)")
 	}
-	pl := &plan{name: spec.GetPipelineInfo().GetName(), params: map[string]*structpb.Value{}, types: map[string]pipelinespec.ParameterType_ParameterTypeEnum{}, secrets: map[string]bool{}}
+	pl := &plan{name: spec.GetPipelineInfo().GetName(), params: map[string]*structpb.Value{}, types: map[string]pipelinespec.ParameterType_ParameterTypeEnum{}, outputs: dag.GetOutputs().GetParameters()}
 	if err := pl.bindParams(spec.GetRoot().GetInputDefinitions().GetParameters(), overrides); err != nil {
 		return nil, err
 	}
@@ -102,27 +114,31 @@ func newPlan(c *kfp.Compiled, overrides map[string]string, binDir string) (*plan
 		if container == nil {
 			return nil, fmt.Errorf("task %s: executor %q is not a container (importers and resolvers are not supported locally)", name, label)
 		}
-		bin, err := Binary(container.Image, binDir)
-		if err != nil {
-			return nil, fmt.Errorf("task %s: %w", name, err)
+		t := &task{name: name, spec: ts, comp: comp, container: container, k8s: &kubernetesplatform.KubernetesExecutorConfig{}}
+		if t.claimOp() == "" {
+			bin, err := Binary(container.Image, binDir)
+			if err != nil {
+				return nil, fmt.Errorf("task %s: %w", name, err)
+			}
+			if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+				return nil, fmt.Errorf("task %s: binary %s for image %s is missing or not executable (run `make build`, or point --bin-dir at the binaries)", name, bin, container.Image)
+			}
+			t.binary = bin
 		}
-		if st, err := os.Stat(bin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
-			return nil, fmt.Errorf("task %s: binary %s for image %s is missing or not executable (run `make build`, or point --bin-dir at the binaries)", name, bin, container.Image)
-		}
-		t := &task{name: name, spec: ts, comp: comp, container: container, binary: bin}
 		if s := platform[label]; s != nil {
 			b, err := protojson.Marshal(s)
 			if err != nil {
 				return nil, fmt.Errorf("task %s: platform spec: %w", name, err)
 			}
-			cfg := &kubernetesplatform.KubernetesExecutorConfig{}
-			if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, cfg); err != nil {
+			if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(b, t.k8s); err != nil {
 				return nil, fmt.Errorf("task %s: platform spec: %w", name, err)
 			}
-			t.secrets = cfg.SecretAsEnv
-			for _, se := range cfg.SecretAsEnv {
-				for _, ke := range se.KeyToEnv {
-					pl.secrets[ke.EnvVar] = true
+			for _, m := range t.k8s.PvcMount {
+				if !strings.HasPrefix(m.MountPath, "/") {
+					return nil, fmt.Errorf("task %s: pvc mount path %q is not absolute", name, m.MountPath)
+				}
+				if m.GetTaskOutputParameter() == nil && m.GetConstant() == "" && m.GetComponentInputParameter() == "" {
+					return nil, fmt.Errorf("task %s: pvc mount at %s names no claim", name, m.MountPath)
 				}
 			}
 		}
@@ -137,6 +153,11 @@ func newPlan(c *kfp.Compiled, overrides map[string]string, binDir string) (*plan
 		}
 		for _, p := range ts.GetInputs().GetParameters() {
 			if pt := p.GetTaskOutputParameter().GetProducerTask(); pt != "" {
+				deps[pt] = true
+			}
+		}
+		for _, m := range t.k8s.PvcMount {
+			if pt := m.GetTaskOutputParameter().GetProducerTask(); pt != "" {
 				deps[pt] = true
 			}
 		}

@@ -33,9 +33,18 @@ type Options struct {
 	// Cache skips tasks whose executor and inputs are unchanged since a
 	// previous successful run (tasks with caching off in the IR always run).
 	Cache bool
-	// Env is the environment the executors start from (os.Environ() when
-	// nil). Secrets mapped by the platform spec are taken from it by key.
+	// Env is the local environment (os.Environ() when nil). A task gets
+	// only its host variables (PATH, locale, TMPDIR...), not the rest; a
+	// secret its platform spec maps is taken from Secrets, else from the
+	// variable of Env named like the secret's key.
 	Env []string
+	// Secrets holds secrets by name, key to value (--secret NAME=FILE).
+	Secrets map[string]map[string]string
+	// PassEnv gives every task NAME=VALUE, or NAME from Env (--env): what a
+	// cluster sets for pods beyond the pipeline, such as HF_ENDPOINT.
+	PassEnv []string
+	// MaxBackoff caps the wait before a retry (0: the retry policy's own).
+	MaxBackoff time.Duration
 	// Out receives the task logs, each line prefixed with "[task] ", progress
 	// and the final summary (os.Stdout when nil).
 	Out io.Writer
@@ -64,8 +73,15 @@ type TaskResult struct {
 	// CachedFrom is the directory of the run whose outputs a cache hit reused.
 	CachedFrom string
 	ExitCode   int
+	// Attempts is how many times the task's process ran (retries + 1).
+	Attempts int
 	// Outputs maps each output artifact to its path.
 	Outputs map[string]string
+	// Params are the task's output parameters.
+	Params map[string]*structpb.Value
+	// Metadata holds each output artifact's metadata from the executor
+	// output (a Metrics artifact's scalar metrics).
+	Metadata map[string]map[string]any
 }
 
 // Result is a run's outcome, tasks in run order.
@@ -73,6 +89,8 @@ type Result struct {
 	RunID string
 	Dir   string
 	Tasks []TaskResult
+	// Outputs are the pipeline's output parameters (upload's commit_sha).
+	Outputs map[string]*structpb.Value
 }
 
 // TaskError is the failure of a task's process.
@@ -136,6 +154,12 @@ func Run(ctx context.Context, c *kfp.Compiled, o Options) (*Result, error) {
 		return nil, fmt.Errorf("run id %q: must be a plain directory name", o.RunID)
 	}
 	r := &runner{o: o, pl: pl, cache: &cache{dir: filepath.Join(o.WorkDir, ".cache")}}
+	// Every secret a task maps must be there before anything runs.
+	for _, t := range pl.tasks {
+		if _, err := r.env(t, "", ""); err != nil {
+			return nil, fmt.Errorf("task %s: %w", t.name, err)
+		}
+	}
 	res := &Result{RunID: o.RunID, Dir: filepath.Join(o.WorkDir, o.RunID)}
 	if err := os.MkdirAll(res.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create run directory: %w", err)
@@ -163,10 +187,20 @@ func Run(ctx context.Context, c *kfp.Compiled, o Options) (*Result, error) {
 		if tr.Status == Cached {
 			note = " (cached from " + tr.CachedFrom + ")"
 		}
+		if tr.Attempts > 1 {
+			note += fmt.Sprintf(" after %d attempts", tr.Attempts)
+		}
 		fmt.Fprintf(o.Out, "<== %s %s in %s%s\n", t.name, tr.Status, tr.Duration.Round(time.Millisecond), note)
 	}
+	if runErr == nil {
+		res.Outputs = pipelineOutputs(pl, outParams)
+	}
 	res.WriteSummary(o.Out)
+	writeMetrics(o.Out, res)
 	writeReports(o.Out, res)
+	if err := writeOutputs(o.Out, res); err != nil && runErr == nil {
+		runErr = err
+	}
 	return res, runErr
 }
 
@@ -249,7 +283,7 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 		out.outParams[name] = filepath.Join(dir, "parameters", name)
 	}
 
-	useCache := t.spec.GetCachingOptions().GetEnableCache()
+	useCache := t.spec.GetCachingOptions().GetEnableCache() && t.claimOp() == ""
 	var key string
 	if useCache {
 		if key, err = cacheKey(t, in); err != nil {
@@ -260,14 +294,46 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 				if err := hit.link(out.outArtifacts); err != nil {
 					return fail(err)
 				}
-				tr.Status, tr.CachedFrom, tr.ExitCode, tr.Outputs = Cached, hit.Dir, 0, out.outArtifacts
+				tr.Status, tr.CachedFrom, tr.ExitCode, tr.Outputs, tr.Params = Cached, hit.Dir, 0, out.outArtifacts, hit.params()
+				if eo, err := readExecutorOutput(filepath.Join(hit.Dir, "executor_output.json")); err == nil {
+					tr.Metadata = artifactMetadata(eo)
+				}
 				tr.Duration = r.o.Now().Sub(start)
-				return tr, hit.params(), nil
+				return tr, tr.Params, nil
 			}
 		}
 	}
 
+	if t.claimOp() != "" {
+		ops, err := r.claimTask(t, in.params)
+		if err != nil {
+			return fail(err)
+		}
+		tr.Status, tr.ExitCode, tr.Attempts, tr.Outputs, tr.Params = Succeeded, 0, 1, out.outArtifacts, ops
+		tr.Duration = r.o.Now().Sub(start)
+		return tr, ops, nil
+	}
 	argv, err := out.command(t, r.pl.name, r.o.RunID)
+	if err != nil {
+		return fail(err)
+	}
+	mounts, err := r.mounts(t, outParams)
+	if err != nil {
+		return fail(err)
+	}
+	argv = remount(argv, mounts)
+	home := filepath.Join(r.o.WorkDir, r.o.RunID, ".home")
+	if home, err = filepath.Abs(home); err != nil {
+		return fail(err)
+	}
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return fail(err)
+	}
+	execOut, err := filepath.Abs(filepath.Join(dir, "executor_output.json"))
+	if err != nil {
+		return fail(err)
+	}
+	env, err := r.env(t, home, execOut)
 	if err != nil {
 		return fail(err)
 	}
@@ -276,7 +342,39 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 			return fail(err)
 		}
 	}
-	code, tail, logPath, err := r.exec(ctx, t, argv, dir)
+	policy := t.spec.GetRetryPolicy()
+	attempts := 1 + int(policy.GetMaxRetryCount())
+	var (
+		code    int
+		tail    []string
+		logPath string
+	)
+	for attempt := 1; ; attempt++ {
+		tr.Attempts = attempt
+		code, tail, logPath, err = r.exec(ctx, t, argv, env, dir)
+		if err == nil || attempt >= attempts || ctx.Err() != nil {
+			break
+		}
+		// The next attempt starts as a new pod: without this attempt's
+		// outputs, with the same claims.
+		wait := backoff(policy.GetBackoffDuration().AsDuration(), policy.GetBackoffFactor(), policy.GetBackoffMaxDuration().AsDuration(), attempt)
+		if r.o.MaxBackoff > 0 && wait > r.o.MaxBackoff {
+			wait = r.o.MaxBackoff
+		}
+		fmt.Fprintf(r.o.Out, "[%s] attempt %d of %d failed (%s); retrying in %s\n", t.name, attempt, attempts, exitText(code, err), wait)
+		if err := os.Rename(logPath, filepath.Join(dir, fmt.Sprintf("task.attempt%d.log", attempt))); err != nil {
+			return fail(err)
+		}
+		for _, p := range append(mapValues(out.outArtifacts), append(mapValues(out.outParams), execOut)...) {
+			if err := os.RemoveAll(p); err != nil {
+				return fail(err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
 	tr.ExitCode = code
 	if err != nil {
 		tr.Duration = r.o.Now().Sub(start)
@@ -289,11 +387,21 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 			return tr, nil, &TaskError{Task: t.name, ExitCode: code, Tail: tail, Log: logPath, Err: fmt.Errorf("exited 0 but did not write output %s (%s)", name, p)}
 		}
 	}
+	eo, err := readExecutorOutput(execOut)
+	if err != nil {
+		return fail(err)
+	}
+	// As the KFP launcher: an output parameter in the executor output wins
+	// over its output file.
 	ops := map[string]*structpb.Value{}
 	for name, p := range out.outParams {
+		if v, ok := eo.GetParameterValues()[name]; ok {
+			ops[name] = v
+			continue
+		}
 		b, err := os.ReadFile(p)
 		if err != nil {
-			return fail(fmt.Errorf("output parameter %s: %w", name, err))
+			return fail(fmt.Errorf("output parameter %s: in neither the executor output nor its file: %w", name, err))
 		}
 		v, err := kfp.ParseParam(strings.TrimSpace(string(b)), t.comp.OutputDefinitions.Parameters[name].ParameterType)
 		if err != nil {
@@ -306,9 +414,40 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 			return fail(fmt.Errorf("cache: %w", err))
 		}
 	}
-	tr.Status, tr.Outputs = Succeeded, out.outArtifacts
+	tr.Status, tr.Outputs, tr.Params, tr.Metadata = Succeeded, out.outArtifacts, ops, artifactMetadata(eo)
 	tr.Duration = r.o.Now().Sub(start)
 	return tr, ops, nil
+}
+
+// backoff is the wait before retry n+1 after attempt n: KFP's
+// backoffDuration * backoffFactor^(n-1), at most backoffMaxDuration.
+func backoff(base time.Duration, factor float64, maxWait time.Duration, attempt int) time.Duration {
+	if factor <= 0 {
+		factor = 1
+	}
+	w := float64(base)
+	for i := 1; i < attempt; i++ {
+		w *= factor
+	}
+	if maxWait > 0 && w > float64(maxWait) {
+		return maxWait
+	}
+	return time.Duration(w)
+}
+
+func exitText(code int, err error) string {
+	if code >= 0 {
+		return fmt.Sprintf("exit %d", code)
+	}
+	return err.Error()
+}
+
+func mapValues(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
 }
 
 var errorLineRE = regexp.MustCompile(`(?i)\b(error|fatal|panic|failed|not defined|invalid)\b`)
@@ -472,7 +611,7 @@ func (rv *resolved) placeholder(m []string, task, pipeline, runID string) (strin
 
 // exec runs one task's process, its output streamed with a "[task] " prefix
 // and kept in DIR/task.log.
-func (r *runner) exec(ctx context.Context, t *task, argv []string, dir string) (code int, tail []string, logPath string, err error) {
+func (r *runner) exec(ctx context.Context, t *task, argv, env []string, dir string) (code int, tail []string, logPath string, err error) {
 	logPath = filepath.Join(dir, "task.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -482,10 +621,6 @@ func (r *runner) exec(ctx context.Context, t *task, argv []string, dir string) (
 	pw := newPrefixWriter(r.o.Out, "["+t.name+"] ", r.o.TailLines)
 	w := io.MultiWriter(logFile, pw)
 
-	env, missing := r.env(t)
-	for _, m := range missing {
-		fmt.Fprintf(r.o.Out, "[%s] note: %s is not set in the environment (secret %s); the task runs without it\n", t.name, m[0], m[1])
-	}
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = w, w
@@ -512,39 +647,4 @@ func (r *runner) exec(ctx context.Context, t *task, argv []string, dir string) (
 		return -1, tail, logPath, fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	return -1, tail, logPath, err
-}
-
-// env is the task's environment: the local one without the secrets that some
-// task maps (a task sees only its own), the container's env, then its
-// secretAsEnv mappings filled from the local variable named like the key.
-// missing lists [env var, secret] pairs that the local environment lacks.
-func (r *runner) env(t *task) (env []string, missing [][2]string) {
-	local := map[string]string{}
-	for _, kv := range r.o.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		local[k] = v
-	}
-	for _, kv := range r.o.Env {
-		k, _, _ := strings.Cut(kv, "=")
-		if !r.pl.secrets[k] {
-			env = append(env, kv)
-		}
-	}
-	for _, e := range t.container.Env {
-		env = append(env, e.Name+"="+e.Value)
-	}
-	for _, se := range t.secrets {
-		for _, ke := range se.KeyToEnv {
-			v, ok := local[ke.SecretKey]
-			if !ok {
-				v, ok = local[ke.EnvVar]
-			}
-			if !ok {
-				missing = append(missing, [2]string{ke.EnvVar, se.SecretName})
-				continue
-			}
-			env = append(env, ke.EnvVar+"="+v)
-		}
-	}
-	return env, missing
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kfllm/kfllm/internal/kfp"
+	"github.com/kfllm/kfllm/internal/kfp/finetune"
 )
 
 // The compiled fine-tuning pipeline, as `pipeline compile` writes it.
@@ -42,7 +44,9 @@ while [ $# -gt 0 ]; do
       mkdir -p "$2"
       if [ -n "$in" ]; then cat "$in/chain.txt" > "$2/chain.txt"; fi
       echo "$name" >> "$2/chain.txt"; shift ;;
-    --metrics-output) echo '{"eval_loss": 1.5}' > "$2"; shift ;;
+    --metrics-output) echo '{"eval_loss": 1.5}' > "$2"
+      echo '{"artifacts": {"metrics": {"artifacts": [{"metadata": {"eval_loss": 1.5, "steps": 30}}]}}}' > "$KFLLM_EXECUTOR_OUTPUT"; shift ;;
+    --repo) echo "{\"parameterValues\": {\"commit_sha\": \"c0ffee\", \"repo_url\": \"$2\"}}" > "$KFLLM_EXECUTOR_OUTPUT"; shift ;;
     --html-output|--markdown-output) echo "report of $name" > "$2"; shift ;;
   esac
   shift
@@ -77,6 +81,10 @@ func (f *fixture) run(t *testing.T, o Options) (*Result, string, error) {
 	if o.Env == nil {
 		o.Env = f.env
 	}
+	o.PassEnv = append(o.PassEnv, "FAKE_LOG", "FAKE_FAIL", "FAKE_TRAINING")
+	if o.MaxBackoff == 0 {
+		o.MaxBackoff = time.Millisecond
+	}
 	res, err := RunFile(context.Background(), pipelineYAML, o)
 	return res, out.String(), err
 }
@@ -105,8 +113,8 @@ func TestRunFinetunePipeline(t *testing.T) {
 		"fetch --source hf://datasets/rajpurkar/squad --split train --task qa --output-dataset " + run + "/fetch/output_dataset",
 		"fetch token=hf_secret_value",
 		"tokenize --input-dataset " + run + "/fetch/output_dataset --tokenizer HuggingFaceTB/SmolLM2-135M --max-length 512 --output-dataset " + run + "/tokenize/output_dataset",
-		"tokenize token=unset", // only the tasks the platform spec gives hf-secret see it
-		"finetune --input-dataset " + run + "/tokenize/output_dataset --base-model HuggingFaceTB/SmolLM2-135M --epochs 3 --learning-rate 0.0001 --batch-size 8 --lora-r 8 --lora-alpha 16 --max-steps 0 --warmup-steps 0 --seed 42 --qa-eval  --output-model-dir " + run + "/finetune/output_model_dir --metrics-output " + run + "/finetune/metrics --html-output " + run + "/finetune/report --markdown-output " + run + "/finetune/eval_table",
+		"tokenize token=hf_secret_value",
+		"finetune --input-dataset " + run + "/tokenize/output_dataset --base-model HuggingFaceTB/SmolLM2-135M --epochs 3 --learning-rate 0.0001 --batch-size 8 --lora-r 8 --lora-alpha 16 --max-steps 0 --warmup-steps 0 --seed 42 --qa-eval  --save-steps 100 --checkpoint-dir " + f.work + "/.claims/r1-kfllm-checkpoints --output-model-dir " + run + "/finetune/output_model_dir --metrics-output " + run + "/finetune/metrics --html-output " + run + "/finetune/report --markdown-output " + run + "/finetune/eval_table",
 		"finetune token=hf_secret_value",
 		"upload --model-dir " + run + "/finetune/output_model_dir --repo me/model",
 		"upload token=hf_secret_value",
@@ -121,7 +129,7 @@ func TestRunFinetunePipeline(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(run, "finetune", "metrics")); err != nil {
 		t.Errorf("metrics artifact: %v", err)
 	}
-	for _, l := range []string{"[fetch] hello from fetch", "[upload] to stderr from upload", "==> tokenize (2/4)"} {
+	for _, l := range []string{"[fetch] hello from fetch", "[upload] to stderr from upload", "==> tokenize (3/6)"} {
 		if !strings.Contains(out, l) {
 			t.Errorf("output lacks %q:\n%s", l, out)
 		}
@@ -136,10 +144,23 @@ func TestRunFinetunePipeline(t *testing.T) {
 	for _, tr := range res.Tasks {
 		names = append(names, tr.Name+":"+string(tr.Status))
 	}
-	if got := strings.Join(names, " "); got != "fetch:succeeded tokenize:succeeded finetune:succeeded upload:succeeded" {
+	if got := strings.Join(names, " "); got != "createpvc:succeeded fetch:succeeded tokenize:succeeded finetune:succeeded upload:succeeded deletepvc:succeeded" {
 		t.Errorf("results = %s", got)
 	}
-	if !strings.Contains(out, "TASK") || !strings.Contains(out, "upload    succeeded") {
+	// The executor outputs: finetune's metrics printed, upload's commit the
+	// pipeline's output, kept in outputs.json; the run's claim is gone.
+	for _, l := range []string{"finetune metrics: eval_loss=1.5 steps=30\n", "pipeline outputs:\n  commit_sha: c0ffee\n  repo_url: me/model\n"} {
+		if !strings.Contains(out, l) {
+			t.Errorf("output lacks %q:\n%s", l, out)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(run, "outputs.json")); err != nil || !strings.Contains(string(b), `"commit_sha": "c0ffee"`) {
+		t.Errorf("outputs.json = %s, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(f.work, ".claims", "r1-kfllm-checkpoints")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the run's claim was not deleted: %v", err)
+	}
+	if !strings.Contains(out, "TASK") || !regexp.MustCompile(`(?m)^upload +succeeded`).MatchString(out) {
 		t.Errorf("summary missing:\n%s", out)
 	}
 }
@@ -173,9 +194,13 @@ func TestRunStopsAtFirstFailure(t *testing.T) {
 			t.Errorf("upload ran after finetune failed")
 		}
 	}
-	last := res.Tasks[len(res.Tasks)-1]
-	if last.Name != "upload" || last.Status != NotRun {
-		t.Errorf("upload result = %+v", last)
+	for _, tr := range res.Tasks[len(res.Tasks)-2:] {
+		if tr.Status != NotRun {
+			t.Errorf("%s after the failure = %+v", tr.Name, tr)
+		}
+	}
+	if tr := res.Tasks[3]; tr.Name != "finetune" || tr.Attempts != 4 {
+		t.Errorf("finetune ran %d times, want 4 (3 retries)", tr.Attempts)
 	}
 	if !strings.Contains(out, "failed (exit 3)") {
 		t.Errorf("summary lacks the failure:\n%s", out)
@@ -343,7 +368,7 @@ func TestOrder(t *testing.T) {
 	}
 	log := filepath.Join(dir, "log")
 	var out bytes.Buffer
-	if _, err := Run(context.Background(), compiled, Options{WorkDir: filepath.Join(dir, "w"), RunID: "r", BinDir: bin, Out: &out, Env: []string{"FAKE_LOG=" + log}}); err != nil {
+	if _, err := Run(context.Background(), compiled, Options{WorkDir: filepath.Join(dir, "w"), RunID: "r", BinDir: bin, Out: &out, Env: []string{"FAKE_LOG=" + log}, PassEnv: []string{"FAKE_LOG"}}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	b, _ := os.ReadFile(log)
@@ -359,12 +384,12 @@ func TestOrder(t *testing.T) {
 func TestRunKFPSDKCompiledYAML(t *testing.T) {
 	f := newFixture(t)
 	var out bytes.Buffer
-	res, err := RunFile(context.Background(), "../testdata/kfp_sdk_golden.yaml", Options{WorkDir: f.work, RunID: "sdk", BinDir: f.bin, Out: &out, Env: f.env})
+	res, err := RunFile(context.Background(), "../testdata/kfp_sdk_golden.yaml", Options{WorkDir: f.work, RunID: "sdk", BinDir: f.bin, Out: &out, Env: f.env, PassEnv: []string{"FAKE_LOG"}})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if len(res.Tasks) != 4 || res.Tasks[3].Name != "upload" || res.Tasks[3].Status != Succeeded {
-		t.Errorf("results = %+v", res.Tasks)
+	if len(res.Tasks) != 6 || res.Tasks[4].Name != "upload" || res.Tasks[4].Status != Succeeded || res.Outputs["commit_sha"].GetStringValue() != "c0ffee" {
+		t.Errorf("results = %+v, outputs %v", res.Tasks, res.Outputs)
 	}
 	if calls := f.calls(t); len(calls) != 8 || !strings.Contains(calls[4], "--learning-rate 0.0002 ") {
 		t.Errorf("calls = %q", calls)
@@ -436,4 +461,145 @@ func alive(pid int) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return true
+}
+
+// TestTaskEnvironment: a task gets the host's PATH and locale, its own
+// HOME, what --env passes, and the secrets its platform spec maps, from a
+// --secret file or else the local environment; never the rest of the local
+// environment, and never a secret it does not map. A mapped secret that is
+// not given fails the task before it starts.
+func TestTaskEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "bin")
+	os.MkdirAll(bin, 0o755)
+	script := "#!/bin/sh\nenv | sort > \"$1\"\n"
+	for _, n := range []string{"a", "b"} {
+		os.WriteFile(filepath.Join(bin, n), []byte(script), 0o755)
+	}
+	p := kfp.NewPipeline("env", "")
+	a := p.Task(kfp.NewComponent("a", "kfllm-a", "/usr/local/bin/a").Arg(filepath.Join(dir, "a.env")), nil).WithSecretEnv("hf-secret", "HF_TOKEN", "HF_TOKEN")
+	p.Task(kfp.NewComponent("b", "kfllm-b", "/usr/local/bin/b").Arg(filepath.Join(dir, "b.env")), nil).After(a)
+	c, err := kfp.Compile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := []string{"PATH=" + os.Getenv("PATH"), "LANG=C.UTF-8", "HF_TOKEN=from-env", "AWS_SECRET_ACCESS_KEY=x", "HF_ENDPOINT=http://mirror", "HOME=/root"}
+	run := func(o Options) (string, string, error) {
+		var out bytes.Buffer
+		o.WorkDir, o.RunID, o.BinDir, o.Out, o.Env = filepath.Join(dir, "w"), "r", bin, &out, local
+		os.Remove(filepath.Join(dir, "a.env"))
+		os.Remove(filepath.Join(dir, "b.env"))
+		_, err := Run(context.Background(), c, o)
+		ea, _ := os.ReadFile(filepath.Join(dir, "a.env"))
+		eb, _ := os.ReadFile(filepath.Join(dir, "b.env"))
+		return string(ea), string(eb), err
+	}
+	ea, eb, err := run(Options{PassEnv: []string{"HF_ENDPOINT"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"HF_TOKEN=from-env\n", "HF_ENDPOINT=http://mirror\n", "LANG=C.UTF-8\n", "HOME=" + filepath.Join(dir, "w", "r", ".home") + "\n"} {
+		if !strings.Contains(ea, want) {
+			t.Errorf("task a lacks %q:\n%s", want, ea)
+		}
+	}
+	if strings.Contains(eb, "HF_TOKEN") || strings.Contains(ea+eb, "AWS_SECRET") || strings.Contains(ea+eb, "HOME=/root") {
+		t.Errorf("a task got what it was not granted:\na:\n%s\nb:\n%s", ea, eb)
+	}
+	// --secret wins over the environment.
+	secret := filepath.Join(dir, "hf.env")
+	os.WriteFile(secret, []byte("# the Hub token\nHF_TOKEN=from-file\n"), 0o600)
+	vals, err := ReadSecretFile(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ea, _, err = run(Options{Secrets: map[string]map[string]string{"hf-secret": vals}}); err != nil || !strings.Contains(ea, "HF_TOKEN=from-file\n") {
+		t.Errorf("with --secret: %v\n%s", err, ea)
+	}
+	// Without it anywhere, nothing starts.
+	local = local[:2]
+	ea, eb, err = run(Options{})
+	if err == nil || !strings.Contains(err.Error(), "task a: secret hf-secret key HF_TOKEN") || ea != "" || eb != "" {
+		t.Errorf("missing secret: err %v, task ran: %q", err, ea)
+	}
+}
+
+// TestRetryKeepsClaim: a task that fails is run again after its policy's
+// backoff, with fresh outputs and the same claim, so that it can resume
+// from what the failed attempt left there.
+func TestRetryKeepsClaim(t *testing.T) {
+	f := newFixture(t)
+	// finetune's stand-in counts its attempts in the checkpoint directory
+	// and dies by SIGKILL on the first.
+	os.WriteFile(filepath.Join(f.bin, "finetune"), []byte(`#!/bin/sh
+ckpt=""; prev=""
+for a in "$@"; do [ "$prev" = "--checkpoint-dir" ] && ckpt="$a"; prev="$a"; done
+echo x >> "$ckpt/attempts"
+if [ "$(wc -l < "$ckpt/attempts")" -lt 2 ]; then kill -9 $$; fi
+exec "$(dirname "$0")/fetch" "$@"
+`), 0o755)
+	res, out, err := f.run(t, Options{RunID: "r1"})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if tr := res.Tasks[3]; tr.Name != "finetune" || tr.Attempts != 2 || tr.Status != Succeeded {
+		t.Errorf("finetune = %+v", tr)
+	}
+	if !strings.Contains(out, "[finetune] attempt 1 of 4 failed (signal: killed); retrying in 1ms") {
+		t.Errorf("no retry note:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(f.work, "r1", "finetune", "task.attempt1.log")); err != nil {
+		t.Errorf("the failed attempt's log: %v", err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	var got []time.Duration
+	for n := 1; n <= 6; n++ {
+		got = append(got, backoff(10*time.Second, 2, 5*time.Minute, n))
+	}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 5 * time.Minute}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("backoffs %v, want %v", got, want)
+	}
+}
+
+// TestExistingClaimOutlivesTheRun: compiled with an existing claim
+// (pipeline parameter checkpoint_pvc), the pipeline creates and deletes no
+// claim, and what finetune leaves on it is there for the next run.
+func TestExistingClaimOutlivesTheRun(t *testing.T) {
+	f := newFixture(t)
+	os.WriteFile(filepath.Join(f.bin, "finetune"), []byte(`#!/bin/sh
+ckpt=""; prev=""
+for a in "$@"; do [ "$prev" = "--checkpoint-dir" ] && ckpt="$a"; prev="$a"; done
+echo x >> "$ckpt/runs"
+exec "$(dirname "$0")/fetch" "$@"
+`), 0o755)
+	c, err := kfp.Compile(finetune.New(finetune.Options{CheckpointClaim: "team-ckpt"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"r1", "r2"} {
+		var out bytes.Buffer
+		res, err := Run(context.Background(), c, Options{WorkDir: f.work, RunID: id, BinDir: f.bin, Out: &out, Env: f.env, PassEnv: []string{"FAKE_LOG"}})
+		if err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		if len(res.Tasks) != 4 {
+			t.Errorf("tasks = %+v, want fetch, tokenize, finetune, upload", res.Tasks)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(f.work, ".claims", "team-ckpt", "runs"))
+	if err != nil || string(b) != "x\nx\n" {
+		t.Errorf("the claim holds %q (%v), want both runs' marks", b, err)
+	}
+	// Another claim by parameter, per run.
+	var out bytes.Buffer
+	if _, err := Run(context.Background(), c, Options{WorkDir: f.work, RunID: "r3", BinDir: f.bin, Out: &out, Env: f.env, PassEnv: []string{"FAKE_LOG"},
+		Params: map[string]string{"checkpoint_pvc": "other"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(f.work, ".claims", "other", "runs")); err != nil {
+		t.Errorf("checkpoint_pvc=other: %v", err)
+	}
 }
