@@ -91,12 +91,21 @@ create-secret: ## hf-secret from HF_TOKEN, and langsmith-secret from LANGCHAIN_*
 	@NAMESPACE=$(NAMESPACE) bash scripts/create-secret.sh
 	@NAMESPACE=$(NAMESPACE) bash scripts/create-langsmith-secret.sh
 
-.PHONY: images push-images api-deploy ui-deploy undeploy validate-manifests
-images: ## build the CUDA base and the six component images with docker buildx (IMAGE_REGISTRY, IMAGE_TAG)
-	@IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/images.sh build
+.PHONY: images push-images check-images api-deploy ui-deploy undeploy validate-manifests
+# The component images: every command but the pipeline compiler.
+IMAGES := $(filter-out pipeline,$(COMMANDS))
+IMAGE_FLAVOR ?= cuda
+IMAGES_OUT ?= out/images
+IMAGES_ENV = IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) IMAGE_FLAVOR=$(IMAGE_FLAVOR) IMAGES="$(IMAGES)" IMAGES_OUT=$(IMAGES_OUT)
 
-push-images: ## push the images `make images` built
-	@IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/images.sh push
+images: ## OCI layouts $(IMAGES_OUT)/{base,NAME} without a Docker daemon (IMAGE_FLAVOR=cuda|cpu, IMAGE_TAG)
+	@$(IMAGES_ENV) bash scripts/images.sh build
+
+push-images: ## push the layouts to IMAGE_REGISTRY/kfllm-NAME:IMAGE_TAG; prints the digests
+	@$(IMAGES_ENV) bash scripts/images.sh push
+
+check-images: ## every shared library of every image resolves inside it; image and layer sizes
+	@$(IMAGES_ENV) bash scripts/images.sh check
 
 api-deploy: ## InferenceService llm-api serving MODEL_ID (or HF_REPO) in NAMESPACE
 	@NAMESPACE=$(NAMESPACE) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/deploy.sh api-deploy

@@ -34,6 +34,8 @@ var light = []string{
 	"github.com/kfllm/kfllm/internal/scheduler",
 	"github.com/kfllm/kfllm/internal/remote",
 	"github.com/kfllm/kfllm/bench/loadtest",
+	"github.com/kfllm/kfllm/internal/image",
+	"github.com/kfllm/kfllm/build/images",
 }
 
 var heavy = []string{"github.com/sugarme/gotch"}
