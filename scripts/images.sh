@@ -46,6 +46,7 @@ check_names() {
 		die "IMAGE_REGISTRY=$IMAGE_REGISTRY is not a registry/repository prefix (e.g. ghcr.io/you)"
 	[[ "$IMAGE_TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "IMAGE_TAG=$IMAGE_TAG is not a valid tag"
 	case $IMAGE_FLAVOR in cpu | cuda) ;; *) die "IMAGE_FLAVOR=$IMAGE_FLAVOR: want cuda or cpu" ;; esac
+	PKGS=$(packages)
 }
 
 images_tool() { "$GO" run ./build/images "$@"; }
@@ -99,7 +100,9 @@ libtorch_env() {
 packages() {
 	local c
 	for c in $IMAGES; do
-		if [[ -d components/$c ]]; then echo "./components/$c"; elif [[ -d $c ]]; then echo "./$c"; else die "no main package for image $c"; fi
+		if [[ -d components/$c ]]; then echo "./components/$c"; elif [[ -d $c ]]; then echo "./$c"; else
+			die "no main package for image $c (components/$c or $c)"
+		fi
 	done
 }
 
@@ -112,7 +115,7 @@ build() {
 	say "go build ($IMAGE_FLAVOR): $IMAGES"
 	# -trimpath, no build id, no VCS stamp: the binaries depend on the
 	# sources alone (the revision goes in the image label).
-	"$GO" build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o "$bin/" $(packages)
+	"$GO" build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o "$bin/" $PKGS
 	local created rev
 	created=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 	rev=$(git rev-parse HEAD 2>/dev/null || echo unknown)
