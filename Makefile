@@ -107,6 +107,12 @@ push-images: ## push the layouts to IMAGE_REGISTRY/kfllm-NAME:IMAGE_TAG; prints 
 check-images: ## every shared library of every image resolves inside it; image and layer sizes
 	@$(IMAGES_ENV) bash scripts/images.sh check
 
+.PHONY: rehearse
+REHEARSE_OUT ?= out/rehearse
+rehearse: setup ## the CPU images under runc: each binary as uid 65532 on a read-only root, serving + UI answering (needs root, runc)
+	@$(MAKE) --no-print-directory images IMAGE_FLAVOR=cpu IMAGES_OUT=$(REHEARSE_OUT)/images
+	$(GO) run ./build/rehearse --images $(REHEARSE_OUT)/images --work $(REHEARSE_OUT) --names "$(IMAGES)"
+
 api-deploy: ## InferenceService llm-api serving MODEL_ID (or HF_REPO) in NAMESPACE
 	@NAMESPACE=$(NAMESPACE) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/deploy.sh api-deploy
 

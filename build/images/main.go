@@ -152,34 +152,6 @@ func push(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// rootfs unpacks the image of a layout once per digest under cacheDir.
-func rootfs(layoutDir, cacheDir string) (string, *v1.ConfigFile, error) {
-	img, err := image.Open(layoutDir)
-	if err != nil {
-		return "", nil, err
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return "", nil, fmt.Errorf("config of %s: %w", layoutDir, err)
-	}
-	d, err := img.Digest()
-	if err != nil {
-		return "", nil, err
-	}
-	dir := filepath.Join(cacheDir, d.Hex)
-	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
-		return filepath.Join(dir, "rootfs"), cfg, nil
-	}
-	_ = os.RemoveAll(dir)
-	if err := image.Unpack(img, filepath.Join(dir, "rootfs")); err != nil {
-		return "", nil, fmt.Errorf("%s: %w", layoutDir, err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644); err != nil {
-		return "", nil, err
-	}
-	return filepath.Join(dir, "rootfs"), cfg, nil
-}
-
 func check(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -190,7 +162,7 @@ func check(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	root, cfg, err := rootfs(*layoutDir, *cache)
+	root, cfg, err := image.Rootfs(*layoutDir, *cache)
 	if err != nil {
 		return err
 	}
@@ -293,7 +265,7 @@ func runContainer(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	root, cfg, err := rootfs(*layoutDir, *cache)
+	root, cfg, err := image.Rootfs(*layoutDir, *cache)
 	if err != nil {
 		return err
 	}

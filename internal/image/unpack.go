@@ -8,10 +8,44 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
+
+// Rootfs returns the root file system of the image in the layout at
+// layoutDir, unpacked once per image digest under cacheDir, and the image's
+// config.
+func Rootfs(layoutDir, cacheDir string) (string, *v1.ConfigFile, error) {
+	img, err := Open(layoutDir)
+	if err != nil {
+		return "", nil, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return "", nil, fmt.Errorf("config of %s: %w", layoutDir, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", nil, fmt.Errorf("digest of %s: %w", layoutDir, err)
+	}
+	dir := filepath.Join(cacheDir, d.Hex)
+	root := filepath.Join(dir, "rootfs")
+	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
+		return root, cfg, nil
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return "", nil, fmt.Errorf("unpack %s: %w", layoutDir, err)
+	}
+	if err := Unpack(img, root); err != nil {
+		return "", nil, fmt.Errorf("unpack %s: %w", layoutDir, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644); err != nil {
+		return "", nil, fmt.Errorf("unpack %s: %w", layoutDir, err)
+	}
+	return root, cfg, nil
+}
 
 // Unpack applies the layers of img in order to the empty or absent
 // directory dir, as a container runtime does: owners and modes as in the
