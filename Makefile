@@ -107,6 +107,10 @@ push-images: ## push the layouts to IMAGE_REGISTRY/kfllm-NAME:IMAGE_TAG; prints 
 check-images: ## every shared library of every image resolves inside it; image and layer sizes
 	@$(IMAGES_ENV) bash scripts/images.sh check
 
+.PHONY: pin-pipeline
+pin-pipeline: ## pin the compiled pipeline's images to the digests push-images pushed
+	$(GO) run ./build/images pin --pushed $(IMAGES_OUT)/pushed.txt $(PIPELINE_YAML)
+
 .PHONY: rehearse
 REHEARSE_OUT ?= out/rehearse
 rehearse: setup ## the CPU images under runc: each binary as uid 65532 on a read-only root, serving + UI answering (needs root, runc)

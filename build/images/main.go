@@ -5,6 +5,7 @@
 //	images push   --out out/images --names ... --registry R --tag T
 //	images check  --layout out/images/serving [--allow libcuda.so.1]
 //	images sizes  --out out/images --names ...
+//	images pin    --pushed out/images/pushed.txt FILE...   REGISTRY/kfllm-NAME:TAG -> ...:TAG@sha256:...
 //	images run    --layout out/images/serving [--mount H:C[:ro]] [--env K=V] [--command C] [ARGS...]
 //
 // make images, make push-images and make check-images call it through
@@ -49,7 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-		"build": build, "push": push, "check": check, "sizes": sizes, "run": runContainer,
+		"build": build, "push": push, "check": check, "sizes": sizes, "run": runContainer, "pin": pin,
 	}
 	f, ok := cmds[args[0]]
 	if !ok {
@@ -141,7 +142,7 @@ func push(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var lines strings.Builder
 	for _, p := range pushed {
-		fmt.Fprintf(&lines, "%s %s\n", p.Name, p.Digest)
+		fmt.Fprintf(&lines, "%s %s@%s\n", p.Name, p.Tag, p.Digest.DigestStr())
 	}
 	fmt.Fprint(stdout, lines.String())
 	if *digests != "" {
@@ -249,6 +250,39 @@ func uncompressedSize(l v1.Layer) (int64, error) {
 	}
 	defer rc.Close()
 	return io.Copy(io.Discard, rc)
+}
+
+func pin(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	list := fs.String("pushed", "out/images/pushed.txt", "the NAME REF@DIGEST lines push wrote")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	pushed, err := image.ReadPushed(*list)
+	if err != nil {
+		return err
+	}
+	for _, f := range fs.Args() {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("pin: %w", err)
+		}
+		out := image.Pin(string(b), pushed)
+		if out == string(b) {
+			fmt.Fprintf(stdout, "%s: nothing to pin\n", f)
+			continue
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			return fmt.Errorf("pin: %w", err)
+		}
+		if err := renameio.WriteFile(f, []byte(out), st.Mode().Perm()); err != nil {
+			return fmt.Errorf("pin %s: %w", f, err)
+		}
+		fmt.Fprintf(stdout, "%s: images pinned by digest\n", f)
+	}
+	return nil
 }
 
 func runContainer(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -370,6 +370,30 @@ func TestPushPullRoundTrip(t *testing.T) {
 	if p := pushed[0]; p.Tag.String() != reg+"/kfllm-base:t1" {
 		t.Errorf("base pushed as %s", p.Tag)
 	}
+	// The pushed list as push writes it, read back, pins a manifest.
+	var lines strings.Builder
+	for _, p := range pushed {
+		fmt.Fprintf(&lines, "%s %s@%s\n", p.Name, p.Tag, p.Digest.DigestStr())
+	}
+	list := filepath.Join(t.TempDir(), "pushed.txt")
+	os.WriteFile(list, []byte(lines.String()), 0o644)
+	back, err := ReadPushed(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := "image: " + reg + "/kfllm-serving:t1\nimage: " + reg + "/kfllm-serving:t10\nimage: " + reg + "/kfllm-fetch:t1@" + want["fetch"] + "\n"
+	got := Pin(yaml, back)
+	wantYAML := "image: " + reg + "/kfllm-serving:t1@" + want["serving"] + "\nimage: " + reg + "/kfllm-serving:t10\nimage: " + reg + "/kfllm-fetch:t1@" + want["fetch"] + "\n"
+	if got != wantYAML {
+		t.Errorf("pinned:\n%s\nwant:\n%s", got, wantYAML)
+	}
+	// The pinned reference pulls the same image.
+	ref, _ := name.ParseReference(reg + "/kfllm-serving:t1@" + want["serving"])
+	if img, err := remote.Image(ref); err != nil {
+		t.Errorf("pull pinned %s: %v", ref, err)
+	} else if d, _ := img.Digest(); d.String() != want["serving"] {
+		t.Errorf("pinned pull: %s", d)
+	}
 }
 
 func TestBundle(t *testing.T) {
