@@ -223,7 +223,11 @@ func (o Options) base() (v1.Image, error) {
 		}
 		adds = append(adds, mutate.Addendum{Layer: l, History: v1.History{Created: v1.Time{Time: o.Created}, CreatedBy: "kfllm images: libtorch 2.1.0 (" + o.Flavor + "): " + what[i]}})
 	}
-	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/nonroot"}
+	// Caches go to /tmp, writable when the root is not (an emptyDir in the
+	// pods): the Hub's snapshots (HF_HOME in a manifest wins), and gotch's
+	// directory, which its init creates or exits (log.Fatal) at the start
+	// of every binary that links libtorch.
+	env := []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/home/nonroot", "XDG_CACHE_HOME=/tmp/.cache", "GOTCH_CACHE=/tmp/.cache/gotch"}
 	desc := "Debian 12 userland (glibc, libstdc++) with libtorch 2.1.0 (CPU) for the kfllm images"
 	if o.Flavor == "cuda" {
 		// The NVIDIA container runtime mounts the driver (libcuda.so.1) and

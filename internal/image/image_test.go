@@ -242,6 +242,9 @@ func TestImageConfig(t *testing.T) {
 			t.Errorf("%s: created %v, want %v", flavor, cf.Created, o.Created)
 		}
 		env := strings.Join(c.Env, " ")
+		if !strings.Contains(env, "XDG_CACHE_HOME=/tmp/.cache") || !strings.Contains(env, "GOTCH_CACHE=/tmp/.cache/gotch") {
+			t.Errorf("%s: env %q: caches would go to the read-only root", flavor, env)
+		}
 		if strings.Contains(env, "NVIDIA_VISIBLE_DEVICES=all") != (flavor == "cuda") {
 			t.Errorf("%s: env %q", flavor, env)
 		}
