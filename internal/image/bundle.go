@@ -82,11 +82,18 @@ func Bundle(dir, rootfs string, cfg *v1.ConfigFile, r Run) error {
 		{"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf", "options": []string{"rbind", "ro"}},
 	}
 	for _, m := range r.Mounts {
+		host, err := filepath.Abs(m.Host)
+		if err != nil {
+			return fmt.Errorf("bundle: mount %s: %w", m.Host, err)
+		}
+		if _, err := os.Stat(host); err != nil {
+			return fmt.Errorf("bundle: mount %s: %w", m.Host, err)
+		}
 		opts := []string{"rbind", "nosuid", "nodev"}
 		if m.ReadOnly {
 			opts = append(opts, "ro")
 		}
-		mounts = append(mounts, map[string]any{"destination": m.Container, "type": "bind", "source": m.Host, "options": opts})
+		mounts = append(mounts, map[string]any{"destination": m.Container, "type": "bind", "source": host, "options": opts})
 	}
 	host := r.Hostname
 	if host == "" {
