@@ -115,7 +115,21 @@ build() {
 	say "go build ($IMAGE_FLAVOR): $IMAGES"
 	# -trimpath, no build id, no VCS stamp: the binaries depend on the
 	# sources alone (the revision goes in the image label).
-	"$GO" build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o "$bin/" $PKGS
+	local torch=() plain=() p
+	for p in $PKGS; do
+		if "$GO" list -deps "$p" | grep -qx github.com/sugarme/gotch/libtch; then torch+=("$p"); else plain+=("$p"); fi
+	done
+	[[ ${#plain[@]} -eq 0 ]] || "$GO" build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o "$bin/" "${plain[@]}"
+	if [[ ${#torch[@]} -gt 0 ]]; then
+		local ext=""
+		# The CUDA libraries must stay DT_NEEDED although no symbol of them
+		# is referenced: they register the CUDA kernels when loaded, and
+		# gcc's default --as-needed would drop them (CUDA then silently
+		# unavailable), as PyTorch's C++ docs warn. Given to the external
+		# linker only, so gotch's C++ stays in the build cache.
+		[[ $IMAGE_FLAVOR == cuda ]] && ext=" '-extldflags=-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed'"
+		"$GO" build -trimpath -buildvcs=false -ldflags "-s -w -buildid=$ext" -o "$bin/" "${torch[@]}"
+	fi
 	local created rev
 	created=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 	rev=$(git rev-parse HEAD 2>/dev/null || echo unknown)
