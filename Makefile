@@ -126,7 +126,7 @@ ui-deploy: ## the web UI llm-ui behind a LoadBalancer in NAMESPACE; prints its a
 undeploy: ## remove llm-ui and llm-api from NAMESPACE (secrets are kept)
 	@NAMESPACE=$(NAMESPACE) bash scripts/deploy.sh undeploy
 
-validate-manifests: ## Dockerfiles, manifests and deploy scripts checked without a cluster (own Go module)
+validate-manifests: ## manifests and deploy scripts checked without a cluster (own Go module)
 	cd manifests/validate && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 .PHONY: demo
