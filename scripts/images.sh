@@ -148,9 +148,14 @@ push() {
 
 check() {
 	check_names
-	local c
-	for c in base $IMAGES; do
-		images_tool check --layout "$IMAGES_OUT/$c" --rootfs-cache "$IMAGES_OUT/.rootfs" --allow libcuda.so.1
+	local c tmp
+	# Each component image holds the base's files and its binary, so the
+	# base needs no check of its own. Unpacked into a temporary directory:
+	# a CUDA image is 4.3 GB on disk.
+	for c in $IMAGES; do
+		tmp=$(mktemp -d "${TMPDIR:-/tmp}/kfllm-check-XXXXXX")
+		images_tool check --layout "$IMAGES_OUT/$c" --rootfs-cache "$tmp" --allow libcuda.so.1 || { rm -rf "$tmp"; return 1; }
+		rm -rf "$tmp"
 	done
 	images_tool sizes --out "$IMAGES_OUT" --names "$IMAGES"
 }
