@@ -91,12 +91,31 @@ create-secret: ## hf-secret from HF_TOKEN, and langsmith-secret from LANGCHAIN_*
 	@NAMESPACE=$(NAMESPACE) bash scripts/create-secret.sh
 	@NAMESPACE=$(NAMESPACE) bash scripts/create-langsmith-secret.sh
 
-.PHONY: images push-images api-deploy ui-deploy undeploy validate-manifests
-images: ## build the CUDA base and the six component images with docker buildx (IMAGE_REGISTRY, IMAGE_TAG)
-	@IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/images.sh build
+.PHONY: images push-images check-images api-deploy ui-deploy undeploy validate-manifests
+# The component images: every command but the pipeline compiler.
+IMAGES := $(filter-out pipeline,$(COMMANDS))
+IMAGE_FLAVOR ?= cuda
+IMAGES_OUT ?= out/images
+IMAGES_ENV = IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) IMAGE_FLAVOR=$(IMAGE_FLAVOR) IMAGES="$(IMAGES)" IMAGES_OUT=$(IMAGES_OUT)
 
-push-images: ## push the images `make images` built
-	@IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/images.sh push
+images: ## OCI layouts $(IMAGES_OUT)/{base,NAME} without a Docker daemon (IMAGE_FLAVOR=cuda|cpu, IMAGE_TAG)
+	@$(IMAGES_ENV) bash scripts/images.sh build
+
+push-images: ## push the layouts to IMAGE_REGISTRY/kfllm-NAME:IMAGE_TAG; prints the digests
+	@$(IMAGES_ENV) bash scripts/images.sh push
+
+check-images: ## every shared library of every image resolves inside it; image and layer sizes
+	@$(IMAGES_ENV) bash scripts/images.sh check
+
+.PHONY: pin-pipeline
+pin-pipeline: ## pin the compiled pipeline's images to the digests push-images pushed
+	$(GO) run ./build/images pin --pushed $(IMAGES_OUT)/pushed.txt $(PIPELINE_YAML)
+
+.PHONY: rehearse
+REHEARSE_OUT ?= out/rehearse
+rehearse: setup ## the CPU images under runc: each binary as uid 65532 on a read-only root, serving + UI answering (needs root, runc)
+	@$(MAKE) --no-print-directory images IMAGE_FLAVOR=cpu IMAGES_OUT=$(REHEARSE_OUT)/images
+	$(GO) run ./build/rehearse --images $(REHEARSE_OUT)/images --work $(REHEARSE_OUT) --names "$(IMAGES)"
 
 api-deploy: ## InferenceService llm-api serving MODEL_ID=OWNER/NAME[@REV] (a run's commit_sha; default HF_REPO) in NAMESPACE
 	@NAMESPACE=$(NAMESPACE) TRUST_DOMAIN=$(TRUST_DOMAIN) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) MODEL_ID=$(MODEL_ID) bash scripts/deploy.sh api-deploy
@@ -107,7 +126,7 @@ ui-deploy: ## the web UI llm-ui behind a LoadBalancer in NAMESPACE; prints its a
 undeploy: ## remove llm-ui and llm-api from NAMESPACE (secrets are kept)
 	@NAMESPACE=$(NAMESPACE) bash scripts/deploy.sh undeploy
 
-validate-manifests: ## Dockerfiles, manifests and deploy scripts checked without a cluster (own Go module)
+validate-manifests: ## manifests and deploy scripts checked without a cluster (own Go module)
 	cd manifests/validate && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 .PHONY: demo

@@ -34,6 +34,9 @@ var light = []string{
 	"github.com/kfllm/kfllm/internal/scheduler",
 	"github.com/kfllm/kfllm/internal/remote",
 	"github.com/kfllm/kfllm/bench/loadtest",
+	"github.com/kfllm/kfllm/internal/image",
+	"github.com/kfllm/kfllm/build/images",
+	"github.com/kfllm/kfllm/build/rehearse",
 }
 
 var heavy = []string{"github.com/sugarme/gotch"}

@@ -76,7 +76,7 @@ require (
 require (
 	github.com/andybalholm/brotli v1.1.1 // indirect
 	github.com/gofrs/flock v0.13.2 // internal/hub: cross-process lock per file in the snapshot cache
-	github.com/klauspost/compress v1.20.1 // indirect
+	github.com/klauspost/compress v1.20.1 // internal/image: gzip for the image layers (deterministic, faster than compress/gzip) and zstd for .deb members
 	github.com/parquet-go/bitpack v1.0.0 // indirect
 	github.com/parquet-go/jsonlite v1.0.0 // indirect
 	github.com/parquet-go/parquet-go v0.32.0 // internal/dataset: Parquet record reader (maintained pure-Go parquet)
@@ -110,7 +110,7 @@ require (
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/schollz/progressbar/v3 v3.19.1 // internal/train: the training progress bar on a terminal (step, loss, lr, tokens/s, ETA)
 	github.com/shopspring/decimal v1.2.0 // indirect
-	github.com/sirupsen/logrus v1.9.3 // indirect
+	github.com/sirupsen/logrus v1.9.4 // indirect
 	github.com/spf13/cast v1.4.1 // indirect
 	github.com/yargevad/filepathx v1.0.0 // indirect
 	golang.org/x/exp v0.0.0-20260410095643-746e56fc9e2f // indirect
@@ -118,7 +118,17 @@ require (
 )
 
 require (
+	github.com/google/go-containerregistry v0.22.1 // internal/image: OCI image layouts, manifests and configs (mutate, layout), push with Docker-config credentials (remote, authn), the in-process registry of its tests
+	github.com/ulikunitz/xz v0.5.17 // internal/image: Debian packages' data.tar.xz, read without dpkg
+)
+
+require (
+	github.com/docker/cli v29.7.2+incompatible // indirect
+	github.com/docker/docker-credential-helpers v0.9.3 // indirect
+	github.com/opencontainers/go-digest v1.0.0 // indirect
+	github.com/opencontainers/image-spec v1.1.1 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
+	golang.org/x/sync v0.23.0 // indirect
 )
 
 // The KFP root module (backend/api/v2beta1/go_http_client for pipeline run)

@@ -8,7 +8,7 @@
 #   cuda : every library of the torch wheel and of the nvidia-*-cu12 wheels
 #          that torch==2.1.0 pins (CUDA 12.1, cuDNN 8.9), for the images.
 # Wheels are cached in $KFLLM_CACHE/wheels (default ~/.cache/kfllm/wheels).
-# Sourced by setup.sh; run directly by the Dockerfiles for the cuda variant.
+# Sourced by setup.sh and scripts/images.sh (the cuda variant for the images).
 set -euo pipefail
 
 KFLLM_CACHE=${KFLLM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kfllm}

@@ -1,6 +1,5 @@
 // Package validate checks kfllm's deployment files without a cluster or a
-// Docker daemon: the Dockerfiles under build/ (parsed with BuildKit's own
-// parser), the kustomize bases under manifests/ (rendered with kustomize as
+// Docker daemon: the kustomize bases under manifests/ (rendered with kustomize as
 // a library and decoded strictly into the real Go types of Kubernetes, KServe
 // v1beta1 and Istio security/v1), and the facts that tie them together: the
 // entrypoint each image runs is the command the pipeline and the manifests

@@ -20,19 +20,10 @@ const modulePath = "github.com/kfllm/kfllm"
 
 func repoPath(p ...string) string { return filepath.Join(append([]string{repo}, p...)...) }
 
-// entrypoints parses build/Dockerfile and returns the components'
-// ENTRYPOINTs, failing the test if it cannot.
+// entrypoints are the components' image ENTRYPOINTs (internal/image).
 func entrypoints(t *testing.T) map[string]string {
 	t.Helper()
-	d, err := ParseDockerfile(repoPath("build", "Dockerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eps, errs := d.ComponentEntrypoints("build")
-	for _, err := range errs {
-		t.Error(err)
-	}
-	return eps
+	return Entrypoints()
 }
 
 // envReads scans the serving and ui binaries' sources. A binary that reads

@@ -10,8 +10,9 @@ import (
 // pipeline (internal/kfp/testdata/kfllm-finetune.yaml, which the pipeline
 // package's own test keeps equal to `pipeline compile` output) runs
 // ${IMAGE_REGISTRY}/kfllm-<name>:${IMAGE_TAG} with command[0] equal to that
-// image's ENTRYPOINT in build/Dockerfile; kfp-kubernetes' CreatePVC and
-// DeletePVC (argostub/* images) are run by the KFP driver itself.
+// image's ENTRYPOINT (Entrypoint: /usr/local/bin/<name>, as make images
+// builds it); kfp-kubernetes' CreatePVC and DeletePVC (argostub/* images)
+// are run by the KFP driver itself.
 func TestPipelineRunsTheImagesEntrypoints(t *testing.T) {
 	eps := entrypoints(t)
 	exs, err := PipelineExecutors(repoPath("internal", "kfp", "testdata", "kfllm-finetune.yaml"))
@@ -33,7 +34,7 @@ func TestPipelineRunsTheImagesEntrypoints(t *testing.T) {
 		seen[name] = true
 		ep, ok := eps[name]
 		if !ok {
-			t.Errorf("executor %s: image %s has no target in build/Dockerfile", ex.Name, ex.Image)
+			t.Errorf("executor %s: image %s is not one of the images make images builds", ex.Name, ex.Image)
 			continue
 		}
 		if len(ex.Command) == 0 || ex.Command[0] != ep {
