@@ -48,6 +48,10 @@ type Metadata struct {
 	MaxBadRows        string            `json:"max_bad_rows"` // the limit in force
 }
 
+// ErrBadMetadata means a Records artifact's metadata.json does not decode
+// or names an unknown task: the artifact is rejected, not retried.
+var ErrBadMetadata = errors.New("malformed records metadata")
+
 // ReadMetadata reads metadata.json of a Records artifact directory.
 func ReadMetadata(dir string) (*Metadata, error) {
 	b, err := os.ReadFile(filepath.Join(dir, RecordsMetadataFile))
@@ -56,7 +60,7 @@ func ReadMetadata(dir string) (*Metadata, error) {
 	}
 	var m Metadata
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("read records metadata %s: %w", dir, err)
+		return nil, fmt.Errorf("read records metadata %s: %w: %w", dir, ErrBadMetadata, err)
 	}
 	return &m, nil
 }

@@ -158,6 +158,9 @@ func openRecords(dir string, task Task) (*recordsInput, error) {
 	}
 	if task != TaskQA && task != TaskLM {
 		f.Close()
+		if in.meta != nil && task == in.meta.Task {
+			return nil, fmt.Errorf("records %s: %w: unknown task %q in %s", dir, ErrBadMetadata, task, RecordsMetadataFile)
+		}
 		return nil, fmt.Errorf("records %s: unknown task %q", dir, task)
 	}
 	in.task = task
