@@ -191,6 +191,15 @@ func sniffTask(f *os.File) (Task, error) {
 	}
 }
 
+// A batch for a worker holds batchRecords records, or fewer that hold
+// batchBytesMax bytes of text: with a batch queued per worker, one in each
+// worker and one being read, the records in memory stay under
+// (2*workers+1) batches whatever their sizes.
+const (
+	batchRecords  = 256
+	batchBytesMax = 8 << 20
+)
+
 // job is a batch of records for a worker.
 type job struct {
 	first int // index of recs[0]
@@ -257,12 +266,13 @@ func tokenizeInto(ctx context.Context, o TokenizeOptions, limit BadRowLimit, in 
 	h := sha256.New()
 	br := bufio.NewReaderSize(io.TeeReader(in.f, h), 1<<20)
 	var (
-		batch   []Record
-		idx     int
-		lineNo  int
-		readErr error
-		last    = time.Now()
-		start   = time.Now()
+		batch      []Record
+		batchBytes int
+		idx        int
+		lineNo     int
+		readErr    error
+		last       = time.Now()
+		start      = time.Now()
 	)
 	send := func() bool {
 		if len(batch) == 0 {
@@ -270,7 +280,7 @@ func tokenizeInto(ctx context.Context, o TokenizeOptions, limit BadRowLimit, in 
 		}
 		select {
 		case jobs <- job{first: idx - len(batch), recs: batch}:
-			batch = nil
+			batch, batchBytes = nil, 0
 			return true
 		case <-ctx.Done():
 			return false
@@ -296,8 +306,9 @@ read:
 					}
 				} else {
 					batch = append(batch, rec)
+					batchBytes += len(rec.Context) + len(rec.Question) + len(rec.Answer) + len(rec.Text)
 					idx++
-					if len(batch) == 256 && !send() {
+					if (len(batch) == batchRecords || batchBytes >= batchBytesMax) && !send() {
 						break read
 					}
 				}
