@@ -248,9 +248,9 @@ func TestFetchInvalidUTF8(t *testing.T) {
 	dir := t.TempDir()
 	good := `{"context":"Paris is in France.","question":"Where is Paris?","answer":"France"}`
 	for name, content := range map[string]string{
-		"rows.jsonl": good + "\n" + `{"context":"caf`+"\xe9"+`","question":"q","answer":"a"}` + "\n" + good + "\n",
+		"rows.jsonl": good + "\n" + `{"context":"caf` + "\xe9" + `","question":"q","answer":"a"}` + "\n" + good + "\n",
 		"rows.csv":   "context,question,answer\nParis is in France.,Where is Paris?,France\ncaf\xe9,q,a\nc,q,a\n",
-		"rows.json":  "[" + good + `,{"context":"c","question":"`+"\xff"+`?","answer":"a"},` + good + "]",
+		"rows.json":  "[" + good + `,{"context":"c","question":"` + "\xff" + `?","answer":"a"},` + good + "]",
 	} {
 		t.Run(name, func(t *testing.T) {
 			src := filepath.Join(dir, name)
