@@ -39,20 +39,21 @@ with open(os.path.join(rec, "data.jsonl"), "w") as f:
     f.write(json.dumps(small) + "\n")
 json.dump({"source": "bench", "task": "qa"}, open(os.path.join(rec, "metadata.json"), "w"))
 PY
-# measure NAME CMD...: one table row with peak RSS, wall time and exit status.
+# measure NAME CMD...: one table row with peak RSS, CPU and wall time, exit status.
 measure() {
   local name=$1; shift
   local log=$work/time.log status=0
   /usr/bin/time -v -o "$log" "$@" >/dev/null 2>"$work/err.log" || status=$?
-  local rss wall
+  local rss wall cpu
   rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$log")
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/{print $2}' "$log")
-  echo "| $name | $((rss / 1024)) | $wall | $status |"
+  cpu=$(awk -F': ' '/User time|System time/{s+=$2} END{printf "%.1f", s}' "$log")
+  echo "| $name | $((rss / 1024)) | $cpu | $wall | $status |"
 }
 extra=()
 "$BIN/fetch" --help 2>&1 | grep -q -- --max-line-bytes && extra=(--max-line-bytes $(( (MB + 1) * 2**20 )))
-echo "| run | peak RSS (MiB) | wall | exit |"
-echo "|---|---|---|---|"
+echo "| run | peak RSS (MiB) | CPU s | wall | exit |"
+echo "|---|---:|---:|---:|---|"
 measure "fetch, one ${MB} MiB JSONL line" "$BIN/fetch" --source "$work/big.jsonl" --output-dataset "$work/o1" "${extra[@]}"
 measure "fetch, one ${MB} MiB CSV record" "$BIN/fetch" --source "$work/big.csv" --output-dataset "$work/o2" "${extra[@]}"
 for tok in llama2 qwen3; do
