@@ -49,7 +49,7 @@ func main() {
 	}
 	flag.Func("max-bad-rows", "skipped rows allowed: N, P% of rows read, or none (default "+dataset.DefaultMaxBadRows+")", func(s string) (err error) { o.MaxBadRows, err = dataset.ParseBadRowLimit(s); return })
 	flag.Int64Var(&o.MaxBytes, "max-bytes", 0, "fail when the source files exceed this many bytes in all, checked while reading (0: no limit)")
-	flag.Int64Var(&o.MaxLineBytes, "max-line-bytes", dataset.DefaultMaxLineBytes, "fail when a JSONL line, CSV record or JSON array element is longer; memory is about 3 times the longest line")
+	flag.Int64Var(&o.MaxLineBytes, "max-line-bytes", dataset.DefaultMaxLineBytes, "fail when a JSONL line, CSV record or JSON array element is longer (memory per record: about 3 times the longest line, 6.5 for CSV)")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: fetch --source SRC --output-dataset DIR [flags]")
 		flag.PrintDefaults()
