@@ -71,8 +71,8 @@ var ErrLineTooLong = errors.New("line too long")
 
 // DefaultMaxLineBytes is the longest line ReadRows accepts by default
 // (fetch's --max-line-bytes): far above any real record, low enough that
-// fetch's memory (about 3 times the longest line, docs/benchmarks.md) stays
-// well inside the 4 GiB the pipeline gives it.
+// fetch's memory (about 3 times the longest line, 6.5 for CSV;
+// docs/benchmarks.md) stays well inside the 4 GiB the pipeline gives it.
 const DefaultMaxLineBytes = 64 << 20
 
 // ReadOptions configures ReadRows.
