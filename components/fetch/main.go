@@ -26,7 +26,8 @@ Environment:
 
 Exit status: 0 done, 1 failed (network, disk), 2 bad usage, 3 source not
 found or not accessible, 4 data rejected (too many bad rows, no usable row,
-unreadable file, over --max-bytes).
+unreadable file, over --max-bytes, a line over --max-line-bytes).
+Rows that are not valid UTF-8 are skipped and counted ("invalid UTF-8").
 `
 
 func main() {
@@ -48,14 +49,15 @@ func main() {
 		flag.Func(f+"-field", "source path of the "+f+" field: keys and [N] indexes, as answers.text[0] (default: common layouts)", func(s string) error { o.Fields[f] = s; return nil })
 	}
 	flag.Func("max-bad-rows", "skipped rows allowed: N, P% of rows read, or none (default "+dataset.DefaultMaxBadRows+")", func(s string) (err error) { o.MaxBadRows, err = dataset.ParseBadRowLimit(s); return })
-	flag.Int64Var(&o.MaxBytes, "max-bytes", 0, "fail when the source files exceed this many bytes in all (0: no limit)")
+	flag.Int64Var(&o.MaxBytes, "max-bytes", 0, "fail when the source files exceed this many bytes in all, checked while reading (0: no limit)")
+	flag.Int64Var(&o.MaxLineBytes, "max-line-bytes", dataset.DefaultMaxLineBytes, "fail when a JSONL line, CSV record or JSON array element is longer (memory per record: about 3 times the longest line, 6.5 for CSV)")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: fetch --source SRC --output-dataset DIR [flags]")
 		flag.PrintDefaults()
 		fmt.Fprint(os.Stderr, help)
 	}
 	flag.Parse()
-	if o.Source == "" || o.OutputDir == "" || flag.NArg() > 0 {
+	if o.Source == "" || o.OutputDir == "" || flag.NArg() > 0 || o.MaxLineBytes <= 0 || o.MaxBytes < 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -81,7 +83,7 @@ func exitCode(err error) int {
 			return 3
 		}
 	}
-	for _, e := range []error{dataset.ErrTooManyBadRows, dataset.ErrNoRecords, dataset.ErrBadFile, hub.ErrTooLarge, hub.ErrChecksum} {
+	for _, e := range []error{dataset.ErrTooManyBadRows, dataset.ErrNoRecords, dataset.ErrBadFile, dataset.ErrLineTooLong, hub.ErrTooLarge, hub.ErrChecksum} {
 		if errors.Is(err, e) {
 			return 4
 		}

@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMain lets the test binary run as the fetch command, so that the
@@ -80,5 +82,54 @@ func TestGatedDatasetMessage(t *testing.T) {
 	}
 	if auth.Load() != "Bearer hf_secretvalue" {
 		t.Errorf("Hub got Authorization %q", auth)
+	}
+}
+
+// SIGTERM (what Kubernetes sends to stop a pod) ends a fetch that reads a
+// source without end, promptly and without output; with --max-bytes such
+// a source is refused as rejected data (exit 4).
+func TestEndlessSource(t *testing.T) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "--source", "/dev/zero", "--format", "jsonl", "--output-dataset", filepath.Join(dir, "out"))
+	cmd.Env = append(os.Environ(), "FETCH_TEST_RUN_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("exit 0 after SIGTERM")
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("still running 30 s after SIGTERM")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Fatalf("output left: %v", err)
+	}
+	msg, code := run(t, nil, "--source", "/dev/zero", "--format", "jsonl", "--max-bytes", "1000000", "--output-dataset", filepath.Join(dir, "out"))
+	if code != 4 || !strings.Contains(msg, "--max-bytes") {
+		t.Fatalf("--max-bytes: exit %d: %s", code, msg)
+	}
+}
+
+func TestMaxLineBytesFlag(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "long.jsonl")
+	line := `{"context":"` + strings.Repeat("x", 5000) + `","question":"q","answer":"a"}` + "\n"
+	os.WriteFile(src, []byte(line), 0o644)
+	msg, code := run(t, nil, "--source", src, "--max-line-bytes", "4096", "--output-dataset", filepath.Join(dir, "out"))
+	if code != 4 || !strings.Contains(msg, "--max-line-bytes=4096") {
+		t.Fatalf("exit %d: %s", code, msg)
+	}
+	if msg, code := run(t, nil, "--source", src, "--max-line-bytes", "8192", "--output-dataset", filepath.Join(dir, "out")); code != 0 {
+		t.Fatalf("within the limit: exit %d: %s", code, msg)
+	}
+	if _, code := run(t, nil, "--source", src, "--max-line-bytes", "0", "--output-dataset", filepath.Join(dir, "o2")); code != 2 {
+		t.Fatalf("--max-line-bytes 0: exit %d, want 2", code)
 	}
 }

@@ -25,7 +25,8 @@ Environment (for a Hub repo id as --tokenizer):
   HF_ENDPOINT  the Hub's address (default https://huggingface.co)
 
 Exit status: 0 done, 1 failed, 2 bad usage, 3 input or tokenizer not found,
-4 data rejected (no records, too many bad rows, nothing fits --max-length).
+4 data rejected (no records, too many bad rows, nothing fits --max-length,
+a malformed metadata.json).
 `
 
 func main() {
@@ -73,7 +74,7 @@ func exitCode(err error) int {
 			return 3
 		}
 	}
-	for _, e := range []error{dataset.ErrTooManyBadRows, dataset.ErrNoRecords} {
+	for _, e := range []error{dataset.ErrTooManyBadRows, dataset.ErrNoRecords, dataset.ErrBadMetadata} {
 		if errors.Is(err, e) {
 			return 4
 		}

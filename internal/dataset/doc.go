@@ -10,7 +10,12 @@
 // data.jsonl and metadata.json into a temporary directory that is renamed
 // into place only when complete. Rows that cannot be used are skipped and
 // counted by reason; --max-bad-rows (DefaultMaxBadRows: 10% of the rows read)
-// decides when that fails the step.
+// decides when that fails the step; a row that is not valid UTF-8 is one of
+// them. Memory per record is bounded: a line (JSONL), record (CSV) or array
+// element (JSON) longer than ReadOptions.MaxLineBytes fails the step with
+// ErrLineTooLong; a local source is read within MaxBytes and until the
+// context ends, whatever it is (a FIFO or a device is copied once, as it is
+// read, and its rows read from the copy).
 //
 // Token shards (tokenize -> finetune) are the safetensors files of token
 // ids that tokenize writes and finetune reads (shards*.go).

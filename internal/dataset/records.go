@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Task says what a Records artifact holds.
@@ -59,6 +60,20 @@ func (r Record) line(t Task) any {
 		return lmLine{r.Text}
 	}
 	return qaLine{r.Context, r.Question, r.Answer}
+}
+
+func (r Record) get(field string) string {
+	switch field {
+	case "context":
+		return r.Context
+	case "question":
+		return r.Question
+	case "answer":
+		return r.Answer
+	case "text":
+		return r.Text
+	}
+	return ""
 }
 
 func (r *Record) set(field, v string) {
@@ -157,6 +172,9 @@ const (
 	SkipMissing   = "missing"       // no mapped path exists in the row
 	SkipEmpty     = "empty"         // the value is empty or only white space
 	SkipNotText   = "not text"      // the value is an object or a list
+	// SkipInvalidUTF8: the row's bytes are not valid UTF-8. Decoding would
+	// replace them with U+FFFD and pass the damage on as text.
+	SkipInvalidUTF8 = "invalid UTF-8"
 )
 
 // Extract maps one row to a record, or returns why it is skipped.
@@ -182,6 +200,9 @@ func (m *Mapping) Extract(row any) (Record, string) {
 		s, ok := scalarText(v)
 		if !ok {
 			return Record{}, SkipNotText + ":" + field
+		}
+		if !utf8.ValidString(s) { // Parquet byte arrays, which no reader checked
+			return Record{}, SkipInvalidUTF8 + ":" + field
 		}
 		if strings.TrimSpace(s) == "" && !m.optional[field] {
 			return Record{}, SkipEmpty + ":" + field

@@ -57,7 +57,7 @@ func BenchmarkReadRecords(b *testing.B) {
 			b.SetBytes(st.Size())
 			for b.Loop() {
 				got := 0
-				err := ReadRows(path, FormatAuto, "", func(row any, bad string) error {
+				err := ReadRows(path, FormatAuto, ReadOptions{}, func(row any, bad string) error {
 					if _, skip := m.Extract(row); skip == "" && bad == "" {
 						got++
 					}

@@ -36,9 +36,14 @@ type FetchOptions struct {
 	// MaxBadRows bounds the skipped rows; the zero value means
 	// DefaultMaxBadRows.
 	MaxBadRows BadRowLimit
-	// MaxBytes bounds the bytes downloaded, over all files; 0: no limit.
+	// MaxBytes bounds the bytes downloaded or read, over all files; 0: no
+	// limit.
 	MaxBytes int64
-	Hub      *hub.Client
+	// MaxLineBytes bounds a line (JSONL), record (CSV) or array element
+	// (JSON) of a source file; 0: DefaultMaxLineBytes. Longer ones fail
+	// the step with ErrLineTooLong.
+	MaxLineBytes int64
+	Hub          *hub.Client
 	// WorkDir holds downloads while fetch runs; empty: a temporary directory.
 	WorkDir string
 	// Progress, if set, is told of download progress.
@@ -177,7 +182,7 @@ func (f *fetcher) run(ctx context.Context) (*Metadata, error) {
 	}()
 	for _, lf := range files {
 		sf := SourceFile{Path: lf.name, URL: lf.url, Size: lf.size, SHA256: lf.sha256}
-		err := ReadRows(lf.path, lf.format, f.o.Split, func(row any, bad string) error {
+		err := ReadRows(lf.path, lf.format, ReadOptions{Split: f.o.Split, MaxLineBytes: f.o.MaxLineBytes}, func(row any, bad string) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
@@ -271,14 +276,14 @@ func (f *fetcher) acquire(ctx context.Context) ([]localFile, error) {
 		if err != nil || (u.Host != "" && u.Host != "localhost") {
 			return nil, fmt.Errorf("%w: %q: want file:///absolute/path", ErrSource, src)
 		}
-		return f.acquireLocal(u.Path)
+		return f.acquireLocal(ctx, u.Path)
 	case strings.Contains(src, "://"):
 		return nil, fmt.Errorf("%w: %q: want hf://datasets/OWNER/NAME, an https:// URL, a local path or a file:// URL", ErrSource, src)
 	}
-	return f.acquireLocal(src)
+	return f.acquireLocal(ctx, src)
 }
 
-func (f *fetcher) acquireLocal(p string) ([]localFile, error) {
+func (f *fetcher) acquireLocal(ctx context.Context, p string) ([]localFile, error) {
 	st, err := os.Stat(p)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSource, err)
@@ -315,18 +320,19 @@ func (f *fetcher) acquireLocal(p string) ([]localFile, error) {
 	}
 	var out []localFile
 	for _, fp := range paths {
-		size, sum, err := hashFile(fp)
-		if err != nil {
-			return nil, err
-		}
-		if err := f.spend(size, fp); err != nil {
-			return nil, err
-		}
 		format, err := f.formatFor(fp)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, localFile{path: fp, name: fp, size: size, sha256: sum, format: format})
+		lf, err := f.readLocal(ctx, fp)
+		if err != nil {
+			return nil, err
+		}
+		if err := f.spend(lf.size, fp); err != nil {
+			return nil, err
+		}
+		lf.format = format
+		out = append(out, lf)
 	}
 	f.meta.Format = out[0].format
 	return out, nil
@@ -360,18 +366,99 @@ func (f *fetcher) split() string {
 	return f.o.Split
 }
 
-func hashFile(p string) (int64, string, error) {
-	file, err := os.Open(p)
+// readLocal hashes the local file at p, reading no more than the bytes
+// left under MaxBytes and stopping when ctx ends. A file that cannot be
+// read twice (a FIFO, a device such as /dev/stdin) is copied into the work
+// directory as it is hashed, and its rows are read from the copy.
+func (f *fetcher) readLocal(ctx context.Context, p string) (localFile, error) {
+	st, err := os.Stat(p)
 	if err != nil {
-		return 0, "", err
+		return localFile{}, fmt.Errorf("%w: %v", ErrSource, err)
+	}
+	lf := localFile{path: p, name: p}
+	if st.Mode().IsRegular() && f.budget >= 0 && st.Size() > f.budget {
+		return localFile{}, fmt.Errorf("%s: %w: %d bytes, %d left under --max-bytes=%d", p, hub.ErrTooLarge, st.Size(), f.budget, f.o.MaxBytes)
+	}
+	file, err := openContext(ctx, p)
+	if err != nil {
+		return localFile{}, err
 	}
 	defer file.Close()
+	// Closing the file ends a read that waits on a pipe with no data.
+	defer context.AfterFunc(ctx, func() { file.Close() })()
 	h := sha256.New()
-	n, err := io.Copy(h, file)
-	if err != nil {
-		return 0, "", fmt.Errorf("read %s: %w", p, err)
+	var dst io.Writer = h
+	if !st.Mode().IsRegular() {
+		dir, err := f.workDir()
+		if err != nil {
+			return localFile{}, err
+		}
+		f.downloads++
+		lf.path = filepath.Join(dir, fmt.Sprintf("%03d-%s", f.downloads, safeName(filepath.Base(p))))
+		cp, err := os.Create(lf.path)
+		if err != nil {
+			return localFile{}, err
+		}
+		defer cp.Close()
+		dst = io.MultiWriter(h, cp)
 	}
-	return n, hex.EncodeToString(h.Sum(nil)), nil
+	var src io.Reader = file
+	if f.budget >= 0 {
+		src = io.LimitReader(file, f.budget+1)
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return localFile{}, fmt.Errorf("read %s: %w", p, err)
+		}
+		n, err := src.Read(buf)
+		if n > 0 {
+			lf.size += int64(n)
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return localFile{}, fmt.Errorf("copy %s: %w", p, werr)
+			}
+			if f.budget >= 0 && lf.size > f.budget {
+				return localFile{}, fmt.Errorf("%s: %w: over %d bytes left under --max-bytes=%d", p, hub.ErrTooLarge, f.budget, f.o.MaxBytes)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				err = cerr
+			}
+			return localFile{}, fmt.Errorf("read %s: %w", p, err)
+		}
+	}
+	lf.sha256 = hex.EncodeToString(h.Sum(nil))
+	return lf, nil
+}
+
+// openContext opens p for reading. Opening a FIFO waits for a writer; when
+// ctx ends first, openContext returns and the open, left waiting, closes
+// what it gets.
+func openContext(ctx context.Context, p string) (*os.File, error) {
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(p)
+		ch <- opened{f, err}
+	}()
+	select {
+	case o := <-ch:
+		return o.f, o.err
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.f != nil {
+				o.f.Close()
+			}
+		}()
+		return nil, fmt.Errorf("open %s: %w", p, ctx.Err())
+	}
 }
 
 func (f *fetcher) download(ctx context.Context, rawURL, name string, expected *hub.TreeEntry) (localFile, error) {

@@ -13,6 +13,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/parquet-go/parquet-go"
 )
@@ -63,6 +64,28 @@ func FormatOf(name string) (f Format, ok bool) {
 // ErrBadFile means a source file as a whole cannot be read in its format.
 var ErrBadFile = errors.New("unreadable data file")
 
+// ErrLineTooLong means a line of a source file (a JSONL line, a CSV record,
+// an element of a JSON array) is longer than ReadOptions.MaxLineBytes: the
+// file is refused rather than read into memory whole.
+var ErrLineTooLong = errors.New("line too long")
+
+// DefaultMaxLineBytes is the longest line ReadRows accepts by default
+// (fetch's --max-line-bytes): far above any real record, low enough that
+// fetch's memory (about 3 times the longest line, 6.5 for CSV;
+// docs/benchmarks.md) stays well inside the 4 GiB the pipeline gives it.
+const DefaultMaxLineBytes = 64 << 20
+
+// ReadOptions configures ReadRows.
+type ReadOptions struct {
+	// Split picks the rows of a JSON object keyed by split name
+	// ({"train": [...], "validation": [...]}).
+	Split string
+	// MaxLineBytes bounds a JSONL line, a CSV record and an element of a
+	// JSON array; 0: DefaultMaxLineBytes. A JSON file that is one object
+	// holding the rows and a Parquet file are read by their own structure.
+	MaxLineBytes int64
+}
+
 // RowFunc receives each row of a file: a decoded value (objects as
 // map[string]any, lists as []any, numbers as json.Number or Go numbers), or
 // a non-empty bad reason for a row that does not decode. Returning an error
@@ -70,9 +93,13 @@ var ErrBadFile = errors.New("unreadable data file")
 type RowFunc func(row any, bad string) error
 
 // ReadRows reads every row of the file at p in format f (FormatAuto: from
-// its name). split picks the rows of a JSON object keyed by split name
-// ({"train": [...], "validation": [...]}).
-func ReadRows(p string, f Format, split string, fn RowFunc) error {
+// its name). A row that is not valid UTF-8 is passed on as bad
+// (SkipInvalidUTF8), never silently repaired; a line longer than
+// o.MaxLineBytes stops the reading with ErrLineTooLong.
+func ReadRows(p string, f Format, o ReadOptions, fn RowFunc) error {
+	if o.MaxLineBytes <= 0 {
+		o.MaxLineBytes = DefaultMaxLineBytes
+	}
 	if f == "" || f == FormatAuto {
 		var ok bool
 		if f, ok = FormatOf(p); !ok {
@@ -93,11 +120,11 @@ func ReadRows(p string, f Format, split string, fn RowFunc) error {
 	}
 	switch f {
 	case FormatJSONL:
-		err = readJSONL(r, fn)
+		err = readJSONL(r, o.MaxLineBytes, fn)
 	case FormatJSON:
-		err = readJSON(r, split, fn)
+		err = readJSON(r, o, fn)
 	case FormatCSV:
-		err = readCSV(r, fn)
+		err = readCSV(r, o.MaxLineBytes, fn)
 	default:
 		err = fmt.Errorf("unsupported format %q", f)
 	}
@@ -108,16 +135,114 @@ func ReadRows(p string, f Format, split string, fn RowFunc) error {
 }
 
 // maybeGunzip unwraps gzip content (told by its magic bytes).
-func maybeGunzip(r io.Reader) (io.Reader, error) {
+func maybeGunzip(r io.Reader) (*bufio.Reader, error) {
 	br := bufio.NewReaderSize(r, 1<<16)
 	magic, _ := br.Peek(2)
 	if len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
-		return gzip.NewReader(br)
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, err
+		}
+		return bufio.NewReaderSize(zr, 1<<16), nil
 	}
 	return br, nil
 }
 
+// elementGuard stops a parser (csv.Reader, json.Decoder) that has read more
+// than limit bytes (plus its buffer) since the end of its last record, so
+// that one endless record cannot take all memory before the exact check
+// after it. start is the parser's InputOffset; limit < 0: no limit.
+type elementGuard struct {
+	r     io.Reader
+	read  int64
+	limit int64
+	start func() int64
+}
+
+// guardSlack covers what a parser buffers ahead of the record it parses.
+const guardSlack = 1 << 16
+
+func (g *elementGuard) Read(p []byte) (int, error) {
+	if g.limit >= 0 && g.read-g.start() > g.limit+guardSlack {
+		return 0, ErrLineTooLong
+	}
+	n, err := g.r.Read(p)
+	g.read += int64(n)
+	return n, err
+}
+
+func validUTF8(fields []string) bool {
+	for _, f := range fields {
+		if !utf8.ValidString(f) {
+			return false
+		}
+	}
+	return true
+}
+
+// invalidUTF8At returns the offset of the first invalid UTF-8 sequence in b.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// decodeValue decodes one JSON value with numbers as json.Number, as a
+// json.Decoder with UseNumber does. An object's string and number members,
+// which hold nearly all of a long record, are decoded straight from data
+// (json.Decoder would first copy data into a buffer that grows by doubling:
+// up to three times a long line); other members, and anything that is not
+// one well-formed object, go through json.Decoder, so that what is
+// accepted and what is refused stay the same.
 func decodeValue(data []byte) (any, error) {
+	var members map[string]rawValue
+	if json.Unmarshal(data, &members) != nil || members == nil { // members == nil: the value null
+		return decodeStream(data)
+	}
+	obj := make(map[string]any, len(members))
+	for k, raw := range members {
+		switch raw[0] {
+		case '"':
+			var s string
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return nil, err
+			}
+			obj[k] = s
+		case 't':
+			obj[k] = true
+		case 'f':
+			obj[k] = false
+		case 'n':
+			obj[k] = nil
+		case '{', '[':
+			v, err := decodeStream(raw)
+			if err != nil {
+				return nil, err
+			}
+			obj[k] = v
+		default:
+			obj[k] = json.Number(raw)
+		}
+	}
+	return obj, nil
+}
+
+// rawValue holds a member's JSON text as a slice of the input being
+// decoded (json.RawMessage would copy it); it is used only while that
+// input is alive.
+type rawValue []byte
+
+func (r *rawValue) UnmarshalJSON(b []byte) error {
+	*r = b
+	return nil
+}
+
+func decodeStream(data []byte) (any, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
@@ -130,17 +255,24 @@ func decodeValue(data []byte) (any, error) {
 	return v, nil
 }
 
-func readJSONL(r io.Reader, fn RowFunc) error {
-	br := bufio.NewReaderSize(r, 1<<20)
+func lineTooLong(what string, n, limit int64) error {
+	return fmt.Errorf("%s: %w: over %d bytes (--max-line-bytes=%d); raise the limit if the records are that long", what, ErrLineTooLong, n, limit)
+}
+
+func readJSONL(r *bufio.Reader, limit int64, fn RowFunc) error {
 	for line := 1; ; line++ {
-		b, err := br.ReadBytes('\n')
+		b, n, err := readLine(r, limit)
+		if errors.Is(err, ErrLineTooLong) {
+			return lineTooLong(fmt.Sprintf("line %d", line), n, limit)
+		}
 		if len(bytes.TrimSpace(b)) > 0 {
 			if line == 1 {
 				b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 			}
-			v, derr := decodeValue(b)
 			var ferr error
-			if derr != nil {
+			if !utf8.Valid(b) {
+				ferr = fn(nil, SkipInvalidUTF8)
+			} else if v, derr := decodeValue(b); derr != nil {
 				ferr = fn(nil, SkipMalformed)
 			} else {
 				ferr = fn(v, "")
@@ -158,26 +290,65 @@ func readJSONL(r io.Reader, fn RowFunc) error {
 	}
 }
 
+// readLine returns the next line, '\n' included, as bufio.Reader.ReadBytes
+// does (the pieces of a long line, then one copy of exactly its size), or
+// ErrLineTooLong once it passes limit bytes; n is the bytes read.
+func readLine(r *bufio.Reader, limit int64) (line []byte, n int64, err error) {
+	var pieces [][]byte
+	for {
+		frag, err := r.ReadSlice('\n')
+		n += int64(len(frag))
+		if n > limit {
+			return nil, n, ErrLineTooLong
+		}
+		if err != bufio.ErrBufferFull {
+			line := make([]byte, 0, n)
+			for _, p := range pieces {
+				line = append(line, p...)
+			}
+			return append(line, frag...), n, err
+		}
+		pieces = append(pieces, bytes.Clone(frag))
+	}
+}
+
 // rowKeys are the keys of a JSON object that may hold its rows, tried in
 // order after the split's own name.
 var rowKeys = []string{"data", "rows", "examples", "records", "instances"}
 
-func readJSON(r io.Reader, split string, fn RowFunc) error {
-	br := bufio.NewReaderSize(r, 1<<16)
+func readJSON(br *bufio.Reader, o ReadOptions, fn RowFunc) error {
 	first, err := firstNonSpace(br)
 	if err != nil {
 		return fmt.Errorf("%w: empty JSON file", ErrBadFile)
 	}
-	dec := json.NewDecoder(br)
-	dec.UseNumber()
+	guard := &elementGuard{r: br, limit: o.MaxLineBytes}
+	dec := json.NewDecoder(guard)
+	guard.start = dec.InputOffset
 	if first == '[' {
-		// Stream the array element by element.
+		// Stream the array element by element, each as raw bytes first: the
+		// decoder would turn invalid UTF-8 into U+FFFD unseen.
 		if _, err := dec.Token(); err != nil {
 			return fmt.Errorf("%w: %v", ErrBadFile, err)
 		}
-		for dec.More() {
-			var v any
-			if err := dec.Decode(&v); err != nil {
+		for i := 1; dec.More(); i++ {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				if errors.Is(err, ErrLineTooLong) {
+					return lineTooLong(fmt.Sprintf("array element %d", i), guard.read-guard.start(), o.MaxLineBytes)
+				}
+				return fmt.Errorf("%w: %v", ErrBadFile, err)
+			}
+			if int64(len(raw)) > o.MaxLineBytes {
+				return lineTooLong(fmt.Sprintf("array element %d", i), int64(len(raw)), o.MaxLineBytes)
+			}
+			if !utf8.Valid(raw) {
+				if err := fn(nil, SkipInvalidUTF8); err != nil {
+					return err
+				}
+				continue
+			}
+			v, err := decodeValue(raw)
+			if err != nil {
 				return fmt.Errorf("%w: %v", ErrBadFile, err)
 			}
 			if err := fn(v, ""); err != nil {
@@ -186,15 +357,24 @@ func readJSON(r io.Reader, split string, fn RowFunc) error {
 		}
 		return nil
 	}
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	// One object holding the rows: read whole, by its structure.
+	guard.limit = -1
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadFile, err)
+	}
+	if !utf8.Valid(raw) {
+		return fmt.Errorf("%w: invalid UTF-8 at byte %d", ErrBadFile, invalidUTF8At(raw))
+	}
+	v, err := decodeValue(raw)
+	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadFile, err)
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {
 		return fmt.Errorf("%w: want a JSON array of rows or an object holding one", ErrBadFile)
 	}
-	rows, err := rowsOf(obj, split)
+	rows, err := rowsOf(obj, o.Split)
 	if err != nil {
 		return err
 	}
@@ -321,13 +501,21 @@ func flattenSQuAD(articles []any, fn RowFunc) error {
 	return nil
 }
 
-func readCSV(r io.Reader, fn RowFunc) error {
-	cr := csv.NewReader(r)
+func readCSV(br *bufio.Reader, limit int64, fn RowFunc) error {
+	var recStart int64
+	guard := &elementGuard{r: br, limit: limit, start: func() int64 { return recStart }}
+	cr := csv.NewReader(guard)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = false
 	header, err := cr.Read()
+	if errors.Is(err, ErrLineTooLong) || (err == nil && cr.InputOffset() > limit) {
+		return lineTooLong("CSV header", max(cr.InputOffset(), guard.read), limit)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: CSV header: %v", ErrBadFile, err)
+	}
+	if !validUTF8(header) {
+		return fmt.Errorf("%w: CSV header: invalid UTF-8", ErrBadFile)
 	}
 	if len(header) > 0 {
 		header[0] = strings.TrimPrefix(header[0], "\ufeff")
@@ -335,10 +523,15 @@ func readCSV(r io.Reader, fn RowFunc) error {
 	for i := range header {
 		header[i] = strings.TrimSpace(header[i])
 	}
-	for {
+	for n := 2; ; n++ {
+		before := cr.InputOffset()
+		recStart = before
 		rec, err := cr.Read()
 		if err == io.EOF {
 			return nil
+		}
+		if size := cr.InputOffset() - before; errors.Is(err, ErrLineTooLong) || size > limit {
+			return lineTooLong(fmt.Sprintf("CSV record %d", n), max(size, guard.read-before), limit)
 		}
 		var perr *csv.ParseError
 		if errors.As(err, &perr) {
@@ -357,6 +550,12 @@ func readCSV(r io.Reader, fn RowFunc) error {
 		}
 		if len(rec) != len(header) {
 			if err := fn(nil, SkipMalformed); err != nil {
+				return err
+			}
+			continue
+		}
+		if !validUTF8(rec) {
+			if err := fn(nil, SkipInvalidUTF8); err != nil {
 				return err
 			}
 			continue

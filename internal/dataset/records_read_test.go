@@ -14,7 +14,7 @@ func readAll(t *testing.T, path string, f Format, split string) ([]Record, map[s
 	m, _ := NewMapping(TaskQA, nil)
 	var recs []Record
 	skips := map[string]int{}
-	err := ReadRows(path, f, split, func(row any, bad string) error {
+	err := ReadRows(path, f, ReadOptions{Split: split}, func(row any, bad string) error {
 		if bad == "" {
 			var rec Record
 			if rec, bad = m.Extract(row); bad == "" {
@@ -87,7 +87,7 @@ func TestJSONObjectBySplit(t *testing.T) {
 	if len(recs) != 1 || recs[0].Answer != "a2" {
 		t.Errorf("records = %+v", recs)
 	}
-	err := ReadRows(p, FormatJSON, "", func(any, string) error { return nil })
+	err := ReadRows(p, FormatJSON, ReadOptions{}, func(any, string) error { return nil })
 	if err == nil {
 		t.Error("two lists and no split: want an error naming them")
 	}
@@ -116,7 +116,7 @@ func TestBadFilesFail(t *testing.T) {
 	} {
 		p := filepath.Join(dir, name)
 		os.WriteFile(p, []byte(content), 0o644)
-		if err := ReadRows(p, FormatAuto, "", func(any, string) error { return nil }); err == nil {
+		if err := ReadRows(p, FormatAuto, ReadOptions{}, func(any, string) error { return nil }); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}

@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Names of the files of a Records artifact.
@@ -48,6 +50,10 @@ type Metadata struct {
 	MaxBadRows        string            `json:"max_bad_rows"` // the limit in force
 }
 
+// ErrBadMetadata means a Records artifact's metadata.json does not decode
+// or names an unknown task: the artifact is rejected, not retried.
+var ErrBadMetadata = errors.New("malformed records metadata")
+
 // ReadMetadata reads metadata.json of a Records artifact directory.
 func ReadMetadata(dir string) (*Metadata, error) {
 	b, err := os.ReadFile(filepath.Join(dir, RecordsMetadataFile))
@@ -56,7 +62,7 @@ func ReadMetadata(dir string) (*Metadata, error) {
 	}
 	var m Metadata
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("read records metadata %s: %w", dir, err)
+		return nil, fmt.Errorf("read records metadata %s: %w: %w", dir, ErrBadMetadata, err)
 	}
 	return &m, nil
 }
@@ -70,8 +76,10 @@ type RecordsWriter struct {
 	task Task
 	f    *os.File
 	bw   *bufio.Writer
-	enc  *json.Encoder
-	n    int64
+	enc  *json.Encoder // writes to scratch
+	// scratch holds one piece of a string, JSON-encoded.
+	scratch bytes.Buffer
+	n       int64
 }
 
 // CreateRecords starts a Records artifact for outDir.
@@ -90,19 +98,57 @@ func CreateRecords(outDir string, task Task) (*RecordsWriter, error) {
 		os.RemoveAll(tmp)
 		return nil, fmt.Errorf("create records: %w", err)
 	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	enc := json.NewEncoder(bw)
-	enc.SetEscapeHTML(false)
-	return &RecordsWriter{out: outDir, tmp: tmp, task: task, f: f, bw: bw, enc: enc}, nil
+	w := &RecordsWriter{out: outDir, tmp: tmp, task: task, f: f, bw: bufio.NewWriterSize(f, 1<<20)}
+	w.enc = json.NewEncoder(&w.scratch)
+	w.enc.SetEscapeHTML(false)
+	return w, nil
 }
 
-// Write appends one record.
+// Write appends one record: the bytes json.Encoder writes for it (without
+// HTML escaping), but with each string encoded in pieces, so that a long
+// field is not first copied whole into the encoder's buffer.
 func (w *RecordsWriter) Write(r Record) error {
-	if err := w.enc.Encode(r.line(w.task)); err != nil {
+	w.bw.WriteByte('{')
+	for i, f := range w.task.Fields() {
+		if i > 0 {
+			w.bw.WriteByte(',')
+		}
+		if err := w.writeString(f); err != nil {
+			return fmt.Errorf("write record: %w", err)
+		}
+		w.bw.WriteByte(':')
+		if err := w.writeString(r.get(f)); err != nil {
+			return fmt.Errorf("write record: %w", err)
+		}
+	}
+	if _, err := w.bw.WriteString("}\n"); err != nil {
 		return fmt.Errorf("write record: %w", err)
 	}
 	w.n++
 	return nil
+}
+
+// stringPiece is the most of a string encoded at once. JSON escapes each
+// character on its own, so pieces cut at character starts encode to the
+// pieces of the whole string's encoding.
+const stringPiece = 64 << 10
+
+func (w *RecordsWriter) writeString(s string) error {
+	w.bw.WriteByte('"')
+	for len(s) > 0 {
+		n := min(len(s), stringPiece)
+		for n < len(s) && n > 1 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		w.scratch.Reset()
+		if err := w.enc.Encode(s[:n]); err != nil {
+			return err
+		}
+		b := w.scratch.Bytes()
+		w.bw.Write(b[1 : len(b)-2]) // without the quotes and the newline
+		s = s[n:]
+	}
+	return w.bw.WriteByte('"')
 }
 
 // Count is the number of records written so far.

@@ -158,6 +158,9 @@ func openRecords(dir string, task Task) (*recordsInput, error) {
 	}
 	if task != TaskQA && task != TaskLM {
 		f.Close()
+		if in.meta != nil && task == in.meta.Task {
+			return nil, fmt.Errorf("records %s: %w: unknown task %q in %s", dir, ErrBadMetadata, task, RecordsMetadataFile)
+		}
 		return nil, fmt.Errorf("records %s: unknown task %q", dir, task)
 	}
 	in.task = task
@@ -187,6 +190,15 @@ func sniffTask(f *os.File) (Task, error) {
 		}
 	}
 }
+
+// A batch for a worker holds batchRecords records, or fewer that hold
+// batchBytesMax bytes of text: with a batch queued per worker, one in each
+// worker and one being read, the records in memory stay under
+// (2*workers+1) batches whatever their sizes.
+const (
+	batchRecords  = 256
+	batchBytesMax = 8 << 20
+)
 
 // job is a batch of records for a worker.
 type job struct {
@@ -254,12 +266,13 @@ func tokenizeInto(ctx context.Context, o TokenizeOptions, limit BadRowLimit, in 
 	h := sha256.New()
 	br := bufio.NewReaderSize(io.TeeReader(in.f, h), 1<<20)
 	var (
-		batch   []Record
-		idx     int
-		lineNo  int
-		readErr error
-		last    = time.Now()
-		start   = time.Now()
+		batch      []Record
+		batchBytes int
+		idx        int
+		lineNo     int
+		readErr    error
+		last       = time.Now()
+		start      = time.Now()
 	)
 	send := func() bool {
 		if len(batch) == 0 {
@@ -267,7 +280,7 @@ func tokenizeInto(ctx context.Context, o TokenizeOptions, limit BadRowLimit, in 
 		}
 		select {
 		case jobs <- job{first: idx - len(batch), recs: batch}:
-			batch = nil
+			batch, batchBytes = nil, 0
 			return true
 		case <-ctx.Done():
 			return false
@@ -293,8 +306,9 @@ read:
 					}
 				} else {
 					batch = append(batch, rec)
+					batchBytes += len(rec.Context) + len(rec.Question) + len(rec.Answer) + len(rec.Text)
 					idx++
-					if len(batch) == 256 && !send() {
+					if (len(batch) == batchRecords || batchBytes >= batchBytesMax) && !send() {
 						break read
 					}
 				}

@@ -61,6 +61,13 @@ var ErrTooLong = errors.New("question and answer do not fit in max length")
 // ErrNoEOS is returned when the tokenizer has no end-of-sequence token.
 var ErrNoEOS = errors.New("tokenizer has no EOS token (eos_token in tokenizer_config.json); training needs one to end answers")
 
+// Bounded is implemented by encoders that can bound how many bytes of input
+// one token stands for (*tokenizer.Tokenizer does): a text longer than k*n
+// bytes encodes to more than k tokens; ok is false when no bound holds.
+type Bounded interface {
+	MaxBytesPerToken() (n int, ok bool)
+}
+
 // Build turns rec into an Example of at most maxLength tokens (0: no limit).
 //
 // The ids are what the model sees at inference followed by EOS: the
@@ -73,19 +80,40 @@ var ErrNoEOS = errors.New("tokenizer has no EOS token (eos_token in tokenizer_co
 //
 // When the example is too long the context is cut (at a character boundary,
 // keeping its start), never the question or the answer; if an empty context
-// is not enough, Build returns ErrTooLong.
+// is not enough, Build returns ErrTooLong. The cut is a binary search on the
+// number of context bytes kept. With a Bounded encoder, a text longer than
+// maxLength times its bytes per token is known not to fit without being
+// tokenized, so Build never tokenizes more than about that many bytes: work
+// and memory follow maxLength, not the length of the record, and the result
+// is the one the search would reach by tokenizing every candidate.
 func Build(tok Encoder, rec Record, maxLength int) (Example, error) {
 	eos, ok := tok.EOS()
 	if !ok {
 		return Example{}, ErrNoEOS
 	}
-	ex, err := build(tok, rec, eos)
-	if err != nil || maxLength <= 0 || len(ex.InputIDs) <= maxLength {
-		return ex, err
+	// tooLong(n) reports, without tokenizing, that the text with a context
+	// of n bytes cannot fit; -1 bytes of text may always be tokenized.
+	textBytes := len(Template) - len("{context}") - len("{question}") + len(rec.Question) + len(Target(rec.Answer))
+	tooLong := func(contextBytes int) bool { return false }
+	if b, ok := tok.(Bounded); ok && maxLength > 0 {
+		if n, ok := b.MaxBytesPerToken(); ok {
+			// The ids are the text's tokens plus EOS: more than maxLength*n
+			// bytes make more than maxLength tokens before EOS.
+			tooLong = func(contextBytes int) bool { return textBytes+contextBytes > maxLength*n }
+		}
+	}
+	if maxLength <= 0 || !tooLong(len(rec.Context)) {
+		ex, err := build(tok, rec, eos)
+		if err != nil || maxLength <= 0 || len(ex.InputIDs) <= maxLength {
+			return ex, err
+		}
 	}
 	// Binary search on the number of context bytes kept; lo always fits.
 	short := rec
 	short.Context = ""
+	if tooLong(0) {
+		return Example{}, fmt.Errorf("%w (%d bytes without context, over %d tokens' worth)", ErrTooLong, textBytes, maxLength)
+	}
 	best, err := build(tok, short, eos)
 	if err != nil {
 		return Example{}, err
@@ -101,6 +129,10 @@ func Build(tok Encoder, rec Record, maxLength int) (Example, error) {
 		}
 		if mid == lo {
 			break
+		}
+		if tooLong(mid) {
+			hi = mid
+			continue
 		}
 		short.Context = rec.Context[:mid]
 		ex, err := build(tok, short, eos)

@@ -16,7 +16,7 @@ import (
 
 var loaded sync.Map // name -> *tokenizer.Tokenizer
 
-func loadTok(t *testing.T, name string) *tokenizer.Tokenizer {
+func loadTok(t testing.TB, name string) *tokenizer.Tokenizer {
 	t.Helper()
 	if tok, ok := loaded.Load(name); ok {
 		return tok.(*tokenizer.Tokenizer)

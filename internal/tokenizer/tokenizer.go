@@ -34,6 +34,8 @@ type Tokenizer struct {
 	post    postProcessor
 	decoder sugar.Decoder
 	added   *addedVocab
+	// bytesPerToken is MaxBytesPerToken's bound (0: none).
+	bytesPerToken int
 
 	bos, eos, pad int // -1 when absent
 	vocabSize     int
@@ -273,6 +275,7 @@ func build(cfgJSON []byte, o options) (*Tokenizer, error) {
 		maxID = max(maxID, a.ID)
 	}
 	t.added = newAddedVocab(toks)
+	t.bytesPerToken = computeBytesPerToken(cfg, t.bpe)
 	t.vocabSize = maxID + 1
 	return t, nil
 }
