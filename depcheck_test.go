@@ -34,6 +34,7 @@ var light = []string{
 	"github.com/kfllm/kfllm/internal/scheduler",
 	"github.com/kfllm/kfllm/internal/remote",
 	"github.com/kfllm/kfllm/bench/loadtest",
+	"github.com/kfllm/kfllm/bench/soak",
 }
 
 var heavy = []string{"github.com/sugarme/gotch"}
