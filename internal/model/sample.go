@@ -11,22 +11,30 @@ import (
 // then a draw (or argmax when Temperature <= 0). It runs in Go on the one
 // row copied out of libtorch, with its own RNG, so that a seed reproduces a
 // sequence whatever else is in its batch.
+//
+// The arithmetic is float64 and written so that no parameter a request
+// can give (a temperature of 1e-45, a penalty of 1e-300) turns a score
+// into NaN: a tiny temperature draws among the best tokens, as greedy
+// decoding picks the best one, and a NaN logit is never picked.
 type sampler struct {
 	temperature, topP, penalty float64
 	topK                       int
 	rng                        *rand.Rand
-	seen                       []bool // tokens in prompt or output, for the penalty
-	idx                        []int  // scratch
+	seen                       []bool    // tokens in prompt or output, for the penalty
+	scores                     []float64 // scratch: the penalised logits
+	idx                        []int     // scratch
 	probs                      []float64
 }
 
 func newSampler(o GenerateOptions, vocab int, prompt []int) *sampler {
 	sm := &sampler{temperature: o.Temperature, topP: o.TopP, penalty: o.RepetitionPenalty, topK: o.TopK,
 		rng: rand.New(rand.NewPCG(uint64(o.Seed), 0x73616d706c65))}
-	if sm.penalty != 0 && sm.penalty != 1 {
+	if sm.penalty > 0 && sm.penalty != 1 && !math.IsInf(sm.penalty, 0) {
 		sm.seen = make([]bool, vocab)
 		for _, t := range prompt {
-			sm.seen[t] = true
+			if t >= 0 && t < vocab {
+				sm.seen[t] = true
+			}
 		}
 	}
 	return sm
@@ -39,32 +47,38 @@ func (sm *sampler) observe(tok int) {
 	}
 }
 
-// next picks a token from logits (modified in place).
+// next picks a token from logits.
 func (sm *sampler) next(logits []float32) int {
+	n := len(logits)
+	if n == 0 {
+		return 0
+	}
+	if cap(sm.scores) < n {
+		sm.scores = make([]float64, n)
+		sm.idx = make([]int, n)
+		sm.probs = make([]float64, n)
+	}
+	scores := sm.scores[:n]
+	for i, l := range logits {
+		scores[i] = float64(l)
+		if math.IsNaN(scores[i]) {
+			scores[i] = math.Inf(-1)
+		}
+	}
 	if sm.seen != nil {
-		p := float32(sm.penalty)
-		for t, s := range sm.seen {
+		for t, s := range sm.seen[:min(len(sm.seen), n)] {
 			if !s {
 				continue
 			}
-			if logits[t] < 0 {
-				logits[t] *= p
+			if scores[t] < 0 {
+				scores[t] *= sm.penalty
 			} else {
-				logits[t] /= p
+				scores[t] /= sm.penalty
 			}
 		}
 	}
-	if sm.temperature <= 0 {
-		return argmax(logits)
-	}
-	inv := float32(1 / sm.temperature)
-	for i := range logits {
-		logits[i] *= inv
-	}
-	n := len(logits)
-	if cap(sm.idx) < n {
-		sm.idx = make([]int, n)
-		sm.probs = make([]float64, n)
+	if !(sm.temperature > 0) { // 0 (greedy), or NaN from a caller that is not the server
+		return argmax(scores)
 	}
 	idx := sm.idx[:n]
 	for i := range idx {
@@ -73,9 +87,10 @@ func (sm *sampler) next(logits []float32) int {
 	keep := n
 	if sm.topK > 0 && sm.topK < n {
 		// transformers keeps every token scoring at least the k-th score.
-		kth := kthLargest(logits, sm.topK)
+		// Dividing by the temperature keeps the order, so compare before.
+		kth := kthLargest(scores, sm.topK)
 		keep = 0
-		for i, v := range logits {
+		for i, v := range scores {
 			if v >= kth {
 				idx[keep] = i
 				keep++
@@ -83,15 +98,24 @@ func (sm *sampler) next(logits []float32) int {
 		}
 	}
 	idx = idx[:keep]
-	// Softmax over the candidates.
+	// Softmax over the candidates, exp((score - max) / temperature). The
+	// best scores get exactly 1 (also when they are +Inf) and the others
+	// at most 1, so the sum is at least 1 and no weight is NaN.
 	probs := sm.probs[:keep]
-	maxv := float64(logits[idx[0]])
+	maxv := math.Inf(-1)
 	for _, t := range idx {
-		maxv = max(maxv, float64(logits[t]))
+		maxv = max(maxv, scores[t])
 	}
 	var sum float64
 	for i, t := range idx {
-		probs[i] = math.Exp(float64(logits[t]) - maxv)
+		d := 0.0
+		if scores[t] != maxv {
+			d = scores[t] - maxv
+		}
+		probs[i] = math.Exp(d / sm.temperature)
+		if math.IsNaN(probs[i]) { // -Inf / +Inf: an infinitely hot -Inf score
+			probs[i] = 0
+		}
 		sum += probs[i]
 	}
 	if sm.topP > 0 && sm.topP < 1 {
@@ -120,10 +144,17 @@ func (sm *sampler) next(logits []float32) int {
 			return idx[i]
 		}
 	}
-	return idx[len(idx)-1]
+	// Rounding left u at the very top: the last token with any weight.
+	for i := len(probs) - 1; i > 0; i-- {
+		if probs[i] > 0 {
+			return idx[i]
+		}
+	}
+	return idx[0]
 }
 
-func argmax(v []float32) int {
+// argmax is the index of the first largest value of v.
+func argmax[F float32 | float64](v []F) int {
 	best := 0
 	for i, x := range v {
 		if x > v[best] {
@@ -135,8 +166,8 @@ func argmax(v []float32) int {
 
 // kthLargest returns the k-th largest value of v in O(len(v) log k), with
 // a min-heap of the k largest seen so far.
-func kthLargest(v []float32, k int) float32 {
-	h := make([]float32, 0, k)
+func kthLargest(v []float64, k int) float64 {
+	h := make([]float64, 0, k)
 	down := func(i int) {
 		for {
 			l, small := 2*i+1, i

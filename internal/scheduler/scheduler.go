@@ -451,13 +451,20 @@ func (s *Scheduler) advance(j *job) bool {
 		s.retire(j, s.result(j, "length", -1), nil)
 		return false
 	}
-	// Hold back an incomplete UTF-8 tail and anything that may begin a stop string.
-	safe := len(text) - holdBack(text, j.req.Stop)
+	s.publishUpTo(j, text, safeEnd(text, j.req.Stop))
+	return true
+}
+
+// safeEnd is how much of text (the whole generation so far) may be streamed
+// now: all but an incomplete character at the end and anything that may
+// begin a stop string. A piece cut there never splits a character, so each
+// piece is valid UTF-8 when the whole text is.
+func safeEnd(text string, stops []string) int {
+	safe := len(text) - holdBack(text, stops)
 	for safe > 0 && safe < len(text) && !utf8.RuneStart(text[safe]) {
 		safe--
 	}
-	s.publishUpTo(j, text, safe)
-	return true
+	return safe
 }
 
 func (s *Scheduler) publishUpTo(j *job, text string, end int) {
@@ -501,12 +508,15 @@ func stopAt(text string, stops []string) int {
 	return best
 }
 
-// holdBack is the length of the longest suffix of text that is a proper
-// prefix of a stop string, plus a trailing U+FFFD (an incomplete character).
+// holdBack is the length of the tail of text to keep back: the longest
+// suffix that is a proper prefix of a stop string, or the incomplete
+// character at the end, whichever is longer. A tokenizer may show an
+// incomplete character either as its raw leading bytes (a byte-level
+// decoder) or as trailing U+FFFD (Hugging Face tokenizers); both are held.
 func holdBack(text string, stops []string) int {
-	n := 0
+	n := incompleteTail(text)
 	if strings.HasSuffix(text, "\uFFFD") {
-		n = len(text) - len(strings.TrimRight(text, "\uFFFD"))
+		n = max(n, len(text)-len(strings.TrimRight(text, "\uFFFD")))
 	}
 	for _, st := range stops {
 		for k := min(len(st)-1, len(text)); k > n; k-- {
@@ -517,4 +527,19 @@ func holdBack(text string, stops []string) int {
 		}
 	}
 	return n
+}
+
+// incompleteTail is the length of the incomplete UTF-8 sequence that text
+// ends with (the first bytes of a character whose last bytes are still to
+// come), or 0.
+func incompleteTail(text string) int {
+	for k := 1; k < utf8.UTFMax && k <= len(text); k++ {
+		if utf8.RuneStart(text[len(text)-k]) {
+			if utf8.FullRuneInString(text[len(text)-k:]) {
+				return 0
+			}
+			return k
+		}
+	}
+	return 0
 }

@@ -33,7 +33,12 @@
 // "application/json; charset=utf-8", or none, is fine); bad JSON, unknown
 // fields or parameters, and "instances" that is not a list are 400;
 // bodies over the limit are 413. A full queue is 503 with Retry-After; a
-// generation over the request timeout is 504.
+// generation over the request timeout is 504. An empty question is 400 on
+// every route that fills the QA prompt (V1, V2, chat, where message
+// content may not be null either). A connection is closed when reading a
+// request (headers and body) takes longer than Options.ReadTimeout (30 s)
+// or when it has been idle for Options.IdleTimeout (2 min); an answer
+// streams for as long as the request timeout allows.
 //
 // # V1 predict
 //

@@ -234,7 +234,12 @@ type chatRequest struct {
 }
 
 // text returns a message's text: a string, or the text parts of a list.
+// Content may not be missing or null (OpenAI allows null only beside
+// tool_calls, which this server does not take).
 func (m chatMessage) text() (string, error) {
+	if c := strings.TrimSpace(string(m.Content)); c == "" || c == "null" {
+		return "", badRequestf("message from %q: \"content\" is required", m.Role)
+	}
 	var s string
 	if json.Unmarshal(m.Content, &s) == nil {
 		return s, nil
@@ -270,6 +275,9 @@ func chatVars(msgs []chatMessage) (map[string]any, error) {
 	question, err := last.text()
 	if err != nil {
 		return nil, err
+	}
+	if strings.TrimSpace(question) == "" { // the question, which V1 and V2 refuse empty too
+		return nil, badRequestf("the last user message (the question) is empty")
 	}
 	var system, turns []string
 	for _, m := range msgs[:len(msgs)-1] {

@@ -61,6 +61,13 @@ type Options struct {
 	RetryAfter time.Duration
 	// ShutdownTimeout bounds the wait for in-flight requests (default 60 s).
 	ShutdownTimeout time.Duration
+	// ReadTimeout bounds reading one request, headers and body (default
+	// 30 s): a client trickling its body is cut off. It does not bound the
+	// answer, which may stream for up to RequestTimeout.
+	ReadTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that has had no request
+	// for this long (default 2 min).
+	IdleTimeout time.Duration
 	// Logger gets structured logs (default slog.Default()).
 	Logger *slog.Logger
 }
@@ -105,6 +112,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = 60 * time.Second
+	}
+	if opts.ReadTimeout <= 0 {
+		opts.ReadTimeout = 30 * time.Second
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = 2 * time.Minute
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -175,8 +188,15 @@ func (s *Server) ready(ctx context.Context) *state {
 // in-flight requests finish (up to ShutdownTimeout), closes the backend and
 // flushes the tracer. It returns the load error if loading fails.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: min(10*time.Second, s.opts.ReadTimeout),
+		ReadTimeout:       s.opts.ReadTimeout,
+		// No WriteTimeout: an answer streams for up to RequestTimeout, which
+		// the handlers enforce through the request's context.
+		IdleTimeout: s.opts.IdleTimeout,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- hs.Serve(ln) }()
 	s.log.Info("listening", "addr", ln.Addr().String(), "model", s.opts.ModelName)

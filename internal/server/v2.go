@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/google/uuid"
 )
@@ -141,6 +142,10 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 	}
 	vars := make([]map[string]any, len(questions))
 	for i, q := range questions {
+		if strings.TrimSpace(q) == "" { // as V1 refuses it
+			s.fail(w, r, badRequestf(`input "question": element %d is empty`, i))
+			return
+		}
 		c := ""
 		if contexts != nil {
 			c = contexts[i]

@@ -58,6 +58,9 @@ type Engine struct {
 	Endless bool
 	// PanicOn makes DecodeStep panic when a prompt contains it.
 	PanicOn string
+	// OnSequence, if set, is called by NewSequence with the prompt and the
+	// sampling parameters the scheduler passed down.
+	OnSequence func(prompt string, s scheduler.Sampling)
 
 	mu       sync.Mutex
 	batches  []int
@@ -105,10 +108,13 @@ func (s *seq) next() {
 }
 
 // NewSequence starts a sequence.
-func (e *Engine) NewSequence(prompt []int, _ scheduler.Sampling) (scheduler.Sequence, error) {
+func (e *Engine) NewSequence(prompt []int, sp scheduler.Sampling) (scheduler.Sequence, error) {
 	p, err := ByteTokenizer{}.Decode(prompt, true)
 	if err != nil {
 		return nil, err
+	}
+	if e.OnSequence != nil {
+		e.OnSequence(p, sp)
 	}
 	ans := p
 	if e.Answer != nil {
