@@ -123,6 +123,7 @@ func (c *chain) invoke(ctx context.Context, vars map[string]any, p Params, onRun
 		inputs[k] = v
 	}
 	root := langsmith.NewTrace("RunnableSequence", langsmith.RunTypeChain, inputs, start)
+	root.AddMetadata(langsmith.MetadataFromContext(ctx)) // the caller's baggage first: ours wins
 	root.SetMetadata("model_name", c.modelName)
 	root.SetMetadata("model_id", c.model.ID)
 	root.SetMetadata("model_revision", c.model.Revision)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/kfllm/kfllm/internal/langsmith"
 	"io"
 	"net/http"
 	"runtime/debug"
@@ -183,7 +184,10 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 				s.recovered(sw, r, p)
 			}
 		}()
-		next.ServeHTTP(sw, r)
+		// LangSmith's distributed-tracing baggage (the UI's user id) goes
+		// into the request's trace as metadata. Only the UI's identity
+		// reaches this server in the cluster (llm-api-deny-others).
+		next.ServeHTTP(sw, r.WithContext(langsmith.ContextWithBaggage(r.Context(), r.Header)))
 	})
 }
 

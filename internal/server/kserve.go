@@ -9,7 +9,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 
 	"github.com/kfllm/kfllm/internal/langsmith"
@@ -288,28 +287,29 @@ func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := uuid.Parse(req.RunID); err != nil {
-		s.fail(w, r, badRequestf(`"run_id" must be a run id (a UUID), got %q`, req.RunID))
-		return
-	}
 	if req.Score == nil || (*req.Score != 0 && *req.Score != 1) {
 		s.fail(w, r, badRequestf(`"score" must be 0 or 1`))
-		return
-	}
-	if len(req.Comment) > 4096 {
-		s.fail(w, r, badRequestf(`"comment" is longer than 4096 bytes`))
 		return
 	}
 	key := req.Key
 	if key == "" {
 		key = FeedbackKey
 	}
+	if _, err := langsmith.ParseRunID(req.RunID); err != nil {
+		s.fail(w, r, badRequestf(`"run_id" must be a run id (a UUID), got %q`, req.RunID))
+		return
+	}
+	fb, err := langsmith.ParseFeedback(req.RunID, key, *req.Score, req.Comment)
+	if err != nil {
+		s.fail(w, r, badRequestf("%v", err))
+		return
+	}
 	if !s.opts.Tracer.Enabled() {
 		s.metrics.feedback.WithLabelValues("disabled").Inc()
 		writeError(w, http.StatusServiceUnavailable, "LangSmith tracing is not enabled on this server: feedback has nowhere to go")
 		return
 	}
-	if !s.opts.Tracer.Feedback(langsmith.NewFeedback(req.RunID, key, *req.Score, req.Comment)) {
+	if !s.opts.Tracer.Feedback(fb) {
 		s.metrics.feedback.WithLabelValues("dropped").Inc()
 		s.fail(w, r, fmt.Errorf("feedback queue is full: %w", errBusy))
 		return

@@ -59,7 +59,9 @@ type Options struct {
 	MaxInstances int
 	// RetryAfter is sent with 503s for a full queue or a loading model (default 1 s).
 	RetryAfter time.Duration
-	// ShutdownTimeout bounds the wait for in-flight requests (default 60 s).
+	// ShutdownTimeout bounds the whole shutdown: in-flight requests, the
+	// backend and the trace flush (default 25 s, inside Kubernetes' default
+	// 30 s terminationGracePeriodSeconds).
 	ShutdownTimeout time.Duration
 	// ReadTimeout bounds reading one request, headers and body (default
 	// 30 s): a client trickling its body is cut off. It does not bound the
@@ -111,7 +113,7 @@ func New(opts Options) (*Server, error) {
 		opts.RetryAfter = time.Second
 	}
 	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = 60 * time.Second
+		opts.ShutdownTimeout = 25 * time.Second
 	}
 	if opts.ReadTimeout <= 0 {
 		opts.ReadTimeout = 30 * time.Second

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kfllm/kfllm/internal/langsmith"
 	"github.com/kfllm/kfllm/internal/langsmith/langsmithtest"
 	"github.com/kfllm/kfllm/internal/scheduler/schedulertest"
 )
@@ -121,5 +122,56 @@ func TestLangSmithOutageDoesNotSlowRequests(t *testing.T) {
 	}
 	if d := time.Since(begin); d > 5*time.Second {
 		t.Errorf("20 requests took %v with LangSmith down", d)
+	}
+}
+
+// The UI passes the signed-in user's id as LangSmith baggage
+// (langsmith.Baggage); it lands in the trace's root metadata, and the
+// server's own metadata cannot be overridden by it.
+func TestBaggageMetadataReachesTheTrace(t *testing.T) {
+	e := start(t, &schedulertest.Engine{Answer: upperAnswer}, setup{tracing: true})
+	bag, err := langsmith.Baggage(map[string]any{"user_id": "alice@example.com", "model_name": "forged"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.post("/v1/models/llm:predict", `{"instances":["who?"]}`, "baggage", bag)
+	if r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	e.post("/v1/models/llm:predict", `{"instances":["no baggage"]}`)
+	if err := e.stop(); err != nil {
+		t.Fatal(err)
+	}
+	var roots []map[string]any
+	for _, run := range e.ls.Runs() {
+		if run.ParentRunID == "" {
+			roots = append(roots, run.Metadata())
+		}
+	}
+	if len(roots) != 2 {
+		t.Fatalf("%d traces, want 2", len(roots))
+	}
+	if roots[0]["user_id"] != "alice@example.com" || roots[0]["model_name"] != "llm" {
+		t.Errorf("root metadata with baggage: %v", roots[0])
+	}
+	if _, ok := roots[1]["user_id"]; ok {
+		t.Errorf("root metadata without baggage has a user: %v", roots[1])
+	}
+}
+
+// Feedback is checked as LangSmith would store it: a key of letters,
+// digits, '_', '.', '-' up to 64 characters, the run id in canonical form.
+func TestFeedbackIsCheckedAndCanonical(t *testing.T) {
+	e := start(t, &schedulertest.Engine{Answer: upperAnswer}, setup{tracing: true})
+	id := e.post("/v1/models/llm:predict", `{"instances":["q"]}`).header.Get("X-Run-Id")
+	expectError(t, e.post("/v1/feedback", `{"run_id":"`+id+`","score":1,"key":"two words"}`), 400, "key")
+	expectError(t, e.post("/v1/feedback", `{"run_id":"`+id+`","score":1,"key":"`+strings.Repeat("k", 65)+`"}`), 400, "key")
+	if r := e.post("/v1/feedback", `{"run_id":"urn:uuid:`+strings.ToUpper(id)+`","score":0,"key":"correct"}`); r.status != 202 {
+		t.Fatalf("feedback with a urn:uuid run id: %d %s", r.status, r.body)
+	}
+	e.stop()
+	fb := e.ls.FeedbackItems()
+	if len(fb) != 1 || fb[0].RunID != id || fb[0].Key != "correct" {
+		t.Errorf("feedback at LangSmith: %+v", fb)
 	}
 }
