@@ -15,6 +15,7 @@ import (
 
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/report"
+	"github.com/kfllm/kfllm/internal/torch"
 	"github.com/kfllm/kfllm/internal/train"
 )
 
@@ -81,7 +82,7 @@ func main() {
 		f.Usage()
 		os.Exit(2)
 	}
-	train.TuneAllocator()
+	torch.TuneAllocatorForTraining()
 	res, err := train.Run(ctx, o)
 	switch {
 	case errors.Is(err, context.Canceled):

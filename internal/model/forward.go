@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"unsafe"
 
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // pass is one forward run: a batch [B,T], its positions, mask and, when
@@ -40,7 +40,7 @@ func (m *Model) newPass(s *scope, b, t int64, pos []int64) (*pass, error) {
 		}
 	}
 	p := &pass{m: m, s: s, b: b, t: t, train: m.training}
-	p.pos = s.int64s(m.choice.Device, pos, b*t)
+	p.pos = s.Int64s(m.choice.Device, pos, b*t)
 	if m.rope != nil {
 		p.cos, p.sin = m.rope.tables(s, pos, b, t, m.choice.Device, m.choice.DType)
 	}
@@ -50,9 +50,9 @@ func (m *Model) newPass(s *scope, b, t int64, pos []int64) (*pass, error) {
 // embed looks up ids [B,T] (GPT-2 adds learned positions).
 func (p *pass) embed(ids ct) ct {
 	s, m := p.s, p.m
-	x := s.embedding(handle(m.embed), ids)
+	x := s.Embedding(torch.Of(m.embed), ids)
 	if m.wpe != nil {
-		x = s.add(x, s.view(s.embedding(handle(m.wpe), p.pos), p.b, p.t, -1))
+		x = s.Add(x, s.View(s.Embedding(torch.Of(m.wpe), p.pos), p.b, p.t, -1))
 		x = p.dropout(x, "embd_pdrop")
 	}
 	return x
@@ -61,15 +61,15 @@ func (p *pass) embed(ids ct) ct {
 // layers runs every decoder layer, freeing each one's intermediates.
 func (p *pass) layers(x ct) ct {
 	for i := range p.m.layers {
-		mark := p.s.mark()
+		mark := p.s.Mark()
 		var y ct
 		if p.m.wpe != nil {
 			y = p.gpt2Layer(i, x)
 		} else {
 			y = p.llamaLayer(i, x)
 		}
-		p.s.release(mark, y)
-		p.s.drop(x)
+		p.s.Release(mark, y)
+		p.s.Drop(x)
 		x = y
 	}
 	return x
@@ -79,9 +79,9 @@ func (p *pass) layers(x ct) ct {
 func (p *pass) head(x ct) ct {
 	m := p.m
 	if m.wpe != nil {
-		x = p.s.layerNorm(x, handle(m.normW), handle(m.normB), int64(m.Config.HiddenSize), m.Config.LayerNormEps)
+		x = p.s.LayerNorm(x, torch.Of(m.normW), torch.Of(m.normB), int64(m.Config.HiddenSize), m.Config.LayerNormEps)
 	} else {
-		x = p.rmsNorm(x, handle(m.normW))
+		x = p.rmsNorm(x, torch.Of(m.normW))
 	}
 	return m.lmHead.forward(p.s, x, p.train)
 }
@@ -91,7 +91,7 @@ func (p *pass) dropout(x ct, key string) ct {
 		return x
 	}
 	if f, ok := p.m.Config.Raw[key].(float64); ok && f > 0 {
-		return p.s.dropout(x, f, true)
+		return p.s.Dropout(x, f, true)
 	}
 	return x
 }
@@ -109,29 +109,29 @@ func (p *pass) attend(layer int, q, k, v ct, scale float64) ct {
 	}
 	if p.decode {
 		for i, sq := range p.seqs {
-			s.copyInto(s.narrow(sq.k[layer], 1, p.lens[i], 1), s.selectAt(k, 0, int64(i)))
-			s.copyInto(s.narrow(sq.v[layer], 1, p.lens[i], 1), s.selectAt(v, 0, int64(i)))
+			s.CopyInto(s.Narrow(sq.k[layer], 1, p.lens[i], 1), s.Select(k, 0, int64(i)))
+			s.CopyInto(s.Narrow(sq.v[layer], 1, p.lens[i], 1), s.Select(v, 0, int64(i)))
 		}
 		// Sequences with caches of their own: stack them (a copy) into
 		// [B*Hkv, T, D] batches.
 		var kk, vv ct
 		if len(p.seqs) == 1 {
-			kk = s.narrow(p.seqs[0].k[layer], 1, 0, p.tk)
-			vv = s.narrow(p.seqs[0].v[layer], 1, 0, p.tk)
+			kk = s.Narrow(p.seqs[0].k[layer], 1, 0, p.tk)
+			vv = s.Narrow(p.seqs[0].v[layer], 1, 0, p.tk)
 		} else {
 			ks, vs := make([]ct, len(p.seqs)), make([]ct, len(p.seqs))
 			for i, sq := range p.seqs {
-				ks[i] = s.narrow(sq.k[layer], 1, 0, p.tk)
-				vs[i] = s.narrow(sq.v[layer], 1, 0, p.tk)
+				ks[i] = s.Narrow(sq.k[layer], 1, 0, p.tk)
+				vs[i] = s.Narrow(sq.v[layer], 1, 0, p.tk)
 			}
-			kk, vv = s.view(s.stack(ks, 0), -1, p.tk, d), s.view(s.stack(vs, 0), -1, p.tk, d)
+			kk, vv = s.View(s.Stack(ks, 0), -1, p.tk, d), s.View(s.Stack(vs, 0), -1, p.tk, d)
 		}
-		return s.view(p.decodeAttention(s.reshape(q, p.b*hkv, rep, d), kk, vv, scale), p.b, 1, h*d)
+		return s.View(p.decodeAttention(s.Reshape(q, p.b*hkv, rep, d), kk, vv, scale), p.b, 1, h*d)
 	}
 	for i, sq := range p.seqs {
 		n := p.lens[i]
-		s.copyInto(s.narrow(sq.k[layer], 1, 0, n), s.narrow(s.selectAt(k, 0, int64(i)), 1, 0, n))
-		s.copyInto(s.narrow(sq.v[layer], 1, 0, n), s.narrow(s.selectAt(v, 0, int64(i)), 1, 0, n))
+		s.CopyInto(s.Narrow(sq.k[layer], 1, 0, n), s.Narrow(s.Select(k, 0, int64(i)), 1, 0, n))
+		s.CopyInto(s.Narrow(sq.v[layer], 1, 0, n), s.Narrow(s.Select(v, 0, int64(i)), 1, 0, n))
 	}
 	drop := 0.0
 	if p.train {
@@ -141,8 +141,8 @@ func (p *pass) attend(layer int, q, k, v ct, scale float64) ct {
 			drop = f
 		}
 	}
-	o := s.sdpa(q, repeatKV(s, k, rep), repeatKV(s, v, rep), p.mask, drop, false, scale)
-	return s.reshape(s.transpose(o, 1, 2), p.b, p.t, h*d)
+	o := s.SDPA(q, repeatKV(s, k, rep), repeatKV(s, v, rep), p.mask, drop, false, scale)
+	return s.Reshape(s.Transpose(o, 1, 2), p.b, p.t, h*d)
 }
 
 // decodeAttention is one query position's attention for q [R, rep, D]
@@ -161,21 +161,21 @@ func (p *pass) decodeAttention(q, kk, vv ct, scale float64) ct {
 	if bias == nil {
 		beta, bias = 0, p.zero // no padding: the bias only has to broadcast
 	}
-	scores := s.baddbmm(bias, q, s.transpose(kk, 1, 2), beta, scale)
-	probs := s.softmax(scores, -1, gotch.Float)
+	scores := s.Baddbmm(bias, q, s.Transpose(kk, 1, 2), beta, scale)
+	probs := s.Softmax(scores, -1, gotch.Float)
 	if dt := p.m.choice.DType; dt != gotch.Float {
-		probs = s.to(probs, p.m.choice.Device, dt)
+		probs = s.To(probs, p.m.choice.Device, dt)
 	}
-	return s.bmm(probs, vv)
+	return s.Bmm(probs, vv)
 }
 
 // heads reshapes a projection [B,T,n*D] to [B,n,T,D].
 func (p *pass) heads(x ct, n int64) ct {
 	d := int64(p.m.Config.HeadDim)
 	if p.t == 1 {
-		return p.s.reshape(x, p.b, n, 1, d)
+		return p.s.Reshape(x, p.b, n, 1, d)
 	}
-	return p.s.transpose(p.s.view(x, p.b, p.t, n, d), 1, 2)
+	return p.s.Transpose(p.s.View(x, p.b, p.t, n, d), 1, 2)
 }
 
 // Forward runs the model on inputIDs [B,T] (any integer dtype) with an
@@ -192,19 +192,19 @@ func (m *Model) Forward(inputIDs, attentionMask *ts.Tensor) (out *ts.Tensor, err
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var s scope
-	defer s.free()
-	ids := handle(inputIDs)
-	sh := shapeOf(ids)
+	defer s.Free()
+	ids := torch.Of(inputIDs)
+	sh := torch.Shape(ids)
 	if len(sh) != 2 || sh[0] == 0 || sh[1] == 0 {
 		return nil, fmt.Errorf("forward: input_ids has shape %v, want [batch, length]", sh)
 	}
 	b, t := sh[0], sh[1]
 	var mask []int64
 	if attentionMask != nil {
-		if ms := shapeOf(handle(attentionMask)); len(ms) != 2 || ms[0] != b || ms[1] != t {
+		if ms := torch.Shape(torch.Of(attentionMask)); len(ms) != 2 || ms[0] != b || ms[1] != t {
 			return nil, fmt.Errorf("forward: attention_mask has shape %v, input_ids %v", ms, sh)
 		}
-		mask = s.int64sOf(handle(attentionMask))
+		mask = s.ReadInt64s(torch.Of(attentionMask))
 	}
 	mi := newMaskInfo(b, t, mask)
 	p, err := m.newPass(&s, b, t, mi.pos)
@@ -212,23 +212,9 @@ func (m *Model) Forward(inputIDs, attentionMask *ts.Tensor) (out *ts.Tensor, err
 		return nil, fmt.Errorf("forward: %w", err)
 	}
 	p.mask = mi.tensor(&s, m.choice.Device)
-	logits := p.head(p.layers(p.embed(s.to(ids, m.choice.Device, gotch.Int64))))
-	if s.err != nil {
-		return nil, fmt.Errorf("forward: %w", s.err)
+	logits := p.head(p.layers(p.embed(s.To(ids, m.choice.Device, gotch.Int64))))
+	if s.Err() != nil {
+		return nil, fmt.Errorf("forward: %w", s.Err())
 	}
-	return wrap(s.detach(logits)), nil
-}
-
-// int64sOf copies an integer or bool tensor into Go.
-func (s *scope) int64sOf(x ct) []int64 {
-	c := s.contiguous(s.to(x, gotch.CPU, gotch.Int64))
-	if !s.ok() {
-		return nil
-	}
-	n := numel(shapeOf(c))
-	out := make([]int64, n)
-	if n > 0 {
-		lib.AtCopyData(c, unsafe.Pointer(&out[0]), uint(n), 8)
-	}
-	return out
+	return torch.Wrap(s.Detach(logits)), nil
 }

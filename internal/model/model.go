@@ -13,11 +13,11 @@ import (
 	"strings"
 
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/kfllm/kfllm/internal/device"
 	"github.com/kfllm/kfllm/internal/safetensors"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // LoadOptions choose where and how a model lives.
@@ -283,7 +283,7 @@ func NewRandom(cfg *Config, seed int64, opts LoadOptions) (*Model, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	for _, p := range specs(cfg) {
-		v := make([]float32, numel(p.shape))
+		v := make([]float32, torch.Numel(p.shape))
 		switch p.init {
 		case initNormal, initResidual:
 			std := cfg.InitializerRange
@@ -337,23 +337,20 @@ func (m *Model) addParam(p spec, dtype safetensors.DType, data []byte) error {
 	if !ok {
 		return fmt.Errorf("dtype %s is not a float type", dtype)
 	}
-	if int64(len(data)) != numel(p.shape)*int64(kind.Size()) {
+	if int64(len(data)) != torch.Numel(p.shape)*int64(kind.Size()) {
 		return fmt.Errorf("%d bytes for shape %v of %s", len(data), p.shape, dtype)
 	}
 	var s scope
-	defer s.free()
-	c := s.own(lib.AtTensorOfData(ptrOf(data), p.shape, uint(len(p.shape)), kind.Size(), int(kind.CInt())), "tensor_of_data")
-	c = s.contiguous(s.to(c, m.choice.Device, m.choice.DType))
-	if m.trainable && s.ok() {
-		var out ct
-		lib.AtgRequiresGrad_(&out, c, 1)
-		s.own(out, "requires_grad_")
+	defer s.Free()
+	c := s.Contiguous(s.To(s.FromBytes(data, kind, p.shape...), m.choice.Device, m.choice.DType))
+	if m.trainable {
+		s.RequiresGrad(c, true)
 	}
-	if !s.ok() {
-		return s.err
+	if !s.OK() {
+		return s.Err()
 	}
 	// A fresh handle for gotch to own; the scope frees its own.
-	t := wrap(lib.AtShallowClone(c))
+	t := torch.Wrap(torch.ShallowClone(c))
 	m.params = append(m.params, Param{Name: p.name, Tensor: t, Trainable: m.trainable, NoDecay: p.noDecay})
 	m.byName[p.name] = t
 	return nil
@@ -394,9 +391,9 @@ func (m *Model) bind() error {
 		}
 		var s scope
 		m.rope = newRope(&s, c, m.choice.Device, m.choice.DType)
-		s.free()
-		if s.err != nil {
-			return fmt.Errorf("rope tables: %w", s.err)
+		s.Free()
+		if s.Err() != nil {
+			return fmt.Errorf("rope tables: %w", s.Err())
 		}
 	}
 	if c.TieWordEmbeddings {
@@ -427,15 +424,15 @@ func (m *Model) transposeWeights() error {
 			continue
 		}
 		var s scope
-		wt := s.contiguous(s.transpose(handle(l.Weight), 0, 1))
-		view := s.transpose(wt, 0, 1)
-		if !s.ok() {
-			s.free()
-			return fmt.Errorf("transpose weights: %w", s.err)
+		wt := s.Contiguous(s.Transpose(torch.Of(l.Weight), 0, 1))
+		view := s.Transpose(wt, 0, 1)
+		if !s.OK() {
+			s.Free()
+			return fmt.Errorf("transpose weights: %w", s.Err())
 		}
-		l.wt = s.detach(wt)
-		l.wview = wrap(lib.AtShallowClone(view))
-		s.free()
+		l.wt = s.Detach(wt)
+		l.wview = torch.Wrap(torch.ShallowClone(view))
+		s.Free()
 		i := index[l.Weight]
 		l.Weight.MustDrop()
 		m.byName[m.params[i].Name] = l.wview
@@ -480,7 +477,7 @@ func (m *Model) Close() {
 	}
 	for _, l := range m.linears {
 		if l.wt != nil {
-			lib.AtFree(l.wt)
+			torch.Free(l.wt)
 			l.wt = nil
 		}
 	}

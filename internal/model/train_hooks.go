@@ -8,6 +8,8 @@ import (
 	"runtime"
 
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // ForwardAt runs the model on a batch given as Go slices, ids and mask
@@ -35,7 +37,7 @@ func (m *Model) ForwardAt(ids, mask []int64, b, t int, at []int64) (out *ts.Tens
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var s scope
-	defer s.free()
+	defer s.Free()
 	B, T := int64(b), int64(t)
 	mi := newMaskInfo(B, T, mask)
 	p, err := m.newPass(&s, B, T, mi.pos)
@@ -43,27 +45,27 @@ func (m *Model) ForwardAt(ids, mask []int64, b, t int, at []int64) (out *ts.Tens
 		return nil, fmt.Errorf("forward: %w", err)
 	}
 	p.mask = mi.tensor(&s, m.choice.Device)
-	idx := s.int64s(m.choice.Device, at, int64(len(at)))
-	x := p.embed(s.int64s(m.choice.Device, ids, B, T))
+	idx := s.Int64s(m.choice.Device, at, int64(len(at)))
+	x := p.embed(s.Int64s(m.choice.Device, ids, B, T))
 	if m.wpe != nil || len(m.layers) == 0 {
-		x = s.indexSelect(s.reshape(p.layers(x), B*T, -1), 0, idx)
+		x = s.IndexSelect(s.Reshape(p.layers(x), B*T, -1), 0, idx)
 	} else {
 		// Every layer but the last on all positions; the last one runs
 		// its o_proj and MLP only at the asked positions.
 		for i := 0; i < len(m.layers)-1; i++ {
-			mark := s.mark()
+			mark := s.Mark()
 			y := p.llamaLayer(i, x)
-			s.release(mark, y)
-			s.drop(x)
+			s.Release(mark, y)
+			s.Drop(x)
 			x = y
 		}
 		x = p.llamaLayerAt(len(m.layers)-1, x, idx)
 	}
 	logits := p.head(x)
-	if s.err != nil {
-		return nil, fmt.Errorf("forward: %w", s.err)
+	if s.Err() != nil {
+		return nil, fmt.Errorf("forward: %w", s.Err())
 	}
-	return wrap(s.detach(logits)), nil
+	return torch.Wrap(s.Detach(logits)), nil
 }
 
 // llamaLayerAt is llamaLayer whose output is wanted only at the flattened
@@ -72,15 +74,15 @@ func (m *Model) ForwardAt(ids, mask []int64, b, t int, at []int64) (out *ts.Tens
 // and the MLP run on the asked positions alone. It returns [N, H].
 func (p *pass) llamaLayerAt(i int, x ct, idx ct) ct {
 	s, c, l := p.s, p.m.Config, p.m.layers[i]
-	h := p.rmsNorm(x, handle(l.norm1W))
+	h := p.rmsNorm(x, torch.Of(l.norm1W))
 	q := p.heads(l.q.forward(s, h, p.train), int64(c.NumHeads))
 	k := p.heads(l.k.forward(s, h, p.train), int64(c.NumKVHeads))
 	v := p.heads(l.v.forward(s, h, p.train), int64(c.NumKVHeads))
 	q = p.m.rope.apply(s, q, p.cos, p.sin)
 	k = p.m.rope.apply(s, k, p.cos, p.sin)
-	a := s.indexSelect(s.reshape(p.attend(i, q, k, v, 0), p.b*p.t, -1), 0, idx)
-	xs := s.add(s.indexSelect(s.reshape(x, p.b*p.t, -1), 0, idx), l.o.forward(s, a, p.train))
-	h = p.rmsNorm(xs, handle(l.norm2W))
+	a := s.IndexSelect(s.Reshape(p.attend(i, q, k, v, 0), p.b*p.t, -1), 0, idx)
+	xs := s.Add(s.IndexSelect(s.Reshape(x, p.b*p.t, -1), 0, idx), l.o.forward(s, a, p.train))
+	h = p.rmsNorm(xs, torch.Of(l.norm2W))
 	g := p.activate(l.gate.forward(s, h, p.train))
-	return s.add(xs, l.down.forward(s, s.mul(g, l.up.forward(s, h, p.train)), p.train))
+	return s.Add(xs, l.down.forward(s, s.Mul(g, l.up.forward(s, h, p.train)), p.train))
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/kfllm/kfllm/internal/model"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 var update = flag.Bool("update", false, "write testdata/loadcheck/* for scripts/golden/train_reference.py check")
@@ -74,11 +75,11 @@ func lastLogits(t *testing.T, dir, adapterDir string, ids []int64) []float64 {
 		t.Fatal(err)
 	}
 	defer logits.MustDrop()
-	var o ops
-	defer o.free()
-	all := o.readFloat32s(handle(logits))
-	if !o.ok() {
-		t.Fatal(o.err)
+	var o torch.Scope
+	defer o.Free()
+	all := o.ReadFloat32s(torch.Of(logits))
+	if !o.OK() {
+		t.Fatal(o.Err())
 	}
 	v := len(all) / len(ids)
 	out := make([]float64, v)
