@@ -19,7 +19,7 @@ type pass struct {
 	b, t     int64
 	train    bool
 	pos      ct // [B*T] int64 position ids
-	cos, sin ct // Llama family: [B,1,T,D]
+	cos, sin ct // rotary position tables [B,1,T,D], when the decoder uses them
 	mask     ct // bool [B or 1,1,T,Tk], true = attend
 
 	seqs   []*Sequence // prefill writes their caches; decode also reads them
@@ -41,33 +41,26 @@ func (m *Model) newPass(s *scope, b, t int64, pos []int64) (*pass, error) {
 	}
 	p := &pass{m: m, s: s, b: b, t: t, train: m.training}
 	p.pos = s.Int64s(m.choice.Device, pos, b*t)
-	if m.rope != nil {
-		p.cos, p.sin = m.rope.tables(s, pos, b, t, m.choice.Device, m.choice.DType)
-	}
+	m.dec.positions(p, pos)
 	return p, nil
 }
 
-// embed looks up ids [B,T] (GPT-2 adds learned positions).
-func (p *pass) embed(ids ct) ct {
-	s, m := p.s, p.m
-	x := s.Embedding(torch.Of(m.embed), ids)
-	if m.wpe != nil {
-		x = s.Add(x, s.View(s.Embedding(torch.Of(m.wpe), p.pos), p.b, p.t, -1))
-		x = p.dropout(x, "embd_pdrop")
-	}
-	return x
-}
+// embed looks up ids [B,T].
+func (p *pass) embed(ids ct) ct { return p.m.dec.embed(p, ids) }
 
-// layers runs every decoder layer, freeing each one's intermediates.
-func (p *pass) layers(x ct) ct {
-	for i := range p.m.layers {
-		mark := p.s.Mark()
-		var y ct
-		if p.m.wpe != nil {
-			y = p.gpt2Layer(i, x)
-		} else {
-			y = p.llamaLayer(i, x)
+// layers runs every decoder layer, freeing each one's intermediates. With
+// at (int64 indices into the flattened B*T positions) it returns only
+// those positions' hidden states, [len(at),H], and the last layer does
+// only the work they need.
+func (p *pass) layers(x, at ct) ct {
+	n := p.m.Config.NumLayers
+	for i := range n {
+		var want ct
+		if i == n-1 {
+			want = at
 		}
+		mark := p.s.Mark()
+		y := p.m.dec.layer(p, i, x, want)
 		p.s.Release(mark, y)
 		p.s.Drop(x)
 		x = y
@@ -77,13 +70,21 @@ func (p *pass) layers(x ct) ct {
 
 // head is the final norm and lm_head on hidden states [..., H].
 func (p *pass) head(x ct) ct {
-	m := p.m
-	if m.wpe != nil {
-		x = p.s.LayerNorm(x, torch.Of(m.normW), torch.Of(m.normB), int64(m.Config.HiddenSize), m.Config.LayerNormEps)
-	} else {
-		x = p.rmsNorm(x, torch.Of(m.normW))
+	return p.m.lmHead.forward(p.s, p.m.dec.norm(p, x), p.train)
+}
+
+// trainDropout is the dropout probability under the first of keys that
+// config.json sets, when training; 0 otherwise.
+func (p *pass) trainDropout(keys ...string) float64 {
+	if !p.train {
+		return 0
 	}
-	return m.lmHead.forward(p.s, x, p.train)
+	for _, k := range keys {
+		if f, ok := p.m.Config.Raw[k].(float64); ok {
+			return f
+		}
+	}
+	return 0
 }
 
 func (p *pass) dropout(x ct, key string) ct {
@@ -97,10 +98,11 @@ func (p *pass) dropout(x ct, key string) ct {
 }
 
 // attend runs attention for q [B,H,T,D], k and v [B,Hkv,T,D] (with rope
-// applied) and returns [B,T,H*D]. Prefill writes k and v into the
-// sequences' caches; decode writes the new position and attends over the
-// caches.
-func (p *pass) attend(layer int, q, k, v ct, scale float64) ct {
+// applied) and returns [B,T,H*D]; scale <= 0 means 1/sqrt(head_dim), and
+// drop is the attention dropout of a training pass. Prefill writes k and v
+// into the sequences' caches; decode writes the new position and attends
+// over the caches.
+func (p *pass) attend(layer int, q, k, v ct, scale, drop float64) ct {
 	s, c := p.s, p.m.Config
 	h, hkv, d := int64(c.NumHeads), int64(c.NumKVHeads), int64(c.HeadDim)
 	rep := h / hkv
@@ -132,14 +134,6 @@ func (p *pass) attend(layer int, q, k, v ct, scale float64) ct {
 		n := p.lens[i]
 		s.CopyInto(s.Narrow(sq.k[layer], 1, 0, n), s.Narrow(s.Select(k, 0, int64(i)), 1, 0, n))
 		s.CopyInto(s.Narrow(sq.v[layer], 1, 0, n), s.Narrow(s.Select(v, 0, int64(i)), 1, 0, n))
-	}
-	drop := 0.0
-	if p.train {
-		if f, ok := c.Raw["attn_pdrop"].(float64); ok && p.m.wpe != nil {
-			drop = f
-		} else if f, ok := c.Raw["attention_dropout"].(float64); ok {
-			drop = f
-		}
 	}
 	o := s.SDPA(q, repeatKV(s, k, rep), repeatKV(s, v, rep), p.mask, drop, false, scale)
 	return s.Reshape(s.Transpose(o, 1, 2), p.b, p.t, h*d)
@@ -212,7 +206,49 @@ func (m *Model) Forward(inputIDs, attentionMask *ts.Tensor) (out *ts.Tensor, err
 		return nil, fmt.Errorf("forward: %w", err)
 	}
 	p.mask = mi.tensor(&s, m.choice.Device)
-	logits := p.head(p.layers(p.embed(s.To(ids, m.choice.Device, gotch.Int64))))
+	logits := p.head(p.layers(p.embed(s.To(ids, m.choice.Device, gotch.Int64)), nil))
+	if s.Err() != nil {
+		return nil, fmt.Errorf("forward: %w", s.Err())
+	}
+	return torch.Wrap(s.Detach(logits)), nil
+}
+
+// ForwardAt runs the model on a batch given as Go slices, ids and mask
+// [b*t] row-major (mask nil or 1 = token, 0 = padding), and returns the
+// logits only at the flattened positions at (indices into b*t), [len(at), V]
+// in the compute dtype; the caller owns them. The final norm and lm_head
+// run on those positions alone, which is what training needs when only a
+// few positions carry loss. The result is differentiable when the model's
+// parameters (or its LoRA adapters) require grad and grad mode is on.
+func (m *Model) ForwardAt(ids, mask []int64, b, t int, at []int64) (out *ts.Tensor, err error) {
+	if m.closed {
+		return nil, fmt.Errorf("forward: %w", errClosed)
+	}
+	if b <= 0 || t <= 0 || len(ids) != b*t || (mask != nil && len(mask) != b*t) {
+		return nil, fmt.Errorf("forward: %d ids and %d mask values for a [%d,%d] batch", len(ids), len(mask), b, t)
+	}
+	if len(at) == 0 {
+		return nil, fmt.Errorf("forward: no positions asked for")
+	}
+	for _, i := range at {
+		if i < 0 || i >= int64(b*t) {
+			return nil, fmt.Errorf("forward: position %d is outside the [%d,%d] batch", i, b, t)
+		}
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var s scope
+	defer s.Free()
+	B, T := int64(b), int64(t)
+	mi := newMaskInfo(B, T, mask)
+	p, err := m.newPass(&s, B, T, mi.pos)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	p.mask = mi.tensor(&s, m.choice.Device)
+	idx := s.Int64s(m.choice.Device, at, int64(len(at)))
+	x := p.layers(p.embed(s.Int64s(m.choice.Device, ids, B, T)), idx)
+	logits := p.head(x)
 	if s.Err() != nil {
 		return nil, fmt.Errorf("forward: %w", s.Err())
 	}

@@ -255,7 +255,7 @@ func (m *Model) Prefill(ctx context.Context, seqs []*Sequence) error {
 			}
 		}
 		p.mask = newMaskInfo(b, t, mask).tensor(&s, m.choice.Device)
-		x := p.layers(p.embed(s.Int64s(m.choice.Device, ids, b, t)))
+		x := p.layers(p.embed(s.Int64s(m.choice.Device, ids, b, t)), nil)
 		// Only each prompt's last position needs logits.
 		x = s.IndexSelect(s.View(x, b*t, -1), 0, s.Int64s(m.choice.Device, last, b))
 		logits := s.ReadFloat32s(p.head(x))
@@ -340,7 +340,7 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 			}
 			p.decodeBias = s.Floats(m.choice.Device, m.choice.DType, bias, b*hkv, 1, tk)
 		}
-		logits := s.ReadFloat32s(p.head(p.layers(p.embed(s.Int64s(m.choice.Device, ids, b, 1)))))
+		logits := s.ReadFloat32s(p.head(p.layers(p.embed(s.Int64s(m.choice.Device, ids, b, 1)), nil)))
 		if s.Err() != nil {
 			return fmt.Errorf("decode: %w", s.Err())
 		}
