@@ -26,8 +26,8 @@ type RopeScaling struct {
 // Config is a causal LM's config.json, typed. Raw keeps every field as read
 // so that Save writes back what it did not interpret.
 type Config struct {
-	Architecture     string // LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel
-	ModelType        string // llama, mistral, qwen2, gpt2
+	Architecture     string // as "architectures" names it: ArchLlama, ArchGPT2...
+	ModelType        string // llama, gpt2...
 	VocabSize        int
 	HiddenSize       int
 	IntermediateSize int
@@ -48,7 +48,7 @@ type Config struct {
 	MLPBias           bool // bias on gate, up, down (Llama)
 	// ScaleAttnByInverseLayerIdx is GPT-2's scale_attn_by_inverse_layer_idx.
 	ScaleAttnByInverseLayerIdx bool
-	// SlidingWindow is Mistral's/Qwen2's window, 0 when off. Attention here is
+	// SlidingWindow is Mistral's/Qwen's window, 0 when off. Attention here is
 	// always full, which is the same while the context fits in the window:
 	// ContextLength stops there.
 	SlidingWindow    int

@@ -37,8 +37,8 @@ type Param struct {
 	NoDecay   bool // biases and norm weights: no weight decay
 }
 
-// Model is a causal LM on libtorch: Llama (also Mistral, SmolLM, TinyLlama),
-// Qwen2 or GPT-2. Forward and generation may run from several goroutines at
+// Model is a causal LM on libtorch, of one of the architectures the
+// package runs (see the package doc). Forward and generation may run from several goroutines at
 // once; Close must come after the last of them.
 type Model struct {
 	Config *Config
