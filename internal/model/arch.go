@@ -39,7 +39,7 @@ type architecture struct {
 }
 
 // architectures are the ones this package runs, by name.
-var architectures = registry(llama, mistral, qwen2, gpt2)
+var architectures = registry(llama, mistral, qwen2, qwen3, gpt2)
 
 func registry(as ...*architecture) map[string]*architecture {
 	out := make(map[string]*architecture, len(as))

@@ -1,6 +1,6 @@
 // Package model runs Hugging Face causal language models on libtorch
 // (through gotch): Llama (and Mistral, SmolLM, TinyLlama: GQA, rope_theta,
-// llama3 and linear rope scaling), Qwen2 and GPT-2, read from and written
+// llama3 and linear rope scaling), Qwen2, Qwen3 and GPT-2, read from and written
 // to a transformers model directory with transformers' own parameter names.
 //
 // Forward gives logits for training and evaluation (differentiable with
