@@ -9,7 +9,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/kfllm/kfllm/internal/model"
 	"github.com/kfllm/kfllm/internal/safetensors"
 	"github.com/kfllm/kfllm/internal/synth"
 	"github.com/kfllm/kfllm/internal/tokenizer"
@@ -75,28 +74,7 @@ func TestLoRAQwen3(t *testing.T) {
 // adapter in adapterDir when set) on the eval shard in shards.
 func shardLoss(t *testing.T, dir, adapterDir, shards string) float64 {
 	t.Helper()
-	m, err := model.Load(dir, model.LoadOptions{Device: "cpu", DType: "float32"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	if adapterDir != "" {
-		var cfg struct {
-			R       int      `json:"r"`
-			Alpha   float64  `json:"lora_alpha"`
-			Targets []string `json:"target_modules"`
-		}
-		if err := json.Unmarshal(mustRead(t, filepath.Join(adapterDir, "adapter_config.json")), &cfg); err != nil {
-			t.Fatal(err)
-		}
-		ads, err := attachLoRA(m, cfg.R, cfg.Alpha, 0, cfg.Targets, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := loadAdapter(filepath.Join(adapterDir, "adapter_model.safetensors"), ads); err != nil {
-			t.Fatal(err)
-		}
-	}
+	m := loadWithAdapter(t, dir, adapterDir)
 	sh, err := readShard(shards, "eval.safetensors")
 	if err != nil {
 		t.Fatal(err)
