@@ -2,6 +2,7 @@ package kfllm
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -75,4 +76,33 @@ func isLight(pkg string) bool {
 		}
 	}
 	return false
+}
+
+// libtorchLayer is the one package that calls gotch's libtch C bindings;
+// model and train go through it (its Scope owns and frees every result).
+const libtorchLayer = "github.com/kfllm/kfllm/internal/torch"
+
+func TestOnlyTorchCallsLibtch(t *testing.T) {
+	out, err := exec.Command("go", "list", "-e", "-test",
+		"-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || !slices.Contains(fields[1:], "github.com/sugarme/gotch/libtch") {
+			continue
+		}
+		// With -test, the package's test variants list as "pkg [pkg.test]" and "pkg.test".
+		pkg := strings.TrimSuffix(fields[0], ".test")
+		if pkg == libtorchLayer {
+			found = true
+			continue
+		}
+		t.Errorf("%s imports gotch/libtch: call libtorch through %s", pkg, libtorchLayer)
+	}
+	if !found {
+		t.Fatalf("%s does not import gotch/libtch: the check looks at the wrong package", libtorchLayer)
+	}
 }

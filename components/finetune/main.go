@@ -16,6 +16,7 @@ import (
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/kfp/executor"
 	"github.com/kfllm/kfllm/internal/report"
+	"github.com/kfllm/kfllm/internal/torch"
 	"github.com/kfllm/kfllm/internal/train"
 )
 
@@ -82,7 +83,7 @@ func main() {
 		f.Usage()
 		os.Exit(2)
 	}
-	train.TuneAllocator()
+	torch.TuneAllocatorForTraining()
 	res, err := train.Run(ctx, o)
 	switch {
 	case errors.Is(err, context.Canceled):

@@ -15,6 +15,7 @@ import (
 	"github.com/kfllm/kfllm/internal/scheduler"
 	"github.com/kfllm/kfllm/internal/server"
 	"github.com/kfllm/kfllm/internal/tokenizer"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // Engine runs a *model.Model for the scheduler. Its sequences share one
@@ -148,7 +149,7 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}
-	model.SetThreads(o.Threads)
+	torch.SetThreads(o.Threads)
 	m, err := model.Load(dir, model.LoadOptions{Device: o.Device, DType: o.DType})
 	if err != nil {
 		return nil, fmt.Errorf("load model: %w", err)

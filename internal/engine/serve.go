@@ -7,10 +7,10 @@ import (
 	"net"
 
 	"github.com/kfllm/kfllm/internal/langsmith"
-	"github.com/kfllm/kfllm/internal/model"
 	"github.com/kfllm/kfllm/internal/prompt"
 	"github.com/kfllm/kfllm/internal/remote"
 	"github.com/kfllm/kfllm/internal/server"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // ServeOptions configure the serving command.
@@ -50,7 +50,7 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	so.Logger = o.Logger
 	switch o.Backend {
 	case "", "local":
-		model.TuneAllocator() // a long-running process: keep RSS flat (see internal/model)
+		torch.TuneAllocatorForServing() // a long-running process: keep RSS flat
 		eo := o.Engine
 		eo.Logger = o.Logger
 		so.Load = func(ctx context.Context) (*server.Backend, error) { return Load(ctx, eo) }

@@ -4,7 +4,8 @@ import (
 	"math"
 
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
+
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // rope holds what the Llama family's rotary embedding needs: the inverse
@@ -64,14 +65,14 @@ func newRope(s *scope, c *Config, dev gotch.Device, dt gotch.DType) *rope {
 		rot[(j+h)*d+j] = -1 // out[j] = -x[j+h]
 		rot[j*d+j+h] = 1    // out[j+h] = x[j]
 	}
-	r := &rope{inv: ropeInvFreq(c), rot: s.floats(dev, dt, rot, int64(d), int64(d))}
-	s.detach(r.rot)
+	r := &rope{inv: ropeInvFreq(c), rot: s.Floats(dev, dt, rot, int64(d), int64(d))}
+	s.Detach(r.rot)
 	return r
 }
 
 func (r *rope) free() {
 	if r.rot != nil {
-		lib.AtFree(r.rot)
+		torch.Free(r.rot)
 	}
 }
 
@@ -91,23 +92,23 @@ func (r *rope) tables(s *scope, pos []int64, b, t int64, dev gotch.Device, dt go
 			sv[row+j], sv[row+j+d/2] = sn, sn
 		}
 	}
-	return s.floats(dev, dt, cv, b, 1, t, int64(d)), s.floats(dev, dt, sv, b, 1, t, int64(d))
+	return s.Floats(dev, dt, cv, b, 1, t, int64(d)), s.Floats(dev, dt, sv, b, 1, t, int64(d))
 }
 
 // apply is x*cos + rotate_half(x)*sin, transformers' apply_rotary_pos_emb.
 func (r *rope) apply(s *scope, x, cos, sin ct) ct {
-	return s.addcmul(s.mul(x, cos), s.matmulRows(x, r.rot), sin)
+	return s.Addcmul(s.Mul(x, cos), s.matmulRows(x, r.rot), sin)
 }
 
 // repeatKV expands [B,Hkv,T,D] to [B,Hkv*rep,T,D] as transformers'
 // repeat_kv does (libtorch 2.1's SDPA has no enable_gqa).
 func repeatKV(s *scope, x ct, rep int64) ct {
-	if rep == 1 || !s.ok() {
+	if rep == 1 || !s.OK() {
 		return x
 	}
-	sh := shapeOf(x)
+	sh := torch.Shape(x)
 	b, h, t, d := sh[0], sh[1], sh[2], sh[3]
-	return s.reshape(s.expand(s.unsqueeze(x, 2), b, h, rep, t, d), b, h*rep, t, d)
+	return s.Reshape(s.Expand(s.Unsqueeze(x, 2), b, h, rep, t, d), b, h*rep, t, d)
 }
 
 // maskInfo is a batch's attention mask resolved in Go: position ids as
@@ -124,9 +125,9 @@ type maskInfo struct {
 // tensor makes the mask on dev.
 func (mi *maskInfo) tensor(s *scope, dev gotch.Device) ct {
 	if mi.allOnes {
-		return s.bools(dev, mi.mask, 1, 1, mi.t, mi.t)
+		return s.Bools(dev, mi.mask, 1, 1, mi.t, mi.t)
 	}
-	return s.bools(dev, mi.mask, mi.b, 1, mi.t, mi.t)
+	return s.Bools(dev, mi.mask, mi.b, 1, mi.t, mi.t)
 }
 
 func newMaskInfo(b, t int64, mask []int64) *maskInfo {
@@ -169,17 +170,4 @@ func newMaskInfo(b, t int64, mask []int64) *maskInfo {
 		}
 	}
 	return mi
-}
-
-// floats makes a float tensor of the given shape from float32 data, on dev
-// in dt.
-func (s *scope) floats(dev gotch.Device, dt gotch.DType, data []float32, dims ...int64) ct {
-	if !s.ok() {
-		return nil
-	}
-	c := s.own(lib.AtTensorOfData(ptrOf(data), dims, uint(len(dims)), 4, int(gotch.Float.CInt())), "tensor_of_data")
-	if dev != gotch.CPU || dt != gotch.Float {
-		return s.to(c, dev, dt)
-	}
-	return c
 }

@@ -12,11 +12,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 var (
 	benchThreads  = flag.Int("threads", 1, "libtorch intra-op threads for benchmarks")
-	tuneMalloc    = flag.Bool("tune-malloc", true, "BenchmarkDecodeRSS calls TuneAllocator first")
+	tuneMalloc    = flag.Bool("tune-malloc", true, "BenchmarkDecodeRSS calls torch.TuneAllocatorForServing first")
 	rssTokens     = flag.Int("rss-tokens", 10000, "tokens BenchmarkDecodeRSS generates")
 	benchModelDir = flag.String("bench-model-dir", "", "TestWriteBenchModel saves the benchmark model here (for bench/model_vs_transformers.sh)")
 )
@@ -35,7 +37,7 @@ func benchConfig() *Config {
 }
 
 func benchModel(b testing.TB) *Model {
-	SetThreads(*benchThreads)
+	torch.SetThreads(*benchThreads)
 	m, err := NewRandom(benchConfig(), 1, LoadOptions{Device: "cpu", DType: "float32"})
 	if err != nil {
 		b.Fatal(err)
@@ -62,7 +64,7 @@ func TestWriteBenchModel(t *testing.T) {
 	defer m.Close()
 	var n int64
 	for _, p := range m.Parameters() {
-		n += numel(p.Tensor.MustSize())
+		n += torch.Numel(p.Tensor.MustSize())
 	}
 	t.Logf("benchmark model: %d parameters", n)
 	if err := m.Save(*benchModelDir); err != nil {
@@ -125,7 +127,7 @@ func BenchmarkDecode(b *testing.B) {
 		if err := m.Prefill(ctx, []*Sequence{sq}); err != nil {
 			b.Fatal(err)
 		}
-		start, ops0, cpu0 := time.Now(), opCount.Load(), cpuSeconds(b)
+		start, ops0, cpu0 := time.Now(), torch.OpCount(), cpuSeconds(b)
 		for !sq.Done() {
 			if err := m.DecodeStep(ctx, []*Sequence{sq}); err != nil {
 				b.Fatal(err)
@@ -133,7 +135,7 @@ func BenchmarkDecode(b *testing.B) {
 		}
 		if i >= 0 {
 			elapsed += time.Since(start)
-			ops += opCount.Load() - ops0
+			ops += torch.OpCount() - ops0
 			cpu += cpuSeconds(b) - cpu0
 		}
 		sq.Release()
@@ -149,7 +151,7 @@ func BenchmarkDecode(b *testing.B) {
 // memory grows per 1,000 tokens after the first sequence has warmed up.
 func BenchmarkDecodeRSS(b *testing.B) {
 	if *tuneMalloc {
-		TuneAllocator()
+		torch.TuneAllocatorForServing()
 	}
 	m := benchModel(b)
 	defer m.Close()
@@ -208,7 +210,7 @@ func rssKB(b testing.TB) float64 {
 // BenchmarkDecodeOverhead decodes with a tiny model of the benchmark's
 // shape in layers, so that time is per-op overhead, not arithmetic.
 func BenchmarkDecodeOverhead(b *testing.B) {
-	SetThreads(*benchThreads)
+	torch.SetThreads(*benchThreads)
 	c := benchConfig()
 	c.HiddenSize, c.IntermediateSize, c.VocabSize, c.NumHeads, c.NumKVHeads = 32, 64, 100, 4, 2
 	m, err := NewRandom(c, 1, LoadOptions{Device: "cpu", DType: "float32"})

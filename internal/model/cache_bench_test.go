@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // BenchmarkDecodeBatch: greedy decode steps of 1 and of 8 sequences (prompts
@@ -41,7 +43,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 				if err := m.Prefill(ctx, seqs); err != nil {
 					b.Fatal(err)
 				}
-				start, ops0, cpu0 := time.Now(), opCount.Load(), cpuSeconds(b)
+				start, ops0, cpu0 := time.Now(), torch.OpCount(), cpuSeconds(b)
 				for !seqs[0].Done() {
 					if err := m.DecodeStep(ctx, seqs); err != nil {
 						b.Fatal(err)
@@ -49,7 +51,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 				}
 				if i >= 0 {
 					elapsed += time.Since(start)
-					ops += opCount.Load() - ops0
+					ops += torch.OpCount() - ops0
 					cpu += cpuSeconds(b) - cpu0
 					tokens += int64(benchDecode * n)
 				}

@@ -9,24 +9,6 @@ import (
 	"path/filepath"
 )
 
-// Architecture names, as config.json's "architectures" spells them.
-const (
-	ArchLlama   = "LlamaForCausalLM"
-	ArchMistral = "MistralForCausalLM" // Llama's layout; see Config.SlidingWindow
-	ArchQwen2   = "Qwen2ForCausalLM"
-	ArchGPT2    = "GPT2LMHeadModel"
-)
-
-// family groups architectures that share a forward pass.
-type family int
-
-const (
-	familyLlama family = iota // Llama, Mistral, Qwen2
-	familyGPT2
-)
-
-var modelTypes = map[string]string{"llama": ArchLlama, "mistral": ArchMistral, "qwen2": ArchQwen2, "gpt2": ArchGPT2}
-
 // ErrUnsupported is wrapped by errors about architectures, rope types or
 // activations this package does not implement.
 var ErrUnsupported = errors.New("unsupported")
@@ -44,8 +26,8 @@ type RopeScaling struct {
 // Config is a causal LM's config.json, typed. Raw keeps every field as read
 // so that Save writes back what it did not interpret.
 type Config struct {
-	Architecture     string // LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel
-	ModelType        string // llama, mistral, qwen2, gpt2
+	Architecture     string // as "architectures" names it: ArchLlama, ArchGPT2...
+	ModelType        string // llama, gpt2...
 	VocabSize        int
 	HiddenSize       int
 	IntermediateSize int
@@ -66,7 +48,7 @@ type Config struct {
 	MLPBias           bool // bias on gate, up, down (Llama)
 	// ScaleAttnByInverseLayerIdx is GPT-2's scale_attn_by_inverse_layer_idx.
 	ScaleAttnByInverseLayerIdx bool
-	// SlidingWindow is Mistral's/Qwen2's window, 0 when off. Attention here is
+	// SlidingWindow is Mistral's/Qwen's window, 0 when off. Attention here is
 	// always full, which is the same while the context fits in the window:
 	// ContextLength stops there.
 	SlidingWindow    int
@@ -84,13 +66,6 @@ func (c *Config) ContextLength() int {
 		return c.SlidingWindow
 	}
 	return c.MaxPositions
-}
-
-func (c *Config) family() family {
-	if c.Architecture == ArchGPT2 {
-		return familyGPT2
-	}
-	return familyLlama
 }
 
 // LoadConfig reads dir/config.json.
@@ -120,19 +95,20 @@ func ParseConfig(b []byte) (*Config, error) {
 	}
 	c.ModelType = r.str("model_type", "")
 	if c.Architecture == "" {
-		c.Architecture = modelTypes[c.ModelType]
+		for _, a := range architectures {
+			if a.modelType == c.ModelType {
+				c.Architecture = a.name
+			}
+		}
 		if c.Architecture == "" {
 			return nil, fmt.Errorf("config.json names no architecture (\"architectures\" and \"model_type\" %q): %w", c.ModelType, ErrUnsupported)
 		}
 	}
-	switch c.Architecture {
-	case ArchLlama, ArchMistral, ArchQwen2:
-		c.parseLlama(&r)
-	case ArchGPT2:
-		c.parseGPT2(&r)
-	default:
-		return nil, fmt.Errorf("architecture %q (want %s, %s, %s or %s): %w", c.Architecture, ArchLlama, ArchMistral, ArchQwen2, ArchGPT2, ErrUnsupported)
+	a := c.arch()
+	if a == nil {
+		return nil, fmt.Errorf("architecture %q (want %s): %w", c.Architecture, archNames(), ErrUnsupported)
 	}
+	a.parse(c, &r)
 	c.BOS = r.ids("bos_token_id")
 	c.EOS = r.ids("eos_token_id")
 	if p := r.ids("pad_token_id"); len(p) > 0 {
@@ -149,95 +125,16 @@ func ParseConfig(b []byte) (*Config, error) {
 	return c, nil
 }
 
-func (c *Config) parseLlama(r *reader) {
-	c.VocabSize = r.int("vocab_size", -1)
-	c.HiddenSize = r.int("hidden_size", -1)
-	c.IntermediateSize = r.int("intermediate_size", -1)
-	c.NumLayers = r.int("num_hidden_layers", -1)
-	c.NumHeads = r.int("num_attention_heads", -1)
-	c.NumKVHeads = r.int("num_key_value_heads", c.NumHeads)
-	c.HeadDim = r.int("head_dim", 0)
-	c.MaxPositions = r.int("max_position_embeddings", -1)
-	c.RMSNormEps = r.float("rms_norm_eps", 1e-6)
-	c.HiddenAct = r.str("hidden_act", "silu")
-	c.TieWordEmbeddings = r.bool("tie_word_embeddings", false)
-	c.AttentionBias = r.bool("attention_bias", false)
-	c.MLPBias = r.bool("mlp_bias", false)
-	if c.Architecture == ArchQwen2 {
-		c.QKVBias = true
-		if r.bool("use_sliding_window", false) {
-			c.SlidingWindow = r.int("sliding_window", 0)
-		}
-	} else if c.Architecture == ArchMistral {
-		c.SlidingWindow = r.int("sliding_window", 0)
-	}
-	// transformers v5 moves rope_theta and rope_scaling into rope_parameters.
-	scaling, _ := r.raw["rope_scaling"].(map[string]any)
-	if params, ok := r.raw["rope_parameters"].(map[string]any); ok {
-		scaling = params
-		c.RopeTheta = (&reader{raw: params}).float("rope_theta", r.float("rope_theta", 10000))
-	} else {
-		c.RopeTheta = r.float("rope_theta", 10000)
-	}
-	c.Rope = RopeScaling{Type: "default"}
-	if scaling != nil {
-		s := reader{raw: scaling}
-		c.Rope.Type = s.str("rope_type", s.str("type", "default"))
-		switch c.Rope.Type {
-		case "default":
-		case "linear":
-			c.Rope.Factor = s.float("factor", -1)
-		case "llama3":
-			c.Rope.Factor = s.float("factor", -1)
-			c.Rope.LowFreqFactor = s.float("low_freq_factor", -1)
-			c.Rope.HighFreqFactor = s.float("high_freq_factor", -1)
-			c.Rope.OriginalMaxPositions = s.int("original_max_position_embeddings", -1)
-		default:
-			if r.err == nil {
-				r.err = fmt.Errorf("rope type %q (want default, linear or llama3): %w", c.Rope.Type, ErrUnsupported)
-			}
-		}
-		if s.err != nil && r.err == nil {
-			r.err = fmt.Errorf("rope scaling: %w", s.err)
-		}
-	}
-}
-
-func (c *Config) parseGPT2(r *reader) {
-	c.VocabSize = r.int("vocab_size", -1)
-	c.HiddenSize = r.int("n_embd", -1)
-	c.NumLayers = r.int("n_layer", -1)
-	c.NumHeads = r.int("n_head", -1)
-	c.NumKVHeads = c.NumHeads
-	c.MaxPositions = r.int("n_positions", -1)
-	c.IntermediateSize = r.int("n_inner", 0) // null -> 4*n_embd
-	if c.IntermediateSize == 0 && c.HiddenSize > 0 {
-		c.IntermediateSize = 4 * c.HiddenSize
-	}
-	c.LayerNormEps = r.float("layer_norm_epsilon", 1e-5)
-	c.HiddenAct = r.str("activation_function", "gelu_new")
-	c.TieWordEmbeddings = r.bool("tie_word_embeddings", true)
-	c.ScaleAttnByInverseLayerIdx = r.bool("scale_attn_by_inverse_layer_idx", false)
-	if !r.bool("scale_attn_weights", true) || r.bool("reorder_and_upcast_attn", false) {
-		if r.err == nil {
-			r.err = fmt.Errorf("scale_attn_weights=false or reorder_and_upcast_attn=true: %w", ErrUnsupported)
-		}
-	}
-}
-
 // Validate fills derived fields (HeadDim, NumKVHeads) and checks that the
 // config describes a model this package can run. Configs built in Go (for
 // NewRandom) go through it too.
 func (c *Config) Validate() error {
-	if _, ok := archFamily[c.Architecture]; !ok {
+	a := c.arch()
+	if a == nil {
 		return fmt.Errorf("architecture %q: %w", c.Architecture, ErrUnsupported)
 	}
 	if c.ModelType == "" {
-		for t, a := range modelTypes {
-			if a == c.Architecture {
-				c.ModelType = t
-			}
-		}
+		c.ModelType = a.modelType
 	}
 	if c.NumKVHeads == 0 {
 		c.NumKVHeads = c.NumHeads
@@ -257,21 +154,7 @@ func (c *Config) Validate() error {
 	if c.TorchDType == "" {
 		c.TorchDType = "float32"
 	}
-	if c.family() == familyGPT2 {
-		if c.LayerNormEps == 0 {
-			c.LayerNormEps = 1e-5
-		}
-		if c.HiddenAct == "" {
-			c.HiddenAct = "gelu_new"
-		}
-	} else {
-		if c.RMSNormEps == 0 {
-			c.RMSNormEps = 1e-6
-		}
-		if c.HiddenAct == "" {
-			c.HiddenAct = "silu"
-		}
-	}
+	a.defaults(c)
 	for _, f := range []struct {
 		name string
 		v    int
@@ -285,11 +168,8 @@ func (c *Config) Validate() error {
 	if c.NumHeads%c.NumKVHeads != 0 {
 		return fmt.Errorf("%s config: num_attention_heads %d is not a multiple of num_key_value_heads %d", c.Architecture, c.NumHeads, c.NumKVHeads)
 	}
-	if c.HeadDim%2 != 0 && c.family() == familyLlama {
-		return fmt.Errorf("%s config: head_dim %d is odd; rotary embeddings need it even", c.Architecture, c.HeadDim)
-	}
-	if c.family() == familyGPT2 && c.HeadDim*c.NumHeads != c.HiddenSize {
-		return fmt.Errorf("%s config: n_embd %d is not a multiple of n_head %d", c.Architecture, c.HiddenSize, c.NumHeads)
+	if err := a.check(c); err != nil {
+		return err
 	}
 	if _, err := activation(c.HiddenAct); err != nil {
 		return fmt.Errorf("%s config: %w", c.Architecture, err)
@@ -310,8 +190,6 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
-
-var archFamily = map[string]family{ArchLlama: familyLlama, ArchMistral: familyLlama, ArchQwen2: familyLlama, ArchGPT2: familyGPT2}
 
 // activation maps a hidden_act to the gelu approximation or "silu".
 func activation(name string) (string, error) {
@@ -344,52 +222,7 @@ func (c *Config) JSON() ([]byte, error) {
 	if c.Pad >= 0 {
 		out["pad_token_id"] = c.Pad
 	}
-	if c.family() == familyGPT2 {
-		out["n_embd"] = c.HiddenSize
-		out["n_layer"] = c.NumLayers
-		out["n_head"] = c.NumHeads
-		out["n_positions"] = c.MaxPositions
-		if c.IntermediateSize != 4*c.HiddenSize {
-			out["n_inner"] = c.IntermediateSize
-		} else if _, ok := out["n_inner"]; !ok {
-			out["n_inner"] = nil
-		}
-		out["layer_norm_epsilon"] = c.LayerNormEps
-		out["activation_function"] = c.HiddenAct
-		out["scale_attn_by_inverse_layer_idx"] = c.ScaleAttnByInverseLayerIdx
-	} else {
-		out["hidden_size"] = c.HiddenSize
-		out["intermediate_size"] = c.IntermediateSize
-		out["num_hidden_layers"] = c.NumLayers
-		out["num_attention_heads"] = c.NumHeads
-		out["num_key_value_heads"] = c.NumKVHeads
-		out["head_dim"] = c.HeadDim
-		out["max_position_embeddings"] = c.MaxPositions
-		out["rms_norm_eps"] = c.RMSNormEps
-		out["hidden_act"] = c.HiddenAct
-		if c.Architecture != ArchQwen2 {
-			out["attention_bias"] = c.AttentionBias
-			out["mlp_bias"] = c.MLPBias
-		}
-		var scaling map[string]any
-		switch c.Rope.Type {
-		case "linear":
-			scaling = map[string]any{"rope_type": "linear", "factor": c.Rope.Factor}
-		case "llama3":
-			scaling = map[string]any{"rope_type": "llama3", "factor": c.Rope.Factor, "low_freq_factor": c.Rope.LowFreqFactor,
-				"high_freq_factor": c.Rope.HighFreqFactor, "original_max_position_embeddings": c.Rope.OriginalMaxPositions}
-		}
-		if _, v5 := out["rope_parameters"]; v5 {
-			p := map[string]any{"rope_type": "default", "rope_theta": c.RopeTheta}
-			for k, v := range scaling {
-				p[k] = v
-			}
-			out["rope_parameters"] = p
-		} else {
-			out["rope_theta"] = c.RopeTheta
-			out["rope_scaling"] = scaling
-		}
-	}
+	c.arch().encode(c, out)
 	return json.MarshalIndent(out, "", "  ")
 }
 

@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"unsafe"
 
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // pass is one forward run: a batch [B,T], its positions, mask and, when
@@ -19,7 +19,7 @@ type pass struct {
 	b, t     int64
 	train    bool
 	pos      ct // [B*T] int64 position ids
-	cos, sin ct // Llama family: [B,1,T,D]
+	cos, sin ct // rotary position tables [B,1,T,D], when the decoder uses them
 	mask     ct // bool [B or 1,1,T,Tk], true = attend
 
 	seqs   []*Sequence // prefill writes their caches; decode also reads them
@@ -40,36 +40,29 @@ func (m *Model) newPass(s *scope, b, t int64, pos []int64) (*pass, error) {
 		}
 	}
 	p := &pass{m: m, s: s, b: b, t: t, train: m.training}
-	p.pos = s.int64s(m.choice.Device, pos, b*t)
-	if m.rope != nil {
-		p.cos, p.sin = m.rope.tables(s, pos, b, t, m.choice.Device, m.choice.DType)
-	}
+	p.pos = s.Int64s(m.choice.Device, pos, b*t)
+	m.dec.positions(p, pos)
 	return p, nil
 }
 
-// embed looks up ids [B,T] (GPT-2 adds learned positions).
-func (p *pass) embed(ids ct) ct {
-	s, m := p.s, p.m
-	x := s.embedding(handle(m.embed), ids)
-	if m.wpe != nil {
-		x = s.add(x, s.view(s.embedding(handle(m.wpe), p.pos), p.b, p.t, -1))
-		x = p.dropout(x, "embd_pdrop")
-	}
-	return x
-}
+// embed looks up ids [B,T].
+func (p *pass) embed(ids ct) ct { return p.m.dec.embed(p, ids) }
 
-// layers runs every decoder layer, freeing each one's intermediates.
-func (p *pass) layers(x ct) ct {
-	for i := range p.m.layers {
-		mark := p.s.mark()
-		var y ct
-		if p.m.wpe != nil {
-			y = p.gpt2Layer(i, x)
-		} else {
-			y = p.llamaLayer(i, x)
+// layers runs every decoder layer, freeing each one's intermediates. With
+// at (int64 indices into the flattened B*T positions) it returns only
+// those positions' hidden states, [len(at),H], and the last layer does
+// only the work they need.
+func (p *pass) layers(x, at ct) ct {
+	n := p.m.Config.NumLayers
+	for i := range n {
+		var want ct
+		if i == n-1 {
+			want = at
 		}
-		p.s.release(mark, y)
-		p.s.drop(x)
+		mark := p.s.Mark()
+		y := p.m.dec.layer(p, i, x, want)
+		p.s.Release(mark, y)
+		p.s.Drop(x)
 		x = y
 	}
 	return x
@@ -77,13 +70,21 @@ func (p *pass) layers(x ct) ct {
 
 // head is the final norm and lm_head on hidden states [..., H].
 func (p *pass) head(x ct) ct {
-	m := p.m
-	if m.wpe != nil {
-		x = p.s.layerNorm(x, handle(m.normW), handle(m.normB), int64(m.Config.HiddenSize), m.Config.LayerNormEps)
-	} else {
-		x = p.rmsNorm(x, handle(m.normW))
+	return p.m.lmHead.forward(p.s, p.m.dec.norm(p, x), p.train)
+}
+
+// trainDropout is the dropout probability under the first of keys that
+// config.json sets, when training; 0 otherwise.
+func (p *pass) trainDropout(keys ...string) float64 {
+	if !p.train {
+		return 0
 	}
-	return m.lmHead.forward(p.s, x, p.train)
+	for _, k := range keys {
+		if f, ok := p.m.Config.Raw[k].(float64); ok {
+			return f
+		}
+	}
+	return 0
 }
 
 func (p *pass) dropout(x ct, key string) ct {
@@ -91,16 +92,17 @@ func (p *pass) dropout(x ct, key string) ct {
 		return x
 	}
 	if f, ok := p.m.Config.Raw[key].(float64); ok && f > 0 {
-		return p.s.dropout(x, f, true)
+		return p.s.Dropout(x, f, true)
 	}
 	return x
 }
 
 // attend runs attention for q [B,H,T,D], k and v [B,Hkv,T,D] (with rope
-// applied) and returns [B,T,H*D]. Prefill writes k and v into the
-// sequences' caches; decode writes the new position and attends over the
-// caches.
-func (p *pass) attend(layer int, q, k, v ct, scale float64) ct {
+// applied) and returns [B,T,H*D]; scale <= 0 means 1/sqrt(head_dim), and
+// drop is the attention dropout of a training pass. Prefill writes k and v
+// into the sequences' caches; decode writes the new position and attends
+// over the caches.
+func (p *pass) attend(layer int, q, k, v ct, scale, drop float64) ct {
 	s, c := p.s, p.m.Config
 	h, hkv, d := int64(c.NumHeads), int64(c.NumKVHeads), int64(c.HeadDim)
 	rep := h / hkv
@@ -109,40 +111,32 @@ func (p *pass) attend(layer int, q, k, v ct, scale float64) ct {
 	}
 	if p.decode {
 		for i, sq := range p.seqs {
-			s.copyInto(s.narrow(sq.k[layer], 1, p.lens[i], 1), s.selectAt(k, 0, int64(i)))
-			s.copyInto(s.narrow(sq.v[layer], 1, p.lens[i], 1), s.selectAt(v, 0, int64(i)))
+			s.CopyInto(s.Narrow(sq.k[layer], 1, p.lens[i], 1), s.Select(k, 0, int64(i)))
+			s.CopyInto(s.Narrow(sq.v[layer], 1, p.lens[i], 1), s.Select(v, 0, int64(i)))
 		}
 		// Sequences with caches of their own: stack them (a copy) into
 		// [B*Hkv, T, D] batches.
 		var kk, vv ct
 		if len(p.seqs) == 1 {
-			kk = s.narrow(p.seqs[0].k[layer], 1, 0, p.tk)
-			vv = s.narrow(p.seqs[0].v[layer], 1, 0, p.tk)
+			kk = s.Narrow(p.seqs[0].k[layer], 1, 0, p.tk)
+			vv = s.Narrow(p.seqs[0].v[layer], 1, 0, p.tk)
 		} else {
 			ks, vs := make([]ct, len(p.seqs)), make([]ct, len(p.seqs))
 			for i, sq := range p.seqs {
-				ks[i] = s.narrow(sq.k[layer], 1, 0, p.tk)
-				vs[i] = s.narrow(sq.v[layer], 1, 0, p.tk)
+				ks[i] = s.Narrow(sq.k[layer], 1, 0, p.tk)
+				vs[i] = s.Narrow(sq.v[layer], 1, 0, p.tk)
 			}
-			kk, vv = s.view(s.stack(ks, 0), -1, p.tk, d), s.view(s.stack(vs, 0), -1, p.tk, d)
+			kk, vv = s.View(s.Stack(ks, 0), -1, p.tk, d), s.View(s.Stack(vs, 0), -1, p.tk, d)
 		}
-		return s.view(p.decodeAttention(s.reshape(q, p.b*hkv, rep, d), kk, vv, scale), p.b, 1, h*d)
+		return s.View(p.decodeAttention(s.Reshape(q, p.b*hkv, rep, d), kk, vv, scale), p.b, 1, h*d)
 	}
 	for i, sq := range p.seqs {
 		n := p.lens[i]
-		s.copyInto(s.narrow(sq.k[layer], 1, 0, n), s.narrow(s.selectAt(k, 0, int64(i)), 1, 0, n))
-		s.copyInto(s.narrow(sq.v[layer], 1, 0, n), s.narrow(s.selectAt(v, 0, int64(i)), 1, 0, n))
+		s.CopyInto(s.Narrow(sq.k[layer], 1, 0, n), s.Narrow(s.Select(k, 0, int64(i)), 1, 0, n))
+		s.CopyInto(s.Narrow(sq.v[layer], 1, 0, n), s.Narrow(s.Select(v, 0, int64(i)), 1, 0, n))
 	}
-	drop := 0.0
-	if p.train {
-		if f, ok := c.Raw["attn_pdrop"].(float64); ok && p.m.wpe != nil {
-			drop = f
-		} else if f, ok := c.Raw["attention_dropout"].(float64); ok {
-			drop = f
-		}
-	}
-	o := s.sdpa(q, repeatKV(s, k, rep), repeatKV(s, v, rep), p.mask, drop, false, scale)
-	return s.reshape(s.transpose(o, 1, 2), p.b, p.t, h*d)
+	o := s.SDPA(q, repeatKV(s, k, rep), repeatKV(s, v, rep), p.mask, drop, false, scale)
+	return s.Reshape(s.Transpose(o, 1, 2), p.b, p.t, h*d)
 }
 
 // decodeAttention is one query position's attention for q [R, rep, D]
@@ -161,21 +155,21 @@ func (p *pass) decodeAttention(q, kk, vv ct, scale float64) ct {
 	if bias == nil {
 		beta, bias = 0, p.zero // no padding: the bias only has to broadcast
 	}
-	scores := s.baddbmm(bias, q, s.transpose(kk, 1, 2), beta, scale)
-	probs := s.softmax(scores, -1, gotch.Float)
+	scores := s.Baddbmm(bias, q, s.Transpose(kk, 1, 2), beta, scale)
+	probs := s.Softmax(scores, -1, gotch.Float)
 	if dt := p.m.choice.DType; dt != gotch.Float {
-		probs = s.to(probs, p.m.choice.Device, dt)
+		probs = s.To(probs, p.m.choice.Device, dt)
 	}
-	return s.bmm(probs, vv)
+	return s.Bmm(probs, vv)
 }
 
 // heads reshapes a projection [B,T,n*D] to [B,n,T,D].
 func (p *pass) heads(x ct, n int64) ct {
 	d := int64(p.m.Config.HeadDim)
 	if p.t == 1 {
-		return p.s.reshape(x, p.b, n, 1, d)
+		return p.s.Reshape(x, p.b, n, 1, d)
 	}
-	return p.s.transpose(p.s.view(x, p.b, p.t, n, d), 1, 2)
+	return p.s.Transpose(p.s.View(x, p.b, p.t, n, d), 1, 2)
 }
 
 // Forward runs the model on inputIDs [B,T] (any integer dtype) with an
@@ -192,19 +186,19 @@ func (m *Model) Forward(inputIDs, attentionMask *ts.Tensor) (out *ts.Tensor, err
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var s scope
-	defer s.free()
-	ids := handle(inputIDs)
-	sh := shapeOf(ids)
+	defer s.Free()
+	ids := torch.Of(inputIDs)
+	sh := torch.Shape(ids)
 	if len(sh) != 2 || sh[0] == 0 || sh[1] == 0 {
 		return nil, fmt.Errorf("forward: input_ids has shape %v, want [batch, length]", sh)
 	}
 	b, t := sh[0], sh[1]
 	var mask []int64
 	if attentionMask != nil {
-		if ms := shapeOf(handle(attentionMask)); len(ms) != 2 || ms[0] != b || ms[1] != t {
+		if ms := torch.Shape(torch.Of(attentionMask)); len(ms) != 2 || ms[0] != b || ms[1] != t {
 			return nil, fmt.Errorf("forward: attention_mask has shape %v, input_ids %v", ms, sh)
 		}
-		mask = s.int64sOf(handle(attentionMask))
+		mask = s.ReadInt64s(torch.Of(attentionMask))
 	}
 	mi := newMaskInfo(b, t, mask)
 	p, err := m.newPass(&s, b, t, mi.pos)
@@ -212,23 +206,51 @@ func (m *Model) Forward(inputIDs, attentionMask *ts.Tensor) (out *ts.Tensor, err
 		return nil, fmt.Errorf("forward: %w", err)
 	}
 	p.mask = mi.tensor(&s, m.choice.Device)
-	logits := p.head(p.layers(p.embed(s.to(ids, m.choice.Device, gotch.Int64))))
-	if s.err != nil {
-		return nil, fmt.Errorf("forward: %w", s.err)
+	logits := p.head(p.layers(p.embed(s.To(ids, m.choice.Device, gotch.Int64)), nil))
+	if s.Err() != nil {
+		return nil, fmt.Errorf("forward: %w", s.Err())
 	}
-	return wrap(s.detach(logits)), nil
+	return torch.Wrap(s.Detach(logits)), nil
 }
 
-// int64sOf copies an integer or bool tensor into Go.
-func (s *scope) int64sOf(x ct) []int64 {
-	c := s.contiguous(s.to(x, gotch.CPU, gotch.Int64))
-	if !s.ok() {
-		return nil
+// ForwardAt runs the model on a batch given as Go slices, ids and mask
+// [b*t] row-major (mask nil or 1 = token, 0 = padding), and returns the
+// logits only at the flattened positions at (indices into b*t), [len(at), V]
+// in the compute dtype; the caller owns them. The final norm and lm_head
+// run on those positions alone, which is what training needs when only a
+// few positions carry loss. The result is differentiable when the model's
+// parameters (or its LoRA adapters) require grad and grad mode is on.
+func (m *Model) ForwardAt(ids, mask []int64, b, t int, at []int64) (out *ts.Tensor, err error) {
+	if m.closed {
+		return nil, fmt.Errorf("forward: %w", errClosed)
 	}
-	n := numel(shapeOf(c))
-	out := make([]int64, n)
-	if n > 0 {
-		lib.AtCopyData(c, unsafe.Pointer(&out[0]), uint(n), 8)
+	if b <= 0 || t <= 0 || len(ids) != b*t || (mask != nil && len(mask) != b*t) {
+		return nil, fmt.Errorf("forward: %d ids and %d mask values for a [%d,%d] batch", len(ids), len(mask), b, t)
 	}
-	return out
+	if len(at) == 0 {
+		return nil, fmt.Errorf("forward: no positions asked for")
+	}
+	for _, i := range at {
+		if i < 0 || i >= int64(b*t) {
+			return nil, fmt.Errorf("forward: position %d is outside the [%d,%d] batch", i, b, t)
+		}
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var s scope
+	defer s.Free()
+	B, T := int64(b), int64(t)
+	mi := newMaskInfo(B, T, mask)
+	p, err := m.newPass(&s, B, T, mi.pos)
+	if err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
+	p.mask = mi.tensor(&s, m.choice.Device)
+	idx := s.Int64s(m.choice.Device, at, int64(len(at)))
+	x := p.layers(p.embed(s.Int64s(m.choice.Device, ids, B, T)), idx)
+	logits := p.head(x)
+	if s.Err() != nil {
+		return nil, fmt.Errorf("forward: %w", s.Err())
+	}
+	return torch.Wrap(s.Detach(logits)), nil
 }

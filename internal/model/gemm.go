@@ -3,8 +3,7 @@ package model
 import (
 	"sync"
 
-	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // A decode step multiplies a handful of rows (one per sequence in the
@@ -38,7 +37,7 @@ func (s *scope) matmulRows(x, w ct) ct {
 	if y := s.rowsMatmul(x, w); y != nil {
 		return y
 	}
-	return s.matmul(x, w)
+	return s.Matmul(x, w)
 }
 
 // rowsMatmul is x @ wt for x [..., K] of at most kernelMaxRows rows and wt
@@ -53,25 +52,25 @@ func (s *scope) rowsMatmul(x, wt ct) ct { return s.kernelMatmul(x, wt, false) }
 func (s *scope) rowsMatmulNT(x, w ct) ct { return s.kernelMatmul(x, w, true) }
 
 func (s *scope) kernelMatmul(x, wt ct, nt bool) ct {
-	if !haveKernel || !s.ok() || !kernelFits(x, wt, nt) {
+	if !haveKernel || !s.OK() || !kernelFits(x, wt, nt) {
 		return nil
 	}
-	xs, ws := shapeOf(x), shapeOf(wt)
+	xs, ws := torch.Shape(x), torch.Shape(wt)
 	k, n := ws[0], ws[1]
 	run := kernelRows
 	if nt {
 		k, n, run = ws[1], ws[0], kernelRowsNT
 	}
-	m := numel(xs) / k
+	m := torch.Numel(xs) / k
 	out := append(xs[:len(xs)-1:len(xs)-1], n)
-	y := s.empty(out...)
+	y := s.Empty(out...)
 	if y == nil {
 		return nil
 	}
-	xp, wp, yp := lib.AtDataPtr(x), lib.AtDataPtr(wt), lib.AtDataPtr(y)
+	xp, wp, yp := torch.DataPtr(x), torch.DataPtr(wt), torch.DataPtr(y)
 	// Split the columns over libtorch's threads when there is enough work.
 	parts := int64(1)
-	if t := int64(Threads()); t > 1 && m*k*n >= 1<<18 {
+	if t := int64(torch.Threads()); t > 1 && m*k*n >= 1<<18 {
 		parts = min(t, n/64)
 	}
 	if parts <= 1 {
@@ -95,14 +94,13 @@ func (s *scope) kernelMatmul(x, wt ct, nt bool) ct {
 // kernelFits checks the kernel's preconditions on x and wt ([N,K] when
 // nt).
 func kernelFits(x, wt ct, nt bool) bool {
-	float := int32(gotch.Float.CInt())
-	if lib.AtScalarType(x) != float || lib.AtScalarType(wt) != float || !onCPU(x) || !onCPU(wt) {
+	if !torch.IsFloat32(x) || !torch.IsFloat32(wt) || !torch.OnCPU(x) || !torch.OnCPU(wt) {
 		return false
 	}
-	if !lib.AtIsContiguous(x) || !lib.AtIsContiguous(wt) || lib.AtRequiresGrad(x) || lib.AtRequiresGrad(wt) {
+	if !torch.IsContiguous(x) || !torch.IsContiguous(wt) || torch.NeedsGrad(x) || torch.NeedsGrad(wt) {
 		return false
 	}
-	xs, ws := shapeOf(x), shapeOf(wt)
+	xs, ws := torch.Shape(x), torch.Shape(wt)
 	if len(ws) != 2 || len(xs) < 1 || ws[0] == 0 || ws[1] == 0 {
 		return false
 	}
@@ -113,6 +111,6 @@ func kernelFits(x, wt ct, nt bool) bool {
 	if xs[len(xs)-1] != k {
 		return false
 	}
-	m := numel(xs) / k
+	m := torch.Numel(xs) / k
 	return m >= 1 && (m <= kernelMaxRows || !nt && ws[0]*ws[1] <= kernelSmallMatrix)
 }

@@ -6,15 +6,11 @@ void kf_gemm(const float *x, const float *w, float *y, long M, long K, long N, l
 void kf_gemm_nt(const float *x, const float *w, float *y, long M, long K, long N, long n0, long n1);
 void kf_attn_scores(const float *q, const float *k, float *s, long R, long rep, long D, long tk, long ld, const long *rowmap, const long *n, float scale);
 void kf_attn_values(const float *p, const float *v, float *o, long R, long rep, long D, long tk, long ld, const long *rowmap, const long *n);
-// From gotch's libtch (torch_api.cpp): -1 for the CPU, else the CUDA index.
-int at_device(void *);
 */
 import "C"
 
 import (
 	"unsafe"
-
-	lib "github.com/sugarme/gotch/libtch"
 )
 
 // haveKernel: the CPU runs gemm_amd64.c's AVX-512 code.
@@ -29,8 +25,6 @@ func kernelRows(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {
 func kernelRowsNT(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {
 	C.kf_gemm_nt((*C.float)(x), (*C.float)(w), (*C.float)(y), C.long(m), C.long(k), C.long(n), C.long(n0), C.long(n1))
 }
-
-func onCPU(c lib.Ctensor) bool { return C.at_device(unsafe.Pointer(c)) == -1 }
 
 // attnScores and attnValues run gemm_amd64.c's decode attention halves;
 // rowmap and n have one entry per row.

@@ -2,11 +2,7 @@
 
 package model
 
-import (
-	"unsafe"
-
-	lib "github.com/sugarme/gotch/libtch"
-)
+import "unsafe"
 
 // haveKernel: gemm_amd64.c is x86 only; elsewhere libtorch does it all.
 const haveKernel = false
@@ -14,8 +10,6 @@ const haveKernel = false
 func kernelRows(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {}
 
 func kernelRowsNT(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {}
-
-func onCPU(c lib.Ctensor) bool { return false }
 
 func attnScores(q, k, s unsafe.Pointer, r, rep, d, tk, ld int64, rowmap, n []int64, scale float64) {}
 

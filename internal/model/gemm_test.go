@@ -8,7 +8,8 @@ import (
 	"testing"
 
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
+
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 func randFloats(r *rand.Rand, n int64) []float32 {
@@ -32,20 +33,20 @@ func TestRowsMatmul(t *testing.T) {
 	for _, k := range []int64{1, 5, 256, 1000} {
 		for _, n := range []int64{1, 7, 16, 48, 100, 1030} {
 			var s scope
-			w := s.floats(gotch.CPU, gotch.Float, randFloats(r, k*n), k, n)
-			wn := s.contiguous(s.transpose(w, 0, 1)) // [n,k]
-			x := s.floats(gotch.CPU, gotch.Float, randFloats(r, kernelMaxRows*k), kernelMaxRows, k)
+			w := s.Floats(gotch.CPU, gotch.Float, randFloats(r, k*n), k, n)
+			wn := s.Contiguous(s.Transpose(w, 0, 1)) // [n,k]
+			x := s.Floats(gotch.CPU, gotch.Float, randFloats(r, kernelMaxRows*k), kernelMaxRows, k)
 			for _, m := range []int64{1, 3, 8, 9, 16} {
-				xm := s.narrow(x, 0, 0, m)
-				want := s.float32s(s.matmul(xm, w))
+				xm := s.Narrow(x, 0, 0, m)
+				want := s.ReadFloat32s(s.Matmul(xm, w))
 				for _, nt := range []bool{false, true} {
 					mul := func(x ct) ct { return s.rowsMatmul(x, w) }
 					if nt {
 						mul = func(x ct) ct { return s.rowsMatmulNT(x, wn) }
 					}
-					got := s.float32s(mul(xm))
-					if s.err != nil {
-						t.Fatal(s.err)
+					got := s.ReadFloat32s(mul(xm))
+					if s.Err() != nil {
+						t.Fatal(s.Err())
 					}
 					if len(got) != len(want) {
 						t.Fatalf("k %d n %d m %d nt %v: %d values, want %d", k, n, m, nt, len(got), len(want))
@@ -57,40 +58,38 @@ func TestRowsMatmul(t *testing.T) {
 						}
 					}
 					for i := int64(0); i < m; i++ {
-						alone := s.float32s(mul(s.narrow(x, 0, i, 1)))
+						alone := s.ReadFloat32s(mul(s.Narrow(x, 0, i, 1)))
 						if !slices.Equal(alone, got[i*n:(i+1)*n]) {
 							t.Fatalf("k %d n %d nt %v: row %d alone differs from row %d of %d", k, n, nt, i, i, m)
 						}
 					}
 				}
 			}
-			s.free()
+			s.Free()
 		}
 	}
 	// What the kernel does not take: many rows for a large matrix, inputs
 	// that need gradients, strided input, float64.
 	var s scope
-	defer s.free()
-	w := s.floats(gotch.CPU, gotch.Float, randFloats(r, 64), 8, 8)
-	big := s.floats(gotch.CPU, gotch.Float, randFloats(r, 256*300), 256, 300)
-	if s.rowsMatmul(s.floats(gotch.CPU, gotch.Float, randFloats(r, 256*(kernelMaxRows+1)), kernelMaxRows+1, 256), big) != nil {
+	defer s.Free()
+	w := s.Floats(gotch.CPU, gotch.Float, randFloats(r, 64), 8, 8)
+	big := s.Floats(gotch.CPU, gotch.Float, randFloats(r, 256*300), 256, 300)
+	if s.rowsMatmul(s.Floats(gotch.CPU, gotch.Float, randFloats(r, 256*(kernelMaxRows+1)), kernelMaxRows+1, 256), big) != nil {
 		t.Error("took more than kernelMaxRows rows for a large matrix")
 	}
-	if s.rowsMatmulNT(s.floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRows+1)), kernelMaxRows+1, 8), w) != nil {
+	if s.rowsMatmulNT(s.Floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRows+1)), kernelMaxRows+1, 8), w) != nil {
 		t.Error("took more than kernelMaxRows rows with a transposed matrix")
 	}
-	if s.rowsMatmul(s.floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRows+1)), kernelMaxRows+1, 8), w) == nil {
+	if s.rowsMatmul(s.Floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRows+1)), kernelMaxRows+1, 8), w) == nil {
 		t.Error("refused many rows for a small matrix")
 	}
-	var grad ct
-	lib.AtgRequiresGrad_(&grad, s.floats(gotch.CPU, gotch.Float, randFloats(r, 8), 1, 8), 1)
-	if s.rowsMatmul(s.own(grad, "requires_grad_"), w) != nil {
+	if s.rowsMatmul(s.RequiresGrad(s.Floats(gotch.CPU, gotch.Float, randFloats(r, 8), 1, 8), true), w) != nil {
 		t.Error("took an input that needs gradients")
 	}
-	if s.rowsMatmul(s.transpose(w, 0, 1), w) != nil {
+	if s.rowsMatmul(s.Transpose(w, 0, 1), w) != nil {
 		t.Error("took a non-contiguous input")
 	}
-	if s.rowsMatmul(s.to(w, gotch.CPU, gotch.Double), s.to(w, gotch.CPU, gotch.Double)) != nil {
+	if s.rowsMatmul(s.To(w, gotch.CPU, gotch.Double), s.To(w, gotch.CPU, gotch.Double)) != nil {
 		t.Error("took float64")
 	}
 }
@@ -99,7 +98,7 @@ func TestRowsMatmul(t *testing.T) {
 // step's products; ns/op is one step) for 1 and 8 rows, with the kernel
 // and with libtorch.
 func BenchmarkRowsMatmul(b *testing.B) {
-	SetThreads(*benchThreads)
+	torch.SetThreads(*benchThreads)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	c := benchConfig()
@@ -112,13 +111,13 @@ func BenchmarkRowsMatmul(b *testing.B) {
 	shapes = append(shapes, [2]int64{h, int64(c.VocabSize)})
 	r := rand.New(rand.NewPCG(3, 4))
 	var s scope
-	defer s.free()
+	defer s.Free()
 	ws := make([]ct, len(shapes))
 	for i, sh := range shapes {
-		ws[i] = s.floats(gotch.CPU, gotch.Float, randFloats(r, sh[0]*sh[1]), sh[0], sh[1])
+		ws[i] = s.Floats(gotch.CPU, gotch.Float, randFloats(r, sh[0]*sh[1]), sh[0], sh[1])
 	}
 	for _, m := range []int64{1, 8} {
-		xs := map[int64]ct{h: s.floats(gotch.CPU, gotch.Float, randFloats(r, m*h), m, h), inter: s.floats(gotch.CPU, gotch.Float, randFloats(r, m*inter), m, inter)}
+		xs := map[int64]ct{h: s.Floats(gotch.CPU, gotch.Float, randFloats(r, m*h), m, h), inter: s.Floats(gotch.CPU, gotch.Float, randFloats(r, m*inter), m, inter)}
 		for _, impl := range []string{"kernel", "libtorch"} {
 			if impl == "kernel" && !haveKernel {
 				continue
@@ -126,13 +125,13 @@ func BenchmarkRowsMatmul(b *testing.B) {
 			b.Run(impl+"/rows="+string(rune('0'+m)), func(b *testing.B) {
 				for range b.N {
 					for i, sh := range shapes {
-						mark := s.mark()
+						mark := s.Mark()
 						if impl == "kernel" {
 							s.rowsMatmul(xs[sh[0]], ws[i])
 						} else {
-							s.matmul(xs[sh[0]], ws[i])
+							s.Matmul(xs[sh[0]], ws[i])
 						}
-						s.release(mark)
+						s.Release(mark)
 					}
 				}
 			})

@@ -8,7 +8,7 @@ import (
 	"runtime"
 	"slices"
 
-	lib "github.com/sugarme/gotch/libtch"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // GenerateOptions control generation. Zero values mean: MaxNewTokens 128,
@@ -133,7 +133,7 @@ func (s *Sequence) Release() {
 	s.Stop("released")
 	for _, c := range append(s.k, s.v...) {
 		if c != nil {
-			lib.AtFree(c)
+			torch.Free(c)
 		}
 	}
 	freed := s.k != nil && s.batch == nil
@@ -141,7 +141,7 @@ func (s *Sequence) Release() {
 		freed = s.batch.leave(s)
 	}
 	if freed {
-		trimHeap()
+		torch.TrimHeap()
 	}
 	s.k, s.v, s.released = nil, nil, true
 }
@@ -178,17 +178,17 @@ func (s *Sequence) allocCache(sc *scope, capacity int64) {
 	}
 	for l := 0; l < c.NumLayers; l++ {
 		for _, buf := range []*ct{&s.k[l], &s.v[l]} {
-			nb := sc.zeros(m.choice.Device, m.choice.DType, hkv, capacity, d)
+			nb := sc.Zeros(m.choice.Device, m.choice.DType, hkv, capacity, d)
 			if *buf != nil && s.length > 0 {
-				sc.copyInto(sc.narrow(nb, 1, 0, s.length), sc.narrow(*buf, 1, 0, s.length))
+				sc.CopyInto(sc.Narrow(nb, 1, 0, s.length), sc.Narrow(*buf, 1, 0, s.length))
 			}
-			if !sc.ok() {
+			if !sc.OK() {
 				return
 			}
 			if *buf != nil {
-				lib.AtFree(*buf)
+				torch.Free(*buf)
 			}
-			*buf = sc.detach(nb)
+			*buf = sc.Detach(nb)
 		}
 	}
 	s.capacity = capacity
@@ -199,9 +199,9 @@ func (s *Sequence) allocCache(sc *scope, capacity int64) {
 func inference(f func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	prev := lib.AtGradSetEnabled(0)
-	defer lib.AtGradSetEnabled(prev)
-	return f()
+	var err error
+	torch.NoGrad(func() { err = f() })
+	return err
 }
 
 // Prefill runs the prompts of fresh sequences as one right-padded batch,
@@ -226,7 +226,7 @@ func (m *Model) Prefill(ctx context.Context, seqs []*Sequence) error {
 	b := int64(len(seqs))
 	return inference(func() error {
 		var s scope
-		defer s.free()
+		defer s.Free()
 		ids := make([]int64, b*t)
 		pos := make([]int64, b*t)
 		lens := make([]int64, b)
@@ -255,12 +255,12 @@ func (m *Model) Prefill(ctx context.Context, seqs []*Sequence) error {
 			}
 		}
 		p.mask = newMaskInfo(b, t, mask).tensor(&s, m.choice.Device)
-		x := p.layers(p.embed(s.int64s(m.choice.Device, ids, b, t)))
+		x := p.layers(p.embed(s.Int64s(m.choice.Device, ids, b, t)), nil)
 		// Only each prompt's last position needs logits.
-		x = s.indexSelect(s.view(x, b*t, -1), 0, s.int64s(m.choice.Device, last, b))
-		logits := s.float32s(p.head(x))
-		if s.err != nil {
-			return fmt.Errorf("prefill: %w", s.err)
+		x = s.IndexSelect(s.View(x, b*t, -1), 0, s.Int64s(m.choice.Device, last, b))
+		logits := s.ReadFloat32s(p.head(x))
+		if s.Err() != nil {
+			return fmt.Errorf("prefill: %w", s.Err())
 		}
 		v := m.Config.VocabSize
 		for i, sq := range seqs {
@@ -306,7 +306,7 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 	b := int64(len(active))
 	return inference(func() error {
 		var s scope
-		defer s.free()
+		defer s.Free()
 		ids := make([]int64, b)
 		lens := make([]int64, b)
 		var tk int64
@@ -324,7 +324,7 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 			return fmt.Errorf("decode: %w", err)
 		}
 		p.seqs, p.lens, p.decode, p.tk = active, lens, true, tk
-		p.zero = s.zeros(m.choice.Device, m.choice.DType, 1, 1, 1)
+		p.zero = s.Zeros(m.choice.Device, m.choice.DType, 1, 1, 1)
 		if batch != nil {
 			p.prepareBatchStep(batch, active)
 		} else if b > 1 {
@@ -338,11 +338,11 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 					}
 				}
 			}
-			p.decodeBias = s.floats(m.choice.Device, m.choice.DType, bias, b*hkv, 1, tk)
+			p.decodeBias = s.Floats(m.choice.Device, m.choice.DType, bias, b*hkv, 1, tk)
 		}
-		logits := s.float32s(p.head(p.layers(p.embed(s.int64s(m.choice.Device, ids, b, 1)))))
-		if s.err != nil {
-			return fmt.Errorf("decode: %w", s.err)
+		logits := s.ReadFloat32s(p.head(p.layers(p.embed(s.Int64s(m.choice.Device, ids, b, 1)), nil)))
+		if s.Err() != nil {
+			return fmt.Errorf("decode: %w", s.Err())
 		}
 		v := m.Config.VocabSize
 		for i, sq := range active {

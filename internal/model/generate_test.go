@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 func greedyAlone(t *testing.T, m *Model, prompt []int, opts GenerateOptions) []int {
@@ -200,7 +202,7 @@ func TestGenerateMakesNoGotchTensors(t *testing.T) {
 	}
 	defer sq.Release()
 	before := atomic.LoadInt64(&ts.TensorCount)
-	ops := opCount.Load()
+	ops := torch.OpCount()
 	if err := m.Prefill(ctx, []*Sequence{sq}); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +214,7 @@ func TestGenerateMakesNoGotchTensors(t *testing.T) {
 	if after := atomic.LoadInt64(&ts.TensorCount); after != before {
 		t.Errorf("generating 20 tokens made %d gotch tensors", after-before)
 	}
-	if opCount.Load() == ops {
+	if torch.OpCount() == ops {
 		t.Error("no libtorch ops counted")
 	}
 }

@@ -6,7 +6,8 @@ import (
 	"slices"
 
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
+
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // BatchCache is the KV cache of sequences decoded together (a server's
@@ -69,7 +70,7 @@ func (b *BatchCache) reserve(sc *scope, sq *Sequence, capacity int64) {
 	if slots != b.slots || capac != b.capacity {
 		b.grow(sc, slots, capac)
 	}
-	if !sc.ok() {
+	if !sc.OK() {
 		return
 	}
 	for int64(len(b.members)) <= slot {
@@ -91,17 +92,17 @@ func (b *BatchCache) grow(sc *scope, slots, capacity int64) {
 	}
 	for l := 0; l < c.NumLayers; l++ {
 		for _, buf := range []*ct{&b.k[l], &b.v[l]} {
-			nb := sc.zeros(m.choice.Device, m.choice.DType, slots, hkv, capacity, d)
+			nb := sc.Zeros(m.choice.Device, m.choice.DType, slots, hkv, capacity, d)
 			if *buf != nil {
-				sc.copyInto(sc.narrow(sc.narrow(nb, 0, 0, b.slots), 2, 0, b.capacity), *buf)
+				sc.CopyInto(sc.Narrow(sc.Narrow(nb, 0, 0, b.slots), 2, 0, b.capacity), *buf)
 			}
-			if !sc.ok() {
+			if !sc.OK() {
 				return
 			}
 			if *buf != nil {
-				lib.AtFree(*buf)
+				torch.Free(*buf)
 			}
-			*buf = sc.detach(nb)
+			*buf = sc.Detach(nb)
 		}
 	}
 	b.slots, b.capacity = slots, capacity
@@ -122,14 +123,14 @@ func (b *BatchCache) bind(sc *scope, sq *Sequence) {
 	}
 	for l := 0; l < n; l++ {
 		for _, pair := range [][2]*ct{{&sq.k[l], &b.k[l]}, {&sq.v[l], &b.v[l]}} {
-			view := sc.selectAt(*pair[1], 0, sq.slot)
-			if !sc.ok() {
+			view := sc.Select(*pair[1], 0, sq.slot)
+			if !sc.OK() {
 				return
 			}
 			if *pair[0] != nil {
-				lib.AtFree(*pair[0])
+				torch.Free(*pair[0])
 			}
-			*pair[0] = sc.detach(view)
+			*pair[0] = sc.Detach(view)
 		}
 	}
 	sq.capacity = b.capacity
@@ -149,7 +150,7 @@ func (b *BatchCache) leave(sq *Sequence) bool {
 	}
 	for _, c := range append(b.k, b.v...) {
 		if c != nil {
-			lib.AtFree(c)
+			torch.Free(c)
 		}
 	}
 	b.k, b.v, b.members, b.slots, b.capacity = nil, nil, nil, 0, 0
@@ -205,7 +206,7 @@ func (p *pass) prepareBatchStep(b *BatchCache, active []*Sequence) {
 		}
 	}
 	dev := m.choice.Device
-	bs.write = s.int64s(dev, write, int64(len(write)))
+	bs.write = s.Int64s(dev, write, int64(len(write)))
 	if haveKernel && m.Config.HeadDim%16 == 0 && dev == gotch.CPU && m.choice.DType == gotch.Float {
 		bs.kernel, bs.rowmap, bs.valid = true, rows, make([]int64, len(rows))
 		for i := range active {
@@ -217,7 +218,7 @@ func (p *pass) prepareBatchStep(b *BatchCache, active []*Sequence) {
 		return
 	}
 	if !bs.dense {
-		bs.rows = s.int64s(dev, rows, int64(len(rows)))
+		bs.rows = s.Int64s(dev, rows, int64(len(rows)))
 	}
 	if !same || !bs.dense {
 		// Rows of gap slots attend to everything (finite, and dropped).
@@ -230,7 +231,7 @@ func (p *pass) prepareBatchStep(b *BatchCache, active []*Sequence) {
 				}
 			}
 		}
-		p.decodeBias = s.floats(dev, m.choice.DType, bias, used*hkv, 1, p.tk)
+		p.decodeBias = s.Floats(dev, m.choice.DType, bias, used*hkv, 1, p.tk)
 	}
 	p.batch = bs
 }
@@ -248,44 +249,24 @@ func (p *pass) attendBatch(layer int, q, k, v ct, scale float64) ct {
 	h, hkv, d := int64(c.NumHeads), int64(c.NumKVHeads), int64(c.HeadDim)
 	rep := h / hkv
 	kb, vb := bs.b.k[layer], bs.b.v[layer]
-	s.indexCopyInPlace(s.view(kb, -1, d), 0, bs.write, s.reshape(k, -1, d))
-	s.indexCopyInPlace(s.view(vb, -1, d), 0, bs.write, s.reshape(v, -1, d))
+	s.IndexCopyInPlace(s.View(kb, -1, d), 0, bs.write, s.Reshape(k, -1, d))
+	s.IndexCopyInPlace(s.View(vb, -1, d), 0, bs.write, s.Reshape(v, -1, d))
 	window := func(buf ct) ct {
-		return s.view(s.narrow(s.narrow(buf, 0, 0, bs.used), 2, 0, p.tk), bs.used*hkv, p.tk, d)
+		return s.View(s.Narrow(s.Narrow(buf, 0, 0, bs.used), 2, 0, p.tk), bs.used*hkv, p.tk, d)
 	}
-	qq := s.reshape(q, p.b*hkv, rep, d)
+	qq := s.Reshape(q, p.b*hkv, rep, d)
 	if bs.kernel {
-		return s.view(p.attendKernel(qq, kb, vb, scale), p.b, 1, h*d)
+		return s.View(p.attendKernel(qq, kb, vb, scale), p.b, 1, h*d)
 	}
 	kk, vv := window(kb), window(vb)
 	if !bs.dense {
-		qq = s.indexCopy(s.zeros(p.m.choice.Device, p.m.choice.DType, bs.used*hkv, rep, d), 0, bs.rows, qq)
+		qq = s.IndexCopy(s.Zeros(p.m.choice.Device, p.m.choice.DType, bs.used*hkv, rep, d), 0, bs.rows, qq)
 	}
 	o := p.decodeAttention(qq, kk, vv, scale)
 	if !bs.dense {
-		o = s.indexSelect(o, 0, bs.rows)
+		o = s.IndexSelect(o, 0, bs.rows)
 	}
-	return s.view(o, p.b, 1, h*d)
-}
-
-// indexCopyInPlace is x.index_copy_(dim, index, source).
-func (s *scope) indexCopyInPlace(x ct, dim int64, index, source ct) {
-	if !s.ok() {
-		return
-	}
-	var out ct
-	lib.AtgIndexCopy_(&out, x, dim, index, source)
-	s.own(out, "index_copy_")
-}
-
-// indexCopy is x.index_copy(dim, index, source), a new tensor.
-func (s *scope) indexCopy(x ct, dim int64, index, source ct) ct {
-	if !s.ok() {
-		return nil
-	}
-	var out ct
-	lib.AtgIndexCopy(&out, x, dim, index, source)
-	return s.own(out, "index_copy")
+	return s.View(o, p.b, 1, h*d)
 }
 
 // attendKernel is decodeAttention for q [B*kv_heads, rep, D] on the
@@ -298,35 +279,25 @@ func (p *pass) attendKernel(q, kb, vb ct, scale float64) ct {
 	if scale <= 0 {
 		scale = 1 / math.Sqrt(float64(d))
 	}
-	if !s.ok() {
+	if !s.OK() {
 		return nil
 	}
-	if !lib.AtIsContiguous(q) {
-		q = s.contiguous(q)
+	if !torch.IsContiguous(q) {
+		q = s.Contiguous(q)
 	}
-	sh := shapeOf(q)
+	sh := torch.Shape(q)
 	rows, rep := sh[0], sh[1]
 	ld := bs.b.capacity * d
-	scores := s.empty(rows, rep, p.tk)
-	if !s.ok() {
+	scores := s.Empty(rows, rep, p.tk)
+	if !s.OK() {
 		return nil
 	}
-	attnScores(lib.AtDataPtr(q), lib.AtDataPtr(kb), lib.AtDataPtr(scores), rows, rep, d, p.tk, ld, bs.rowmap, bs.valid, scale)
-	probs := s.softmax(scores, -1, gotch.Float)
-	out := s.empty(rows, rep, d)
-	if !s.ok() {
+	attnScores(torch.DataPtr(q), torch.DataPtr(kb), torch.DataPtr(scores), rows, rep, d, p.tk, ld, bs.rowmap, bs.valid, scale)
+	probs := s.Softmax(scores, -1, gotch.Float)
+	out := s.Empty(rows, rep, d)
+	if !s.OK() {
 		return nil
 	}
-	attnValues(lib.AtDataPtr(probs), lib.AtDataPtr(vb), lib.AtDataPtr(out), rows, rep, d, p.tk, ld, bs.rowmap, bs.valid)
+	attnValues(torch.DataPtr(probs), torch.DataPtr(vb), torch.DataPtr(out), rows, rep, d, p.tk, ld, bs.rowmap, bs.valid)
 	return out
-}
-
-// empty is an uninitialised float32 CPU tensor.
-func (s *scope) empty(dims ...int64) ct {
-	if !s.ok() {
-		return nil
-	}
-	var out ct
-	lib.AtgEmpty(&out, dims, len(dims), int32(gotch.Float.CInt()), int32(gotch.CPU.CInt()))
-	return s.own(out, "empty")
 }

@@ -2,6 +2,8 @@ package model
 
 import (
 	"github.com/sugarme/gotch/ts"
+
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // LoRA is a low-rank adapter on a Linear: the layer computes
@@ -31,7 +33,7 @@ type Linear struct {
 
 // InFeatures and OutFeatures read the weight's shape.
 func (l *Linear) InFeatures() int64 {
-	s := shapeOf(handle(l.Weight))
+	s := torch.Shape(torch.Of(l.Weight))
 	if l.Conv1D {
 		return s[0]
 	}
@@ -40,7 +42,7 @@ func (l *Linear) InFeatures() int64 {
 
 // OutFeatures is the size of the layer's output.
 func (l *Linear) OutFeatures() int64 {
-	s := shapeOf(handle(l.Weight))
+	s := torch.Shape(torch.Of(l.Weight))
 	if l.Conv1D {
 		return s[1]
 	}
@@ -50,41 +52,41 @@ func (l *Linear) OutFeatures() int64 {
 // forward applies the layer to x [..., in]. train switches LoRA dropout on.
 func (l *Linear) forward(s *scope, x ct, train bool) ct {
 	var y ct
-	if !s.ok() {
+	if !s.OK() {
 		return nil
 	}
 	if l.Conv1D {
 		// As transformers' Conv1D: addmm(bias, x.view(-1, in), weight).
-		xs := shapeOf(x)
-		w := handle(l.Weight)
-		ws := shapeOf(w)
-		x2 := s.view(x, -1, ws[0])
+		xs := torch.Shape(x)
+		w := torch.Of(l.Weight)
+		ws := torch.Shape(w)
+		x2 := s.View(x, -1, ws[0])
 		if l.Bias != nil {
-			y = s.addmm(handle(l.Bias), x2, w)
+			y = s.Addmm(torch.Of(l.Bias), x2, w)
 		} else {
-			y = s.matmul(x2, w)
+			y = s.Matmul(x2, w)
 		}
 		out := append(xs[:len(xs)-1:len(xs)-1], ws[1])
-		y = s.view(y, out...)
+		y = s.View(y, out...)
 	} else if l.wt != nil && l.Weight == l.wview {
 		y = s.matmulRows(x, l.wt) // decode steps: gemm.go
 		if l.Bias != nil {
-			y = s.add(y, handle(l.Bias))
+			y = s.Add(y, torch.Of(l.Bias))
 		}
-	} else if y = s.rowsMatmulNT(x, handle(l.Weight)); y != nil { // a tied lm_head's decode step
+	} else if y = s.rowsMatmulNT(x, torch.Of(l.Weight)); y != nil { // a tied lm_head's decode step
 		if l.Bias != nil {
-			y = s.add(y, handle(l.Bias))
+			y = s.Add(y, torch.Of(l.Bias))
 		}
 	} else {
-		y = s.linear(x, handle(l.Weight), handle(l.Bias))
+		y = s.Linear(x, torch.Of(l.Weight), torch.Of(l.Bias))
 	}
 	if l.LoRA == nil {
 		return y
 	}
 	h := x
 	if l.LoRA.Dropout > 0 && train {
-		h = s.dropout(x, l.LoRA.Dropout, true)
+		h = s.Dropout(x, l.LoRA.Dropout, true)
 	}
-	h = s.linear(s.linear(h, handle(l.LoRA.A), nil), handle(l.LoRA.B), nil)
-	return s.add(y, s.mulScalar(h, l.LoRA.Scale))
+	h = s.Linear(s.Linear(h, torch.Of(l.LoRA.A), nil), torch.Of(l.LoRA.B), nil)
+	return s.Add(y, s.MulScalar(h, l.LoRA.Scale))
 }

@@ -13,11 +13,11 @@ import (
 	"strings"
 
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/kfllm/kfllm/internal/device"
 	"github.com/kfllm/kfllm/internal/safetensors"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // LoadOptions choose where and how a model lives.
@@ -37,8 +37,8 @@ type Param struct {
 	NoDecay   bool // biases and norm weights: no weight decay
 }
 
-// Model is a causal LM on libtorch: Llama (also Mistral, SmolLM, TinyLlama),
-// Qwen2 or GPT-2. Forward and generation may run from several goroutines at
+// Model is a causal LM on libtorch, of one of the architectures the
+// package runs (see the package doc). Forward and generation may run from several goroutines at
 // once; Close must come after the last of them.
 type Model struct {
 	Config *Config
@@ -55,20 +55,10 @@ type Model struct {
 	byName  map[string]*ts.Tensor
 	linears map[string]*Linear
 
-	embed, wpe   *ts.Tensor // embed_tokens / wte; GPT-2's wpe
-	layers       []*block
-	normW, normB *ts.Tensor // final norm
-	lmHead       *Linear    // its Weight is embed when tied
-	rope         *rope
-	closed       bool
-}
-
-// block is one decoder layer; the Llama family uses q..down, GPT-2 the rest.
-type block struct {
-	norm1W, norm1B, norm2W, norm2B *ts.Tensor
-	q, k, v, o, gate, up, down     *Linear
-	cAttn, cProj, fc, mlpProj      *Linear
-	attnScale                      float64 // 0: 1/sqrt(head_dim)
+	dec    decoder    // the architecture's forward pass
+	embed  *ts.Tensor // the token embedding
+	lmHead *Linear    // its Weight is embed when tied
+	closed bool
 }
 
 type initKind int
@@ -85,67 +75,6 @@ type spec struct {
 	shape   []int64
 	init    initKind
 	noDecay bool
-}
-
-// specs lists every parameter of a config in transformers' state_dict order.
-func specs(c *Config) []spec {
-	var out []spec
-	add := func(name string, init initKind, noDecay bool, shape ...int64) {
-		out = append(out, spec{name: name, shape: shape, init: init, noDecay: noDecay})
-	}
-	h, inter, v := int64(c.HiddenSize), int64(c.IntermediateSize), int64(c.VocabSize)
-	if c.family() == familyGPT2 {
-		add("transformer.wte.weight", initNormal, false, v, h)
-		add("transformer.wpe.weight", initNormal, false, int64(c.MaxPositions), h)
-		for i := 0; i < c.NumLayers; i++ {
-			p := fmt.Sprintf("transformer.h.%d.", i)
-			add(p+"ln_1.weight", initOnes, true, h)
-			add(p+"ln_1.bias", initZeros, true, h)
-			add(p+"attn.c_attn.weight", initNormal, false, h, 3*h)
-			add(p+"attn.c_attn.bias", initZeros, true, 3*h)
-			add(p+"attn.c_proj.weight", initResidual, false, h, h)
-			add(p+"attn.c_proj.bias", initZeros, true, h)
-			add(p+"ln_2.weight", initOnes, true, h)
-			add(p+"ln_2.bias", initZeros, true, h)
-			add(p+"mlp.c_fc.weight", initNormal, false, h, inter)
-			add(p+"mlp.c_fc.bias", initZeros, true, inter)
-			add(p+"mlp.c_proj.weight", initResidual, false, inter, h)
-			add(p+"mlp.c_proj.bias", initZeros, true, h)
-		}
-		add("transformer.ln_f.weight", initOnes, true, h)
-		add("transformer.ln_f.bias", initZeros, true, h)
-	} else {
-		qd, kvd := int64(c.NumHeads*c.HeadDim), int64(c.NumKVHeads*c.HeadDim)
-		add("model.embed_tokens.weight", initNormal, false, v, h)
-		for i := 0; i < c.NumLayers; i++ {
-			p := fmt.Sprintf("model.layers.%d.", i)
-			for _, pr := range []struct {
-				name    string
-				out, in int64
-				bias    bool
-			}{
-				{"self_attn.q_proj", qd, h, c.AttentionBias || c.QKVBias},
-				{"self_attn.k_proj", kvd, h, c.AttentionBias || c.QKVBias},
-				{"self_attn.v_proj", kvd, h, c.AttentionBias || c.QKVBias},
-				{"self_attn.o_proj", h, qd, c.AttentionBias},
-				{"mlp.gate_proj", inter, h, c.MLPBias},
-				{"mlp.up_proj", inter, h, c.MLPBias},
-				{"mlp.down_proj", h, inter, c.MLPBias},
-			} {
-				add(p+pr.name+".weight", initNormal, false, pr.out, pr.in)
-				if pr.bias {
-					add(p+pr.name+".bias", initZeros, true, pr.out)
-				}
-			}
-			add(p+"input_layernorm.weight", initOnes, true, h)
-			add(p+"post_attention_layernorm.weight", initOnes, true, h)
-		}
-		add("model.norm.weight", initOnes, true, h)
-	}
-	if !c.TieWordEmbeddings {
-		add("lm_head.weight", initNormal, false, v, h)
-	}
-	return out
 }
 
 // ignorable names are buffers some checkpoints carry that are no parameters.
@@ -176,7 +105,8 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 	}
 	defer set.Close()
 
-	sp := specs(cfg)
+	arch := cfg.arch()
+	sp := arch.specs(cfg)
 	want := make(map[string]bool, len(sp))
 	for _, p := range sp {
 		want[p.name] = true
@@ -186,8 +116,8 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 	var unexpected []string
 	for _, n := range set.Names() {
 		ours := n
-		if cfg.family() == familyGPT2 && !strings.HasPrefix(n, "transformer.") && n != "lm_head.weight" {
-			ours = "transformer." + n
+		if arch.fileName != nil {
+			ours = arch.fileName(n)
 		}
 		switch {
 		case want[ours]:
@@ -282,8 +212,8 @@ func NewRandom(cfg *Config, seed int64, opts LoadOptions) (*Model, error) {
 	m := newModel(cfg, choice, opts.Trainable)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	for _, p := range specs(cfg) {
-		v := make([]float32, numel(p.shape))
+	for _, p := range cfg.arch().specs(cfg) {
+		v := make([]float32, torch.Numel(p.shape))
 		switch p.init {
 		case initNormal, initResidual:
 			std := cfg.InitializerRange
@@ -337,72 +267,39 @@ func (m *Model) addParam(p spec, dtype safetensors.DType, data []byte) error {
 	if !ok {
 		return fmt.Errorf("dtype %s is not a float type", dtype)
 	}
-	if int64(len(data)) != numel(p.shape)*int64(kind.Size()) {
+	if int64(len(data)) != torch.Numel(p.shape)*int64(kind.Size()) {
 		return fmt.Errorf("%d bytes for shape %v of %s", len(data), p.shape, dtype)
 	}
 	var s scope
-	defer s.free()
-	c := s.own(lib.AtTensorOfData(ptrOf(data), p.shape, uint(len(p.shape)), kind.Size(), int(kind.CInt())), "tensor_of_data")
-	c = s.contiguous(s.to(c, m.choice.Device, m.choice.DType))
-	if m.trainable && s.ok() {
-		var out ct
-		lib.AtgRequiresGrad_(&out, c, 1)
-		s.own(out, "requires_grad_")
+	defer s.Free()
+	c := s.Contiguous(s.To(s.FromBytes(data, kind, p.shape...), m.choice.Device, m.choice.DType))
+	if m.trainable {
+		s.RequiresGrad(c, true)
 	}
-	if !s.ok() {
-		return s.err
+	if !s.OK() {
+		return s.Err()
 	}
 	// A fresh handle for gotch to own; the scope frees its own.
-	t := wrap(lib.AtShallowClone(c))
+	t := torch.Wrap(torch.ShallowClone(c))
 	m.params = append(m.params, Param{Name: p.name, Tensor: t, Trainable: m.trainable, NoDecay: p.noDecay})
 	m.byName[p.name] = t
 	return nil
 }
 
-// bind wires named parameters into layers, and builds the rope tables.
+// bind builds the architecture's decoder over the parameters, and lm_head.
 func (m *Model) bind() error {
 	c := m.Config
-	get := func(n string) *ts.Tensor { return m.byName[n] }
-	lin := func(path string, conv bool) *Linear {
-		l := &Linear{Weight: get(path + ".weight"), Bias: get(path + ".bias"), Conv1D: conv}
-		m.linears[path] = l
-		return l
+	arch := c.arch()
+	m.embed = m.param(arch.embedding)
+	dec, err := arch.build(m)
+	if err != nil {
+		return err
 	}
-	m.layers = make([]*block, c.NumLayers)
-	if c.family() == familyGPT2 {
-		m.embed, m.wpe = get("transformer.wte.weight"), get("transformer.wpe.weight")
-		m.normW, m.normB = get("transformer.ln_f.weight"), get("transformer.ln_f.bias")
-		for i := range m.layers {
-			p := fmt.Sprintf("transformer.h.%d.", i)
-			b := &block{norm1W: get(p + "ln_1.weight"), norm1B: get(p + "ln_1.bias"),
-				norm2W: get(p + "ln_2.weight"), norm2B: get(p + "ln_2.bias"),
-				cAttn: lin(p+"attn.c_attn", true), cProj: lin(p+"attn.c_proj", true),
-				fc: lin(p+"mlp.c_fc", true), mlpProj: lin(p+"mlp.c_proj", true)}
-			if c.ScaleAttnByInverseLayerIdx {
-				b.attnScale = 1 / math.Sqrt(float64(c.HeadDim)) / float64(i+1)
-			}
-			m.layers[i] = b
-		}
-	} else {
-		m.embed, m.normW = get("model.embed_tokens.weight"), get("model.norm.weight")
-		for i := range m.layers {
-			p := fmt.Sprintf("model.layers.%d.", i)
-			m.layers[i] = &block{norm1W: get(p + "input_layernorm.weight"), norm2W: get(p + "post_attention_layernorm.weight"),
-				q: lin(p+"self_attn.q_proj", false), k: lin(p+"self_attn.k_proj", false),
-				v: lin(p+"self_attn.v_proj", false), o: lin(p+"self_attn.o_proj", false),
-				gate: lin(p+"mlp.gate_proj", false), up: lin(p+"mlp.up_proj", false), down: lin(p+"mlp.down_proj", false)}
-		}
-		var s scope
-		m.rope = newRope(&s, c, m.choice.Device, m.choice.DType)
-		s.free()
-		if s.err != nil {
-			return fmt.Errorf("rope tables: %w", s.err)
-		}
-	}
+	m.dec = dec
 	if c.TieWordEmbeddings {
 		m.lmHead = &Linear{Weight: m.embed}
 	} else {
-		m.lmHead = lin("lm_head", false)
+		m.lmHead = m.linear("lm_head", false)
 	}
 	if !m.trainable {
 		return m.transposeWeights()
@@ -427,15 +324,15 @@ func (m *Model) transposeWeights() error {
 			continue
 		}
 		var s scope
-		wt := s.contiguous(s.transpose(handle(l.Weight), 0, 1))
-		view := s.transpose(wt, 0, 1)
-		if !s.ok() {
-			s.free()
-			return fmt.Errorf("transpose weights: %w", s.err)
+		wt := s.Contiguous(s.Transpose(torch.Of(l.Weight), 0, 1))
+		view := s.Transpose(wt, 0, 1)
+		if !s.OK() {
+			s.Free()
+			return fmt.Errorf("transpose weights: %w", s.Err())
 		}
-		l.wt = s.detach(wt)
-		l.wview = wrap(lib.AtShallowClone(view))
-		s.free()
+		l.wt = s.Detach(wt)
+		l.wview = torch.Wrap(torch.ShallowClone(view))
+		s.Free()
 		i := index[l.Weight]
 		l.Weight.MustDrop()
 		m.byName[m.params[i].Name] = l.wview
@@ -480,12 +377,12 @@ func (m *Model) Close() {
 	}
 	for _, l := range m.linears {
 		if l.wt != nil {
-			lib.AtFree(l.wt)
+			torch.Free(l.wt)
 			l.wt = nil
 		}
 	}
-	if m.rope != nil {
-		m.rope.free()
+	if m.dec != nil {
+		m.dec.close()
 	}
-	m.params, m.byName, m.linears, m.layers = nil, nil, nil, nil
+	m.params, m.byName, m.linears, m.dec = nil, nil, nil, nil
 }

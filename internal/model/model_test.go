@@ -245,12 +245,3 @@ func TestTrainableAndLoRA(t *testing.T) {
 		x.MustDrop()
 	}
 }
-
-func TestThreads(t *testing.T) {
-	old := Threads()
-	defer SetThreads(old)
-	SetThreads(1)
-	if Threads() != 1 {
-		t.Errorf("Threads() = %d after SetThreads(1)", Threads())
-	}
-}

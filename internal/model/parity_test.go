@@ -14,6 +14,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/kfllm/kfllm/internal/safetensors"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/roundtrip/ (then run scripts/golden/model_fixtures.py roundtrip)")
@@ -121,10 +122,10 @@ func forwardValues(t *testing.T, m *Model, b batch) []float32 {
 func valuesOf(t testing.TB, x *ts.Tensor) []float32 {
 	t.Helper()
 	var s scope
-	defer s.free()
-	v := s.float32s(handle(x))
-	if s.err != nil {
-		t.Fatal(s.err)
+	defer s.Free()
+	v := s.ReadFloat32s(torch.Of(x))
+	if s.Err() != nil {
+		t.Fatal(s.Err())
 	}
 	return v
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/kfllm/kfllm/internal/device"
 	"github.com/kfllm/kfllm/internal/safetensors"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 var saveKinds = map[gotch.DType]safetensors.DType{gotch.Float: safetensors.F32, gotch.Half: safetensors.F16, gotch.BFloat16: safetensors.BF16}
@@ -39,15 +40,15 @@ func (m *Model) Save(dir string) error {
 		defer runtime.UnlockOSThread()
 		for _, p := range m.params {
 			var s scope
-			c := s.contiguous(s.to(handle(p.Tensor), gotch.CPU, m.choice.DType))
-			sh := shapeOf(c)
-			data := make([]byte, numel(sh)*int64(m.choice.DType.Size()))
-			if s.ok() && len(data) > 0 {
-				copyBytes(c, data, m.choice.DType.Size())
+			c := s.Contiguous(s.To(torch.Of(p.Tensor), gotch.CPU, m.choice.DType))
+			sh := torch.Shape(c)
+			data := make([]byte, torch.Numel(sh)*int64(m.choice.DType.Size()))
+			if s.OK() && len(data) > 0 {
+				torch.ReadBytes(c, data, m.choice.DType.Size())
 			}
-			s.free()
-			if s.err != nil {
-				return fmt.Errorf("%s: %w", p.Name, s.err)
+			s.Free()
+			if s.Err() != nil {
+				return fmt.Errorf("%s: %w", p.Name, s.Err())
 			}
 			tensors = append(tensors, safetensors.Tensor{Name: p.Name, DType: kind, Shape: sh, Data: data})
 		}

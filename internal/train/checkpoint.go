@@ -18,6 +18,7 @@ import (
 	"github.com/sugarme/gotch"
 
 	"github.com/kfllm/kfllm/internal/safetensors"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // A checkpoint is a directory checkpoint-<step> in the checkpoint dir:
@@ -96,7 +97,7 @@ func saveCheckpoint(dir string, params []*param, st trainerState) error {
 		for _, p := range params {
 			for _, t := range []struct {
 				prefix string
-				c      ct
+				c      torch.Tensor
 			}{{"param/", p.t}, {"exp_avg/", p.m}, {"exp_avg_sq/", p.v}} {
 				data, shape, err := tensorBytes(t.c)
 				if err != nil {
@@ -189,7 +190,7 @@ func readCheckpoint(path string, params []*param) (*trainerState, *safetensors.F
 		return nil, nil, err
 	}
 	for _, p := range params {
-		want := shapeOf(p.t)
+		want := torch.Shape(p.t)
 		for _, prefix := range []string{"param/", "exp_avg/", "exp_avg_sq/"} {
 			info, ok := f.Info(prefix + p.name)
 			if !ok || info.DType != safetensors.F32 || !slices.Equal(info.Shape, want) {
@@ -206,27 +207,27 @@ func readCheckpoint(path string, params []*param) (*trainerState, *safetensors.F
 func restore(f *safetensors.File, params []*param, dev gotch.Device) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var o ops
-	defer o.free()
-	noGrad(func() {
+	var o torch.Scope
+	defer o.Free()
+	torch.NoGrad(func() {
 		for _, p := range params {
 			for _, t := range []struct {
 				prefix string
-				c      ct
+				c      torch.Tensor
 			}{{"param/", p.t}, {"exp_avg/", p.m}, {"exp_avg_sq/", p.v}} {
 				data, err := f.Data(t.prefix + p.name)
 				if err != nil {
-					o.err = err
+					o.Fail(err)
 					return
 				}
-				src := o.float32s(dev, safetensors.Float32s(data), shapeOf(t.c)...)
-				o.copy_(t.c, src)
-				o.free()
+				src := o.Floats(dev, gotch.Float, safetensors.Float32s(data), torch.Shape(t.c)...)
+				o.CopyInto(t.c, src)
+				o.Free()
 			}
 		}
 	})
-	if !o.ok() {
-		return fmt.Errorf("restore checkpoint: %w", o.err)
+	if !o.OK() {
+		return fmt.Errorf("restore checkpoint: %w", o.Err())
 	}
 	return nil
 }

@@ -29,8 +29,8 @@
 // is computed in float32; checkpoints are stored as float32. On CPU
 // everything is float32.
 //
-// Speed: training runs on libtorch through gotch's C bindings directly
-// (op.go), so that a step makes no Go tensor garbage, and the last decoder
+// Speed: training runs on libtorch through internal/torch (gotch's C
+// bindings called directly), so that a step makes no Go tensor garbage, and the last decoder
 // layer, the final norm, lm_head and the loss run only at the positions
 // whose next-token label is not -100 (model.ForwardAt).
 package train

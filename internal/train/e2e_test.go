@@ -33,39 +33,7 @@ func qaFixture(t *testing.T, nTrain, nEval, maxLen int) (shards, base, heldout s
 		t.Fatal(err)
 	}
 	shards = filepath.Join(root, "shards")
-	if err := tok.Save(filepath.Join(shards, "tokenizer")); err != nil {
-		t.Fatal(err)
-	}
-	write := func(name string, recs []synth.Record) {
-		var ids, labels, mask []int32
-		n := 0
-		for _, r := range recs {
-			ex, err := prompt.Build(tok, prompt.Record{Context: r.Context, Question: r.Question, Answer: r.Answer}, maxLen)
-			if err != nil {
-				continue
-			}
-			n++
-			for j := 0; j < maxLen; j++ {
-				if j < len(ex.InputIDs) {
-					ids, labels, mask = append(ids, int32(ex.InputIDs[j])), append(labels, int32(ex.Labels[j])), append(mask, 1)
-				} else {
-					eos, _ := tok.EOS()
-					ids, labels, mask = append(ids, int32(eos)), append(labels, -100), append(mask, 0)
-				}
-			}
-		}
-		shape := []int64{int64(n), int64(maxLen)}
-		err := safetensors.WriteFile(filepath.Join(shards, name), []safetensors.Tensor{
-			{Name: "input_ids", DType: safetensors.I32, Shape: shape, Data: safetensors.BytesOfInt32s(ids)},
-			{Name: "labels", DType: safetensors.I32, Shape: shape, Data: safetensors.BytesOfInt32s(labels)},
-			{Name: "attention_mask", DType: safetensors.I32, Shape: shape, Data: safetensors.BytesOfInt32s(mask)},
-		}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("train.safetensors", train)
-	write("eval.safetensors", eval[:len(eval)/2])
+	writeQAShards(t, tok, shards, train, eval[:len(eval)/2], maxLen)
 	heldout = filepath.Join(root, "heldout.jsonl")
 	f, err := os.Create(heldout)
 	if err != nil {
@@ -94,6 +62,49 @@ func qaFixture(t *testing.T, nTrain, nEval, maxLen int) (shards, base, heldout s
 		t.Fatal(err)
 	}
 	return shards, base, heldout
+}
+
+// writeQAShards writes what tokenize hands finetune: records tokenized
+// with the shared prompt into right-padded shards (records longer than
+// maxLen left out), and the tokenizer.
+func writeQAShards(t *testing.T, tok *tokenizer.Tokenizer, shards string, train, eval []synth.Record, maxLen int) {
+	t.Helper()
+	if err := tok.Save(filepath.Join(shards, "tokenizer")); err != nil {
+		t.Fatal(err)
+	}
+	eos, _ := tok.EOS()
+	write := func(name string, recs []synth.Record) {
+		var ids, labels, mask []int32
+		n := 0
+		for _, r := range recs {
+			ex, err := prompt.Build(tok, prompt.Record{Context: r.Context, Question: r.Question, Answer: r.Answer}, maxLen)
+			if err != nil {
+				continue
+			}
+			n++
+			for j := 0; j < maxLen; j++ {
+				if j < len(ex.InputIDs) {
+					ids, labels, mask = append(ids, int32(ex.InputIDs[j])), append(labels, int32(ex.Labels[j])), append(mask, 1)
+				} else {
+					ids, labels, mask = append(ids, int32(eos)), append(labels, -100), append(mask, 0)
+				}
+			}
+		}
+		if n == 0 {
+			t.Fatalf("%s: no record fits in %d tokens", name, maxLen)
+		}
+		shape := []int64{int64(n), int64(maxLen)}
+		err := safetensors.WriteFile(filepath.Join(shards, name), []safetensors.Tensor{
+			{Name: "input_ids", DType: safetensors.I32, Shape: shape, Data: safetensors.BytesOfInt32s(ids)},
+			{Name: "labels", DType: safetensors.I32, Shape: shape, Data: safetensors.BytesOfInt32s(labels)},
+			{Name: "attention_mask", DType: safetensors.I32, Shape: shape, Data: safetensors.BytesOfInt32s(mask)},
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("train.safetensors", train)
+	write("eval.safetensors", eval)
 }
 
 // TestQAEvalAndMetrics: a run with --qa-eval scores the held-out set

@@ -9,6 +9,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/kfllm/kfllm/internal/model"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // ForwardAt (the last layer computed at the asked positions only) gives the
@@ -53,9 +54,9 @@ func TestForwardAtMatchesForward(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sel.MustDrop()
-			var o ops
-			defer o.free()
-			fv, sv := o.readFloat32s(handle(full)), o.readFloat32s(handle(sel))
+			var o torch.Scope
+			defer o.Free()
+			fv, sv := o.ReadFloat32s(torch.Of(full)), o.ReadFloat32s(torch.Of(sel))
 			v := len(fv) / (b * tl)
 			worst := 0.0
 			for j, a := range at {

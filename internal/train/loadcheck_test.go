@@ -14,6 +14,7 @@ import (
 	"github.com/sugarme/gotch/ts"
 
 	"github.com/kfllm/kfllm/internal/model"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 var update = flag.Bool("update", false, "write testdata/loadcheck/* for scripts/golden/train_reference.py check")
@@ -39,32 +40,41 @@ func loadCheckRuns(t *testing.T, root string) map[string]string {
 	return dirs
 }
 
-// lastLogits runs a loaded model (plus an adapter dir's adapter when
-// adapterDir is set) on ids and returns the logits at the last position.
-func lastLogits(t *testing.T, dir, adapterDir string, ids []int64) []float64 {
+// loadWithAdapter loads the model in dir on the CPU in float32 and
+// attaches the PEFT adapter that Run wrote into adapterDir, if set.
+func loadWithAdapter(t *testing.T, dir, adapterDir string) *model.Model {
 	t.Helper()
 	m, err := model.Load(dir, model.LoadOptions{Device: "cpu", DType: "float32"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
-	if adapterDir != "" {
-		var cfg struct {
-			R       int      `json:"r"`
-			Alpha   float64  `json:"lora_alpha"`
-			Targets []string `json:"target_modules"`
-		}
-		if err := json.Unmarshal(mustRead(t, filepath.Join(adapterDir, "adapter_config.json")), &cfg); err != nil {
-			t.Fatal(err)
-		}
-		ads, err := attachLoRA(m, cfg.R, cfg.Alpha, 0, cfg.Targets, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := loadAdapter(filepath.Join(adapterDir, "adapter_model.safetensors"), ads); err != nil {
-			t.Fatal(err)
-		}
+	t.Cleanup(m.Close)
+	if adapterDir == "" {
+		return m
 	}
+	var cfg struct {
+		R       int      `json:"r"`
+		Alpha   float64  `json:"lora_alpha"`
+		Targets []string `json:"target_modules"`
+	}
+	if err := json.Unmarshal(mustRead(t, filepath.Join(adapterDir, "adapter_config.json")), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	ads, err := attachLoRA(m, cfg.R, cfg.Alpha, 0, cfg.Targets, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := loadAdapter(filepath.Join(adapterDir, "adapter_model.safetensors"), ads); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// lastLogits runs a loaded model (plus an adapter dir's adapter when
+// adapterDir is set) on ids and returns the logits at the last position.
+func lastLogits(t *testing.T, dir, adapterDir string, ids []int64) []float64 {
+	t.Helper()
+	m := loadWithAdapter(t, dir, adapterDir)
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	in := ts.MustOfSlice(ids).MustView([]int64{1, int64(len(ids))}, true)
@@ -74,11 +84,11 @@ func lastLogits(t *testing.T, dir, adapterDir string, ids []int64) []float64 {
 		t.Fatal(err)
 	}
 	defer logits.MustDrop()
-	var o ops
-	defer o.free()
-	all := o.readFloat32s(handle(logits))
-	if !o.ok() {
-		t.Fatal(o.err)
+	var o torch.Scope
+	defer o.Free()
+	all := o.ReadFloat32s(torch.Of(logits))
+	if !o.OK() {
+		t.Fatal(o.Err())
 	}
 	v := len(all) / len(ids)
 	out := make([]float64, v)

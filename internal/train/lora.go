@@ -12,10 +12,10 @@ import (
 
 	"github.com/google/renameio/v2"
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
 
 	"github.com/kfllm/kfllm/internal/model"
 	"github.com/kfllm/kfllm/internal/safetensors"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // adapter is one LoRA pair attached to a model Linear, named by the
@@ -85,27 +85,27 @@ func attachLoRA(m *model.Model, r int, alpha, dropout float64, targets []string,
 		if err != nil {
 			return nil, fmt.Errorf("lora %s: %w", p, err)
 		}
-		l.LoRA = &model.LoRA{A: wrap(ta), B: wrap(tb), Scale: alpha / float64(r), Dropout: dropout}
+		l.LoRA = &model.LoRA{A: torch.Wrap(ta), B: torch.Wrap(tb), Scale: alpha / float64(r), Dropout: dropout}
 		out = append(out, adapter{path: p, lin: l})
 	}
 	return out, nil
 }
 
 // leaf makes a tensor from Go values that requires grad; the caller owns it.
-func leaf(v []float32, dev gotch.Device, dt gotch.DType, dims ...int64) (ct, error) {
-	var o ops
-	defer o.free()
-	c := o.float32s(dev, v, dims...)
+func leaf(v []float32, dev gotch.Device, dt gotch.DType, dims ...int64) (torch.Tensor, error) {
+	var o torch.Scope
+	defer o.Free()
+	c := o.Floats(dev, gotch.Float, v, dims...)
 	if dt != gotch.Float {
-		c = o.to(c, dev, dt)
+		c = o.To(c, dev, dt)
 	}
-	c = o.contiguous(c)
-	rg := o.requiresGrad(c, true)
-	if !o.ok() {
-		return nil, o.err
+	c = o.Contiguous(c)
+	rg := o.RequiresGrad(c, true)
+	if !o.OK() {
+		return nil, o.Err()
 	}
 	_ = rg
-	return lib.AtShallowClone(c), nil
+	return torch.ShallowClone(c), nil
 }
 
 // peftKey is the name PEFT gives an adapter weight in
@@ -145,14 +145,14 @@ func adapterConfig(base string, r int, alpha, dropout float64, targets []string,
 }
 
 // tensorBytes copies a tensor to CPU float32 bytes.
-func tensorBytes(c ct) ([]byte, []int64, error) {
-	var o ops
-	defer o.free()
-	v := o.readFloat32s(c)
-	if !o.ok() {
-		return nil, nil, o.err
+func tensorBytes(c torch.Tensor) ([]byte, []int64, error) {
+	var o torch.Scope
+	defer o.Free()
+	v := o.ReadFloat32s(c)
+	if !o.OK() {
+		return nil, nil, o.Err()
 	}
-	return safetensors.BytesOfFloat32s(v), shapeOf(c), nil
+	return safetensors.BytesOfFloat32s(v), torch.Shape(c), nil
 }
 
 // saveAdapter writes adapter_model.safetensors (float32) and
@@ -164,8 +164,8 @@ func saveAdapter(dir string, ads []adapter, cfg map[string]any) error {
 	for _, a := range ads {
 		for _, w := range []struct {
 			which string
-			t     ct
-		}{{"lora_A", handle(a.lin.LoRA.A)}, {"lora_B", handle(a.lin.LoRA.B)}} {
+			t     torch.Tensor
+		}{{"lora_A", torch.Of(a.lin.LoRA.A)}, {"lora_B", torch.Of(a.lin.LoRA.B)}} {
 			data, shape, err := tensorBytes(w.t)
 			if err != nil {
 				return fmt.Errorf("save adapter %s: %w", a.path, err)
@@ -189,22 +189,22 @@ func saveAdapter(dir string, ads []adapter, cfg map[string]any) error {
 func mergeLoRA(ads []adapter) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var o ops
-	defer o.free()
-	noGrad(func() {
+	var o torch.Scope
+	defer o.Free()
+	torch.NoGrad(func() {
 		for _, a := range ads {
 			l := a.lin
-			delta := o.matmul(handle(l.LoRA.B), handle(l.LoRA.A)) // [out,in]
+			delta := o.Matmul(torch.Of(l.LoRA.B), torch.Of(l.LoRA.A)) // [out,in]
 			if l.Conv1D {
-				delta = o.contiguous(o.transpose(delta, 0, 1))
+				delta = o.Contiguous(o.Transpose(delta, 0, 1))
 			}
-			o.mulScalar_(delta, l.LoRA.Scale)
-			o.add_(handle(l.Weight), delta)
-			o.free()
+			o.MulScalarInPlace(delta, l.LoRA.Scale)
+			o.AddInPlace(torch.Of(l.Weight), delta)
+			o.Free()
 		}
 	})
-	if !o.ok() {
-		return fmt.Errorf("merge lora: %w", o.err)
+	if !o.OK() {
+		return fmt.Errorf("merge lora: %w", o.Err())
 	}
 	for _, a := range ads {
 		a.lin.LoRA.A.MustDrop()
@@ -231,32 +231,32 @@ func loadAdapter(path string, ads []adapter) error {
 	defer f.Close()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var o ops
-	defer o.free()
-	noGrad(func() {
+	var o torch.Scope
+	defer o.Free()
+	torch.NoGrad(func() {
 		for _, a := range ads {
 			for _, w := range []struct {
 				which string
-				t     ct
-			}{{"lora_A", handle(a.lin.LoRA.A)}, {"lora_B", handle(a.lin.LoRA.B)}} {
+				t     torch.Tensor
+			}{{"lora_A", torch.Of(a.lin.LoRA.A)}, {"lora_B", torch.Of(a.lin.LoRA.B)}} {
 				key := peftKey(a.path, w.which)
 				info, ok := f.Info(key)
-				if !ok || info.DType != safetensors.F32 || !slices.Equal(info.Shape, shapeOf(w.t)) {
-					o.err = fmt.Errorf("%s: missing, or not float32 %v", key, shapeOf(w.t))
+				if !ok || info.DType != safetensors.F32 || !slices.Equal(info.Shape, torch.Shape(w.t)) {
+					o.Fail(fmt.Errorf("%s: missing, or not float32 %v", key, torch.Shape(w.t)))
 					return
 				}
 				data, err := f.Data(key)
 				if err != nil {
-					o.err = err
+					o.Fail(err)
 					return
 				}
-				o.copy_(w.t, o.float32s(gotch.CPU, safetensors.Float32s(data), info.Shape...))
-				o.free()
+				o.CopyInto(w.t, o.Floats(gotch.CPU, gotch.Float, safetensors.Float32s(data), info.Shape...))
+				o.Free()
 			}
 		}
 	})
-	if !o.ok() {
-		return fmt.Errorf("load adapter %s: %w", path, o.err)
+	if !o.OK() {
+		return fmt.Errorf("load adapter %s: %w", path, o.Err())
 	}
 	return nil
 }

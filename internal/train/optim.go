@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 
-	lib "github.com/sugarme/gotch/libtch"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // param is one trainable tensor with its AdamW state, float32 like the
@@ -12,9 +12,9 @@ import (
 // adamW.step).
 type param struct {
 	name    string
-	t       ct // the parameter (owned by the model or the adapter)
+	t       torch.Tensor // the parameter (owned by the model or the adapter)
 	noDecay bool
-	m, v    ct // exp_avg, exp_avg_sq (owned here)
+	m, v    torch.Tensor // exp_avg, exp_avg_sq (owned here)
 }
 
 // adamW is torch.optim.AdamW (decoupled weight decay), single-tensor
@@ -32,15 +32,15 @@ type adamW struct {
 
 func newAdamW(params []*param, weightDecay float64) (*adamW, error) {
 	opt := &adamW{params: params, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: weightDecay}
-	var o ops
-	defer o.free()
+	var o torch.Scope
+	defer o.Free()
 	for _, p := range params {
-		p.m = o.keep(o.zerosLike(p.t))
-		p.v = o.keep(o.zerosLike(p.t))
+		p.m = o.Detach(o.ZerosLike(p.t))
+		p.v = o.Detach(o.ZerosLike(p.t))
 	}
-	if !o.ok() {
+	if !o.OK() {
 		opt.close()
-		return nil, fmt.Errorf("optimizer state: %w", o.err)
+		return nil, fmt.Errorf("optimizer state: %w", o.Err())
 	}
 	return opt, nil
 }
@@ -48,10 +48,10 @@ func newAdamW(params []*param, weightDecay float64) (*adamW, error) {
 func (a *adamW) close() {
 	for _, p := range a.params {
 		if p.m != nil {
-			lib.AtFree(p.m)
+			torch.Free(p.m)
 		}
 		if p.v != nil {
-			lib.AtFree(p.v)
+			torch.Free(p.v)
 		}
 		p.m, p.v = nil, nil
 	}
@@ -64,49 +64,49 @@ func (a *adamW) step(lr float64) error {
 	bc2 := 1 - math.Pow(a.beta2, float64(a.steps))
 	stepSize := lr / bc1
 	bc2Sqrt := math.Sqrt(bc2)
-	var o ops
-	defer o.free()
-	noGrad(func() {
+	var o torch.Scope
+	defer o.Free()
+	torch.NoGrad(func() {
 		for _, p := range a.params {
-			g := o.grad(p.t)
-			if !o.ok() || !lib.AtDefined(g) {
+			g := o.Grad(p.t)
+			if !o.OK() || !torch.Defined(g) {
 				continue // unused this step: no grad, no update (as torch)
 			}
 			if !p.noDecay && a.weightDecay != 0 {
-				o.mulScalar_(p.t, 1-lr*a.weightDecay)
+				o.MulScalarInPlace(p.t, 1-lr*a.weightDecay)
 			}
-			o.lerp_(p.m, g, 1-a.beta1)
-			o.mulScalar_(p.v, a.beta2)
-			gg := o.mul(g, g)
-			o.mulScalar_(gg, 1-a.beta2)
-			o.add_(p.v, gg)
-			denom := o.sqrt(p.v)
-			o.divScalar_(denom, bc2Sqrt)
-			o.addScalar_(denom, a.eps)
-			upd := o.div(p.m, denom)
-			o.mulScalar_(upd, -stepSize)
-			o.add_(p.t, upd)
-			o.free()
+			o.LerpInPlace(p.m, g, 1-a.beta1)
+			o.MulScalarInPlace(p.v, a.beta2)
+			gg := o.Mul(g, g)
+			o.MulScalarInPlace(gg, 1-a.beta2)
+			o.AddInPlace(p.v, gg)
+			denom := o.Sqrt(p.v)
+			o.DivScalarInPlace(denom, bc2Sqrt)
+			o.AddScalarInPlace(denom, a.eps)
+			upd := o.Div(p.m, denom)
+			o.MulScalarInPlace(upd, -stepSize)
+			o.AddInPlace(p.t, upd)
+			o.Free()
 		}
 	})
-	if !o.ok() {
-		return fmt.Errorf("adamw step: %w", o.err)
+	if !o.OK() {
+		return fmt.Errorf("adamw step: %w", o.Err())
 	}
 	return nil
 }
 
 // zeroGrad zeroes every parameter's grad in place.
 func (a *adamW) zeroGrad() error {
-	var o ops
-	defer o.free()
+	var o torch.Scope
+	defer o.Free()
 	for _, p := range a.params {
-		g := o.grad(p.t)
-		if o.ok() && lib.AtDefined(g) {
-			o.zero_(g)
+		g := o.Grad(p.t)
+		if o.OK() && torch.Defined(g) {
+			o.ZeroInPlace(g)
 		}
 	}
-	if !o.ok() {
-		return fmt.Errorf("zero grad: %w", o.err)
+	if !o.OK() {
+		return fmt.Errorf("zero grad: %w", o.Err())
 	}
 	return nil
 }
@@ -115,36 +115,36 @@ func (a *adamW) zeroGrad() error {
 // the total norm of all grads before clipping and scales them in place by
 // min(1, maxNorm/(total+1e-6)). maxNorm <= 0 only measures.
 func clipGradNorm(params []*param, maxNorm float64) (float64, error) {
-	var o ops
-	defer o.free()
-	var norms []ct
-	var grads []ct
+	var o torch.Scope
+	defer o.Free()
+	var norms []torch.Tensor
+	var grads []torch.Tensor
 	for _, p := range params {
-		g := o.grad(p.t)
-		if o.ok() && lib.AtDefined(g) {
+		g := o.Grad(p.t)
+		if o.OK() && torch.Defined(g) {
 			grads = append(grads, g)
-			norms = append(norms, o.norm(g))
+			norms = append(norms, o.Norm(g))
 		}
 	}
-	if len(norms) == 0 || !o.ok() {
-		if o.err != nil {
-			return 0, fmt.Errorf("clip grad norm: %w", o.err)
+	if len(norms) == 0 || !o.OK() {
+		if o.Err() != nil {
+			return 0, fmt.Errorf("clip grad norm: %w", o.Err())
 		}
 		return 0, nil
 	}
-	total := o.item(o.norm(o.stack(norms)))
+	total := o.Item(o.Norm(o.Stack(norms, 0)))
 	if maxNorm > 0 && !math.IsNaN(total) {
 		coef := maxNorm / (total + 1e-6)
 		if coef < 1 {
-			noGrad(func() {
+			torch.NoGrad(func() {
 				for _, g := range grads {
-					o.mulScalar_(g, coef)
+					o.MulScalarInPlace(g, coef)
 				}
 			})
 		}
 	}
-	if !o.ok() {
-		return 0, fmt.Errorf("clip grad norm: %w", o.err)
+	if !o.OK() {
+		return 0, fmt.Errorf("clip grad norm: %w", o.Err())
 	}
 	return total, nil
 }

@@ -16,11 +16,11 @@ import (
 	"time"
 
 	"github.com/sugarme/gotch"
-	lib "github.com/sugarme/gotch/libtch"
 
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/model"
 	"github.com/kfllm/kfllm/internal/tokenizer"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // ErrNonFinite is returned (wrapped) when a loss or gradient norm is NaN
@@ -84,7 +84,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if o.Threads > 0 {
-		model.SetThreads(o.Threads)
+		torch.SetThreads(o.Threads)
 	}
 	// libtorch's grad mode and last error are per OS thread: the whole
 	// run stays on one.
@@ -145,13 +145,13 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		}
 		for _, a := range t.adapters {
 			t.params = append(t.params,
-				&param{name: a.path + ".lora_A", t: handle(a.lin.LoRA.A)},
-				&param{name: a.path + ".lora_B", t: handle(a.lin.LoRA.B)})
+				&param{name: a.path + ".lora_A", t: torch.Of(a.lin.LoRA.A)},
+				&param{name: a.path + ".lora_B", t: torch.Of(a.lin.LoRA.B)})
 		}
 	} else {
 		for _, p := range t.m.Parameters() {
 			if p.Trainable {
-				t.params = append(t.params, &param{name: p.Name, t: handle(p.Tensor), noDecay: p.NoDecay})
+				t.params = append(t.params, &param{name: p.Name, t: torch.Of(p.Tensor), noDecay: p.NoDecay})
 			}
 		}
 	}
@@ -381,7 +381,7 @@ func (t *trainer) accumulate(s int, micro [][]int) (loss float64, tokens int, er
 		if len(b.at) == 0 {
 			continue
 		}
-		manualSeed(t.o.Seed*1_000_003 + int64(s*t.o.GradAccum+i)) // dropout masks, reproducible after a resume
+		torch.ManualSeed(t.o.Seed*1_000_003 + int64(s*t.o.GradAccum+i)) // dropout masks, reproducible after a resume
 		sum, err := t.lossSum(b, true, float64(count))
 		if err != nil {
 			return 0, 0, fmt.Errorf("step %d: %w", s+1, err)
@@ -402,24 +402,20 @@ func (t *trainer) lossSum(b *batch, backward bool, denom float64) (float64, erro
 		return 0, err
 	}
 	defer logits.MustDrop()
-	var o ops
-	defer o.free()
+	var o torch.Scope
+	defer o.Free()
 	dev := t.m.Device().Device
-	lg := handle(logits)
+	lg := torch.Of(logits)
 	if t.m.Device().DType != gotch.Float {
-		lg = o.to(lg, dev, gotch.Float) // the loss in float32, as transformers upcasts logits
+		lg = o.To(lg, dev, gotch.Float) // the loss in float32, as transformers upcasts logits
 	}
-	sum := o.crossEntropySum(lg, o.int64s(dev, b.targets, int64(len(b.targets))))
-	v := o.item(sum)
-	if backward && o.ok() {
-		scaled := o.divScalar(sum, denom)
-		if o.ok() {
-			lib.AtBackward(scaled, 0, 0)
-			o.check("backward")
-		}
+	sum := o.CrossEntropySum(lg, o.Int64s(dev, b.targets, int64(len(b.targets))))
+	v := o.Item(sum)
+	if backward {
+		o.Backward(o.DivScalar(sum, denom))
 	}
-	if !o.ok() {
-		return 0, o.err
+	if !o.OK() {
+		return 0, o.Err()
 	}
 	return v, nil
 }
@@ -431,7 +427,7 @@ func (t *trainer) evaluate(step int) (*evalLine, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var err error
-	noGrad(func() {
+	torch.NoGrad(func() {
 		for lo := 0; lo < t.eval.n; lo += t.o.BatchSize {
 			rows := make([]int, 0, t.o.BatchSize)
 			for r := lo; r < min(lo+t.o.BatchSize, t.eval.n); r++ {
