@@ -112,12 +112,19 @@ func build(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, b := range built {
 		fmt.Fprintf(&lines, "%s %s\n", b.Name, b.Digest)
 	}
-	fmt.Fprint(stdout, lines.String())
 	fmt.Fprintf(stderr, "images: %d images (%s) in %.1fs\n", len(built), o.Flavor, time.Since(start).Seconds())
-	if digests != "" {
-		if err := renameio.WriteFile(digests, []byte(lines.String()), 0o644); err != nil {
-			return fmt.Errorf("write digests: %w", err)
-		}
+	return writeDigests(stdout, digests, lines.String())
+}
+
+// writeDigests prints the digest lines and, when path is set, also writes
+// them there (make push-images and pin-pipeline read that file).
+func writeDigests(stdout io.Writer, path, lines string) error {
+	fmt.Fprint(stdout, lines)
+	if path == "" {
+		return nil
+	}
+	if err := renameio.WriteFile(path, []byte(lines), 0o644); err != nil {
+		return fmt.Errorf("write digests: %w", err)
 	}
 	return nil
 }
@@ -144,13 +151,7 @@ func push(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, p := range pushed {
 		fmt.Fprintf(&lines, "%s %s@%s\n", p.Name, p.Tag, p.Digest.DigestStr())
 	}
-	fmt.Fprint(stdout, lines.String())
-	if *digests != "" {
-		if err := renameio.WriteFile(*digests, []byte(lines.String()), 0o644); err != nil {
-			return fmt.Errorf("write digests: %w", err)
-		}
-	}
-	return nil
+	return writeDigests(stdout, *digests, lines.String())
 }
 
 func check(_ context.Context, args []string, stdout, stderr io.Writer) error {
