@@ -62,6 +62,25 @@ relpath() {
 		die "cannot compute a relative path (need GNU realpath or python3)"
 }
 
+# principal_patch POLICY FIELD BASE NEW: a kustomize patch that replaces the
+# first principal of the AuthorizationPolicy's first source (FIELD principals
+# or notPrincipals), after testing that the base still has BASE there, so a
+# base that moves it fails the render instead of keeping a stale identity.
+principal_patch() {
+	cat <<YAML
+  - target:
+      kind: AuthorizationPolicy
+      name: $1
+    patch: |-
+      - op: test
+        path: /spec/rules/0/from/0/source/$2/0
+        value: "$3"
+      - op: replace
+        path: /spec/rules/0/from/0/source/$2/0
+        value: "$4"
+YAML
+}
+
 # render BASE: write the overlay for manifests/BASE and print its directory.
 render() {
 	local base=$1 dir rel images
@@ -90,9 +109,9 @@ render() {
 			echo "    newTag: \"$IMAGE_TAG\""
 		done
 		local ui_principal="$TRUST_DOMAIN/ns/$NAMESPACE/sa/llm-ui"
+		echo "patches:"
 		if [[ $base == api ]]; then
 			cat <<YAML
-patches:
   - target:
       kind: ConfigMap
       name: llm-api-config
@@ -100,41 +119,12 @@ patches:
       - op: replace
         path: /data/MODEL_ID
         value: "$MODEL_ID"
-  - target:
-      kind: AuthorizationPolicy
-      name: llm-api-allow-ui
-    patch: |-
-      - op: test
-        path: /spec/rules/0/from/0/source/principals/0
-        value: "$BASE_UI_PRINCIPAL"
-      - op: replace
-        path: /spec/rules/0/from/0/source/principals/0
-        value: "$ui_principal"
-  - target:
-      kind: AuthorizationPolicy
-      name: llm-api-deny-others
-    patch: |-
-      - op: test
-        path: /spec/rules/0/from/0/source/notPrincipals/0
-        value: "$BASE_UI_PRINCIPAL"
-      - op: replace
-        path: /spec/rules/0/from/0/source/notPrincipals/0
-        value: "$ui_principal"
 YAML
+			principal_patch llm-api-allow-ui principals "$BASE_UI_PRINCIPAL" "$ui_principal"
+			principal_patch llm-api-deny-others notPrincipals "$BASE_UI_PRINCIPAL" "$ui_principal"
 		else
-			cat <<YAML
-patches:
-  - target:
-      kind: AuthorizationPolicy
-      name: llm-ui-allow-external
-    patch: |-
-      - op: test
-        path: /spec/rules/0/from/0/source/principals/0
-        value: "$BASE_GATEWAY_PRINCIPAL"
-      - op: replace
-        path: /spec/rules/0/from/0/source/principals/0
-        value: "$TRUST_DOMAIN/ns/istio-system/sa/istio-ingressgateway-service-account"
-YAML
+			principal_patch llm-ui-allow-external principals "$BASE_GATEWAY_PRINCIPAL" \
+				"$TRUST_DOMAIN/ns/istio-system/sa/istio-ingressgateway-service-account"
 		fi
 	} >"$dir/kustomization.yaml.tmp"
 	mv "$dir/kustomization.yaml.tmp" "$dir/kustomization.yaml"
