@@ -67,8 +67,9 @@ func main() {
 		os.Exit(2)
 	}
 	o.Addr = fmt.Sprintf(":%d", port)
-	o.Engine.Hub = hub.EnvOptions(os.Getenv)
-	o.Remote.Model, o.Remote.Token = o.Engine.ModelID, o.Engine.Hub.Token
+	env := hub.EnvOptions(os.Getenv) // HF_TOKEN and HF_ENDPOINT, read once
+	o.Engine.Hub = hub.New(env)
+	o.Remote.Model, o.Remote.Token = o.Engine.ModelID, env.Token // the hosted Inference API takes the same token
 	if o.Backend == "openai" {
 		o.Remote.Token = os.Getenv("OPENAI_API_KEY")
 	}

@@ -22,7 +22,7 @@ import (
 
 const help = `
 Environment:
-  HF_TOKEN     Hub token for a private --base-model OWNER/NAME (never printed)
+  HF_TOKEN     Hub token for a private --base-model OWNER/NAME[@REV] (never printed)
   HF_ENDPOINT  the Hub's address (default https://huggingface.co)
 
   OMP_WAIT_POLICY  libgomp's; unset, finetune restarts itself with PASSIVE, so
@@ -37,10 +37,10 @@ func main() {
 	passiveOpenMP()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := train.Options{Progress: os.Stderr, Hub: hub.EnvOptions(os.Getenv)}
+	o := train.Options{Progress: os.Stderr, Hub: hub.FromEnv(os.Getenv)}
 	f := flag.CommandLine
 	f.StringVar(&o.InputDataset, "input-dataset", "", "token shard directory (required)")
-	f.StringVar(&o.BaseModel, "base-model", "", "model directory or Hub repo OWNER/NAME (required)")
+	f.StringVar(&o.BaseModel, "base-model", "", "model directory or Hub repository OWNER/NAME[@revision] (required)")
 	f.StringVar(&o.OutputModelDir, "output-model-dir", "", "where the trained model directory goes (required)")
 	f.IntVar(&o.Epochs, "epochs", 1, "passes over the training shard (when --max-steps is 0)")
 	f.IntVar(&o.MaxSteps, "max-steps", 0, "optimizer steps (0: --epochs worth)")
@@ -74,7 +74,7 @@ func main() {
 	f.IntVar(&o.LogEvery, "log-every", 10, "progress line every N steps (off a terminal)")
 	f.IntVar(&o.Threads, "threads", 0, "libtorch threads (0: libtorch's default)")
 	f.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: finetune --input-dataset DIR --base-model DIR|OWNER/NAME --output-model-dir DIR [flags]")
+		fmt.Fprintln(os.Stderr, "usage: finetune --input-dataset DIR --base-model DIR|OWNER/NAME[@REV] --output-model-dir DIR [flags]")
 		f.PrintDefaults()
 		fmt.Fprint(os.Stderr, help)
 	}

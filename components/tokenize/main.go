@@ -16,7 +16,6 @@ import (
 	"github.com/kfllm/kfllm/internal/dataset"
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/kfp/executor"
-	"github.com/kfllm/kfllm/internal/tokenizer"
 )
 
 const help = `
@@ -34,7 +33,7 @@ func main() {
 	defer stop()
 	o := dataset.TokenizeOptions{Progress: os.Stderr}
 	flag.StringVar(&o.InputDir, "input-dataset", "", "Records artifact directory (data.jsonl, metadata.json) (required)")
-	flag.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer directory, or Hub repo id OWNER/NAME[@revision] (required)")
+	flag.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer directory, or Hub repository OWNER/NAME[@revision] (its tokenizer files alone are fetched) (required)")
 	flag.StringVar(&o.OutputDir, "output-dataset", "", "directory to write the token shards to; must be absent or empty (required)")
 	flag.IntVar(&o.MaxLength, "max-length", dataset.DefaultMaxLength, "tokens per example; longer contexts are cut")
 	flag.Float64Var(&o.EvalFraction, "eval-fraction", 0.1, "share of examples held out in eval.safetensors")
@@ -42,7 +41,7 @@ func main() {
 	flag.BoolVar(&o.Pack, "pack", false, "task lm: concatenate texts and cut rows of --max-length tokens")
 	flag.StringVar(&o.MaxBadRows, "max-bad-rows", "0", "bad records allowed: N, P% of records read, or none")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: tokenize --input-dataset DIR --tokenizer DIR|OWNER/NAME --output-dataset DIR [flags]")
+		fmt.Fprintln(os.Stderr, "usage: tokenize --input-dataset DIR --tokenizer DIR|OWNER/NAME[@REV] --output-dataset DIR [flags]")
 		flag.PrintDefaults()
 		fmt.Fprint(os.Stderr, help)
 	}
@@ -51,7 +50,7 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	o.Download = tokenizer.HubDownloader(ctx, hub.New(hub.EnvOptions(os.Getenv)), hub.ProgressLines(os.Stderr, "tokenize"))
+	o.Hub = hub.FromEnv(os.Getenv)
 	meta, err := dataset.Tokenize(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err) // dataset.Tokenize errors start with "tokenize:"
@@ -68,7 +67,7 @@ func main() {
 }
 
 func exitCode(err error) int {
-	for _, e := range []error{os.ErrNotExist, tokenizer.ErrHubUnavailable, hub.ErrRepoNotFound, hub.ErrRevisionNotFound,
+	for _, e := range []error{os.ErrNotExist, hub.ErrNoClient, hub.ErrRepoNotFound, hub.ErrRevisionNotFound,
 		hub.ErrGatedRepo, hub.ErrUnauthorized, hub.ErrForbidden, hub.ErrNotFound} {
 		if errors.Is(err, e) {
 			return 3

@@ -29,13 +29,13 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	env := hub.EnvOptions(os.Getenv)
-	o := upload.Options{Token: env.Token, GitUsername: os.Getenv("GIT_USERNAME"), GitPassword: os.Getenv("GIT_PASSWORD"), Progress: os.Stderr}
+	o := upload.Options{GitUsername: os.Getenv("GIT_USERNAME"), GitPassword: os.Getenv("GIT_PASSWORD"), Progress: os.Stderr}
 	flag.StringVar(&o.ModelDir, "model-dir", "", "model directory to upload (required)")
 	flag.StringVar(&o.Repo, "repo", os.Getenv("HF_REPO"), "OWNER/NAME on the Hub, a git URL, or a bare repository path (created if missing)")
 	flag.BoolVar(&o.Private, "private", false, "create the Hub repository private")
 	flag.StringVar(&o.Revision, "revision", "", "branch to commit to (default: main on the Hub; the branch a git remote's HEAD names)")
 	flag.StringVar(&o.CommitMessage, "commit-message", "Upload model with kfllm", "commit message")
-	flag.StringVar(&o.Endpoint, "endpoint", env.Endpoint, "Hub endpoint")
+	flag.StringVar(&env.Endpoint, "endpoint", env.Endpoint, "Hub endpoint")
 	flag.Int64Var(&o.LFSThreshold, "lfs-threshold", 10<<20, "git remotes: files of this many bytes or more go through git-lfs (negative: never)")
 	flag.BoolVar(&o.ModelCard, "model-card", true, "write README.md (a hand-written one is kept)")
 	flag.StringVar(&o.Card.BaseModel, "base-model", "", "model card: base model id (default: from training_args.json or config.json)")
@@ -51,6 +51,14 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	if k, _ := upload.Classify(o.Repo); k == upload.KindHub {
+		if _, err := hub.ParseEndpoint(env.Endpoint); err != nil {
+			fmt.Fprintln(os.Stderr, "upload:", err)
+			os.Exit(1)
+		}
+	}
+	env.UserAgent = "kfllm-upload"
+	o.Hub = hub.New(env) // the one owner of HF_TOKEN and the endpoint
 	res, err := upload.Run(ctx, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "upload:", err)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/prompt"
 	"github.com/kfllm/kfllm/internal/tokenizer"
 )
@@ -248,7 +249,7 @@ func TestTokenizeBadInput(t *testing.T) {
 		{name: "bad rows over a percentage", lines: append(good[:1:1], `{}`+"\n", `{}`+"\n"), tok: gpt2, max: "50%", want: "2 bad of 3 records"},
 		{name: "no EOS", lines: good, tok: noEOS, errIs: prompt.ErrNoEOS},
 		{name: "no tokenizer", lines: good, tok: filepath.Join(t.TempDir(), "nope"), want: "no such directory"},
-		{name: "hub without downloader", lines: good, tok: "meta-llama/Llama-2-7b", errIs: tokenizer.ErrHubUnavailable},
+		{name: "hub without a client", lines: good, tok: "meta-llama/Llama-2-7b", errIs: hub.ErrNoClient},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/prompt"
 	"github.com/kfllm/kfllm/internal/tokenizer"
 )
@@ -28,7 +29,7 @@ import (
 // TokenizeOptions configures Tokenize (the tokenize step, docs/design.md §5).
 type TokenizeOptions struct {
 	InputDir     string  // Records artifact: data.jsonl (+ metadata.json)
-	Tokenizer    string  // directory, or Hub repo id OWNER/NAME
+	Tokenizer    string  // directory, or Hub repository OWNER/NAME[@revision] (hub.ParseRef)
 	OutputDir    string  // Token shards artifact to create
 	MaxLength    int     // tokens per example (default DefaultMaxLength)
 	EvalFraction float64 // share of examples in eval.safetensors, in [0, 1)
@@ -42,9 +43,9 @@ type TokenizeOptions struct {
 	// Task overrides the task of the records' metadata.json (needed only
 	// when there is none and the fields are ambiguous).
 	Task     Task
-	Download tokenizer.Downloader // for Hub repo ids
-	Progress io.Writer            // progress lines (nil: none)
-	Workers  int                  // 0: GOMAXPROCS
+	Hub      *hub.Client // fetches a Tokenizer on the Hub (its tokenizer files alone)
+	Progress io.Writer   // progress lines (nil: none)
+	Workers  int         // 0: GOMAXPROCS
 }
 
 // DefaultMaxLength is --max-length when not given.
@@ -102,7 +103,7 @@ func Tokenize(ctx context.Context, o TokenizeOptions) (*ShardsMetadata, error) {
 	if o.Pack && in.task != TaskLM {
 		return nil, fmt.Errorf("tokenize: --pack applies to task lm, the records are task %s", in.task)
 	}
-	tok, err := tokenizer.Load(o.Tokenizer, tokenizer.WithDownloader(o.Download))
+	tok, err := loadTokenizer(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
@@ -123,6 +124,24 @@ func Tokenize(ctx context.Context, o TokenizeOptions) (*ShardsMetadata, error) {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
 	return meta, nil
+}
+
+// loadTokenizer resolves o.Tokenizer (a directory, or the tokenizer files
+// of a Hub repository at its revision) and loads it.
+func loadTokenizer(ctx context.Context, o TokenizeOptions) (*tokenizer.Tokenizer, error) {
+	ref, err := hub.ParseRef(o.Tokenizer)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	so := hub.SnapshotOptions{AllowPatterns: hub.TokenizerFiles}
+	if o.Progress != nil {
+		so.Progress = hub.ProgressLines(o.Progress, "tokenize")
+	}
+	dir, _, err := ref.Resolve(ctx, o.Hub, so)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	return tokenizer.Load(dir)
 }
 
 type recordsInput struct {

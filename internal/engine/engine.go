@@ -83,10 +83,11 @@ func (e *Engine) DecodeStep(ctx context.Context, seqs []scheduler.Sequence) erro
 type Options struct {
 	// ModelDir is a Hugging Face model directory (KServe mounts /mnt/models).
 	ModelDir string
-	// ModelID is OWNER/NAME[@revision] on the Hub, used when ModelDir is empty.
+	// ModelID is a model reference (hub.ParseRef): OWNER/NAME[@revision] on
+	// the Hub, used when ModelDir is empty.
 	ModelID string
-	// Hub reaches the Hub for ModelID (endpoint and HF_TOKEN).
-	Hub hub.Options
+	// Hub fetches ModelID (hub.FromEnv in the binary).
+	Hub *hub.Client
 	// CacheDir is the Hub cache ("" = huggingface_hub's default).
 	CacheDir string
 	// Device and DType as in model.LoadOptions (auto|cpu|cuda, auto|float32|bfloat16).
@@ -100,30 +101,31 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// hubPatterns are the files a model directory needs.
-var hubPatterns = []string{"*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*", "merges.txt", "vocab.*"}
-
-// Resolve returns the model directory and its revision (the Hub commit; ""
-// for a local directory).
-func Resolve(ctx context.Context, o Options) (dir, revision string, err error) {
+// Resolve returns the model directory, its name (the repository id, else
+// the directory) and its revision (the Hub commit; "" for a local directory).
+func Resolve(ctx context.Context, o Options) (dir, name, revision string, err error) {
 	switch {
 	case o.ModelDir != "":
 		if _, err := os.Stat(filepath.Join(o.ModelDir, "config.json")); err != nil {
-			return "", "", fmt.Errorf("model dir %s: %w", o.ModelDir, err)
+			return "", "", "", fmt.Errorf("model dir %s: %w", o.ModelDir, err)
 		}
-		return o.ModelDir, "", nil
+		name := o.ModelDir
+		if o.ModelID != "" { // both given: the directory holds ModelID (KServe's storage initializer)
+			name, _, _ = strings.Cut(o.ModelID, "@")
+		}
+		return o.ModelDir, name, "", nil
 	case o.ModelID != "":
-		repo, rev, err := hub.ParseRepoRef(o.ModelID)
+		ref, err := hub.ParseRef(o.ModelID)
 		if err != nil {
-			return "", "", fmt.Errorf("model id %q: %w", o.ModelID, err)
+			return "", "", "", fmt.Errorf("model id: %w", err)
 		}
 		logger := o.Logger
 		if logger == nil {
 			logger = slog.Default()
 		}
 		last := map[string]int64{}
-		dir, err := hub.New(o.Hub).Snapshot(ctx, repo, rev, hub.SnapshotOptions{
-			AllowPatterns: hubPatterns, CacheDir: o.CacheDir,
+		dir, commit, err := ref.Resolve(ctx, o.Hub, hub.SnapshotOptions{
+			CacheDir: o.CacheDir,
 			Progress: func(file string, done, total int64) {
 				if done == total || done-last[file] >= 64<<20 {
 					last[file] = done
@@ -132,16 +134,16 @@ func Resolve(ctx context.Context, o Options) (dir, revision string, err error) {
 			},
 		})
 		if err != nil {
-			return "", "", fmt.Errorf("download %s: %w", o.ModelID, err)
+			return "", "", "", fmt.Errorf("download: %w", err)
 		}
-		return dir, filepath.Base(dir), nil // snapshots/<commit sha>
+		return dir, ref.Name(), commit, nil
 	}
-	return "", "", errors.New("a model directory or a model id is required")
+	return "", "", "", errors.New("a model directory or a model id is required")
 }
 
 // Load resolves, loads and starts the model under a scheduler.
 func Load(ctx context.Context, o Options) (*server.Backend, error) {
-	dir, rev, err := Resolve(ctx, o)
+	dir, id, rev, err := Resolve(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -169,13 +171,6 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 	so.AddSpecial = true // as prompt.Build encoded the training data
 	so.Logger = o.Logger
 	sch := scheduler.New(&Engine{M: m, EOS: eos}, tok, so)
-	id := o.ModelID
-	if id == "" {
-		id = dir
-	}
-	if i := strings.IndexByte(id, '@'); i >= 0 {
-		id = id[:i]
-	}
 	b := server.NewLocalBackend(sch, server.ModelInfo{ID: id, Revision: rev, Provider: "kfllm", LLMName: "KFLLM"})
 	b.Close = func(ctx context.Context) error {
 		err := sch.Close(ctx)

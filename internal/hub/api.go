@@ -47,10 +47,9 @@ func ValidateRepoID(id string) error {
 	return nil
 }
 
-// ParseRepoRef splits "OWNER/NAME[@revision]" as --base-model and
-// --model-id take it. revision is empty when none is given (callers use
-// "main").
-func ParseRepoRef(s string) (repoID, revision string, err error) {
+// parseRepoRef splits "OWNER/NAME[@revision]". revision is empty when
+// none is given (callers use "main").
+func parseRepoRef(s string) (repoID, revision string, err error) {
 	repoID, revision, hasRev := strings.Cut(s, "@")
 	if hasRev && revision == "" {
 		return "", "", fmt.Errorf("repository reference %q: empty revision after @", s)

@@ -161,26 +161,6 @@ func TestHubErrorsAreClear(t *testing.T) {
 	}
 }
 
-func TestParseRepoRef(t *testing.T) {
-	for in, want := range map[string][2]string{
-		"Qwen/Qwen3-0.6B":                {"Qwen/Qwen3-0.6B", ""},
-		"owner/name@v1.0":                {"owner/name", "v1.0"},
-		"owner/name@refs/pr/3":           {"owner/name", "refs/pr/3"},
-		"gpt2":                           {"gpt2", ""},
-		"o/n@" + strings.Repeat("a", 40): {"o/n", strings.Repeat("a", 40)},
-	} {
-		id, rev, err := ParseRepoRef(in)
-		if err != nil || id != want[0] || rev != want[1] {
-			t.Errorf("ParseRepoRef(%q) = %q, %q, %v", in, id, rev, err)
-		}
-	}
-	for _, in := range []string{"", "a/b/c", "o/n@", "o/../x", "o--x/n", "/n", "o/n.", "o /n"} {
-		if _, _, err := ParseRepoRef(in); err == nil {
-			t.Errorf("ParseRepoRef(%q) accepted", in)
-		}
-	}
-}
-
 func TestNextPageURL(t *testing.T) {
 	h := http.Header{"Link": {`<https://hub/api/x?cursor=abc&recursive=true>; rel="next", <https://hub/api/x>; rel="first"`}}
 	if got := nextPageURL(h); got != "https://hub/api/x?cursor=abc&recursive=true" {

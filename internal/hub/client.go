@@ -168,6 +168,17 @@ func (c *Client) Endpoint() string { return c.endpoint.String() }
 // HasToken reports whether the client sends a token to the Hub.
 func (c *Client) HasToken() bool { return c.token != "" }
 
+// GitPassword returns the token as the password for a git remote on the
+// Hub's own host (the Hub's git server takes a token as password); ok is
+// false, and no token given, for any other remote or without a token.
+func (c *Client) GitPassword(remote string) (token string, ok bool) {
+	u, err := url.Parse(remote)
+	if err != nil || c.token == "" || u.Host == "" || !strings.EqualFold(u.Host, c.endpoint.Host) {
+		return "", false
+	}
+	return c.token, true
+}
+
 // isHub reports whether u points at the Hub's own host (scheme and host:port).
 func (c *Client) isHub(u *url.URL) bool {
 	return strings.EqualFold(u.Host, c.endpoint.Host) && u.Scheme == c.endpoint.Scheme
@@ -452,3 +463,8 @@ func tokenPath(getenv func(string) string) string {
 	}
 	return filepath.Join(home, ".cache", "huggingface", "token")
 }
+
+// FromEnv is the Client of a binary: New(EnvOptions(getenv)). It owns
+// HF_TOKEN and HF_ENDPOINT; library packages take the *Client and never
+// see either.
+func FromEnv(getenv func(string) string) *Client { return New(EnvOptions(getenv)) }

@@ -229,3 +229,19 @@ func TestEnvOptions(t *testing.T) {
 		t.Errorf("missing token file: %q", o.Token)
 	}
 }
+
+// The token goes to a git remote on the Hub's own host only.
+func TestGitPassword(t *testing.T) {
+	c := New(Options{Endpoint: "https://hub.example", Token: "hf_secret"})
+	if tok, ok := c.GitPassword("https://hub.example/me/model"); !ok || tok != "hf_secret" {
+		t.Errorf("Hub host: %q %v", tok, ok)
+	}
+	for _, remote := range []string{"https://git.example/me/model", "/srv/model.git", "git@hub.example:me/model.git", "https://hub.example.evil/x"} {
+		if tok, ok := c.GitPassword(remote); ok || tok != "" {
+			t.Errorf("%s: token given", remote)
+		}
+	}
+	if _, ok := New(Options{Endpoint: "https://hub.example"}).GitPassword("https://hub.example/me/model"); ok {
+		t.Error("no token: ok")
+	}
+}

@@ -20,11 +20,14 @@
 // stalled connection), a size limit and a sha256; Snapshot copies a
 // repository at a pinned commit into a cache laid out as huggingface_hub's
 // (models--OWNER--NAME/{blobs,snapshots,refs}), so Python tools can share
-// it, with a lock file per blob so that processes may fetch at once;
-// ModelDir turns --base-model / --model-id (DIR or OWNER/NAME[@rev]) into a
-// local directory. The upload side (preupload, LFS, commit) builds on the
-// same Client.
+// it, with a lock file per blob so that processes may fetch at once.
+// ParseRef reads a model reference (DIR or OWNER/NAME[@rev]: --tokenizer,
+// --base-model, --model-id) and Ref.Resolve turns it into a local
+// directory, fetching ModelFiles (or TokenizerFiles) at exactly that
+// revision. The upload side (preupload, LFS, commit) builds on the same
+// Client.
 //
-// The package reads no environment variables itself; EnvOptions is the one
-// place a binary turns HF_TOKEN and HF_ENDPOINT into Options.
+// The package reads no environment variables itself; EnvOptions (and
+// FromEnv, its Client) is the one place a binary turns HF_TOKEN and
+// HF_ENDPOINT into a Client, which the other packages take.
 package hub

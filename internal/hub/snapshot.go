@@ -357,27 +357,3 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	return renameio.WriteFile(path, data, 0o600)
 }
-
-// ModelFilePatterns are the AllowPatterns for a model a Go program loads:
-// configs, safetensors weights (with their index) and tokenizer files,
-// leaving out the duplicate weight formats (.bin, .pt, .onnx, .gguf, .h5)
-// many repositories also carry.
-var ModelFilePatterns = []string{"*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja"}
-
-// ModelDir returns a local directory for ref as --base-model and
-// --model-id take it: an existing directory as is, otherwise
-// "OWNER/NAME[@revision]" fetched with Snapshot (RepoType and
-// AllowPatterns default to a model and ModelFilePatterns).
-func (c *Client) ModelDir(ctx context.Context, ref string, opts SnapshotOptions) (string, error) {
-	if st, err := os.Stat(ref); err == nil && st.IsDir() {
-		return ref, nil
-	}
-	repoID, rev, err := ParseRepoRef(ref)
-	if err != nil {
-		return "", fmt.Errorf("%q is neither a directory nor OWNER/NAME[@revision]: %w", ref, err)
-	}
-	if opts.AllowPatterns == nil {
-		opts.AllowPatterns = ModelFilePatterns
-	}
-	return c.Snapshot(ctx, repoID, rev, opts)
-}

@@ -174,29 +174,6 @@ func TestFnmatch(t *testing.T) {
 	}
 }
 
-func TestModelDir(t *testing.T) {
-	s := hubtest.New(t)
-	sha, _ := modelRepo(s)
-	c := hubClient(s, "")
-	local := t.TempDir()
-	if got, err := c.ModelDir(context.Background(), local, SnapshotOptions{}); err != nil || got != local {
-		t.Errorf("local dir: %q, %v", got, err)
-	}
-	dir, err := c.ModelDir(context.Background(), "o/tiny@"+sha, SnapshotOptions{CacheDir: t.TempDir()})
-	if err != nil || filepath.Base(dir) != sha {
-		t.Fatalf("ModelDir = %q, %v", dir, err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "onnx", "model.onnx")); !os.IsNotExist(err) {
-		t.Error("ModelFilePatterns let an onnx file through")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err != nil {
-		t.Error(err)
-	}
-	if _, err := c.ModelDir(context.Background(), "./no/such/dir/here", SnapshotOptions{}); err == nil {
-		t.Error("accepted a missing path")
-	}
-}
-
 // TestSnapshotChildProcess is the body of TestSnapshotTwoProcesses's child
 // processes; run alone it skips.
 func TestSnapshotChildProcess(t *testing.T) {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"sort"
 	"strings"
@@ -51,30 +50,16 @@ type namedFile struct {
 	data []byte
 }
 
-// Downloader fetches the tokenizer files of a Hub repository
-// (OWNER/NAME[@revision]) into a local directory and returns it
-// (HubDownloader makes one on internal/hub).
-type Downloader func(repo string) (dir string, err error)
-
 type options struct {
-	download Downloader
-	slow     bool
+	slow bool
 }
 
 // Option configures Load.
 type Option func(*options)
 
-// WithDownloader lets Load accept a Hub repo id OWNER/NAME.
-func WithDownloader(d Downloader) Option { return func(o *options) { o.download = d } }
-
 // withSugarmePipeline forces every encode through sugarme's own pipeline (the
 // path used for components without a string form); tests compare the two.
 func withSugarmePipeline() Option { return func(o *options) { o.slow = true } }
-
-// ErrHubUnavailable is returned for a repo id when no Downloader was given.
-var ErrHubUnavailable = errors.New("hub download not available")
-
-var repoID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@\S+)?$`)
 
 // copiedFiles are the tokenizer files Save carries over from a directory with
 // a tokenizer.json, when present.
@@ -82,34 +67,24 @@ var copiedFiles = []string{"tokenizer.json", "tokenizer_config.json", "special_t
 
 // Load reads a tokenizer from a directory holding tokenizer.json (with
 // tokenizer_config.json / special_tokens_map.json for BOS, EOS and PAD) or
-// GPT-2's encoder.json + vocab.bpe, or from a Hub repo id OWNER/NAME[@rev]
-// through the Downloader option (without one: ErrHubUnavailable).
-func Load(dirOrRepo string, opts ...Option) (*Tokenizer, error) {
+// GPT-2's encoder.json + vocab.bpe. A tokenizer on the Hub is resolved to a
+// directory first (hub.ParseRef, Ref.Resolve with hub.TokenizerFiles).
+func Load(dir string, opts ...Option) (*Tokenizer, error) {
 	var o options
 	for _, f := range opts {
 		f(&o)
 	}
-	dir := dirOrRepo
-	if fi, err := os.Stat(dirOrRepo); err != nil || !fi.IsDir() {
-		switch {
-		case err == nil:
-			return nil, fmt.Errorf("load tokenizer %s: not a directory", dirOrRepo)
-		case !errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("load tokenizer %s: %w", dirOrRepo, err)
-		case !repoID.MatchString(dirOrRepo):
-			return nil, fmt.Errorf("load tokenizer %s: no such directory, and not a Hub repo id OWNER/NAME: %w", dirOrRepo, os.ErrNotExist)
-		case o.download == nil:
-			return nil, fmt.Errorf("load tokenizer %s: %w (pass a local directory)", dirOrRepo, ErrHubUnavailable)
+	if fi, err := os.Stat(dir); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("load tokenizer %s: no such directory: %w", dir, err)
 		}
-		d, err := o.download(dirOrRepo)
-		if err != nil {
-			return nil, fmt.Errorf("load tokenizer %s: download: %w", dirOrRepo, err)
-		}
-		dir = d
+		return nil, fmt.Errorf("load tokenizer %s: %w", dir, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("load tokenizer %s: not a directory", dir)
 	}
 	t, err := loadDir(dir, o)
 	if err != nil {
-		return nil, fmt.Errorf("load tokenizer %s: %w", dirOrRepo, err)
+		return nil, fmt.Errorf("load tokenizer %s: %w", dir, err)
 	}
 	return t, nil
 }

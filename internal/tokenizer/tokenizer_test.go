@@ -1,19 +1,14 @@
 package tokenizer
 
 import (
-	"context"
 	"errors"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/kfllm/kfllm/internal/hub"
-	"github.com/kfllm/kfllm/internal/hub/hubtest"
 )
 
 // sugarme's own pipeline, fed our components, must give the fast path's ids.
@@ -138,7 +133,7 @@ func TestLoadErrors(t *testing.T) {
 		is               error
 	}{
 		{"missing dir", filepath.Join(dir, "nope", "deeper"), "no such directory", nil},
-		{"repo without downloader", "Qwen/Qwen3-0.6B", "", ErrHubUnavailable},
+		{"a Hub repo id", "Qwen/Qwen3-0.6B", "no such directory", os.ErrNotExist},
 		{"empty dir", t.TempDir(), "no tokenizer.json, nor encoder.json + vocab.bpe", nil},
 		{"not json", write("a", "{"), "parse tokenizer.json", nil},
 		{"no model", write("b", `{"version":"1.0"}`), "has no model", nil},
@@ -197,36 +192,4 @@ func TestValidUTF8MatchesPython(t *testing.T) {
 		return
 	}
 	t.Fatal("no golden case for invalid_utf8.txt")
-}
-
-// Load of a Hub repo id through HubDownloader, against the fake Hub of
-// internal/hub/hubtest on loopback (the real Hub is not reachable here).
-func TestLoadFromHub(t *testing.T) {
-	s := hubtest.New(t)
-	files := map[string][]byte{}
-	for _, f := range []string{"tokenizer.json", "tokenizer_config.json"} {
-		b, err := os.ReadFile(filepath.Join(tokenizerDir(t, "llama2"), f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[f] = b
-	}
-	files["model.safetensors"] = []byte("not fetched")
-	s.AddRepo("model", "acme/llama-tok").CommitFiles("main", files)
-	c := hub.New(hub.Options{Endpoint: s.URL, HTTPClient: s.HTTPClient(), MinRetryWait: time.Millisecond, MaxRetryWait: time.Millisecond})
-	t.Setenv("HF_HUB_CACHE", t.TempDir())
-	tok, err := Load("acme/llama-tok", WithDownloader(HubDownloader(context.Background(), c, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := loadTest(t, "llama2")
-	if tok.SHA256() != want.SHA256() {
-		t.Fatal("tokenizer from the Hub differs from the local one")
-	}
-	if _, err := os.Stat(filepath.Join(tok.dir, "model.safetensors")); err == nil {
-		t.Fatal("downloaded a non-tokenizer file")
-	}
-	if _, err := Load("acme/missing", WithDownloader(HubDownloader(context.Background(), c, nil))); !errors.Is(err, hub.ErrRepoNotFound) {
-		t.Fatalf("missing repo: %v", err)
-	}
 }

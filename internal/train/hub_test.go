@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -26,7 +27,7 @@ func TestBaseModelFromHub(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "model")
 	o := smallOptions(fixtureShards(t), out, "", 2)
 	o.BaseModel = "o/tiny"
-	o.Hub = hub.Options{Endpoint: s.URL, Token: s.Token, HTTPClient: s.HTTPClient()}
+	o.Hub = hub.New(hub.Options{Endpoint: s.URL, Token: s.Token, HTTPClient: s.HTTPClient()})
 	if _, err := Run(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
@@ -36,6 +37,63 @@ func TestBaseModelFromHub(t *testing.T) {
 	o.BaseModel = "o/missing"
 	if _, err := Run(context.Background(), o); err == nil {
 		t.Fatal("a missing Hub repo trained")
+	}
+}
+
+// --base-model OWNER/NAME@REV trains from exactly that commit though main
+// has moved on (here to a config no loader accepts), downloads every file
+// at that commit, and records the revision where transformers and PEFT
+// look for it: training_args.json and adapter_config.json.
+func TestBaseModelPinnedRevision(t *testing.T) {
+	s := hubtest.New(t)
+	files := map[string][]byte{}
+	for _, n := range []string{"config.json", "generation_config.json", "model.safetensors"} {
+		files[n] = mustRead(t, filepath.Join("testdata", "parity", "base", n))
+	}
+	repo := s.AddRepo("model", "o/tiny")
+	pinned := repo.CommitFiles("main", files)
+	repo.CommitFiles("main", map[string][]byte{"config.json": []byte(`{"model_type":"not-a-model"}`)})
+	t.Setenv("HF_HUB_CACHE", t.TempDir())
+	o := smallOptions(fixtureShards(t), filepath.Join(t.TempDir(), "model"), "", 2)
+	o.Hub = hub.New(hub.Options{Endpoint: s.URL, HTTPClient: s.HTTPClient()})
+	o.BaseModel = "o/tiny"
+	if _, err := Run(context.Background(), o); err == nil {
+		t.Fatal("main's broken config trained: the test does not tell revisions apart")
+	}
+	s.ResetRequests()
+	o.BaseModel = "o/tiny@" + pinned
+	o.LoRAR, o.LoRAAlpha = 4, 8
+	if _, err := Run(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	revs := s.Downloads("model", "o/tiny")
+	if len(revs) == 0 {
+		t.Error("nothing downloaded (the head's files came from the cache?)")
+	}
+	for _, r := range revs {
+		if r != pinned {
+			t.Errorf("a file downloaded at %s, want %s", r, pinned)
+		}
+	}
+	var args, adapter map[string]any
+	readJSON(t, filepath.Join(o.OutputModelDir, "training_args.json"), &args)
+	readJSON(t, filepath.Join(o.OutputModelDir, "adapter_config.json"), &adapter)
+	if args["base_model"] != "o/tiny" || args["base_model_revision"] != pinned {
+		t.Errorf("training_args base_model %v at %v", args["base_model"], args["base_model_revision"])
+	}
+	if adapter["base_model_name_or_path"] != "o/tiny" || adapter["revision"] != pinned {
+		t.Errorf("adapter_config base_model_name_or_path %v at %v", adapter["base_model_name_or_path"], adapter["revision"])
+	}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
 	}
 }
 

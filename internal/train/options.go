@@ -15,7 +15,8 @@ import (
 type Options struct {
 	// InputDataset is the token shard directory (docs/design.md §3).
 	InputDataset string
-	// BaseModel is a model directory or a Hub repo id OWNER/NAME.
+	// BaseModel is a model directory or a Hub repository
+	// OWNER/NAME[@revision] (hub.ParseRef).
 	BaseModel string
 	// OutputModelDir receives the trained model directory.
 	OutputModelDir string
@@ -52,8 +53,8 @@ type Options struct {
 	LogEvery int // plain progress line every N steps, default 10
 	Threads  int // libtorch intra-op threads; 0 = libtorch's default
 
-	// Hub reaches the Hub for a BaseModel OWNER/NAME (hub.EnvOptions).
-	Hub hub.Options
+	// Hub fetches a BaseModel on the Hub (hub.FromEnv in the binary).
+	Hub *hub.Client
 
 	// Progress receives the progress bar (a terminal) or lines; nil = none.
 	Progress io.Writer

@@ -10,7 +10,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"syscall"
 	"time"
@@ -34,30 +33,24 @@ type Result struct {
 	ResumedFrom int
 }
 
-var repoID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-
 // resolveBase returns a local directory for --base-model: a directory as
-// is, a Hub repo id through the Hub snapshot cache.
-func resolveBase(ctx context.Context, o *Options) (string, error) {
-	if st, err := os.Stat(o.BaseModel); err == nil && st.IsDir() {
-		return o.BaseModel, nil
-	}
-	if !repoID.MatchString(o.BaseModel) {
-		return "", fmt.Errorf("base model %s: not a directory and not a Hub repo id OWNER/NAME", o.BaseModel)
-	}
-	c := hub.New(o.Hub)
-	dir, err := c.Snapshot(ctx, o.BaseModel, "", hub.SnapshotOptions{
-		AllowPatterns: []string{"*.json", "*.safetensors", "tokenizer*", "*.model", "*.txt"},
-	})
+// is, OWNER/NAME[@revision] through the Hub cache at that revision.
+func resolveBase(ctx context.Context, o *Options) (hub.Ref, string, error) {
+	ref, err := hub.ParseRef(o.BaseModel)
 	if err != nil {
-		return "", fmt.Errorf("base model %s: %w", o.BaseModel, err)
+		return hub.Ref{}, "", fmt.Errorf("base model: %w", err)
 	}
-	return dir, nil
+	dir, _, err := ref.Resolve(ctx, o.Hub, hub.SnapshotOptions{})
+	if err != nil {
+		return hub.Ref{}, "", fmt.Errorf("base model: %w", err)
+	}
+	return ref, dir, nil
 }
 
 // trainer holds one run's state.
 type trainer struct {
 	o        *Options
+	base     hub.Ref // o.BaseModel, parsed
 	log      *slog.Logger
 	m        *model.Model
 	params   []*param
@@ -122,7 +115,8 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
-	base, err := resolveBase(ctx, o)
+	var base string
+	t.base, base, err = resolveBase(ctx, o)
 	if err != nil {
 		return nil, err
 	}
@@ -482,7 +476,11 @@ func (t *trainer) writeOutput(stage, base, tokDir string, met *Metrics) error {
 		for _, a := range t.adapters {
 			conv = conv || a.lin.Conv1D
 		}
-		if err := saveAdapter(stage, t.adapters, adapterConfig(o.BaseModel, o.LoRAR, o.LoRAAlpha, o.LoRADropout, o.LoRATargetModules, conv)); err != nil {
+		cfg := adapterConfig(t.base.Name(), o.LoRAR, o.LoRAAlpha, o.LoRADropout, o.LoRATargetModules, conv)
+		if t.base.Revision != "" {
+			cfg["revision"] = t.base.Revision // PEFT loads the base at this revision
+		}
+		if err := saveAdapter(stage, t.adapters, cfg); err != nil {
 			return err
 		}
 	default:
@@ -493,7 +491,7 @@ func (t *trainer) writeOutput(stage, base, tokDir string, met *Metrics) error {
 	if err := copyTokenizer(tokDir, stage); err != nil {
 		return err
 	}
-	args, err := json.MarshalIndent(trainingArgs(o, t.total), "", "  ")
+	args, err := json.MarshalIndent(trainingArgs(o, t.base, t.total), "", "  ")
 	if err != nil {
 		return fmt.Errorf("training args: %w", err)
 	}
@@ -569,9 +567,11 @@ func copyTokenizer(src, dst string) error {
 
 // trainingArgs is training_args.json: the options in the Hugging Face
 // TrainingArguments names where one exists.
-func trainingArgs(o *Options, total int) map[string]any {
+// base_model is the directory or repository id (what a model card's
+// base_model holds), base_model_revision the pinned revision if any.
+func trainingArgs(o *Options, base hub.Ref, total int) map[string]any {
 	a := map[string]any{
-		"base_model":                  o.BaseModel,
+		"base_model":                  base.Name(),
 		"num_train_epochs":            o.Epochs,
 		"max_steps":                   total,
 		"learning_rate":               o.LearningRate,
@@ -597,6 +597,9 @@ func trainingArgs(o *Options, total int) map[string]any {
 		a["lora_dropout"] = o.LoRADropout
 		a["lora_target_modules"] = o.LoRATargetModules
 		a["merge_lora"] = o.MergeLoRA
+	}
+	if base.Revision != "" {
+		a["base_model_revision"] = base.Revision
 	}
 	return a
 }

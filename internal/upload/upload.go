@@ -32,11 +32,12 @@ type Options struct {
 	// branch a git remote's HEAD names (main for a new repository).
 	Revision      string
 	CommitMessage string
-	// Endpoint and Token address the Hub (HF_ENDPOINT, HF_TOKEN).
-	Endpoint string
-	Token    string
+	// Hub is the Hub client (hub.FromEnv in the binary: HF_ENDPOINT,
+	// HF_TOKEN); nil is an anonymous one, which cannot upload to the Hub.
+	Hub *hub.Client
 	// GitUsername and GitPassword authenticate to an http(s) git remote.
-	// Without GitPassword, Token is used for the Hub's own git host only.
+	// Without GitPassword, the Hub client's token is used for the Hub's own
+	// git host only.
 	GitUsername, GitPassword string
 	// LFSThreshold is the size from which a git remote gets a file through
 	// git-lfs (0: gitremote.DefaultLFSThreshold; negative: never). The Hub
@@ -126,15 +127,16 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	c := o.Hub
+	if c == nil {
+		c = hub.New(hub.Options{})
+	}
 	if kind == KindHub {
 		if o.Revision == "" {
 			o.Revision = "main"
 		}
-		if o.Token == "" {
+		if !c.HasToken() {
 			return nil, hub.ErrNoToken // before touching anything
-		}
-		if _, err := hub.ParseEndpoint(o.Endpoint); err != nil {
-			return nil, err
 		}
 	}
 	if o.ModelCard {
@@ -154,7 +156,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	if kind == KindHub {
-		c := hub.New(hub.Options{Endpoint: o.Endpoint, Token: o.Token, HTTPClient: o.HTTPClient, UserAgent: "kfllm-upload"})
 		r, err := c.UploadFolder(ctx, o.ModelDir, hub.UploadOptions{
 			RepoID: o.Repo, Revision: o.Revision, Private: o.Private,
 			CommitMessage: o.CommitMessage, Progress: o.Progress,
@@ -166,8 +167,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			Commit: r.CommitOID, URL: r.CommitURL, Changed: r.Changed}, nil
 	}
 	user, pass := o.GitUsername, o.GitPassword
-	if pass == "" && kind == KindGitURL && sameHost(o.Repo, o.Endpoint) {
-		pass = o.Token // the Hub's git host takes a token as password
+	if tok, ok := c.GitPassword(o.Repo); pass == "" && kind == KindGitURL && ok {
+		pass = tok // the Hub's git host takes a token as password
 		if user == "" {
 			user = "hf_user"
 		}
@@ -182,16 +183,6 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	return &Result{Target: "git", Repo: redactURL(o.Repo), RepoURL: r.URL, Revision: r.Branch,
 		Commit: r.Commit, Changed: r.Changed}, nil
-}
-
-// sameHost reports whether the git URL is on the Hub endpoint's host.
-func sameHost(gitURL, endpoint string) bool {
-	if endpoint == "" {
-		endpoint = hub.DefaultEndpoint
-	}
-	g, err1 := url.Parse(gitURL)
-	e, err2 := url.Parse(endpoint)
-	return err1 == nil && err2 == nil && g.Host != "" && strings.EqualFold(g.Host, e.Host)
 }
 
 func redactURL(s string) string {

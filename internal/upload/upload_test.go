@@ -57,8 +57,8 @@ func TestRunHubWritesCardAndUploads(t *testing.T) {
 	dir := modelDir(t)
 	var log strings.Builder
 	res, err := Run(context.Background(), Options{
-		ModelDir: dir, Repo: "me/tuned", Endpoint: s.URL, Token: s.Token,
-		HTTPClient: s.UploadHTTPClient(), ModelCard: true, Progress: &log,
+		ModelDir: dir, Repo: "me/tuned",
+		Hub: hub.New(hub.Options{Endpoint: s.URL, Token: s.Token, HTTPClient: s.UploadHTTPClient(), UserAgent: "kfllm-upload"}), ModelCard: true, Progress: &log,
 		Card: hubtestCard(),
 	})
 	if err != nil {
@@ -87,8 +87,8 @@ func TestRunHubWritesCardAndUploads(t *testing.T) {
 	// A rerun with the same files commits nothing and reports the commit
 	// that holds them.
 	res2, err := Run(context.Background(), Options{
-		ModelDir: dir, Repo: "me/tuned", Endpoint: s.URL, Token: s.Token,
-		HTTPClient: s.UploadHTTPClient(), ModelCard: true, Card: hubtestCard(),
+		ModelDir: dir, Repo: "me/tuned",
+		Hub: hub.New(hub.Options{Endpoint: s.URL, Token: s.Token, HTTPClient: s.UploadHTTPClient(), UserAgent: "kfllm-upload"}), ModelCard: true, Card: hubtestCard(),
 	})
 	if err != nil {
 		t.Fatal(err)

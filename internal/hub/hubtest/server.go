@@ -193,6 +193,25 @@ func (s *Server) Requests() []Record {
 	return slices.Clone(s.records)
 }
 
+// Downloads returns the revision of every file download from repository
+// id of type typ ("model" or "dataset"), in order: the REV of each
+// GET .../resolve/REV/PATH the Hub host received. A test of a pinned
+// reference checks that each is the pinned commit.
+func (s *Server) Downloads(typ, id string) []string {
+	prefix := "/" + id + "/resolve/"
+	if typ != "model" {
+		prefix = "/" + typ + "s" + prefix
+	}
+	var revs []string
+	for _, r := range s.Requests() {
+		if rest, ok := strings.CutPrefix(r.Path, prefix); ok && r.Host == HubHost && r.Method == http.MethodGet {
+			rev, _, _ := strings.Cut(rest, "/")
+			revs = append(revs, rev)
+		}
+	}
+	return revs
+}
+
 // ResetRequests forgets the recorded requests.
 func (s *Server) ResetRequests() {
 	s.mu.Lock()
