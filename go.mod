@@ -79,7 +79,7 @@ require (
 	github.com/klauspost/compress v1.20.1 // internal/image: gzip for the image layers (deterministic, faster than compress/gzip) and zstd for .deb members
 	github.com/parquet-go/bitpack v1.0.0 // indirect
 	github.com/parquet-go/jsonlite v1.0.0 // indirect
-	github.com/parquet-go/parquet-go v0.32.0 // internal/dataset: Parquet record reader (maintained pure-Go parquet)
+	github.com/parquet-go/parquet-go v0.32.0 // internal/records: Parquet record reader (maintained pure-Go parquet)
 	github.com/pierrec/lz4/v4 v4.1.21 // indirect
 	github.com/twpayne/go-geom v1.6.1 // indirect
 )

@@ -39,7 +39,7 @@ func run(t *testing.T, env []string, args ...string) (string, int) {
 
 func TestExitCodes(t *testing.T) {
 	dir := t.TempDir()
-	fixture, _ := filepath.Abs("../../internal/dataset/testdata/squad.jsonl")
+	fixture, _ := filepath.Abs("../../internal/records/testdata/squad.jsonl")
 	out := filepath.Join(dir, "ok")
 	if msg, code := run(t, nil, "--source", fixture, "--output-dataset", out, "--max-bad-rows", "3"); code != 0 || !strings.Contains(msg, "4 records") {
 		t.Fatalf("exit %d: %s", code, msg)

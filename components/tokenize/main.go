@@ -1,7 +1,7 @@
 // Command tokenize turns a Records artifact (fetch's data.jsonl) into a Token
 // shards artifact for finetune: train.safetensors and eval.safetensors of
 // int32 input_ids, labels and attention_mask, the tokenizer's files and
-// metadata.json (docs/design.md §3). The work is dataset.Tokenize.
+// metadata.json (docs/design.md §3). The work is shards.Tokenize.
 package main
 
 import (
@@ -13,9 +13,10 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/kfllm/kfllm/internal/dataset"
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/kfp/executor"
+	"github.com/kfllm/kfllm/internal/records"
+	"github.com/kfllm/kfllm/internal/shards"
 )
 
 const help = `
@@ -31,11 +32,11 @@ a malformed metadata.json).
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	o := dataset.TokenizeOptions{Progress: os.Stderr}
+	o := shards.TokenizeOptions{Progress: os.Stderr}
 	flag.StringVar(&o.InputDir, "input-dataset", "", "Records artifact directory (data.jsonl, metadata.json) (required)")
 	flag.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer directory, or Hub repository OWNER/NAME[@revision] (its tokenizer files alone are fetched) (required)")
 	flag.StringVar(&o.OutputDir, "output-dataset", "", "directory to write the token shards to; must be absent or empty (required)")
-	flag.IntVar(&o.MaxLength, "max-length", dataset.DefaultMaxLength, "tokens per example; longer contexts are cut")
+	flag.IntVar(&o.MaxLength, "max-length", shards.DefaultMaxLength, "tokens per example; longer contexts are cut")
 	flag.Float64Var(&o.EvalFraction, "eval-fraction", 0.1, "share of examples held out in eval.safetensors")
 	flag.Uint64Var(&o.Seed, "seed", 42, "seed of the train/eval split")
 	flag.BoolVar(&o.Pack, "pack", false, "task lm: concatenate texts and cut rows of --max-length tokens")
@@ -51,9 +52,9 @@ func main() {
 		os.Exit(2)
 	}
 	o.Hub = hub.FromEnv(os.Getenv)
-	meta, err := dataset.Tokenize(ctx, o)
+	meta, err := shards.Tokenize(ctx, o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err) // dataset.Tokenize errors start with "tokenize:"
+		fmt.Fprintln(os.Stderr, err) // shards.Tokenize errors start with "tokenize:"
 		os.Exit(exitCode(err))
 	}
 	fmt.Printf("tokenize: %d train rows x %d, %d eval rows x %d (%d truncated, %d too long, %d bad) -> %s\n",
@@ -73,7 +74,7 @@ func exitCode(err error) int {
 			return 3
 		}
 	}
-	for _, e := range []error{dataset.ErrTooManyBadRows, dataset.ErrNoRecords, dataset.ErrBadMetadata} {
+	for _, e := range []error{records.ErrTooManyBadRows, records.ErrNoRecords, records.ErrBadMetadata} {
 		if errors.Is(err, e) {
 			return 4
 		}

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kfllm/kfllm/internal/dataset"
+	"github.com/kfllm/kfllm/internal/records"
 	"github.com/kfllm/kfllm/internal/gitremote"
 )
 
@@ -78,7 +78,7 @@ func TestDemoEndToEnd(t *testing.T) {
 
 	// fetch -> records, tokenize -> shards, finetune -> model dir, upload -> repo.
 	run := filepath.Join(dir, "runs", runID)
-	recs, err := dataset.ReadMetadata(filepath.Join(run, "fetch", "output_dataset"))
+	recs, err := records.ReadMetadata(filepath.Join(run, "fetch", "output_dataset"))
 	if err != nil {
 		t.Fatalf("fetch output: %v", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 
-	"github.com/kfllm/kfllm/internal/dataset"
+	"github.com/kfllm/kfllm/internal/shards"
 )
 
 // shard is one token shard (train.safetensors or eval.safetensors) held in
@@ -21,7 +21,7 @@ type shard struct {
 // readShard reads dir/name as docs/design.md §3 defines token shards.
 func readShard(dir, name string) (*shard, error) {
 	p := filepath.Join(dir, name)
-	s, err := dataset.ReadShard(p)
+	s, err := shards.ReadShard(p)
 	if err != nil {
 		return nil, fmt.Errorf("read token shard: %w", err)
 	}

@@ -4,7 +4,7 @@
 # (--pack) with each of the four test tokenizers, then checks every output
 # from Python (scripts/golden/tokenizer_shards_check.py: safetensors.numpy
 # load_file, padding, labels, transformers AutoTokenizer round trip).
-# The transcript goes to internal/dataset/testdata/shards_python_check.txt.
+# The transcript goes to internal/shards/testdata/python_check.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [ -f .kfllm/env ] && { set -a; . .kfllm/env; set +a; }
@@ -27,7 +27,7 @@ for task in ("qa", "lm"):
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
     json.dump({"source": "synthetic", "task": task}, open(f"{w}/rec-{task}/metadata.json", "w"))
 PY
-out=internal/dataset/testdata/shards_python_check.txt
+out=internal/shards/testdata/python_check.txt
 {
   echo "# scripts/golden/tokenizer_shards_check.sh, $("$PY" -c 'import safetensors, transformers, tokenizers; print("safetensors", safetensors.__version__, "transformers", transformers.__version__, "tokenizers", tokenizers.__version__)')"
   dirs=()

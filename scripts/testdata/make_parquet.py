@@ -1,8 +1,8 @@
-"""Write internal/dataset/testdata/squad.parquet the way the Hub's parquet
+"""Write internal/records/testdata/squad.parquet the way the Hub's parquet
 conversion of rajpurkar/squad lays it out: id, title, context, question,
 answers{text: list<string>, answer_start: list<int32>}.
 
-Usage: python scripts/testdata/make_parquet.py internal/dataset/testdata
+Usage: python scripts/testdata/make_parquet.py internal/records/testdata
 (pip install -r scripts/testdata/requirements.txt first).
 """
 import json

@@ -1,4 +1,4 @@
-package dataset
+package shards
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/hub/hubtest"
+	"github.com/kfllm/kfllm/internal/records"
 	"github.com/kfllm/kfllm/internal/tokenizer"
 )
 
@@ -36,7 +37,7 @@ func TestTokenizePinnedRevision(t *testing.T) {
 	head := commitOf("qwen3", nil)
 	c := hub.New(hub.Options{Endpoint: s.URL, HTTPClient: s.HTTPClient()})
 	t.Setenv("HF_HUB_CACHE", t.TempDir())
-	in := writeRecords(t, TaskQA, qaLines(10))
+	in := writeRecords(t, records.TaskQA, qaLines(10))
 	for _, tc := range []struct{ ref, commit, local string }{
 		{"acme/tok@" + pinned, pinned, "llama2"},
 		{"acme/tok", head, "qwen3"},

@@ -1,4 +1,4 @@
-package dataset
+package shards
 
 import (
 	"encoding/binary"
@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/kfllm/kfllm/internal/records"
 	"github.com/kfllm/kfllm/internal/safetensors"
 )
 
@@ -30,7 +31,7 @@ const IgnoreIndex = -100
 // ShardsMetadata is metadata.json of a Token shards artifact.
 type ShardsMetadata struct {
 	Format       string            `json:"format"` // ShardsFormat
-	Task         Task              `json:"task"`
+	Task         records.Task      `json:"task"`
 	Template     string            `json:"template,omitempty"`      // prompt template name (task qa)
 	TemplateText string            `json:"template_text,omitempty"` // the template itself
 	Tokenizer    ShardsTokenizer   `json:"tokenizer"`

@@ -1,4 +1,4 @@
-package dataset
+package records
 
 import (
 	"bufio"
@@ -266,14 +266,14 @@ func (l BadRowLimit) String() string {
 	return strconv.FormatInt(l.count, 10)
 }
 
-// exceededEarly reports whether skipped rows already break a count limit
+// ExceededEarly reports whether skipped rows already break a count limit
 // (a percentage can only be judged at the end).
-func (l BadRowLimit) exceededEarly(skipped int64) bool {
+func (l BadRowLimit) ExceededEarly(skipped int64) bool {
 	return !l.unlimited && l.count >= 0 && skipped > l.count
 }
 
-// exceeded reports whether the final counts break the limit.
-func (l BadRowLimit) exceeded(skipped, read int64) bool {
+// Exceeded reports whether the final counts break the limit.
+func (l BadRowLimit) Exceeded(skipped, read int64) bool {
 	switch {
 	case l.unlimited:
 		return false

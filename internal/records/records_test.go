@@ -1,4 +1,4 @@
-package dataset
+package records
 
 import (
 	"encoding/json"
@@ -126,7 +126,7 @@ func TestBadRowLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := l.exceeded(tc.skipped, tc.read); got != tc.exceeded {
+		if got := l.Exceeded(tc.skipped, tc.read); got != tc.exceeded {
 			t.Errorf("%q: exceeded(%d, %d) = %v", tc.in, tc.skipped, tc.read, got)
 		}
 	}

@@ -1,4 +1,4 @@
-package dataset
+package shards
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/prompt"
+	"github.com/kfllm/kfllm/internal/records"
 	"github.com/kfllm/kfllm/internal/tokenizer"
 )
 
@@ -26,14 +27,14 @@ func testTokenizerDir(t *testing.T, name string) string {
 }
 
 // writeRecords makes a Records artifact with the given data.jsonl lines.
-func writeRecords(t *testing.T, task Task, lines []string) string {
+func writeRecords(t *testing.T, task records.Task, lines []string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, RecordsDataFile), []byte(strings.Join(lines, "")), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, records.RecordsDataFile), []byte(strings.Join(lines, "")), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	m, _ := json.Marshal(Metadata{Source: "test", Task: task})
-	if err := os.WriteFile(filepath.Join(dir, RecordsMetadataFile), m, 0o644); err != nil {
+	m, _ := json.Marshal(records.Metadata{Source: "test", Task: task})
+	if err := os.WriteFile(filepath.Join(dir, records.RecordsMetadataFile), m, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -53,7 +54,7 @@ func qaLines(n int) []string {
 }
 
 func TestTokenizeQA(t *testing.T) {
-	in := writeRecords(t, TaskQA, qaLines(40))
+	in := writeRecords(t, records.TaskQA, qaLines(40))
 	for _, name := range []string{"gpt2", "llama2", "qwen3"} {
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "shards")
@@ -132,7 +133,7 @@ func TestTokenizeQA(t *testing.T) {
 }
 
 func TestTokenizeIsDeterministic(t *testing.T) {
-	in := writeRecords(t, TaskQA, qaLines(30))
+	in := writeRecords(t, records.TaskQA, qaLines(30))
 	run := func(seed uint64, workers int) ([]byte, []byte) {
 		out := filepath.Join(t.TempDir(), "o")
 		if _, err := Tokenize(context.Background(), TokenizeOptions{InputDir: in, Tokenizer: testTokenizerDir(t, "gpt2"),
@@ -161,7 +162,7 @@ func TestTokenizeTruncationAndSkips(t *testing.T) {
 		`{"context":"short","question":"` + strings.Repeat("why ", 100) + `","answer":"no"}` + "\n",
 		`{"context":"c","question":"q?","answer":"a"}` + "\n",
 	}
-	in := writeRecords(t, TaskQA, lines)
+	in := writeRecords(t, records.TaskQA, lines)
 	meta, err := Tokenize(context.Background(), TokenizeOptions{InputDir: in, Tokenizer: testTokenizerDir(t, "llama2"),
 		OutputDir: filepath.Join(t.TempDir(), "o"), MaxLength: 64})
 	if err != nil {
@@ -190,7 +191,7 @@ func TestTokenizeLMPack(t *testing.T) {
 		b, _ := json.Marshal(map[string]string{"text": text})
 		lines = append(lines, string(b)+"\n")
 	}
-	in := writeRecords(t, TaskLM, lines)
+	in := writeRecords(t, records.TaskLM, lines)
 	out := filepath.Join(t.TempDir(), "o")
 	meta, err := Tokenize(context.Background(), TokenizeOptions{InputDir: in, Tokenizer: testTokenizerDir(t, "qwen3"),
 		OutputDir: out, MaxLength: 32, Pack: true, EvalFraction: 0.1, Seed: 3})
@@ -253,7 +254,7 @@ func TestTokenizeBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			in := writeRecords(t, TaskQA, c.lines)
+			in := writeRecords(t, records.TaskQA, c.lines)
 			out := filepath.Join(t.TempDir(), "o")
 			_, err := Tokenize(context.Background(), TokenizeOptions{InputDir: in, Tokenizer: c.tok, OutputDir: out, MaxBadRows: c.max})
 			if err == nil {
@@ -274,7 +275,7 @@ func TestTokenizeBadInput(t *testing.T) {
 
 func TestTokenizeCountsBadRowsWhenAllowed(t *testing.T) {
 	lines := append(qaLines(4), `{"context":"c","question":"q"}`+"\n", "\xff\xfe\n")
-	in := writeRecords(t, TaskQA, lines)
+	in := writeRecords(t, records.TaskQA, lines)
 	meta, err := Tokenize(context.Background(), TokenizeOptions{InputDir: in, Tokenizer: testTokenizerDir(t, "gpt2"),
 		OutputDir: filepath.Join(t.TempDir(), "o"), MaxBadRows: "2"})
 	if err != nil {
@@ -287,7 +288,7 @@ func TestTokenizeCountsBadRowsWhenAllowed(t *testing.T) {
 }
 
 func TestTokenizeRefusesNonEmptyOutput(t *testing.T) {
-	in := writeRecords(t, TaskQA, qaLines(2))
+	in := writeRecords(t, records.TaskQA, qaLines(2))
 	out := t.TempDir()
 	keep := filepath.Join(out, "precious.txt")
 	os.WriteFile(keep, []byte("x"), 0o644)
@@ -301,7 +302,7 @@ func TestTokenizeRefusesNonEmptyOutput(t *testing.T) {
 }
 
 func TestTokenizeIntoEmptyExistingDir(t *testing.T) {
-	in := writeRecords(t, TaskQA, qaLines(3))
+	in := writeRecords(t, records.TaskQA, qaLines(3))
 	out := t.TempDir()
 	if _, err := Tokenize(context.Background(), TokenizeOptions{InputDir: in, Tokenizer: testTokenizerDir(t, "gpt2"), OutputDir: out}); err != nil {
 		t.Fatal(err)
@@ -323,7 +324,7 @@ func TestWriteShardsReadShards(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "s")
 	train := []ShardExample{ExampleOf([]int{5, 6, 7, 2}, []int{-100, -100, 7, 2}), ExampleOf([]int{9, 2}, []int{9, 2})}
 	eval := []ShardExample{ExampleOf([]int{4, 4, 2}, []int{-100, 4, 2})}
-	if err := WriteShards(dir, train, eval, 0, 0, &ShardsMetadata{Task: TaskQA, MaxLength: 8}); err != nil {
+	if err := WriteShards(dir, train, eval, 0, 0, &ShardsMetadata{Task: records.TaskQA, MaxLength: 8}); err != nil {
 		t.Fatal(err)
 	}
 	tr, ev, meta, err := ReadShards(dir)

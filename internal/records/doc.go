@@ -1,7 +1,7 @@
-// Package dataset holds the two data artifacts between the pipeline's first
-// steps (docs/design.md §3).
+// Package records makes the Records artifact, fetch's output and
+// tokenize's input (docs/design.md §3): data.jsonl and metadata.json.
 //
-// Records (fetch -> tokenize) are made here from a source: Fetch brings the
+// Records are made from a source: Fetch brings the
 // source's files to disk (a Hugging Face dataset repository through the hub
 // package, an http(s) URL, or local files), ReadRows reads JSONL, JSON (an
 // array, or an object holding the rows, SQuAD's nested layout included),
@@ -17,6 +17,5 @@
 // context ends, whatever it is (a FIFO or a device is copied once, as it is
 // read, and its rows read from the copy).
 //
-// Token shards (tokenize -> finetune) are the safetensors files of token
-// ids that tokenize writes and finetune reads (shards*.go).
-package dataset
+// The next artifact, token shards, is package shards.
+package records

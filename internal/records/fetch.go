@@ -1,4 +1,4 @@
-package dataset
+package records
 
 import (
 	"context"
@@ -201,7 +201,7 @@ func (f *fetcher) run(ctx context.Context) (*Metadata, error) {
 			}
 			f.meta.RowsSkipped++
 			f.meta.SkippedByReason[bad]++
-			if f.o.MaxBadRows.exceededEarly(f.meta.RowsSkipped) {
+			if f.o.MaxBadRows.ExceededEarly(f.meta.RowsSkipped) {
 				return f.badRowsError()
 			}
 			return nil
@@ -215,7 +215,7 @@ func (f *fetcher) run(ctx context.Context) (*Metadata, error) {
 		}
 	}
 	f.meta.RowsWritten = w.Count()
-	if f.o.MaxBadRows.exceeded(f.meta.RowsSkipped, f.meta.RowsRead) {
+	if f.o.MaxBadRows.Exceeded(f.meta.RowsSkipped, f.meta.RowsRead) {
 		return nil, f.badRowsError()
 	}
 	if f.meta.RowsWritten == 0 {

@@ -1,4 +1,4 @@
-package dataset
+package shards
 
 import (
 	"bufio"
@@ -23,6 +23,7 @@ import (
 
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/prompt"
+	"github.com/kfllm/kfllm/internal/records"
 	"github.com/kfllm/kfllm/internal/tokenizer"
 )
 
@@ -42,7 +43,7 @@ type TokenizeOptions struct {
 	MaxBadRows string
 	// Task overrides the task of the records' metadata.json (needed only
 	// when there is none and the fields are ambiguous).
-	Task     Task
+	Task     records.Task
 	Hub      *hub.Client // fetches a Tokenizer on the Hub (its tokenizer files alone)
 	Progress io.Writer   // progress lines (nil: none)
 	Workers  int         // 0: GOMAXPROCS
@@ -63,11 +64,11 @@ func (e *BadRowsError) Error() string {
 }
 
 // Unwrap makes a BadRowsError match ErrTooManyBadRows.
-func (e *BadRowsError) Unwrap() error { return ErrTooManyBadRows }
+func (e *BadRowsError) Unwrap() error { return records.ErrTooManyBadRows }
 
 // ErrNoExamples is returned when no record became a training example (it
 // matches ErrNoRecords too).
-var ErrNoExamples = fmt.Errorf("%w: no record became a training example", ErrNoRecords)
+var ErrNoExamples = fmt.Errorf("%w: no record became a training example", records.ErrNoRecords)
 
 // Tokenize turns a Records artifact into a Token shards artifact: each record
 // through prompt.Build (task qa) or the tokenizer (task lm) on all cores, a
@@ -88,7 +89,7 @@ func Tokenize(ctx context.Context, o TokenizeOptions) (*ShardsMetadata, error) {
 	if o.MaxBadRows == "" {
 		o.MaxBadRows = "0"
 	}
-	limit, err := ParseBadRowLimit(o.MaxBadRows)
+	limit, err := records.ParseBadRowLimit(o.MaxBadRows)
 	if err != nil {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
@@ -100,7 +101,7 @@ func Tokenize(ctx context.Context, o TokenizeOptions) (*ShardsMetadata, error) {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
 	defer in.f.Close()
-	if o.Pack && in.task != TaskLM {
+	if o.Pack && in.task != records.TaskLM {
 		return nil, fmt.Errorf("tokenize: --pack applies to task lm, the records are task %s", in.task)
 	}
 	tok, err := loadTokenizer(ctx, o)
@@ -146,14 +147,14 @@ func loadTokenizer(ctx context.Context, o TokenizeOptions) (*tokenizer.Tokenizer
 
 type recordsInput struct {
 	f    *os.File
-	task Task
-	meta *Metadata // nil without metadata.json
+	task records.Task
+	meta *records.Metadata // nil without metadata.json
 	path string
 }
 
-func openRecords(dir string, task Task) (*recordsInput, error) {
-	in := &recordsInput{path: filepath.Join(dir, RecordsDataFile)}
-	m, err := ReadMetadata(dir)
+func openRecords(dir string, task records.Task) (*recordsInput, error) {
+	in := &recordsInput{path: filepath.Join(dir, records.RecordsDataFile)}
+	m, err := records.ReadMetadata(dir)
 	switch {
 	case err == nil:
 		in.meta = m
@@ -175,10 +176,10 @@ func openRecords(dir string, task Task) (*recordsInput, error) {
 			return nil, err
 		}
 	}
-	if task != TaskQA && task != TaskLM {
+	if task != records.TaskQA && task != records.TaskLM {
 		f.Close()
 		if in.meta != nil && task == in.meta.Task {
-			return nil, fmt.Errorf("records %s: %w: unknown task %q in %s", dir, ErrBadMetadata, task, RecordsMetadataFile)
+			return nil, fmt.Errorf("records %s: %w: unknown task %q in %s", dir, records.ErrBadMetadata, task, records.RecordsMetadataFile)
 		}
 		return nil, fmt.Errorf("records %s: unknown task %q", dir, task)
 	}
@@ -188,7 +189,7 @@ func openRecords(dir string, task Task) (*recordsInput, error) {
 
 // sniffTask guesses the task from the first record's fields when there is no
 // metadata.json: "text" alone means lm.
-func sniffTask(f *os.File) (Task, error) {
+func sniffTask(f *os.File) (records.Task, error) {
 	defer f.Seek(0, io.SeekStart)
 	br := bufio.NewReader(f)
 	for {
@@ -199,13 +200,13 @@ func sniffTask(f *os.File) (Task, error) {
 				_, text := m["text"]
 				_, q := m["question"]
 				if text && !q {
-					return TaskLM, nil
+					return records.TaskLM, nil
 				}
-				return TaskQA, nil
+				return records.TaskQA, nil
 			}
 		}
 		if err != nil {
-			return TaskQA, nil
+			return records.TaskQA, nil
 		}
 	}
 }
@@ -222,7 +223,7 @@ const (
 // job is a batch of records for a worker.
 type job struct {
 	first int // index of recs[0]
-	recs  []Record
+	recs  []records.Record
 }
 
 type built struct {
@@ -231,7 +232,7 @@ type built struct {
 	truncated bool
 }
 
-func tokenizeInto(ctx context.Context, o TokenizeOptions, limit BadRowLimit, in *recordsInput, tok *tokenizer.Tokenizer, eos int, stage string) (*ShardsMetadata, error) {
+func tokenizeInto(ctx context.Context, o TokenizeOptions, limit records.BadRowLimit, in *recordsInput, tok *tokenizer.Tokenizer, eos int, stage string) (*ShardsMetadata, error) {
 	workers := o.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
@@ -285,7 +286,7 @@ func tokenizeInto(ctx context.Context, o TokenizeOptions, limit BadRowLimit, in 
 	h := sha256.New()
 	br := bufio.NewReaderSize(io.TeeReader(in.f, h), 1<<20)
 	var (
-		batch      []Record
+		batch      []records.Record
 		batchBytes int
 		idx        int
 		lineNo     int
@@ -317,9 +318,9 @@ read:
 					counts.SkippedBad++
 					counts.SkippedByReason[reason]++
 					if firstBad == "" {
-						firstBad = fmt.Sprintf("%s line %d: %s", RecordsDataFile, lineNo, reason)
+						firstBad = fmt.Sprintf("%s line %d: %s", records.RecordsDataFile, lineNo, reason)
 					}
-					if limit.exceededEarly(counts.SkippedBad) {
+					if limit.ExceededEarly(counts.SkippedBad) {
 						readErr = &BadRowsError{Skipped: counts.SkippedBad, Read: counts.RecordsRead, Limit: limit.String(), First: firstBad}
 						break read
 					}
@@ -366,9 +367,9 @@ read:
 		return nil, err
 	}
 	if counts.RecordsRead == 0 {
-		return nil, fmt.Errorf("%w: %s has no records", ErrNoRecords, in.path)
+		return nil, fmt.Errorf("%w: %s has no records", records.ErrNoRecords, in.path)
 	}
-	if limit.exceeded(counts.SkippedBad, counts.RecordsRead) {
+	if limit.Exceeded(counts.SkippedBad, counts.RecordsRead) {
 		return nil, &BadRowsError{Skipped: counts.SkippedBad, Read: counts.RecordsRead, Limit: limit.String(), First: firstBad}
 	}
 
@@ -412,7 +413,7 @@ read:
 	if b, ok := tok.BOS(); ok {
 		meta.Tokenizer.BOSID = &b
 	}
-	if in.task == TaskQA {
+	if in.task == records.TaskQA {
 		meta.Template, meta.TemplateText = prompt.TemplateName, prompt.Template
 	}
 	if in.meta != nil {
@@ -441,39 +442,39 @@ read:
 }
 
 // parseRecord decodes one data.jsonl line; a non-empty reason marks a bad row.
-func parseRecord(line []byte, task Task) (Record, string) {
+func parseRecord(line []byte, task records.Task) (records.Record, string) {
 	if !utf8.Valid(line) {
-		return Record{}, "invalid UTF-8"
+		return records.Record{}, "invalid UTF-8"
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(line, &m); err != nil {
-		return Record{}, "invalid JSON"
+		return records.Record{}, "invalid JSON"
 	}
-	var r Record
+	var r records.Record
 	for _, f := range task.Fields() {
 		raw, ok := m[f]
 		if !ok {
-			return Record{}, "missing field " + f
+			return records.Record{}, "missing field " + f
 		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return Record{}, "field " + f + " is not a string"
+			return records.Record{}, "field " + f + " is not a string"
 		}
-		r.set(f, s)
+		r.Set(f, s)
 	}
 	switch {
-	case task == TaskLM && strings.TrimSpace(r.Text) == "":
-		return Record{}, "empty text"
-	case task == TaskQA && strings.TrimSpace(r.Question) == "":
-		return Record{}, "empty question"
-	case task == TaskQA && strings.TrimSpace(r.Answer) == "":
-		return Record{}, "empty answer"
+	case task == records.TaskLM && strings.TrimSpace(r.Text) == "":
+		return records.Record{}, "empty text"
+	case task == records.TaskQA && strings.TrimSpace(r.Question) == "":
+		return records.Record{}, "empty question"
+	case task == records.TaskQA && strings.TrimSpace(r.Answer) == "":
+		return records.Record{}, "empty answer"
 	}
 	return r, ""
 }
 
-func buildExample(tok *tokenizer.Tokenizer, task Task, r Record, maxLength int, packed bool, eos int) (built, error) {
-	if task == TaskLM {
+func buildExample(tok *tokenizer.Tokenizer, task records.Task, r records.Record, maxLength int, packed bool, eos int) (built, error) {
+	if task == records.TaskLM {
 		ids, err := tok.Encode(r.Text, true)
 		if err != nil {
 			return built{}, err

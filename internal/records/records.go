@@ -1,4 +1,4 @@
-package dataset
+package records
 
 import (
 	"encoding/json"
@@ -76,7 +76,9 @@ func (r Record) get(field string) string {
 	return ""
 }
 
-func (r *Record) set(field, v string) {
+// Set sets the record field named field ("context", "question", "answer"
+// or "text"); other names are ignored.
+func (r *Record) Set(field, v string) {
 	switch field {
 	case "context":
 		r.Context = v
@@ -207,7 +209,7 @@ func (m *Mapping) Extract(row any) (Record, string) {
 		if strings.TrimSpace(s) == "" && !m.optional[field] {
 			return Record{}, SkipEmpty + ":" + field
 		}
-		rec.set(field, s)
+		rec.Set(field, s)
 	}
 	return rec, ""
 }
