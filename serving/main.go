@@ -1,6 +1,7 @@
 // Command serving is the KServe model server: KServe V1 and V2 and
-// OpenAI-compatible routes over the fine-tuned model (see internal/server
-// for the routes and internal/engine for loading).
+// OpenAI-compatible routes over the fine-tuned model (see internal/serve
+// for the wiring, internal/server for the routes and internal/engine for
+// the model).
 package main
 
 import (
@@ -15,6 +16,9 @@ import (
 	"github.com/kfllm/kfllm/internal/engine"
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/langsmith"
+	"github.com/kfllm/kfllm/internal/serve"
+	"github.com/kfllm/kfllm/internal/server"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 const help = `
@@ -38,20 +42,21 @@ func envOr(k, def string) string {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var o engine.ServeOptions
+	var o serve.Options
+	var eo engine.Options // the local backend's model
 	var port int
 	flag.StringVar(&o.Server.ModelName, "model-name", os.Getenv("MODEL_NAME"), "name the routes answer to (required)")
-	flag.StringVar(&o.Engine.ModelDir, "model-dir", "", "Hugging Face model directory (KServe mounts /mnt/models)")
-	flag.StringVar(&o.Engine.ModelID, "model-id", os.Getenv("MODEL_ID"), "OWNER/NAME[@revision] on the Hub (--model-dir wins when both are given)")
+	flag.StringVar(&eo.ModelDir, "model-dir", "", "Hugging Face model directory (KServe mounts /mnt/models)")
+	flag.StringVar(&eo.ModelID, "model-id", os.Getenv("MODEL_ID"), "OWNER/NAME[@revision] on the Hub (--model-dir wins when both are given)")
 	flag.IntVar(&port, "http-port", 8080, "port to listen on")
 	flag.StringVar(&o.Backend, "backend", envOr("BACKEND", "local"), "local (our model) | huggingface | openai (a hosted model named by --model-id)")
 	flag.StringVar(&o.Remote.URL, "backend-url", os.Getenv("BACKEND_URL"), "huggingface: TGI or Inference Endpoint URL (default: the serverless API); openai: the /v1 base URL")
-	flag.StringVar(&o.Engine.Device, "device", "auto", "auto|cpu|cuda")
-	flag.StringVar(&o.Engine.DType, "dtype", "auto", "auto|float32|bfloat16")
-	flag.IntVar(&o.Engine.Threads, "threads", 0, "libtorch intra-op threads (0: libtorch's default)")
-	flag.IntVar(&o.Engine.Scheduler.MaxBatch, "max-batch", 8, "sequences decoded together")
-	flag.IntVar(&o.Engine.Scheduler.QueueSize, "queue-size", 64, "requests waiting for a batch slot before 503s")
-	flag.IntVar(&o.Engine.Scheduler.MaxNewTokens, "max-new-tokens", 512, "cap on a request's max_new_tokens")
+	flag.StringVar(&eo.Device, "device", "auto", "auto|cpu|cuda")
+	flag.StringVar(&eo.DType, "dtype", "auto", "auto|float32|bfloat16")
+	flag.IntVar(&eo.Threads, "threads", 0, "libtorch intra-op threads (0: libtorch's default)")
+	flag.IntVar(&eo.Scheduler.MaxBatch, "max-batch", 8, "sequences decoded together")
+	flag.IntVar(&eo.Scheduler.QueueSize, "queue-size", 64, "requests waiting for a batch slot before 503s")
+	flag.IntVar(&eo.Scheduler.MaxNewTokens, "max-new-tokens", 512, "cap on a request's max_new_tokens")
 	flag.IntVar(&o.Server.Defaults.MaxNewTokens, "default-max-new-tokens", 128, "max_new_tokens when a request gives none")
 	flag.DurationVar(&o.Server.RequestTimeout, "request-timeout", 0, "per-request generation timeout (default 2m)")
 	flag.Int64Var(&o.Server.MaxBodyBytes, "max-body-bytes", 1<<20, "request body limit")
@@ -61,21 +66,26 @@ func main() {
 		fmt.Fprint(os.Stderr, help)
 	}
 	flag.Parse()
-	if o.Server.ModelName == "" || (o.Engine.ModelDir == "" && o.Engine.ModelID == "") || flag.NArg() > 0 ||
-		(o.Backend != "local" && o.Engine.ModelID == "") {
+	if o.Server.ModelName == "" || (eo.ModelDir == "" && eo.ModelID == "") || flag.NArg() > 0 ||
+		(o.Backend != "local" && eo.ModelID == "") {
 		flag.Usage()
 		os.Exit(2)
 	}
 	o.Addr = fmt.Sprintf(":%d", port)
 	env := hub.EnvOptions(os.Getenv) // HF_TOKEN and HF_ENDPOINT, read once
-	o.Engine.Hub = hub.New(env)
-	o.Remote.Model, o.Remote.Token = o.Engine.ModelID, env.Token // the hosted Inference API takes the same token
+	eo.Hub = hub.New(env)
+	o.Remote.Model, o.Remote.Token = eo.ModelID, env.Token // the hosted Inference API takes the same token
 	if o.Backend == "openai" {
 		o.Remote.Token = os.Getenv("OPENAI_API_KEY")
 	}
 	o.LangSmith = langsmith.ConfigFromEnv(os.Getenv)
 	o.Logger = slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := engine.Serve(ctx, o); err != nil {
+	eo.Logger = o.Logger
+	o.Local = func(ctx context.Context) (*server.Backend, error) { return engine.Load(ctx, eo) }
+	if serve.IsLocal(o.Backend) {
+		torch.TuneAllocatorForServing() // a long-running process: keep RSS flat
+	}
+	if err := serve.Run(ctx, o); err != nil {
 		o.Logger.Error("serving failed", "err", err)
 		os.Exit(1)
 	}

@@ -5,6 +5,9 @@
 // runs them under the batching scheduler of internal/scheduler as a
 // server.Backend.
 //
-// It is the only serving package that links libtorch; internal/server and
-// internal/scheduler stay free of it and are tested without it.
+// It only runs the model: the wiring of serving (backend choice, tracer,
+// prompt, HTTP) is internal/serve, to which serving's main hands Load. It
+// is the only serving package that links libtorch; internal/serve,
+// internal/server and internal/scheduler stay free of it and are tested
+// without it.
 package engine

@@ -1,4 +1,4 @@
-package engine
+package serve
 
 import (
 	"context"
@@ -10,18 +10,18 @@ import (
 	"github.com/kfllm/kfllm/internal/prompt"
 	"github.com/kfllm/kfllm/internal/remote"
 	"github.com/kfllm/kfllm/internal/server"
-	"github.com/kfllm/kfllm/internal/torch"
 )
 
-// ServeOptions configure the serving command.
-type ServeOptions struct {
+// Options configure the serving command.
+type Options struct {
 	// Addr is the listen address, e.g. ":8080" (KServe's default port).
 	Addr string
-	// Backend is "local" (our model, Engine) or a remote kind
+	// Backend is "local" (our model, through Local) or a remote kind
 	// ("huggingface", "openai": Remote). Empty means local.
 	Backend string
-	// Engine says which model to load and how (local backend).
-	Engine Options
+	// Local loads our own model (serving's main passes engine.Load, which
+	// links libtorch); called in the background once the port is open.
+	Local func(context.Context) (*server.Backend, error)
 	// Remote reaches a hosted model (remote backends); Kind is set from Backend.
 	Remote remote.Options
 	// Server holds the HTTP options; Template, Load and Tracer are filled in.
@@ -32,9 +32,12 @@ type ServeOptions struct {
 	Logger *slog.Logger
 }
 
-// Serve listens on o.Addr at once, loads the model in the background,
+// IsLocal reports whether backend names our own model ("local" or empty).
+func IsLocal(backend string) bool { return backend == "" || backend == "local" }
+
+// Run listens on o.Addr at once, loads the model in the background,
 // serves until ctx ends, then drains in-flight requests and flushes traces.
-func Serve(ctx context.Context, o ServeOptions) error {
+func Run(ctx context.Context, o Options) error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -48,13 +51,13 @@ func Serve(ctx context.Context, o ServeOptions) error {
 	so.Template = prompt.Template
 	so.Tracer = tracer
 	so.Logger = o.Logger
-	switch o.Backend {
-	case "", "local":
-		torch.TuneAllocatorForServing() // a long-running process: keep RSS flat
-		eo := o.Engine
-		eo.Logger = o.Logger
-		so.Load = func(ctx context.Context) (*server.Backend, error) { return Load(ctx, eo) }
-	case remote.HuggingFace, remote.OpenAI:
+	switch {
+	case IsLocal(o.Backend):
+		if o.Local == nil {
+			return fmt.Errorf("backend local: no model loader")
+		}
+		so.Load = o.Local
+	case o.Backend == remote.HuggingFace, o.Backend == remote.OpenAI:
 		ro := o.Remote
 		ro.Kind, ro.Logger = o.Backend, o.Logger
 		so.Load = func(ctx context.Context) (*server.Backend, error) { return remote.Load(ctx, ro) }
