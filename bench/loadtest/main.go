@@ -20,6 +20,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	"github.com/kfllm/kfllm/internal/kserve"
 )
 
 type result struct {
@@ -129,8 +131,8 @@ func once(ctx context.Context, c *http.Client, url, model, route string, maxToke
 		body = map[string]any{"model": model, "prompt": q, "max_tokens": maxTokens}
 	default:
 		path = "/v1/models/" + model + ":predict"
-		body = map[string]any{"instances": []any{map[string]string{"context": "Load tests measure servers.", "question": q}},
-			"parameters": map[string]any{"max_new_tokens": maxTokens}}
+		body = kserve.PredictRequest{Instances: []kserve.Instance{{Context: "Load tests measure servers.", Question: q}},
+			Parameters: kserve.Parameters{MaxNewTokens: &maxTokens}}
 	}
 	b, _ := json.Marshal(body)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+path, bytes.NewReader(b))

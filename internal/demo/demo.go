@@ -34,6 +34,7 @@ import (
 	"github.com/google/renameio/v2"
 	"github.com/kfllm/kfllm/internal/gguf"
 	"github.com/kfllm/kfllm/internal/gitremote"
+	"github.com/kfllm/kfllm/internal/kserve"
 	"github.com/kfllm/kfllm/internal/report"
 	"github.com/kfllm/kfllm/internal/synth"
 )
@@ -355,9 +356,10 @@ func (d *runner) serve(ctx context.Context) error {
 
 func (d *runner) ask(ctx context.Context) error {
 	q := d.sum.Question
-	body, _ := json.Marshal(map[string]any{
-		"instances":  []map[string]string{{"context": q.Context, "question": q.Question}},
-		"parameters": map[string]any{"max_new_tokens": 16, "temperature": 0},
+	maxNew, temp := 16, 0.0
+	body, _ := json.Marshal(kserve.PredictRequest{
+		Instances:  []kserve.Instance{{Context: q.Context, Question: q.Question}},
+		Parameters: kserve.Parameters{MaxNewTokens: &maxNew, Temperature: &temp},
 	})
 	url := d.sum.APIURL + "/v1/models/" + d.o.ModelName + ":predict"
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -374,9 +376,7 @@ func (d *runner) ask(ctx context.Context) error {
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("POST %s: %s: %s", url, resp.Status, b)
 	}
-	var out struct {
-		Predictions []string `json:"predictions"`
-	}
+	var out kserve.PredictResponse
 	if err := json.Unmarshal(b, &out); err != nil || len(out.Predictions) != 1 {
 		return fmt.Errorf("POST %s: unexpected answer %s", url, b)
 	}

@@ -11,19 +11,14 @@ import (
 	"github.com/tmc/langchaingo/outputparser"
 	"github.com/tmc/langchaingo/prompts"
 
+	"github.com/kfllm/kfllm/internal/kserve"
 	"github.com/kfllm/kfllm/internal/langsmith"
 )
 
 // Params are one request's generation parameters; nil means "the default".
-type Params struct {
-	MaxNewTokens      *int
-	Temperature       *float64
-	TopP              *float64
-	TopK              *int
-	RepetitionPenalty *float64
-	Seed              *int
-	Stop              []string
-}
+// They are KServe V1's "parameters" (the type the UI sends); the V2 and
+// OpenAI routes fill the same.
+type Params = kserve.Parameters
 
 // ModelInfo describes the model behind a backend, for traces and metrics.
 type ModelInfo struct {

@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/kfllm/kfllm/internal/langsmith"
 	"io"
 	"net/http"
 	"runtime/debug"
 	"strconv"
 	"time"
+
+	"github.com/kfllm/kfllm/internal/kserve"
+	"github.com/kfllm/kfllm/internal/langsmith"
 
 	"github.com/gorilla/mux"
 
@@ -27,7 +29,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // writeError writes KServe's error body, {"error": msg}.
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
+	writeJSON(w, status, kserve.Error{Error: msg})
 }
 
 // badRequest is an error the client made; its text is shown to the client.

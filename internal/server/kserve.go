@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/kfllm/kfllm/internal/kserve"
 	"github.com/kfllm/kfllm/internal/langsmith"
 )
 
@@ -153,7 +154,7 @@ func (s *Server) v1Predict(w http.ResponseWriter, r *http.Request) {
 	for i, a := range answers {
 		preds[i], ids[i] = a.Text, a.RunID
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"predictions": preds, "run_ids": ids})
+	writeJSON(w, http.StatusOK, kserve.PredictResponse{Predictions: preds, RunIDs: ids})
 }
 
 // runAll invokes ch once per instance, concurrently (the scheduler batches
@@ -253,7 +254,7 @@ func (s *Server) streamV1(w http.ResponseWriter, r *http.Request, st *state, var
 	ev := newSSE(w)
 	onRun := func(id string) { w.Header().Set("X-Run-Id", id) }
 	a, err := s.invoke(ctx, st.qa, vars, p, onRun, func(tok string) error {
-		return ev.data(map[string]string{"token": tok})
+		return ev.data(kserve.StreamEvent{Token: tok})
 	})
 	if err != nil {
 		if !ev.started {
@@ -262,27 +263,19 @@ func (s *Server) streamV1(w http.ResponseWriter, r *http.Request, st *state, var
 		}
 		status, msg := s.statusOf(err)
 		s.logFailure(r, status, err)
-		_ = ev.data(map[string]string{"error": msg})
+		_ = ev.data(kserve.StreamEvent{Error: msg})
 		return
 	}
-	_ = ev.data(map[string]any{"done": true, "prediction": a.Text, "run_id": a.RunID,
-		"tokens_in": a.TokensIn, "tokens_out": a.TokensOut, "latency_ms": a.Latency.Milliseconds(),
-		"finish_reason": a.FinishReason})
-}
-
-// feedbackRequest is the UI's thumbs up (score 1) or down (score 0).
-type feedbackRequest struct {
-	RunID   string   `json:"run_id"`
-	Score   *float64 `json:"score"`
-	Comment string   `json:"comment"`
-	Key     string   `json:"key"`
+	latency := a.Latency.Milliseconds()
+	_ = ev.data(kserve.StreamEvent{Done: true, Prediction: a.Text, RunID: a.RunID,
+		TokensIn: &a.TokensIn, TokensOut: &a.TokensOut, LatencyMS: &latency, FinishReason: a.FinishReason})
 }
 
 // FeedbackKey is the LangSmith feedback key used when the request names none.
 const FeedbackKey = "user_score"
 
 func (s *Server) feedback(w http.ResponseWriter, r *http.Request) {
-	var req feedbackRequest
+	var req kserve.FeedbackRequest
 	if err := s.readJSON(w, r, &req); err != nil {
 		s.fail(w, r, err)
 		return

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kfllm/kfllm/internal/kserve"
 	"github.com/kfllm/kfllm/internal/langsmith"
 )
 
@@ -53,52 +54,6 @@ var ErrAPIUnreachable = errors.New("api unreachable")
 // follow the serving contract (bad JSON, a stream that ends without "done").
 var ErrAPIProtocol = errors.New("api protocol")
 
-// predictRequest is the KServe V1 body the API expects.
-type predictRequest struct {
-	Instances  []instance `json:"instances"`
-	Parameters parameters `json:"parameters"`
-}
-
-type instance struct {
-	Context  string `json:"context"`
-	Question string `json:"question"`
-}
-
-type parameters struct {
-	MaxNewTokens int     `json:"max_new_tokens"`
-	Temperature  float64 `json:"temperature"`
-}
-
-// predictResponse is the API's non-streaming answer.
-type predictResponse struct {
-	Predictions []string `json:"predictions"`
-	RunIDs      []string `json:"run_ids"`
-}
-
-// streamEvent is one data payload of the API's event stream, and also what
-// this server sends on to the browser (re-encoded, never passed through raw).
-type streamEvent struct {
-	Token      string `json:"token,omitempty"`
-	Done       bool   `json:"done,omitempty"`
-	Prediction string `json:"prediction,omitempty"`
-	RunID      string `json:"run_id,omitempty"`
-	TokensIn   *int   `json:"tokens_in,omitempty"`
-	TokensOut  *int   `json:"tokens_out,omitempty"`
-	LatencyMS  *int64 `json:"latency_ms,omitempty"`
-	TotalMS    *int64 `json:"total_ms,omitempty"` // measured by this server
-	// FinishReason is "stop" (the model ended the answer) or "length" (it
-	// reached max_new_tokens).
-	FinishReason string `json:"finish_reason,omitempty"`
-	Error        string `json:"error,omitempty"`
-}
-
-// feedbackRequest is the body of POST {API_URL}/v1/feedback.
-type feedbackRequest struct {
-	RunID   string `json:"run_id"`
-	Score   int    `json:"score"`
-	Comment string `json:"comment"`
-}
-
 // apiClient calls the serving API. It sends nothing from the browser's
 // request but the fields it validated: no cookies, no headers.
 type apiClient struct {
@@ -129,14 +84,14 @@ func (c *apiClient) feedbackURL() string {
 //
 // user, when not empty, is the signed-in user's id: it goes to the API as
 // LangSmith baggage metadata (user_id), which the API's trace carries.
-func (c *apiClient) generate(ctx context.Context, in instance, p parameters, user string, onToken func(string) error) (streamEvent, error) {
-	body, err := json.Marshal(predictRequest{Instances: []instance{in}, Parameters: p})
+func (c *apiClient) generate(ctx context.Context, in kserve.Instance, p kserve.Parameters, user string, onToken func(string) error) (kserve.StreamEvent, error) {
+	body, err := json.Marshal(kserve.PredictRequest{Instances: []kserve.Instance{in}, Parameters: p})
 	if err != nil {
-		return streamEvent{}, fmt.Errorf("encode predict request: %w", err)
+		return kserve.StreamEvent{}, fmt.Errorf("encode predict request: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.predictURL(), bytes.NewReader(body))
 	if err != nil {
-		return streamEvent{}, fmt.Errorf("predict request: %w", err)
+		return kserve.StreamEvent{}, fmt.Errorf("predict request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "text/event-stream")
@@ -144,43 +99,43 @@ func (c *apiClient) generate(ctx context.Context, in instance, p parameters, use
 	if user != "" {
 		b, err := langsmith.Baggage(map[string]any{"user_id": user})
 		if err != nil {
-			return streamEvent{}, fmt.Errorf("predict request: %w", err)
+			return kserve.StreamEvent{}, fmt.Errorf("predict request: %w", err)
 		}
 		req.Header.Set(langsmith.BaggageHeader, b)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return streamEvent{}, classify(ctx, fmt.Errorf("predict: %w", err))
+		return kserve.StreamEvent{}, classify(ctx, fmt.Errorf("predict: %w", err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return streamEvent{}, readAPIError(resp)
+		return kserve.StreamEvent{}, readAPIError(resp)
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "text/event-stream" {
 		done, err := readStream(resp.Body, onToken)
 		if err != nil {
-			return streamEvent{}, classify(ctx, err)
+			return kserve.StreamEvent{}, classify(ctx, err)
 		}
 		if done.RunID == "" {
 			done.RunID = resp.Header.Get("X-Run-Id")
 		}
 		return done, nil
 	}
-	var pr predictResponse
+	var pr kserve.PredictResponse
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAPIJSONBody)).Decode(&pr); err != nil {
-		return streamEvent{}, classify(ctx, fmt.Errorf("%w: decode predict response: %v", ErrAPIProtocol, err))
+		return kserve.StreamEvent{}, classify(ctx, fmt.Errorf("%w: decode predict response: %v", ErrAPIProtocol, err))
 	}
 	if len(pr.Predictions) != 1 {
-		return streamEvent{}, fmt.Errorf("%w: %d predictions for 1 instance", ErrAPIProtocol, len(pr.Predictions))
+		return kserve.StreamEvent{}, fmt.Errorf("%w: %d predictions for 1 instance", ErrAPIProtocol, len(pr.Predictions))
 	}
-	done := streamEvent{Done: true, Prediction: pr.Predictions[0], RunID: resp.Header.Get("X-Run-Id")}
+	done := kserve.StreamEvent{Done: true, Prediction: pr.Predictions[0], RunID: resp.Header.Get("X-Run-Id")}
 	if len(pr.RunIDs) > 0 && pr.RunIDs[0] != "" {
 		done.RunID = pr.RunIDs[0]
 	}
 	if done.Prediction != "" {
 		if err := onToken(done.Prediction); err != nil {
-			return streamEvent{}, err
+			return kserve.StreamEvent{}, err
 		}
 	}
 	return done, nil
@@ -190,24 +145,24 @@ func (c *apiClient) generate(ctx context.Context, in instance, p parameters, use
 // event or the end of the body. Only data lines matter in this contract;
 // event names, ids and comments are skipped, and multi-line data is joined
 // with newlines as the SSE specification says.
-func readStream(r io.Reader, onToken func(string) error) (streamEvent, error) {
+func readStream(r io.Reader, onToken func(string) error) (kserve.StreamEvent, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), maxSSELine)
 	var data []string
 	var answer strings.Builder
-	dispatch := func() (streamEvent, bool, error) {
+	dispatch := func() (kserve.StreamEvent, bool, error) {
 		if len(data) == 0 {
-			return streamEvent{}, false, nil
+			return kserve.StreamEvent{}, false, nil
 		}
 		payload := strings.Join(data, "\n")
 		data = data[:0]
-		var ev streamEvent
+		var ev kserve.StreamEvent
 		if err := json.Unmarshal([]byte(payload), &ev); err != nil {
-			return streamEvent{}, false, fmt.Errorf("%w: event is not JSON: %v", ErrAPIProtocol, err)
+			return kserve.StreamEvent{}, false, fmt.Errorf("%w: event is not JSON: %v", ErrAPIProtocol, err)
 		}
 		switch {
 		case ev.Error != "":
-			return streamEvent{}, false, &APIError{Message: ev.Error}
+			return kserve.StreamEvent{}, false, &APIError{Message: ev.Error}
 		case ev.Done:
 			if ev.Prediction == "" {
 				ev.Prediction = answer.String()
@@ -215,14 +170,14 @@ func readStream(r io.Reader, onToken func(string) error) (streamEvent, error) {
 			return ev, true, nil
 		case ev.Token != "":
 			if answer.Len()+len(ev.Token) > maxAnswerBytes {
-				return streamEvent{}, false, fmt.Errorf("%w: answer longer than %d bytes", ErrAPIProtocol, maxAnswerBytes)
+				return kserve.StreamEvent{}, false, fmt.Errorf("%w: answer longer than %d bytes", ErrAPIProtocol, maxAnswerBytes)
 			}
 			answer.WriteString(ev.Token)
 			if err := onToken(ev.Token); err != nil {
-				return streamEvent{}, false, err
+				return kserve.StreamEvent{}, false, err
 			}
 		}
-		return streamEvent{}, false, nil
+		return kserve.StreamEvent{}, false, nil
 	}
 	for sc.Scan() {
 		line := strings.TrimSuffix(sc.Text(), "\r")
@@ -240,19 +195,19 @@ func readStream(r io.Reader, onToken func(string) error) (streamEvent, error) {
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return streamEvent{}, fmt.Errorf("%w: an event line over %d bytes", ErrAPIProtocol, maxSSELine)
+			return kserve.StreamEvent{}, fmt.Errorf("%w: an event line over %d bytes", ErrAPIProtocol, maxSSELine)
 		}
-		return streamEvent{}, fmt.Errorf("read api stream: %w", err)
+		return kserve.StreamEvent{}, fmt.Errorf("read api stream: %w", err)
 	}
 	// A final event without its blank line still counts.
 	if ev, done, err := dispatch(); err != nil || done {
 		return ev, err
 	}
-	return streamEvent{}, fmt.Errorf("%w: the stream ended before the answer was done", ErrAPIProtocol)
+	return kserve.StreamEvent{}, fmt.Errorf("%w: the stream ended before the answer was done", ErrAPIProtocol)
 }
 
 // feedback sends a thumbs up (score 1) or down (score 0) for a run.
-func (c *apiClient) feedback(ctx context.Context, fb feedbackRequest) error {
+func (c *apiClient) feedback(ctx context.Context, fb kserve.FeedbackRequest) error {
 	body, err := json.Marshal(fb)
 	if err != nil {
 		return fmt.Errorf("encode feedback: %w", err)

@@ -26,6 +26,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/kfllm/kfllm/internal/kserve"
 )
 
 var update = flag.Bool("update", false, "rewrite the screenshots docs/ui-desktop.png and docs/ui-phone.png")
@@ -359,8 +360,8 @@ func TestBrowserKeyboardOnly(t *testing.T) {
 	if got := text(tb, "answer"); got != "Basel" {
 		t.Errorf("answer %q, want the one token", got)
 	}
-	if req, _, _ := api.lastPredict(); req.Parameters.MaxNewTokens != 1 {
-		t.Errorf("the API got max_new_tokens %d, want 1", req.Parameters.MaxNewTokens)
+	if req, _, _ := api.lastPredict(); req.Parameters.MaxNewTokens == nil || *req.Parameters.MaxNewTokens != 1 {
+		t.Errorf("the API got max_new_tokens %v, want 1", req.Parameters.MaxNewTokens)
 	}
 	tb.checkClean()
 }
@@ -525,7 +526,7 @@ func TestBrowserSendsFeedback(t *testing.T) {
 		t.Errorf("after a failed change, thumbs down aria-pressed = %q, want true", p)
 	}
 	got := api.feedbackCalls()
-	want := []feedbackRequest{{RunID: standinRunID, Score: 1}, {RunID: standinRunID, Score: 0}, {RunID: standinRunID, Score: 1}}
+	want := []kserve.FeedbackRequest{{RunID: standinRunID, Score: ptr(1.0)}, {RunID: standinRunID, Score: ptr(0.0)}, {RunID: standinRunID, Score: ptr(1.0)}}
 	if mustJSON(got) != mustJSON(want) {
 		t.Errorf("the API got feedback %+v, want %+v", got, want)
 	}

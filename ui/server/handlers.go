@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/kfllm/kfllm/internal/kserve"
 	"github.com/kfllm/kfllm/internal/langsmith"
 )
 
@@ -70,7 +71,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 
 	type result struct {
-		done streamEvent
+		done kserve.StreamEvent
 		err  error
 	}
 	tokens := make(chan string)
@@ -97,7 +98,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		select {
 		case tok := <-tokens:
 			nTokens++
-			if err := out.event(streamEvent{Token: tok}); err != nil {
+			if err := out.event(kserve.StreamEvent{Token: tok}); err != nil {
 				cancel() // the browser went away: stop the model
 			}
 		case <-keepAlive.C:
@@ -114,7 +115,7 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 				}
 				s.log.Warn("generate failed", "status", status, "ms", elapsed.Milliseconds(), "tokens", nTokens, "err", res.err)
 				if out.started {
-					_ = out.event(streamEvent{Error: msg})
+					_ = out.event(kserve.StreamEvent{Error: msg})
 				} else {
 					writeError(w, status, msg)
 				}
@@ -130,31 +131,33 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *Server) validateGenerate(req generateRequest) (instance, parameters, error) {
+func (s *Server) validateGenerate(req generateRequest) (kserve.Instance, kserve.Parameters, error) {
 	q := strings.TrimSpace(req.Question)
 	if q == "" {
-		return instance{}, parameters{}, &badRequest{http.StatusBadRequest, "Please type a question."}
+		return kserve.Instance{}, kserve.Parameters{}, &badRequest{http.StatusBadRequest, "Please type a question."}
 	}
 	if n := utf8.RuneCountInString(q); n > maxQuestionChars {
-		return instance{}, parameters{}, &badRequest{http.StatusBadRequest,
+		return kserve.Instance{}, kserve.Parameters{}, &badRequest{http.StatusBadRequest,
 			fmt.Sprintf("The question is too long (%d characters; the limit is %d).", n, maxQuestionChars)}
 	}
-	p := parameters{MaxNewTokens: defaultMaxNewTokens, Temperature: defaultTemperature}
+	maxNew, temp := defaultMaxNewTokens, defaultTemperature
 	if req.MaxNewTokens != nil {
 		if *req.MaxNewTokens < 1 || *req.MaxNewTokens > s.opts.MaxNewTokens {
-			return instance{}, parameters{}, &badRequest{http.StatusBadRequest,
+			return kserve.Instance{}, kserve.Parameters{}, &badRequest{http.StatusBadRequest,
 				fmt.Sprintf("Max new tokens must be between 1 and %d.", s.opts.MaxNewTokens)}
 		}
-		p.MaxNewTokens = *req.MaxNewTokens
+		maxNew = *req.MaxNewTokens
 	}
 	if req.Temperature != nil {
 		if !(*req.Temperature >= 0 && *req.Temperature <= maxTemperature) {
-			return instance{}, parameters{}, &badRequest{http.StatusBadRequest,
+			return kserve.Instance{}, kserve.Parameters{}, &badRequest{http.StatusBadRequest,
 				fmt.Sprintf("Temperature must be between 0 and %g.", maxTemperature)}
 		}
-		p.Temperature = *req.Temperature
+		temp = *req.Temperature
 	}
-	return instance{Context: strings.TrimSpace(req.Context), Question: q}, p, nil
+	// Both always sent, a temperature of 0 included.
+	p := kserve.Parameters{MaxNewTokens: &maxNew, Temperature: &temp}
+	return kserve.Instance{Context: strings.TrimSpace(req.Context), Question: q}, p, nil
 }
 
 func (s *Server) handleFeedback(w http.ResponseWriter, r *http.Request) {
@@ -184,17 +187,18 @@ func (s *Server) handleFeedback(w http.ResponseWriter, r *http.Request) {
 // API would refuse is refused here with a 400 and a sentence, and returns
 // the request to forward: the run id in canonical form (the API and
 // LangSmith know a run by that form only), the comment trimmed.
-func checkFeedback(req feedbackBody) (feedbackRequest, error) {
+func checkFeedback(req feedbackBody) (kserve.FeedbackRequest, error) {
 	runID, err := langsmith.ParseRunID(req.RunID)
 	switch {
 	case err != nil:
-		return feedbackRequest{}, &badRequest{http.StatusBadRequest, "This answer has no valid run id, so feedback cannot be recorded."}
+		return kserve.FeedbackRequest{}, &badRequest{http.StatusBadRequest, "This answer has no valid run id, so feedback cannot be recorded."}
 	case req.Score == nil || (*req.Score != 0 && *req.Score != 1):
-		return feedbackRequest{}, &badRequest{http.StatusBadRequest, "Feedback must be a thumbs up (score 1) or a thumbs down (score 0)."}
+		return kserve.FeedbackRequest{}, &badRequest{http.StatusBadRequest, "Feedback must be a thumbs up (score 1) or a thumbs down (score 0)."}
 	case utf8.RuneCountInString(req.Comment) > maxCommentChars:
-		return feedbackRequest{}, &badRequest{http.StatusBadRequest, fmt.Sprintf("The comment is too long (the limit is %d characters).", maxCommentChars)}
+		return kserve.FeedbackRequest{}, &badRequest{http.StatusBadRequest, fmt.Sprintf("The comment is too long (the limit is %d characters).", maxCommentChars)}
 	}
-	return feedbackRequest{RunID: runID, Score: *req.Score, Comment: strings.TrimSpace(req.Comment)}, nil
+	score := float64(*req.Score)
+	return kserve.FeedbackRequest{RunID: runID, Score: &score, Comment: strings.TrimSpace(req.Comment)}, nil
 }
 
 func humanFeedbackError(err error) (int, string) {

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/kfllm/kfllm/internal/kserve"
 )
 
 const testModel = "llm-api"
@@ -52,7 +54,7 @@ func startUIWith(t testing.TB, opts Options) string {
 
 // generate posts body to /api/generate and returns the response and, for a
 // stream, its decoded events.
-func generate(t *testing.T, base, body string) (*http.Response, []streamEvent) {
+func generate(t *testing.T, base, body string) (*http.Response, []kserve.StreamEvent) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/generate", strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -64,12 +66,12 @@ func generate(t *testing.T, base, body string) (*http.Response, []streamEvent) {
 	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
 		return resp, nil
 	}
-	var events []streamEvent
+	var events []kserve.StreamEvent
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
 		if data, ok := strings.CutPrefix(line, "data: "); ok {
-			var ev streamEvent
+			var ev kserve.StreamEvent
 			if err := json.Unmarshal([]byte(data), &ev); err != nil {
 				t.Fatalf("event %q: %v", data, err)
 			}
@@ -136,9 +138,9 @@ func TestGenerateStreamsTokensAndDone(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("API called %d times", n)
 	}
-	want := predictRequest{
-		Instances:  []instance{{Context: "The Rhine begins in Graubünden.", Question: "Where does the Rhine begin?"}},
-		Parameters: parameters{MaxNewTokens: 128, Temperature: 0.2},
+	want := kserve.PredictRequest{
+		Instances:  []kserve.Instance{{Context: "The Rhine begins in Graubünden.", Question: "Where does the Rhine begin?"}},
+		Parameters: kserve.Parameters{MaxNewTokens: ptr(128), Temperature: ptr(0.2)},
 	}
 	if b1, b2 := mustJSON(req), mustJSON(want); b1 != b2 {
 		t.Errorf("API got %s, want %s", b1, b2)
@@ -164,7 +166,7 @@ func TestGenerateParametersPassedOn(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	req, _, _ := api.lastPredict()
-	if req.Parameters != (parameters{MaxNewTokens: 7, Temperature: 0}) {
+	if got, want := mustJSON(req.Parameters), `{"max_new_tokens":7,"temperature":0}`; got != want {
 		t.Errorf("parameters = %+v", req.Parameters)
 	}
 }
@@ -419,7 +421,7 @@ func TestFeedback(t *testing.T) {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
 	got := api.feedbackCalls()
-	want := []feedbackRequest{{RunID: standinRunID, Score: 1, Comment: "clear answer"}, {RunID: standinRunID, Score: 0}}
+	want := []kserve.FeedbackRequest{{RunID: standinRunID, Score: ptr(1.0), Comment: "clear answer"}, {RunID: standinRunID, Score: ptr(0.0)}}
 	if mustJSON(got) != mustJSON(want) {
 		t.Errorf("API got feedback %+v, want %+v", got, want)
 	}
@@ -512,7 +514,7 @@ func FuzzCheckFeedback(f *testing.F) {
 			}
 			return
 		}
-		if !canonical.MatchString(fb.RunID) || (fb.Score != 0 && fb.Score != 1) ||
+		if !canonical.MatchString(fb.RunID) || fb.Score == nil || (*fb.Score != 0 && *fb.Score != 1) ||
 			utf8.RuneCountInString(fb.Comment) > maxCommentChars {
 			t.Fatalf("forwarded %+v", fb)
 		}
@@ -722,3 +724,5 @@ func TestHumanErrorFallbacks(t *testing.T) {
 		t.Errorf("a long API message is not trimmed to one bounded line: %d runes", len([]rune(msg)))
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+
+	"github.com/kfllm/kfllm/internal/kserve"
 )
 
 // sseWriter writes server-sent events to the browser. The response starts
@@ -28,7 +30,7 @@ func (s *sseWriter) start() {
 
 // event writes one data event holding ev as JSON (one line: encoding/json
 // escapes newlines inside strings) and flushes it.
-func (s *sseWriter) event(ev streamEvent) error {
+func (s *sseWriter) event(ev kserve.StreamEvent) error {
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return fmt.Errorf("encode event: %w", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/kfllm/kfllm/internal/kserve"
 )
 
 // standinAPI is a local stand-in for the serving API, for the error paths
@@ -40,9 +41,9 @@ type standinAPI struct {
 
 	mu        sync.Mutex
 	b         behaviour
-	predicts  []predictRequest
+	predicts  []kserve.PredictRequest
 	headers   []http.Header
-	feedbacks []feedbackRequest
+	feedbacks []kserve.FeedbackRequest
 }
 
 // behaviour is what the stand-in answers.
@@ -80,19 +81,19 @@ func (a *standinAPI) set(f func(b *behaviour)) {
 	f(&a.b)
 }
 
-func (a *standinAPI) lastPredict() (predictRequest, http.Header, int) {
+func (a *standinAPI) lastPredict() (kserve.PredictRequest, http.Header, int) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.predicts) == 0 {
-		return predictRequest{}, nil, 0
+		return kserve.PredictRequest{}, nil, 0
 	}
 	return a.predicts[len(a.predicts)-1], a.headers[len(a.headers)-1], len(a.predicts)
 }
 
-func (a *standinAPI) feedbackCalls() []feedbackRequest {
+func (a *standinAPI) feedbackCalls() []kserve.FeedbackRequest {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]feedbackRequest(nil), a.feedbacks...)
+	return append([]kserve.FeedbackRequest(nil), a.feedbacks...)
 }
 
 func apiError(w http.ResponseWriter, status int, msg string) {
@@ -107,7 +108,7 @@ func (a *standinAPI) predict(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	var req predictRequest
+	var req kserve.PredictRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil || len(req.Instances) == 0 {
@@ -144,7 +145,8 @@ func (a *standinAPI) predict(w http.ResponseWriter, r *http.Request) {
 	}
 	start := time.Now()
 	finish := "stop"
-	if n := req.Parameters.MaxNewTokens; n > 0 && n < len(cfg.tokens) {
+	if n := req.Parameters.MaxNewTokens; n != nil && *n > 0 && *n < len(cfg.tokens) {
+		n := *n
 		cfg.tokens, finish = cfg.tokens[:n], "length"
 	}
 	answer := strings.Join(cfg.tokens, "")
@@ -152,7 +154,7 @@ func (a *standinAPI) predict(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Set-Cookie", "api-session=internal") // must not reach the browser
 	if cfg.noStream || r.Header.Get("Accept") != "text/event-stream" {
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(predictResponse{Predictions: []string{answer}, RunIDs: []string{cfg.runID}})
+		_ = json.NewEncoder(w).Encode(kserve.PredictResponse{Predictions: []string{answer}, RunIDs: []string{cfg.runID}})
 		return
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -189,7 +191,7 @@ func (a *standinAPI) predict(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *standinAPI) feedback(w http.ResponseWriter, r *http.Request) {
-	var fb feedbackRequest
+	var fb kserve.FeedbackRequest
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fb); err != nil {
