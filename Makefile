@@ -11,7 +11,10 @@ ENV_FILE := .kfllm/env
 
 GO ?= go
 BIN := bin
-COMMANDS := fetch tokenize finetune upload pipeline serving ui
+# The programs, named once in components.txt: NAME DIR image|tool light|cgo.
+COMPONENTS_FILE := components.txt
+COMMANDS := $(shell awk '!/^\#/ && NF { print $$1 }' $(COMPONENTS_FILE))
+COMMAND_DIRS := $(shell awk '!/^\#/ && NF { print "./" $$2 }' $(COMPONENTS_FILE))
 STATICCHECK_VERSION := v0.8.2
 NAMESPACE ?= kubeflow-user-example-com
 IMAGE_REGISTRY ?= ghcr.io/kfllm
@@ -41,7 +44,7 @@ build: setup ## build every command into bin/
 .PHONY: build-only
 build-only:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./components/... ./pipeline ./serving ./ui ./demo
+	$(GO) build -o $(BIN)/ $(COMMAND_DIRS) ./demo
 
 .PHONY: test
 test: setup ## setup, gofmt check, go vet, go test (-race where cgo allows)
@@ -93,7 +96,7 @@ create-secret: ## hf-secret from HF_TOKEN, and langsmith-secret from LANGCHAIN_*
 
 .PHONY: images push-images check-images api-deploy ui-deploy undeploy validate-manifests
 # The component images: every command but the pipeline compiler.
-IMAGES := $(filter-out pipeline,$(COMMANDS))
+IMAGES := $(shell awk '!/^\#/ && $$3 == "image" { print $$1 }' $(COMPONENTS_FILE))
 IMAGE_FLAVOR ?= cuda
 IMAGES_OUT ?= out/images
 IMAGES_ENV = IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) IMAGE_FLAVOR=$(IMAGE_FLAVOR) IMAGES="$(IMAGES)" IMAGES_OUT=$(IMAGES_OUT)

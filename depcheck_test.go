@@ -10,11 +10,9 @@ import (
 // light lists the packages that must build and test without libtorch: the
 // pipeline's ends, the compiler, the UI and the libraries they stand on. A
 // package below one of these prefixes that imports gotch (cgo) fails here.
+// The commands marked light in components.txt are added by lightPackages;
+// TestComponentsAreClassified holds the cgo ones to linking libtorch.
 var light = []string{
-	"github.com/kfllm/kfllm/components/fetch",
-	"github.com/kfllm/kfllm/components/upload",
-	"github.com/kfllm/kfllm/pipeline",
-	"github.com/kfllm/kfllm/ui",
 	"github.com/kfllm/kfllm/internal/hub",
 	"github.com/kfllm/kfllm/internal/records",
 	"github.com/kfllm/kfllm/internal/shards",
@@ -72,8 +70,21 @@ func TestLightPackagesDoNotImportGotch(t *testing.T) {
 	}
 }
 
+const module = "github.com/kfllm/kfllm"
+
+// lightPackages is light plus the light commands of components.txt.
+func lightPackages() []string {
+	out := slices.Clone(light)
+	for _, c := range Components() {
+		if c.Light {
+			out = append(out, module+"/"+c.Dir)
+		}
+	}
+	return out
+}
+
 func isLight(pkg string) bool {
-	for _, p := range light {
+	for _, p := range lightPackages() {
 		if pkg == p || strings.HasPrefix(pkg, p+"/") {
 			return true
 		}

@@ -21,7 +21,7 @@
 #
 # Environment: IMAGE_FLAVOR (cuda, the default, or cpu), IMAGE_REGISTRY
 # (default ghcr.io/kfllm), IMAGE_TAG (default dev), IMAGES (the component
-# names; the Makefile passes its COMMANDS less pipeline), IMAGES_OUT
+# names; the Makefile passes the image entries of components.txt), IMAGES_OUT
 # (default out/images), KFLLM_CACHE (default ~/.cache/kfllm).
 set -euo pipefail
 
@@ -41,7 +41,7 @@ say() { echo "images: $*" >&2; }
 die() { say "$*"; exit "${2:-2}"; }
 
 check_names() {
-	[[ -n "$IMAGES" ]] || die "IMAGES is empty: run through make (it passes the Makefile's COMMANDS less pipeline)"
+	[[ -n "$IMAGES" ]] || die "IMAGES is empty: run through make (it passes the image entries of components.txt)"
 	[[ "$IMAGE_REGISTRY" =~ ^[a-z0-9]([a-z0-9._:-]*[a-z0-9])?(/[a-z0-9]([a-z0-9._-]*[a-z0-9])?)*$ ]] ||
 		die "IMAGE_REGISTRY=$IMAGE_REGISTRY is not a registry/repository prefix (e.g. ghcr.io/you)"
 	[[ "$IMAGE_TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || die "IMAGE_TAG=$IMAGE_TAG is not a valid tag"

@@ -82,7 +82,7 @@ func build(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.Flavor, "flavor", "cuda", "cpu or cuda")
 	fs.StringVar(&o.Libtorch, "libtorch", "", "the libtorch install of that flavour (scripts/libtorch.sh)")
 	fs.StringVar(&o.Bin, "bin", "", "directory of the component binaries")
-	fs.StringVar(&ns, "names", "", "the component images, space-separated (the Makefile's COMMANDS less pipeline)")
+	fs.StringVar(&ns, "names", "", "the component images, space-separated (the image entries of components.txt: make passes IMAGES)")
 	fs.StringVar(&o.Lock, "lock", "build/debian.lock", "Debian packages, pinned by version and sha256")
 	fs.StringVar(&o.Debs, "debs", "", "directory holding the lock's .deb files")
 	fs.StringVar(&cache, "cache", "", "layer cache directory")

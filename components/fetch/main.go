@@ -12,9 +12,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/kfllm/kfllm/internal/records"
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/kfp/executor"
+	"github.com/kfllm/kfllm/internal/records"
 )
 
 const help = `

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/google/renameio/v2"
+	"github.com/kfllm/kfllm"
 	"github.com/kfllm/kfllm/internal/gguf"
 	"github.com/kfllm/kfllm/internal/gitremote"
 	"github.com/kfllm/kfllm/internal/kserve"
@@ -125,9 +126,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.BinDir, err = filepath.Abs(o.BinDir); err != nil {
 		return nil, fmt.Errorf("demo: %w", err)
 	}
-	for _, b := range []string{"pipeline", "fetch", "tokenize", "finetune", "upload", "serving", "ui"} {
-		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
-			return nil, fmt.Errorf("demo: %s/%s is missing: run make build first", o.BinDir, b)
+	for _, c := range kfllm.Components() { // every binary make build puts in bin/
+		if _, err := os.Stat(filepath.Join(o.BinDir, c.Name)); err != nil {
+			return nil, fmt.Errorf("demo: %s/%s is missing: run make build first", o.BinDir, c.Name)
 		}
 	}
 	// Every run starts clean: the demo's outputs are made, not reused.

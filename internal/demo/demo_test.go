@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kfllm/kfllm/internal/records"
 	"github.com/kfllm/kfllm/internal/gitremote"
+	"github.com/kfllm/kfllm/internal/records"
 )
 
 // TestDemoEndToEnd runs a shortened demo with the real binaries, built here

@@ -3,15 +3,14 @@ package validate
 import (
 	"fmt"
 	"os"
-	"regexp"
-	"slices"
 	"strings"
 )
 
 // Components are the six images, one binary each, named as in
 // docs/design.md §7: ${IMAGE_REGISTRY}/kfllm-<name>:${IMAGE_TAG}. They are
-// the Makefile's COMMANDS less pipeline (the list `make images` builds);
-// TestComponentsAreTheMakefilesImages keeps the two equal.
+// the image entries of the repository's components.txt, the one list that
+// the Makefile's IMAGES (what `make images` builds) also reads;
+// TestComponentsAreTheListsImages keeps the two equal.
 var Components = []string{"fetch", "tokenize", "finetune", "upload", "serving", "ui"}
 
 // Entrypoint is the ENTRYPOINT of a component's image: internal/image
@@ -28,21 +27,26 @@ func Entrypoints() map[string]string {
 	return m
 }
 
-var commandsLine = regexp.MustCompile(`(?m)^COMMANDS\s*:=\s*(.*)$`)
-
-// MakefileImages reads the component images from a Makefile: its COMMANDS
-// less pipeline, as its IMAGES variable says.
-func MakefileImages(p string) ([]string, error) {
+// ListedImages reads the component images from components.txt (lines
+// NAME DIR image|tool light|cgo; # comments): the names of kind image, in
+// order.
+func ListedImages(p string) ([]string, error) {
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return nil, fmt.Errorf("read makefile: %w", err)
+		return nil, fmt.Errorf("read component list: %w", err)
 	}
-	m := commandsLine.FindSubmatch(b)
-	if m == nil {
-		return nil, fmt.Errorf("read makefile %s: no COMMANDS := line", p)
+	var out []string
+	for i, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 4 {
+			return nil, fmt.Errorf("read component list %s: line %d: %q: want NAME DIR KIND LINKS", p, i+1, line)
+		}
+		if f[2] == "image" {
+			out = append(out, f[0])
+		}
 	}
-	if !strings.Contains(string(b), "IMAGES := $(filter-out pipeline,$(COMMANDS))") {
-		return nil, fmt.Errorf("read makefile %s: IMAGES is no longer COMMANDS less pipeline", p)
-	}
-	return slices.DeleteFunc(strings.Fields(string(m[1])), func(s string) bool { return s == "pipeline" }), nil
+	return out, nil
 }

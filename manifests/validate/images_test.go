@@ -5,12 +5,12 @@ import (
 	"testing"
 )
 
-func TestComponentsAreTheMakefilesImages(t *testing.T) {
-	got, err := MakefileImages(repoPath("Makefile"))
+func TestComponentsAreTheListsImages(t *testing.T) {
+	got, err := ListedImages(repoPath("components.txt"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(got, Components) {
-		t.Errorf("make images builds %v, the manifests are checked against %v", got, Components)
+		t.Errorf("components.txt lists the images %v, the manifests are checked against %v", got, Components)
 	}
 }
