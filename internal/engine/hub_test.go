@@ -17,17 +17,7 @@ import (
 // --model-id loads through internal/hub, here from hubtest's fake Hub on
 // loopback (the real Hub is not reachable from the test machines).
 func TestLoadFromHub(t *testing.T) {
-	dir := t.TempDir()
-	writeTinyModel(t, dir, 128)
-	files := map[string][]byte{}
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[e.Name()] = b
-	}
+	files := tinyModelFiles(t)
 	s := hubtest.New(t)
 	repo := s.AddRepo("model", "kfllm/tiny")
 	repo.SetPrivate(true)
@@ -68,17 +58,7 @@ func TestLoadFromHub(t *testing.T) {
 // moved on (here to a config no loader accepts), with every file
 // downloaded at that commit, and reports it as the model's revision.
 func TestLoadPinnedRevision(t *testing.T) {
-	dir := t.TempDir()
-	writeTinyModel(t, dir, 128)
-	files := map[string][]byte{}
-	entries, _ := os.ReadDir(dir)
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		files[e.Name()] = b
-	}
+	files := tinyModelFiles(t)
 	s := hubtest.New(t)
 	repo := s.AddRepo("model", "kfllm/tiny")
 	pinned := repo.CommitFiles("main", files)
@@ -99,13 +79,23 @@ func TestLoadPinnedRevision(t *testing.T) {
 	if b.Info.ID != "kfllm/tiny" || b.Info.Revision != pinned {
 		t.Errorf("info %+v, want kfllm/tiny at %s", b.Info, pinned)
 	}
-	revs := s.Downloads("model", "kfllm/tiny")
-	if len(revs) == 0 {
-		t.Error("nothing downloaded")
+	if err := s.DownloadedOnlyAt("model", "kfllm/tiny", pinned); err != nil {
+		t.Error(err)
 	}
-	for _, r := range revs {
-		if r != pinned {
-			t.Errorf("a file downloaded at %s, want %s", r, pinned)
+}
+
+// tinyModelFiles are the files of writeTinyModel's model, by name.
+func tinyModelFiles(t *testing.T) map[string][]byte {
+	dir := t.TempDir()
+	writeTinyModel(t, dir, 128)
+	files := map[string][]byte{}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
 		}
+		files[e.Name()] = b
 	}
+	return files
 }

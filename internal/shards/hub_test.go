@@ -55,14 +55,11 @@ func TestTokenizePinnedRevision(t *testing.T) {
 		if meta.Tokenizer.SHA256 != want.SHA256() || meta.Tokenizer.Source != tc.ref {
 			t.Errorf("%s: tokenizer %s (%s), want %s's %s", tc.ref, meta.Tokenizer.SHA256, meta.Tokenizer.Source, tc.local, want.SHA256())
 		}
-		revs := s.Downloads("model", "acme/tok")
-		if len(revs) != 2 {
-			t.Errorf("%s: %d files downloaded, want the 2 tokenizer files", tc.ref, len(revs))
+		if n := len(s.Downloads("model", "acme/tok")); n != 2 {
+			t.Errorf("%s: %d files downloaded, want the 2 tokenizer files", tc.ref, n)
 		}
-		for _, r := range revs {
-			if r != tc.commit {
-				t.Errorf("%s: a file downloaded at %s, want %s", tc.ref, r, tc.commit)
-			}
+		if err := s.DownloadedOnlyAt("model", "acme/tok", tc.commit); err != nil {
+			t.Errorf("%s: %v", tc.ref, err)
 		}
 	}
 }

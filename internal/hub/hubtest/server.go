@@ -212,6 +212,21 @@ func (s *Server) Downloads(typ, id string) []string {
 	return revs
 }
 
+// DownloadedOnlyAt returns an error unless files of repository id were
+// downloaded, every one at revision rev (see Downloads).
+func (s *Server) DownloadedOnlyAt(typ, id, rev string) error {
+	revs := s.Downloads(typ, id)
+	if len(revs) == 0 {
+		return fmt.Errorf("no file of %s downloaded", id)
+	}
+	for _, r := range revs {
+		if r != rev {
+			return fmt.Errorf("a file of %s downloaded at %s, want %s (all: %v)", id, r, rev, revs)
+		}
+	}
+	return nil
+}
+
 // ResetRequests forgets the recorded requests.
 func (s *Server) ResetRequests() {
 	s.mu.Lock()
