@@ -1,5 +1,7 @@
 package hub
 
+import "slices"
+
 // TokenizerFiles are the files of a tokenizer that internal/tokenizer reads
 // (tokenizer.json and its configs, SentencePiece's tokenizer.model, GPT-2's
 // vocab.json + merges.txt or encoder.json + vocab.bpe). Resolving a
@@ -13,4 +15,4 @@ var TokenizerFiles = []string{"tokenizer.json", "tokenizer_config.json", "specia
 // adapter_config.json), safetensors weights (a PEFT adapter's too), chat
 // templates, and TokenizerFiles. The duplicate weight formats many
 // repositories also carry (.bin, .pt, .onnx, .gguf, .h5) are left out.
-var ModelFiles = append([]string{"*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja"}, TokenizerFiles...)
+var ModelFiles = slices.Concat([]string{"*.json", "*.safetensors", "*.model", "*.txt", "*.tiktoken", "*.jinja"}, TokenizerFiles)
