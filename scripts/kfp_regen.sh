@@ -15,7 +15,7 @@
 #   kfp_backend_check.json, kfp_backend_check_gpu.json
 #                           the KFP API server's, driver's and launcher's code
 #                           (backend of 2023-12, the newest the Go proxy
-#                           serves that builds: docs/design.md §13) reading
+#                           serves that builds: docs/design.md §10) reading
 #                           ours: the YAML and GPU run parameters compiled to
 #                           an Argo Workflow, each task's Kubernetes config,
 #                           the executor outputs

@@ -729,7 +729,7 @@ func kubernetesConfig(t *Task) (*structpb.Struct, error) {
 // read by the KFP 2.5+ driver): secretNameParameter beside each secretName,
 // pvcNameParameter beside each claim reference, nodeSelector.nodeSelectorJson
 // and tolerations[].tolerationJson. No kubernetes_platform Go module on the
-// Go proxy has these fields (docs/design.md §13), so they are written here
+// Go proxy has these fields (docs/design.md §10), so they are written here
 // in their proto JSON form, each an InputParameterSpec of the pinned
 // pipelinespec.
 func addParameterFields(t *Task, s *structpb.Struct) error {

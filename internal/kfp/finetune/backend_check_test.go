@@ -75,7 +75,7 @@ func readBackendRecord(t *testing.T, path string, o Options) backendRecord {
 // TestKFPBackendAcceptsOurYAML asserts the recorded result of running the
 // KFP backend's own code (2023-12, pinned in scripts/kfp_backend_check/go.mod
 // with the pipelinespec of 2025-01 and kubernetes_platform of 2024-07, the
-// newest set the Go proxy serves that builds: docs/design.md §13) on our
+// newest set the Go proxy serves that builds: docs/design.md §10) on our
 // compiled YAML and executor outputs:
 //   - the API server's upload path parsed it as a v2 pipeline, and its run
 //     path compiled it and its platform spec into an Argo Workflow, with
