@@ -81,13 +81,13 @@ bench-only:
 PIPELINE_YAML ?= out/kfllm-finetune.yaml
 
 .PHONY: compile-pipeline
-compile-pipeline: ## compile the pipeline to $(PIPELINE_YAML) (KFP v2 IR + platforms.kubernetes; COMPILE_ARGS="--node-selector L=V --toleration K=V:NoSchedule --checkpoint-claim NAME")
+compile-pipeline: ## compile the pipeline to $(PIPELINE_YAML) (KFP v2 IR + platforms.kubernetes; COMPILE_ARGS="--node-selector L=V --toleration K=V:NoSchedule --checkpoint-claim NAME": the scheduling flags set the parameters' defaults)
 	@mkdir -p $(dir $(PIPELINE_YAML))
 	$(GO) run ./pipeline compile -o $(PIPELINE_YAML) --image-registry $(IMAGE_REGISTRY) --image-tag $(IMAGE_TAG) $(COMPILE_ARGS)
 
 .PHONY: run-pipeline
-run-pipeline: compile-pipeline ## upload the pipeline to KFP and start a run (HF_REPO, KFP_HOST, NAMESPACE; RUN_ARGS="--wait")
-	NAMESPACE=$(NAMESPACE) PIPELINE_YAML=$(PIPELINE_YAML) bash scripts/run-pipeline.sh $(RUN_ARGS)
+run-pipeline: compile-pipeline ## upload the pipeline to KFP and start a run (HF_REPO, KFP_HOST, NAMESPACE; RUN_ARGS="--wait"; finetune's GPU pool: ACCELERATOR, NODE_SELECTOR='{"L":"V"}', TOLERATIONS='[{...}]')
+	NAMESPACE=$(NAMESPACE) PIPELINE_YAML=$(PIPELINE_YAML) ACCELERATOR='$(ACCELERATOR)' NODE_SELECTOR='$(NODE_SELECTOR)' TOLERATIONS='$(TOLERATIONS)' bash scripts/run-pipeline.sh $(RUN_ARGS)
 
 .PHONY: create-secret
 create-secret: ## hf-secret from HF_TOKEN, and langsmith-secret from LANGCHAIN_* if LANGCHAIN_API_KEY is set (NAMESPACE)

@@ -23,7 +23,7 @@ require (
 	github.com/gorilla/mux v1.8.1 // serving: KServe routes with {name} and :predict path patterns
 	github.com/jbenet/go-context v0.0.0-20150711004518-d14ea06fba99 // indirect
 	github.com/kevinburke/ssh_config v1.2.0 // indirect
-	github.com/kubeflow/pipelines/api v0.0.0-20231027040853-58ce09e07d03 // internal/kfp: the KFP v2 IR (pipelinespec protos) that pipeline compile emits
+	github.com/kubeflow/pipelines/api v0.0.0-20250102152816-873e9dedd766 // internal/kfp: the KFP v2 IR (pipelinespec protos) that pipeline compile emits
 	github.com/kubeflow/pipelines/kubernetes_platform v0.0.0-20240403164522-8b2a099e8c9f // internal/kfp: platforms.kubernetes (secretAsEnv) protos
 	github.com/mitchellh/colorstring v0.0.0-20190213212951-d06e56a500db // indirect
 	github.com/pjbgf/sha1cd v0.7.0 // indirect

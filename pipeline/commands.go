@@ -46,8 +46,8 @@ func pipelineFlags(fs *flag.FlagSet, e env) *finetune.Options {
 	fs.StringVar(&o.Registry, "image-registry", or(e.ImageRegistry, finetune.DefaultRegistry), "component images' registry (IMAGE_REGISTRY)")
 	fs.StringVar(&o.Tag, "image-tag", or(e.ImageTag, finetune.DefaultTag), "component images' tag (IMAGE_TAG)")
 	fs.StringVar(&o.CheckpointClaim, "checkpoint-claim", "", "mount this existing PersistentVolumeClaim (pipeline parameter checkpoint_pvc) for finetune's checkpoints instead of creating one per run")
-	fs.StringVar(&o.GPU.Accelerator, "accelerator", finetune.DefaultAccelerator, "finetune's accelerator resource")
-	fs.Func("node-selector", "finetune's node selector LABEL=VALUE (repeatable)", func(s string) error {
+	fs.StringVar(&o.GPU.Accelerator, "accelerator", finetune.DefaultAccelerator, "default of pipeline parameter accelerator, finetune's accelerator resource")
+	fs.Func("node-selector", "a label of the default of pipeline parameter node_selector, finetune's node selector: LABEL=VALUE (repeatable)", func(s string) error {
 		k, v, ok := strings.Cut(s, "=")
 		if !ok || k == "" || v == "" {
 			return fmt.Errorf("want LABEL=VALUE, got %q", s)
@@ -58,7 +58,7 @@ func pipelineFlags(fs *flag.FlagSet, e env) *finetune.Options {
 		o.GPU.NodeSelector[k] = v
 		return nil
 	})
-	fs.Func("toleration", "finetune's toleration KEY[=VALUE]:EFFECT[:SECONDS] (repeatable; no VALUE: operator Exists; SECONDS: tolerationSeconds of NoExecute)", func(s string) error {
+	fs.Func("toleration", "a toleration of the default of pipeline parameter tolerations, finetune's: KEY[=VALUE]:EFFECT[:SECONDS] (repeatable; no VALUE: operator Exists; SECONDS: tolerationSeconds of NoExecute)", func(s string) error {
 		t, err := parseToleration(s)
 		if err == nil {
 			o.GPU.Tolerations = append(o.GPU.Tolerations, t)
@@ -106,9 +106,6 @@ func compileCmd(args []string, e env, stderr io.Writer) error {
 	if *out == "" {
 		fmt.Fprintln(stderr, "pipeline compile: -o FILE is required")
 		return errUsage
-	}
-	if len(po.GPU.Tolerations) > 0 {
-		fmt.Fprintln(stderr, "pipeline compile: note: tolerations need a KFP backend whose driver knows them (2024 or later); a 2023 driver rejects the task")
 	}
 	return kfp.WriteFile(*out, finetune.New(*po))
 }

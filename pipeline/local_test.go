@@ -295,3 +295,42 @@ func TestUploadReportsItsCommit(t *testing.T) {
 		t.Errorf("repo_url = %q, want %s", got, repo)
 	}
 }
+
+// TestLocalSchedulingParams: pipeline local takes the GPU scheduling
+// parameters a cluster run is given (accelerator, node_selector,
+// tolerations), runs the pipeline with them (it schedules nothing, so they
+// change nothing here), and refuses a node selector that is not a JSON
+// object before any task runs.
+func TestLocalSchedulingParams(t *testing.T) {
+	tmp := t.TempDir()
+	bin := filepath.Join(tmp, "bin")
+	os.MkdirAll(bin, 0o755)
+	for _, c := range []string{"fetch", "tokenize", "finetune", "upload"} {
+		standIn(t, filepath.Join(bin, c), outputsStandIn)
+	}
+	run := func(id string, params ...string) (string, error) {
+		args := []string{"local", "-f", "../internal/kfp/testdata/kfllm-finetune-gpu.yaml", "--bin-dir", bin,
+			"--work-dir", filepath.Join(tmp, "work"), "--run-id", id, "--secret", "hf-secret=" + filepath.Join(tmp, "hf.env"),
+			"--param", "hf_repo=me/model"}
+		for _, p := range params {
+			args = append(args, "--param", p)
+		}
+		var out, stderr bytes.Buffer
+		err := dispatch(context.Background(), args, env{}, &out, &stderr)
+		return out.String() + stderr.String(), err
+	}
+	os.WriteFile(filepath.Join(tmp, "hf.env"), []byte("HF_TOKEN=\n"), 0o600)
+	log, err := run("gpu", `accelerator=nvidia.com/gpu`,
+		`node_selector={"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}`,
+		`tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]`)
+	if err != nil {
+		t.Fatalf("pipeline local with scheduling parameters: %v\n%s", err, log)
+	}
+	if !strings.Contains(log, "0123456789abcdef0123456789abcdef01234567") {
+		t.Errorf("the run did not reach upload's commit:\n%s", log)
+	}
+	log, err = run("bad", `node_selector=cloud.google.com/gke-accelerator=nvidia-tesla-t4`)
+	if err == nil || !strings.Contains(err.Error(), "node_selector") || strings.Contains(log, "[fetch]") {
+		t.Errorf("a node selector that is not a JSON object: %v\n%s", err, log)
+	}
+}

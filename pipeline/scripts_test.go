@@ -79,6 +79,24 @@ func TestRunPipelineScript(t *testing.T) {
 	if string(calls) != want {
 		t.Errorf("calls:\n%s\nwant:\n%s", calls, want)
 	}
+	// finetune's GPU pool for one run: each a pipeline parameter, the JSON
+	// passed whole as one argument.
+	os.Remove(filepath.Join(dir, "calls"))
+	ns := `{"cloud.google.com/gke-accelerator": "nvidia-l4"}`
+	tol := `[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]`
+	os.WriteFile(fake, []byte("#!/bin/sh\nfor a; do echo \"$a\"; done >> \""+dir+"/calls\"\n"), 0o755)
+	out, code = script(t, "run-pipeline.sh", append(base, "HF_REPO=me/m", "KFP_HOST=http://kfp", "ACCELERATOR=nvidia.com/gpu",
+		"NODE_SELECTOR="+ns, "TOLERATIONS="+tol), "--wait")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	calls, _ = os.ReadFile(filepath.Join(dir, "calls"))
+	want = strings.Join([]string{"run", "--host", "http://kfp", "--namespace", "kubeflow-user-example-com", "-f", yaml,
+		"--param", "hf_repo=me/m", "--param", "accelerator=nvidia.com/gpu", "--param", "node_selector=" + ns,
+		"--param", "tolerations=" + tol, "--wait"}, "\n") + "\n"
+	if string(calls) != want {
+		t.Errorf("args:\n%s\nwant:\n%s", calls, want)
+	}
 }
 
 // TestDeployServesTheRunsCommit: make api-deploy MODEL_ID=OWNER/NAME@REV

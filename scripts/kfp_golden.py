@@ -135,15 +135,19 @@ def hf_token(task):
 
 
 def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), claim=None):
-    """The pipeline, with finetune's GPU scheduling as `pipeline compile
-    --accelerator --node-selector --toleration` writes it (kfp-kubernetes 1.2
-    takes node selectors and tolerations as constants); with claim, finetune
-    mounts the existing claim named by pipeline parameter checkpoint_pvc
-    (default claim) instead of one the run creates and deletes."""
-    node_selector = node_selector or {}
+    """The pipeline. finetune's GPU scheduling is three pipeline parameters,
+    whose defaults `pipeline compile --accelerator --node-selector
+    --toleration` set: accelerator (set_accelerator_type on a pipeline
+    parameter), node_selector (a dict: kfp-kubernetes' add_node_selector_json)
+    and tolerations (a list of Kubernetes tolerations: add_toleration_json).
+    With claim, finetune mounts the existing claim named by pipeline parameter
+    checkpoint_pvc (default claim) instead of one the run creates and deletes."""
+    node_selector = dict(node_selector or {})
+    tolerations = [dict(t) for t in tolerations]
 
     def steps(claim, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
-              batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps):
+              batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps,
+              accelerator, node_selector, tolerations):
         f = fetch(source=source, split=split, task=task)
         f.set_display_name("fetch")
         f.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("4G")
@@ -174,10 +178,8 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         ft.set_accelerator_type(accelerator).set_accelerator_limit(1)
         hf_token(ft)
         kubernetes.mount_pvc(ft, pvc_name=claim, mount_path=CHECKPOINT_DIR)
-        for k, v in node_selector.items():
-            kubernetes.add_node_selector(ft, label_key=k, label_value=v)
-        for tol in tolerations:
-            kubernetes.add_toleration(ft, **tol)
+        kubernetes.add_node_selector_json(ft, node_selector_json=node_selector)
+        kubernetes.add_toleration_json(ft, toleration_json=tolerations)
         retry(ft)
 
         u = upload(model_dir=ft.outputs["output_model_dir"], hf_repo=hf_repo)
@@ -214,6 +216,9 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         save_steps: int = 100,
         checkpoint_size: str = "20Gi",
         checkpoint_storage_class: str = "standard",
+        accelerator: str = accelerator,
+        node_selector: dict = node_selector,
+        tolerations: list = tolerations,
     ) -> Outputs:
         pvc = kubernetes.CreatePVC(
             pvc_name_suffix="-kfllm-checkpoints",
@@ -223,7 +228,8 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         )
         pvc.set_caching_options(False)
         u = steps(pvc.outputs["name"], source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
-                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps)
+                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps,
+                  accelerator, node_selector, tolerations)
         d = kubernetes.DeletePVC(pvc_name=pvc.outputs["name"]).after(u)
         d.set_caching_options(False)
         return Outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
@@ -247,9 +253,13 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         qa_eval: str = "",
         save_steps: int = 100,
         checkpoint_pvc: str = claim or "",
+        accelerator: str = accelerator,
+        node_selector: dict = node_selector,
+        tolerations: list = tolerations,
     ) -> Outputs:
         u = steps(checkpoint_pvc, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
-                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps)
+                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps,
+                  accelerator, node_selector, tolerations)
         return Outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
 
     return kfllm_finetune_on_claim if claim else kfllm_finetune
@@ -271,7 +281,7 @@ def main():
             node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
             tolerations=[
                 dict(key="nvidia.com/gpu", operator="Equal", value="present", effect="NoSchedule"),
-                dict(key="cloud.google.com/gke-preemptible", operator="Exists", effect="NoExecute", toleration_seconds=300),
+                dict(key="cloud.google.com/gke-preemptible", operator="Exists", effect="NoExecute", tolerationSeconds=300),
             ],
         )
     compiler.Compiler().compile(pipeline, package_path=a.output)

@@ -4,8 +4,9 @@
 # (internal/kfp/executor) or scripts/kfp_golden.py:
 #   kfp_sdk_golden.yaml, kfp_sdk_golden_gpu.yaml, kfp_sdk_golden_claim.yaml
 #                           the same pipeline compiled by the KFP Python SDK
-#                           with kfp-kubernetes (--gpu: node selector and
-#                           tolerations on finetune; --claim: an existing claim)
+#                           with kfp-kubernetes (--gpu: the accelerator,
+#                           node_selector and tolerations parameters default
+#                           to a tainted L4 pool; --claim: an existing claim)
 #   kfllm-finetune.yaml, kfllm-finetune-gpu.yaml
 #                           ours (pipeline compile), the goldens of go test
 #   internal/kfp/executor/testdata/*.json
@@ -13,15 +14,19 @@
 #   kfp_load_check.json     the KFP SDK loading ours and compiling a pipeline with it
 #   kfp_backend_check.json, kfp_backend_check_gpu.json
 #                           the KFP API server's, driver's and launcher's code
-#                           (backend of 2023-12) reading ours: the YAML
-#                           compiled to an Argo Workflow, each task's
-#                           Kubernetes config, the executor outputs
+#                           (backend of 2023-12, the newest the Go proxy
+#                           serves that builds: docs/design.md §10) reading
+#                           ours: the YAML and GPU run parameters compiled to
+#                           an Argo Workflow, each task's Kubernetes config,
+#                           the executor outputs
 # Development only. Python: VENV (default ~/.cache/kfllm/venv-kfp) with
 # scripts/kfp_requirements.txt; the backend check downloads its own Go module
 # graph (Argo, Kubernetes libraries) on first use and builds for a few minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-$HOME/.cache/kfllm/venv-kfp}"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q -r scripts/kfp_requirements.txt
 td=internal/kfp/testdata
 eo=internal/kfp/executor/testdata
 
@@ -36,7 +41,5 @@ backend() { # YAML OUT
 	mv "$2.tmp" "$2"
 }
 backend "$td/kfllm-finetune.yaml" "$td/kfp_backend_check.json"
-# The pinned backend's driver rejects tolerations (its kubernetes_platform
-# predates them): the check records that, and exits 1.
-backend "$td/kfllm-finetune-gpu.yaml" "$td/kfp_backend_check_gpu.json" || true
+backend "$td/kfllm-finetune-gpu.yaml" "$td/kfp_backend_check_gpu.json"
 go test -count=1 ./internal/kfp/...

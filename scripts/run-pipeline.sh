@@ -10,6 +10,11 @@
 # and http://localhost:8888; behind the Kubeflow gateway, https://HOST/pipeline
 # with KF_PIPELINES_TOKEN (or --token-file) or KF_PIPELINES_COOKIE set.
 # Extra arguments go to `pipeline run` (e.g. --wait, --param epochs=3).
+# finetune's GPU pool, for this run (pipeline parameters; unset: the
+# compiled defaults):
+#   ACCELERATOR=nvidia.com/gpu
+#   NODE_SELECTOR='{"cloud.google.com/gke-accelerator": "nvidia-l4"}'   (a JSON object)
+#   TOLERATIONS='[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]'   (a JSON array)
 set -euo pipefail
 
 NAMESPACE="${NAMESPACE:-kubeflow-user-example-com}"
@@ -39,5 +44,8 @@ if [[ ! -f "$PIPELINE_YAML" ]]; then
 	echo "run-pipeline: compiled $PIPELINE_YAML"
 fi
 
-exec "${pipeline[@]}" run --host "$KFP_HOST" --namespace "$NAMESPACE" -f "$PIPELINE_YAML" \
-	--param "hf_repo=$HF_REPO" "$@"
+params=(--param "hf_repo=$HF_REPO")
+[[ -n "${ACCELERATOR:-}" ]] && params+=(--param "accelerator=$ACCELERATOR")
+[[ -n "${NODE_SELECTOR:-}" ]] && params+=(--param "node_selector=$NODE_SELECTOR")
+[[ -n "${TOLERATIONS:-}" ]] && params+=(--param "tolerations=$TOLERATIONS")
+exec "${pipeline[@]}" run --host "$KFP_HOST" --namespace "$NAMESPACE" -f "$PIPELINE_YAML" "${params[@]}" "$@"

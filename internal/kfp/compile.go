@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,7 +53,6 @@ func Compile(p *Pipeline) (*Compiled, error) {
 	platformExecs := map[string]*structpb.Struct{}
 
 	for _, t := range p.tasks {
-		c := t.Component
 		spec.Components[componentName(t.Name)] = componentSpec(t)
 		container, err := containerSpec(t)
 		if err != nil {
@@ -66,26 +66,13 @@ func Compile(p *Pipeline) (*Compiled, error) {
 			return nil, err
 		}
 		dag.Tasks[t.Name] = ts
-		if len(t.Secrets) > 0 || len(t.Mounts) > 0 || len(t.NodeSelector) > 0 || len(t.Tolerations) > 0 {
+		if len(t.Secrets) > 0 || len(t.Mounts) > 0 || len(t.NodeSelector) > 0 || len(t.Tolerations) > 0 ||
+			t.NodeSelectorJSON.kind != valueNone || len(t.TolerationJSON) > 0 {
 			s, err := kubernetesConfig(t)
 			if err != nil {
 				return nil, err
 			}
 			platformExecs[executorName(t.Name)] = s
-		}
-		// The KFP SDK surfaces every metrics output as a pipeline output so
-		// that the run page shows it; do the same.
-		for _, o := range c.outputs {
-			if o.artifact != Metrics {
-				continue
-			}
-			key := t.Name + "-" + o.name
-			if dag.Outputs == nil {
-				dag.Outputs = &pipelinespec.DagOutputsSpec{Artifacts: map[string]*pipelinespec.DagOutputsSpec_DagOutputArtifactSpec{}}
-			}
-			dag.Outputs.Artifacts[key] = &pipelinespec.DagOutputsSpec_DagOutputArtifactSpec{
-				ArtifactSelectors: []*pipelinespec.DagOutputsSpec_ArtifactSelectorSpec{{ProducerSubtask: t.Name, OutputArtifactKey: o.name}},
-			}
 		}
 	}
 
@@ -118,12 +105,6 @@ func Compile(p *Pipeline) (*Compiled, error) {
 	}
 	if dag.Outputs != nil {
 		root.OutputDefinitions = &pipelinespec.ComponentOutputsSpec{}
-		for key := range dag.Outputs.Artifacts {
-			if root.OutputDefinitions.Artifacts == nil {
-				root.OutputDefinitions.Artifacts = map[string]*pipelinespec.ComponentOutputsSpec_ArtifactSpec{}
-			}
-			root.OutputDefinitions.Artifacts[key] = &pipelinespec.ComponentOutputsSpec_ArtifactSpec{ArtifactType: artifactSchema(Metrics)}
-		}
 		for _, o := range p.outputs {
 			if root.OutputDefinitions.Parameters == nil {
 				root.OutputDefinitions.Parameters = map[string]*pipelinespec.ComponentOutputsSpec_ParameterSpec{}
@@ -306,6 +287,23 @@ func checkPlatform(t *Task, names map[string]*Task, params map[string]ParamType)
 			return fmt.Errorf("task %s: node selector %q=%q: want a label and a value", t.Name, k, v)
 		}
 	}
+	if err := checkParamRef(t.NodeSelectorJSON, "node selector", names, params, Struct); err != nil {
+		return fmt.Errorf("task %s: %w", t.Name, err)
+	}
+	for _, v := range t.TolerationJSON {
+		if err := checkParamRef(v, "tolerations", names, params, List, Struct); err != nil {
+			return fmt.Errorf("task %s: %w", t.Name, err)
+		}
+	}
+	switch v := t.AcceleratorType; v.kind {
+	case valueNone:
+	case valueParam:
+		if params[v.name] != String {
+			return fmt.Errorf("task %s: accelerator type: no string pipeline parameter %q", t.Name, v.name)
+		}
+	default:
+		return fmt.Errorf("task %s: accelerator type: want a pipeline parameter (a constant goes in Resources.Accelerator)", t.Name)
+	}
 	for _, tol := range t.Tolerations {
 		switch tol.Operator {
 		case "Exists", "Equal", "":
@@ -317,6 +315,36 @@ func checkPlatform(t *Task, names map[string]*Task, params map[string]ParamType)
 		default:
 			return fmt.Errorf("task %s: toleration effect %q: want NoSchedule, PreferNoSchedule or NoExecute", t.Name, tol.Effect)
 		}
+	}
+	return nil
+}
+
+// checkParamRef checks a platform field's value: a pipeline parameter or
+// task output parameter of one of the types want, or a constant of one.
+func checkParamRef(v Value, what string, names map[string]*Task, params map[string]ParamType, want ...ParamType) error {
+	switch v.kind {
+	case valueNone:
+		return nil
+	case valueParam:
+		if pt, ok := params[v.name]; ok && slices.Contains(want, pt) {
+			return nil
+		}
+		return fmt.Errorf("%s: no %s pipeline parameter %q", what, want[0], v.name)
+	case valueOutput:
+		if names[v.task.Name] != v.task {
+			return fmt.Errorf("%s comes from a task not in the pipeline", what)
+		}
+		if out := v.task.Component.output(v.name); out != nil && slices.Contains(want, out.param) {
+			return nil
+		}
+		return fmt.Errorf("%s: task %s has no %s output %q", what, v.task.Name, want[0], v.name)
+	case valueConst:
+		for _, t := range want {
+			if _, err := constValue(v.constant, t); err == nil {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s: constant %v is not a %s", what, v.constant, want[0])
 	}
 	return nil
 }
@@ -370,6 +398,11 @@ func dependencies(t *Task) []*Task {
 	for _, m := range t.Mounts {
 		if m.Claim.kind == valueOutput {
 			add(m.Claim.task)
+		}
+	}
+	for _, v := range append([]Value{t.NodeSelectorJSON}, t.TolerationJSON...) {
+		if v.kind == valueOutput {
+			add(v.task)
 		}
 	}
 	for _, a := range t.after {
@@ -438,7 +471,11 @@ func containerSpec(t *Task) (*pipelinespec.PipelineDeploymentConfig_PipelineCont
 	for _, k := range envNames {
 		cs.Env = append(cs.Env, &pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec_EnvVar{Name: k, Value: c.Env[k]})
 	}
-	r, err := resourceSpec(t.Resources)
+	var accel string
+	if t.AcceleratorType.kind == valueParam {
+		accel = t.AcceleratorType.name
+	}
+	r, err := resourceSpec(t.Resources, accel)
 	if err != nil {
 		return nil, fmt.Errorf("task %s: %w", t.Name, err)
 	}
@@ -446,16 +483,22 @@ func containerSpec(t *Task) (*pipelinespec.PipelineDeploymentConfig_PipelineCont
 	return cs, nil
 }
 
-// resourceSpec fills the resource fields the pinned protos have: cpuLimit and
-// cpuRequest in cores, memoryLimit and memoryRequest in decimal GB,
-// accelerator type and count. These are the fields the KFP SDK 2.7 writes and
-// the KFP backend of 2023 reads. (Newer SDKs also write string fields such as
-// resourceCpuLimit; the pinned pipelinespec has no such fields, so neither do we.)
-func resourceSpec(r Resources) (*pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec_ResourceSpec, error) {
-	if r == (Resources{}) {
+// resourceSpec fills the resource fields as the KFP SDK (2.14) writes them:
+// the quantities as given (resourceCpuLimit "8", resourceMemoryLimit "32G",
+// which the driver hands to Kubernetes) and, for older backends, the
+// deprecated numbers (cpuLimit in cores, memoryLimit in decimal GB); the
+// accelerator's resourceType and resourceCount, and its deprecated type and
+// count. An accelerator type taken from a pipeline parameter (accel, a
+// parameter name) is the placeholder of the task input
+// pipelinechannel--NAME, resolved by the driver; it has no constant type.
+func resourceSpec(r Resources, accel string) (*pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec_ResourceSpec, error) {
+	if r == (Resources{}) && accel == "" {
 		return nil, nil
 	}
-	rs := &pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec_ResourceSpec{}
+	rs := &pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec_ResourceSpec{
+		ResourceCpuRequest: r.CPURequest, ResourceCpuLimit: r.CPULimit,
+		ResourceMemoryRequest: r.MemoryRequest, ResourceMemoryLimit: r.MemoryLimit,
+	}
 	var err error
 	if rs.CpuRequest, err = parseCPU(r.CPURequest); err != nil {
 		return nil, fmt.Errorf("cpu request: %w", err)
@@ -478,15 +521,21 @@ func resourceSpec(r Resources) (*pipelinespec.PipelineDeploymentConfig_PipelineC
 	if r.AcceleratorCount < 0 {
 		return nil, fmt.Errorf("accelerator count %d is negative", r.AcceleratorCount)
 	}
-	if r.AcceleratorCount > 0 && r.Accelerator == "" {
+	if r.AcceleratorCount > 0 && r.Accelerator == "" && accel == "" {
 		return nil, errors.New("accelerator count set without an accelerator type")
 	}
-	if r.Accelerator != "" {
-		n := r.AcceleratorCount
-		if n == 0 {
-			n = 1
+	if r.Accelerator != "" && accel != "" {
+		return nil, errors.New("accelerator type both a constant and a parameter")
+	}
+	if r.Accelerator != "" || accel != "" {
+		n := int64(max(r.AcceleratorCount, 1))
+		a := &pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec_ResourceSpec_AcceleratorConfig{
+			Type: r.Accelerator, Count: n, ResourceType: r.Accelerator, ResourceCount: strconv.FormatInt(n, 10),
 		}
-		rs.Accelerator = &pipelinespec.PipelineDeploymentConfig_PipelineContainerSpec_ResourceSpec_AcceleratorConfig{Type: r.Accelerator, Count: int64(n)}
+		if accel != "" {
+			a.ResourceType = inputPlaceholder(channelInput(accel))
+		}
+		rs.Accelerator = a
 	}
 	return rs, nil
 }
@@ -594,8 +643,32 @@ func taskSpec(t *Task) (*pipelinespec.PipelineTaskSpec, error) {
 			})
 		}
 	}
+	// An accelerator type from a pipeline parameter reaches the driver as the
+	// KFP SDK passes it: the parameter as task input pipelinechannel--NAME,
+	// and input accelerator_type holding its placeholder.
+	if v := t.AcceleratorType; v.kind == valueParam {
+		if ts.Inputs == nil {
+			ts.Inputs = &pipelinespec.TaskInputsSpec{}
+		}
+		setParam(ts, channelInput(v.name), &pipelinespec.TaskInputsSpec_InputParameterSpec{
+			Kind: &pipelinespec.TaskInputsSpec_InputParameterSpec_ComponentInputParameter{ComponentInputParameter: v.name},
+		})
+		setParam(ts, "accelerator_type", &pipelinespec.TaskInputsSpec_InputParameterSpec{
+			Kind: &pipelinespec.TaskInputsSpec_InputParameterSpec_RuntimeValue{RuntimeValue: &pipelinespec.ValueOrRuntimeParameter{
+				Value: &pipelinespec.ValueOrRuntimeParameter_Constant{Constant: structpb.NewStringValue(inputPlaceholder(channelInput(v.name)))},
+			}},
+		})
+	}
 	return ts, nil
 }
+
+// channelInput is the task input through which the KFP SDK passes pipeline
+// parameter param to a task field that is not a component input (a
+// pipeline channel).
+func channelInput(param string) string { return "pipelinechannel--" + param }
+
+// inputPlaceholder is the placeholder of a task's input parameter.
+func inputPlaceholder(name string) string { return "{{$.inputs.parameters['" + name + "']}}" }
 
 func setParam(ts *pipelinespec.PipelineTaskSpec, name string, p *pipelinespec.TaskInputsSpec_InputParameterSpec) {
 	if ts.Inputs.Parameters == nil {
@@ -644,7 +717,113 @@ func kubernetesConfig(t *Task) (*structpb.Struct, error) {
 	if err != nil {
 		return nil, fmt.Errorf("task %s: kubernetes config: %w", t.Name, err)
 	}
+	if err := addParameterFields(t, s); err != nil {
+		return nil, fmt.Errorf("task %s: kubernetes config: %w", t.Name, err)
+	}
 	return s, nil
+}
+
+// addParameterFields adds to a task's KubernetesExecutorConfig the fields
+// kfp-kubernetes 2.14 writes that take a value the driver resolves when the
+// task runs (kubernetes_executor_config.proto since kubeflow/pipelines#11621,
+// read by the KFP 2.5+ driver): secretNameParameter beside each secretName,
+// pvcNameParameter beside each claim reference, nodeSelector.nodeSelectorJson
+// and tolerations[].tolerationJson. No kubernetes_platform Go module on the
+// Go proxy has these fields (docs/design.md §10), so they are written here
+// in their proto JSON form, each an InputParameterSpec of the pinned
+// pipelinespec.
+func addParameterFields(t *Task, s *structpb.Struct) error {
+	set := func(m *structpb.Struct, key string, p *pipelinespec.TaskInputsSpec_InputParameterSpec) error {
+		v, err := toStruct(p)
+		if err != nil {
+			return err
+		}
+		m.Fields[key] = structpb.NewStructValue(v)
+		return nil
+	}
+	for _, se := range s.Fields["secretAsEnv"].GetListValue().GetValues() {
+		m := se.GetStructValue()
+		name := m.GetFields()["secretName"].GetStringValue()
+		if err := set(m, "secretNameParameter", constParam(structpb.NewStringValue(name))); err != nil {
+			return err
+		}
+	}
+	for i, pm := range s.Fields["pvcMount"].GetListValue().GetValues() {
+		p, err := paramSpec(t.Mounts[i].Claim, String)
+		if err != nil {
+			return fmt.Errorf("claim at %s: %w", t.Mounts[i].Path, err)
+		}
+		if err := set(pm.GetStructValue(), "pvcNameParameter", p); err != nil {
+			return err
+		}
+	}
+	if t.NodeSelectorJSON.kind != valueNone {
+		p, err := paramSpec(t.NodeSelectorJSON, Struct)
+		if err != nil {
+			return fmt.Errorf("node selector: %w", err)
+		}
+		ns := s.Fields["nodeSelector"].GetStructValue()
+		if ns == nil {
+			ns = &structpb.Struct{Fields: map[string]*structpb.Value{}}
+			s.Fields["nodeSelector"] = structpb.NewStructValue(ns)
+		}
+		if err := set(ns, "nodeSelectorJson", p); err != nil {
+			return err
+		}
+	}
+	for _, v := range t.TolerationJSON {
+		p, err := paramSpec(v, List)
+		if err != nil {
+			return fmt.Errorf("tolerations: %w", err)
+		}
+		tol := &structpb.Struct{Fields: map[string]*structpb.Value{}}
+		if err := set(tol, "tolerationJson", p); err != nil {
+			return err
+		}
+		l := s.Fields["tolerations"].GetListValue()
+		if l == nil {
+			l = &structpb.ListValue{}
+			s.Fields["tolerations"] = structpb.NewListValue(l)
+		}
+		l.Values = append(l.Values, structpb.NewStructValue(tol))
+	}
+	return nil
+}
+
+func constParam(v *structpb.Value) *pipelinespec.TaskInputsSpec_InputParameterSpec {
+	return &pipelinespec.TaskInputsSpec_InputParameterSpec{
+		Kind: &pipelinespec.TaskInputsSpec_InputParameterSpec_RuntimeValue{RuntimeValue: &pipelinespec.ValueOrRuntimeParameter{
+			Value: &pipelinespec.ValueOrRuntimeParameter_Constant{Constant: v},
+		}},
+	}
+}
+
+// paramSpec is v as an InputParameterSpec; a constant is read as type t
+// (a STRUCT constant is also accepted where t is LIST, as the driver takes
+// one toleration or a list).
+func paramSpec(v Value, t ParamType) (*pipelinespec.TaskInputsSpec_InputParameterSpec, error) {
+	switch v.kind {
+	case valueParam:
+		return &pipelinespec.TaskInputsSpec_InputParameterSpec{
+			Kind: &pipelinespec.TaskInputsSpec_InputParameterSpec_ComponentInputParameter{ComponentInputParameter: v.name},
+		}, nil
+	case valueOutput:
+		return &pipelinespec.TaskInputsSpec_InputParameterSpec{
+			Kind: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameter{TaskOutputParameter: &pipelinespec.TaskInputsSpec_InputParameterSpec_TaskOutputParameterSpec{
+				ProducerTask: v.task.Name, OutputParameterKey: v.name,
+			}},
+		}, nil
+	case valueConst:
+		c, err := constValue(v.constant, t)
+		if err != nil && t == List {
+			c, err = constValue(v.constant, Struct)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return constParam(c), nil
+	}
+	return nil, errors.New("not set")
 }
 
 // toStruct converts a message to a Struct through its protojson form, so the
@@ -718,20 +897,26 @@ func constValue(v any, t ParamType) (*structpb.Value, error) {
 			return structpb.NewBoolValue(b), nil
 		}
 	case List:
-		if l, ok := v.([]string); ok {
+		switch l := v.(type) {
+		case []string:
 			vals := make([]any, len(l))
 			for i, s := range l {
 				vals[i] = s
 			}
 			return structpb.NewValue(vals)
+		case []any:
+			return structpb.NewValue(l)
 		}
 	case Struct:
-		if m, ok := v.(map[string]string); ok {
+		switch m := v.(type) {
+		case map[string]string:
 			vals := make(map[string]any, len(m))
 			for k, s := range m {
 				vals[k] = s
 			}
 			return structpb.NewValue(vals)
+		case map[string]any:
+			return structpb.NewValue(m)
 		}
 	}
 	return nil, fmt.Errorf("value %v (%T) is not a %s", v, v, t)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/kubeflow/pipelines/api/v2alpha1/go/pipelinespec"
 	"google.golang.org/protobuf/testing/protocmp"
 )
 
@@ -208,6 +209,91 @@ func TestUnmarshalRejects(t *testing.T) {
 	} {
 		if _, err := Unmarshal([]byte(in)); err == nil {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestParseParamJSON: --param values of STRUCT and LIST parameters (a node
+// selector, tolerations) must be a JSON object and a JSON array.
+func TestParseParamJSON(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		t  pipelinespec.ParameterType_ParameterTypeEnum
+		ok bool
+	}{
+		{`{"cloud.google.com/gke-accelerator": "nvidia-l4"}`, pipelinespec.ParameterType_STRUCT, true},
+		{`{}`, pipelinespec.ParameterType_STRUCT, true},
+		{`[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]`, pipelinespec.ParameterType_LIST, true},
+		{`[]`, pipelinespec.ParameterType_LIST, true},
+		{`[]`, pipelinespec.ParameterType_STRUCT, false},
+		{`"nvidia-l4"`, pipelinespec.ParameterType_STRUCT, false},
+		{`{"key": "x"}`, pipelinespec.ParameterType_LIST, false},
+		{`cloud.google.com/gke-accelerator=nvidia-l4`, pipelinespec.ParameterType_STRUCT, false},
+	} {
+		_, err := ParseParam(tc.in, tc.t)
+		if (err == nil) != tc.ok {
+			t.Errorf("ParseParam(%s, %s): err %v, want ok %v", tc.in, tc.t, err, tc.ok)
+		}
+	}
+}
+
+// TestSchedulingParameters: a task's node selector, tolerations and
+// accelerator type taken from pipeline parameters are written as
+// kfp-kubernetes 2.14 and the KFP SDK 2.14 write them, and parameters of the
+// wrong type are refused at compile time.
+func TestSchedulingParameters(t *testing.T) {
+	build := func(f func(p *Pipeline, task *Task)) (*Compiled, error) {
+		p := NewPipeline("gpu", "")
+		task := p.Task(NewComponent("train", "img/train:1", "/bin/train"), Inputs{}).
+			WithResources(Resources{AcceleratorCount: 2})
+		f(p, task)
+		return Compile(p)
+	}
+	c, err := build(func(p *Pipeline, task *Task) {
+		task.WithAcceleratorType(p.StringParam("accelerator", "nvidia.com/gpu")).
+			WithNodeSelectorJSON(p.StructParam("node_selector", map[string]any{})).
+			WithTolerationJSON(p.ListParam("tolerations", []any{map[string]any{"key": "gpu", "operator": "Exists"}}))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"resourceType: '{{$.inputs.parameters[''pipelinechannel--accelerator'']}}'",
+		"resourceCount: \"2\"",
+		"pipelinechannel--accelerator:\n              componentInputParameter: accelerator",
+		"accelerator_type:\n              runtimeValue:\n                constant: '{{$.inputs.parameters[''pipelinechannel--accelerator'']}}'",
+		"nodeSelector:\n            nodeSelectorJson:\n              componentInputParameter: node_selector",
+		"tolerations:\n            - tolerationJson:\n                componentInputParameter: tolerations",
+		"#    tolerations: LIST [Default: [{\"key\":\"gpu\",\"operator\":\"Exists\"}]]",
+	} {
+		if !strings.Contains(string(y), want) {
+			t.Errorf("compiled YAML lacks %q:\n%s", want, y)
+		}
+	}
+	if strings.Contains(string(y), "type: nvidia.com/gpu") {
+		t.Errorf("a parameter's accelerator has a constant type:\n%s", y)
+	}
+
+	for name, f := range map[string]func(p *Pipeline, task *Task){
+		"node selector from a string": func(p *Pipeline, task *Task) { task.WithNodeSelectorJSON(p.StringParam("ns", "")) },
+		"tolerations from a number":   func(p *Pipeline, task *Task) { task.WithTolerationJSON(p.IntParam("tol", 1)) },
+		"undeclared parameter":        func(p *Pipeline, task *Task) { task.WithNodeSelectorJSON(Value{kind: valueParam, name: "nope"}) },
+		"accelerator from a list":     func(p *Pipeline, task *Task) { task.WithAcceleratorType(p.ListParam("acc", []string{})) },
+		"accelerator constant value":  func(p *Pipeline, task *Task) { task.WithAcceleratorType(Const("nvidia.com/gpu")) },
+		"accelerator twice": func(p *Pipeline, task *Task) {
+			task.Resources.Accelerator = "nvidia.com/gpu"
+			task.WithAcceleratorType(p.StringParam("acc", ""))
+		},
+		"list default not JSON": func(p *Pipeline, task *Task) {
+			task.WithTolerationJSON(p.ListParam("tol", []any{make(chan int)}))
+		},
+	} {
+		if _, err := build(f); err == nil {
+			t.Errorf("%s: compiled", name)
 		}
 	}
 }

@@ -261,7 +261,15 @@ type Task struct {
 	Mounts       []PVCMount
 	NodeSelector map[string]string
 	Tolerations  []Toleration
-	after        []*Task
+	// NodeSelectorJSON and TolerationJSON are the same, given as a value the
+	// KFP driver resolves when the task runs (a pipeline parameter): a STRUCT
+	// of labels, and LISTs or STRUCTs of Kubernetes tolerations.
+	NodeSelectorJSON Value
+	TolerationJSON   []Value
+	// AcceleratorType, when set, is the accelerator resource name as a value
+	// the driver resolves (Resources.Accelerator must then be empty).
+	AcceleratorType Value
+	after           []*Task
 }
 
 // Output refers to the task's output artifact name.
@@ -307,6 +315,25 @@ func (t *Task) WithTolerations(tol ...Toleration) *Task {
 	t.Tolerations = append(t.Tolerations, tol...)
 	return t
 }
+
+// WithNodeSelectorJSON sets the node selector from v, a STRUCT pipeline
+// parameter or constant of label -> value (kfp-kubernetes'
+// add_node_selector_json); it takes precedence over [Task.WithNodeSelector].
+func (t *Task) WithNodeSelectorJSON(v Value) *Task { t.NodeSelectorJSON = v; return t }
+
+// WithTolerationJSON adds the tolerations of v, a LIST (of tolerations) or
+// STRUCT (one toleration) pipeline parameter or constant in Kubernetes' JSON
+// form (key, operator, value, effect, tolerationSeconds): kfp-kubernetes'
+// add_toleration_json.
+func (t *Task) WithTolerationJSON(v Value) *Task {
+	t.TolerationJSON = append(t.TolerationJSON, v)
+	return t
+}
+
+// WithAcceleratorType takes the accelerator resource name from v, a STRING
+// pipeline parameter (the KFP SDK's set_accelerator_type on a pipeline
+// parameter); the count is Resources.AcceleratorCount (default 1).
+func (t *Task) WithAcceleratorType(v Value) *Task { t.AcceleratorType = v; return t }
 
 // After orders the task after others it takes no artifact from.
 func (t *Task) After(others ...*Task) *Task { t.after = append(t.after, others...); return t }
@@ -357,6 +384,14 @@ func (p *Pipeline) IntParam(name string, def int64) Value { return p.param(name,
 
 // FloatParam declares a float pipeline parameter with a default.
 func (p *Pipeline) FloatParam(name string, def float64) Value { return p.param(name, Float, def) }
+
+// StructParam declares a STRUCT (JSON object) pipeline parameter with a
+// default: a map[string]string or map[string]any of JSON values.
+func (p *Pipeline) StructParam(name string, def any) Value { return p.param(name, Struct, def) }
+
+// ListParam declares a LIST (JSON array) pipeline parameter with a default:
+// a []string or []any of JSON values.
+func (p *Pipeline) ListParam(name string, def any) Value { return p.param(name, List, def) }
 
 // BoolParam declares a boolean pipeline parameter with a default.
 func (p *Pipeline) BoolParam(name string, def bool) Value { return p.param(name, Bool, def) }

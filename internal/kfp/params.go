@@ -37,6 +37,14 @@ func ParseParam(s string, t pipelinespec.ParameterType_ParameterTypeEnum) (*stru
 		if err := protojson.Unmarshal([]byte(s), v); err != nil {
 			return nil, fmt.Errorf("%q is not JSON: %w", s, err)
 		}
+		// The driver reads a STRUCT as an object and a LIST as an array
+		// (a node selector, tolerations): anything else fails the task late.
+		if t == pipelinespec.ParameterType_STRUCT && v.GetStructValue() == nil {
+			return nil, fmt.Errorf("%q is not a JSON object", s)
+		}
+		if t == pipelinespec.ParameterType_LIST && v.GetListValue() == nil {
+			return nil, fmt.Errorf("%q is not a JSON array", s)
+		}
 		return v, nil
 	}
 	return nil, fmt.Errorf("parameter type %s is not supported", t)

@@ -100,8 +100,14 @@ func header(s *pipelinespec.PipelineSpec) string {
 			p := params[n]
 			def := ""
 			if p.DefaultValue != nil {
-				j, _ := protojson.Marshal(p.DefaultValue)
-				def = fmt.Sprintf(" [Default: %s]", j)
+				// encoding/json, not protojson, whose spacing varies by
+				// build: the header is byte-stable (a STRUCT default is
+				// written with sorted keys).
+				var j bytes.Buffer
+				enc := json.NewEncoder(&j)
+				enc.SetEscapeHTML(false)
+				enc.Encode(p.DefaultValue.AsInterface())
+				def = fmt.Sprintf(" [Default: %s]", bytes.TrimSpace(j.Bytes()))
 			}
 			fmt.Fprintf(&b, "#    %s: %s%s\n", n, p.ParameterType, def)
 		}

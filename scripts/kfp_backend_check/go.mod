@@ -7,8 +7,8 @@ require (
 	github.com/argoproj/argo-workflows/v3 v3.3.10
 	github.com/golang/protobuf v1.5.2
 	github.com/kubeflow/pipelines v0.0.0-20231208180049-c5658f09ec38
-	github.com/kubeflow/pipelines/api v0.0.0-20230331215358-758c91f76784
-	github.com/kubeflow/pipelines/kubernetes_platform v0.0.0-20230404213301-bd9f74e34de6
+	github.com/kubeflow/pipelines/api v0.0.0-20250102152816-873e9dedd766
+	github.com/kubeflow/pipelines/kubernetes_platform v0.0.0-20240725205754-d911c8b73b49
 	github.com/kubeflow/pipelines/third_party/ml-metadata v0.0.0-20230810215105-e1f0c010f800
 	google.golang.org/protobuf v1.30.0
 )

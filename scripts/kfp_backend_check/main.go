@@ -48,6 +48,61 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
+// runParams are the run's parameters: two of the training ones and the GPU
+// scheduling ones (`pipeline run --param node_selector=JSON ...`).
+const runParams = `{"hf_repo": "someone/model", "epochs": 2, "accelerator": "nvidia.com/gpu",` +
+	` "node_selector": {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"},` +
+	` "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}`
+
+// newerFields are the KubernetesExecutorConfig fields that take a value the
+// driver resolves at run time, added to kubernetes_executor_config.proto by
+// kubeflow/pipelines#11621 (2025-02) and read by the driver from KFP 2.5:
+// secretAsEnv[].secretNameParameter, pvcMount[].pvcNameParameter,
+// nodeSelector.nodeSelectorJson, tolerations[].tolerationJson.
+func stripNewerFields(cfg map[string]any) []string {
+	seen := map[string]bool{}
+	drop := func(m map[string]any, key string) {
+		if _, ok := m[key]; ok {
+			delete(m, key)
+			seen[key] = true
+		}
+	}
+	each := func(key string, f func(map[string]any)) {
+		l, _ := cfg[key].([]any)
+		for _, e := range l {
+			if m, ok := e.(map[string]any); ok {
+				f(m)
+			}
+		}
+	}
+	each("secretAsEnv", func(m map[string]any) { drop(m, "secretNameParameter") })
+	each("pvcMount", func(m map[string]any) { drop(m, "pvcNameParameter") })
+	if ns, ok := cfg["nodeSelector"].(map[string]any); ok {
+		drop(ns, "nodeSelectorJson")
+	}
+	each("tolerations", func(m map[string]any) { drop(m, "tolerationJson") })
+	return keys(seen)
+}
+
+// readK8sConfig reads a driver step's Kubernetes config as the driver's main
+// does (jsonpb, unknown fields an error).
+func readK8sConfig(k8s string) string {
+	err := jsonpb.UnmarshalString(k8s, &kubernetesplatform.KubernetesExecutorConfig{})
+	if err == nil {
+		return "ok"
+	}
+	var m map[string]any
+	if json.Unmarshal([]byte(k8s), &m) != nil {
+		return err.Error()
+	}
+	stripped := stripNewerFields(m)
+	b, _ := json.Marshal(m)
+	if len(stripped) == 0 || jsonpb.UnmarshalString(string(b), &kubernetesplatform.KubernetesExecutorConfig{}) != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("ok without %s (%v)", strings.Join(stripped, ", "), err)
+}
+
 // executorOutcome is what the launcher makes of one executor output file.
 type executorOutcome struct {
 	Parameters map[string]string `json:"parameters,omitempty"`
@@ -70,8 +125,13 @@ type record struct {
 	FinetuneLimits json.RawMessage `json:"finetune_resources"`
 	// The finetune driver step's kubernetes-config argument, and for every
 	// driver step whether the driver's jsonpb reading of it succeeds.
+	// A config the driver's protos reject is read again without the fields
+	// that take a value resolved at run time (newerFields): "ok without F"
+	// says the rest of it reads.
 	FinetuneK8s   json.RawMessage   `json:"finetune_kubernetes_config"`
 	K8sConfigRead map[string]string `json:"kubernetes_config_read"`
+	// The run's parameters as the root DAG driver gets them.
+	RuntimeConfig json.RawMessage `json:"root_runtime_config"`
 	// Driver steps of kfp-kubernetes' PVC components, and the tasks' retry
 	// policies as the Argo Workflow carries them (retryStrategy).
 	PVCSteps        []string          `json:"pvc_steps"`
@@ -139,7 +199,7 @@ func check(path string) (*record, error) {
 		Namespace:   "kubeflow-user-example-com",
 		RunDetails:  model.RunDetails{},
 		PipelineSpec: model.PipelineSpec{
-			RuntimeConfig: model.RuntimeConfig{Parameters: `{"hf_repo": "someone/model", "epochs": 2}`},
+			RuntimeConfig: model.RuntimeConfig{Parameters: runParams},
 		},
 	}
 	spec, err := tmpl.RunWorkflow(run, template.RunWorkflowOptions{RunId: "00000000-0000-0000-0000-000000000001"})
@@ -203,6 +263,8 @@ func check(path string) (*record, error) {
 					continue
 				}
 				switch p.Name {
+				case "runtime-config":
+					rec.RuntimeConfig = json.RawMessage(resolve(p.Value.String()))
 				case "container":
 					container = resolve(p.Value.String())
 				case "kubernetes-config":
@@ -218,12 +280,7 @@ func check(path string) (*record, error) {
 				rec.PVCSteps = append(rec.PVCSteps, name)
 			}
 			if k8s != "" {
-				cfg := &kubernetesplatform.KubernetesExecutorConfig{}
-				if err := jsonpb.UnmarshalString(k8s, cfg); err != nil {
-					rec.K8sConfigRead[name] = err.Error()
-				} else {
-					rec.K8sConfigRead[name] = "ok"
-				}
+				rec.K8sConfigRead[name] = readK8sConfig(k8s)
 			}
 			if name == "finetune" && k8s != "" {
 				rec.FinetuneK8s = json.RawMessage(k8s)

@@ -32,6 +32,7 @@ type backendRecord struct {
 	Resources       json.RawMessage            `json:"finetune_resources"`
 	K8s             json.RawMessage            `json:"finetune_kubernetes_config"`
 	K8sRead         map[string]string          `json:"kubernetes_config_read"`
+	RuntimeConfig   json.RawMessage            `json:"root_runtime_config"`
 	PVCSteps        []string                   `json:"pvc_steps"`
 	Retries         map[string]string          `json:"argo_retry_strategies"`
 	LauncherFile    string                     `json:"launcher_output_file"`
@@ -72,7 +73,9 @@ func readBackendRecord(t *testing.T, path string, o Options) backendRecord {
 }
 
 // TestKFPBackendAcceptsOurYAML asserts the recorded result of running the
-// KFP backend's own code (2023-12, the version pinned in go.mod) on our
+// KFP backend's own code (2023-12, pinned in scripts/kfp_backend_check/go.mod
+// with the pipelinespec of 2025-01 and kubernetes_platform of 2024-07, the
+// newest set the Go proxy serves that builds: docs/design.md §10) on our
 // compiled YAML and executor outputs:
 //   - the API server's upload path parsed it as a v2 pipeline, and its run
 //     path compiled it and its platform spec into an Argo Workflow, with
@@ -80,7 +83,11 @@ func readBackendRecord(t *testing.T, path string, o Options) backendRecord {
 //   - the driver steps of fetch, tokenize, finetune and upload carry
 //     hf-secret; finetune's carries the claim's mount at the checkpoint
 //     directory and the resource fields the driver turns into requests and
-//     limits (GPU included); the driver reads every step's Kubernetes config;
+//     limits (the GPU's type the accelerator parameter's placeholder); the
+//     driver reads every step's Kubernetes config except the fields that
+//     take a run-time value (secretNameParameter, pvcNameParameter,
+//     nodeSelectorJson, tolerationJson), which its protos predate and the
+//     KFP 2.5 driver reads;
 //   - the launcher (OutputMetadataFilepath, protojson into ExecutorOutput,
 //     then the converters to text and MLMD values) reads finetune's metrics
 //     as double custom properties, the KFP UI's scalar metrics, and upload's
@@ -104,10 +111,13 @@ func TestKFPBackendAcceptsOurYAML(t *testing.T) {
 	if diff := cmp.Diff([]string{"fetch", "finetune", "tokenize", "upload"}, rec.Secrets); diff != "" {
 		t.Errorf("executors given hf-secret (-want +got):\n%s", diff)
 	}
-	for step, read := range rec.K8sRead {
-		if read != "ok" {
-			t.Errorf("the driver cannot read %s's Kubernetes config: %s", step, read)
-		}
+	const newer = `ok without secretNameParameter (unknown field "secretNameParameter" in kfp_kubernetes.SecretAsEnv)`
+	wantRead := map[string]string{
+		"fetch": newer, "tokenize": newer, "upload": newer,
+		"finetune": `ok without nodeSelectorJson, pvcNameParameter, secretNameParameter, tolerationJson (unknown field "secretNameParameter" in kfp_kubernetes.SecretAsEnv)`,
+	}
+	if diff := cmp.Diff(wantRead, rec.K8sRead); diff != "" {
+		t.Errorf("the driver reading each step's Kubernetes config (-want +got):\n%s", diff)
 	}
 	var k8s struct {
 		PVCMount []struct {
@@ -147,7 +157,7 @@ func TestKFPBackendAcceptsOurYAML(t *testing.T) {
 		}
 	}
 	var res struct {
-		Accelerator struct{ Count, Type string }
+		Accelerator struct{ Count, Type, ResourceType, ResourceCount string }
 		CPULimit    float64 `json:"cpuLimit"`
 		CPURequest  float64 `json:"cpuRequest"`
 		MemoryLimit float64 `json:"memoryLimit"`
@@ -156,24 +166,50 @@ func TestKFPBackendAcceptsOurYAML(t *testing.T) {
 	if err := json.Unmarshal(rec.Resources, &res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Accelerator.Type != "nvidia.com/gpu" || res.Accelerator.Count != "1" || res.CPULimit != 8 || res.CPURequest != 4 || res.MemoryLimit != 32 || res.MemRequest != 16 {
+	if res.Accelerator.ResourceType != "{{$.inputs.parameters['pipelinechannel--accelerator']}}" || res.Accelerator.Type != "" ||
+		res.Accelerator.Count != "1" || res.Accelerator.ResourceCount != "1" || res.CPULimit != 8 || res.CPURequest != 4 || res.MemoryLimit != 32 || res.MemRequest != 16 {
 		t.Errorf("finetune resources the driver gets: %s", rec.Resources)
 	}
 }
 
-// TestKFPBackendGPUVariant records what the pinned backend makes of the
-// GPU-scheduling variant: it compiles, the node selector reaches the
-// driver, and the driver rejects tolerations, which its kubernetes_platform
-// (2023-04) does not know; README says tolerations need a newer backend.
+// TestKFPBackendGPUVariant asserts what the pinned backend makes of the
+// GPU-scheduling variant (defaults for a tainted L4 pool) run with other
+// scheduling parameters: the run's node_selector and tolerations reach the
+// root driver as JSON values, and finetune's driver step is told to take its
+// node selector and tolerations from those parameters.
 func TestKFPBackendGPUVariant(t *testing.T) {
 	rec := readBackendRecord(t, backendCheckGPU, gpuOptions())
+	var rc struct {
+		Params struct {
+			Accelerator  string            `json:"accelerator"`
+			NodeSelector map[string]string `json:"node_selector"`
+			Tolerations  []map[string]any  `json:"tolerations"`
+		} `json:"parameterValues"`
+	}
+	if err := json.Unmarshal(rec.RuntimeConfig, &rc); err != nil {
+		t.Fatalf("root runtime config %s: %v", rec.RuntimeConfig, err)
+	}
+	if rc.Params.Accelerator != "nvidia.com/gpu" || rc.Params.NodeSelector["cloud.google.com/gke-accelerator"] != "nvidia-tesla-t4" ||
+		len(rc.Params.Tolerations) != 1 || rc.Params.Tolerations[0]["key"] != "nvidia.com/gpu" {
+		t.Errorf("run parameters the root driver gets: %s", rec.RuntimeConfig)
+	}
 	var k8s struct {
-		NodeSelector struct{ Labels map[string]string } `json:"nodeSelector"`
+		NodeSelector struct {
+			JSON struct {
+				Param string `json:"componentInputParameter"`
+			} `json:"nodeSelectorJson"`
+		} `json:"nodeSelector"`
+		Tolerations []struct {
+			JSON struct {
+				Param string `json:"componentInputParameter"`
+			} `json:"tolerationJson"`
+		} `json:"tolerations"`
 	}
-	if err := json.Unmarshal(rec.K8s, &k8s); err != nil || k8s.NodeSelector.Labels["cloud.google.com/gke-accelerator"] != "nvidia-l4" {
-		t.Errorf("finetune's node selector does not reach the driver: %s (%v)", rec.K8s, err)
+	if err := json.Unmarshal(rec.K8s, &k8s); err != nil || k8s.NodeSelector.JSON.Param != NodeSelectorParam ||
+		len(k8s.Tolerations) != 1 || k8s.Tolerations[0].JSON.Param != TolerationsParam {
+		t.Errorf("finetune's scheduling the driver gets: %s (%v)", rec.K8s, err)
 	}
-	if got := rec.K8sRead["finetune"]; !strings.Contains(got, `unknown field "tolerations"`) {
-		t.Errorf("the pinned driver reading finetune's tolerations: %q (if it accepts them now, update README)", got)
+	if len(rec.Retries) != 0 {
+		t.Errorf("this backend now writes retry strategies (update README): %v", rec.Retries)
 	}
 }

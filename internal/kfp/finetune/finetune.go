@@ -69,9 +69,11 @@ type Options struct {
 	GPU GPU
 }
 
-// GPU is finetune's accelerator request and scheduling, written as the KFP
-// SDK (set_accelerator_type/limit) and kfp-kubernetes (add_node_selector,
-// add_toleration) write them.
+// GPU is finetune's accelerator request and scheduling: the defaults of
+// pipeline parameters accelerator, node_selector and tolerations, which the
+// pipeline passes as the KFP SDK (set_accelerator_type on a parameter) and
+// kfp-kubernetes (add_node_selector_json, add_toleration_json) do, so a run
+// may choose its GPU pool.
 type GPU struct {
 	// Accelerator is the resource name (default nvidia.com/gpu); Count
 	// defaults to 1.
@@ -80,6 +82,44 @@ type GPU struct {
 	// NodeSelector and Tolerations place the pod on the GPU node pool.
 	NodeSelector map[string]string
 	Tolerations  []kfp.Toleration
+}
+
+// Scheduling parameters: finetune's accelerator resource name, node
+// selector (a JSON object of label -> value) and tolerations (a JSON list
+// of Kubernetes tolerations: key, operator, value, effect,
+// tolerationSeconds).
+const (
+	AcceleratorParam  = "accelerator"
+	NodeSelectorParam = "node_selector"
+	TolerationsParam  = "tolerations"
+)
+
+// nodeSelectorDefault is the node_selector parameter's default.
+func (g GPU) nodeSelectorDefault() map[string]any {
+	m := make(map[string]any, len(g.NodeSelector))
+	for k, v := range g.NodeSelector {
+		m[k] = v
+	}
+	return m
+}
+
+// tolerationsDefault is the tolerations parameter's default, each
+// toleration in Kubernetes' JSON form (empty fields left out).
+func (g GPU) tolerationsDefault() []any {
+	l := make([]any, 0, len(g.Tolerations))
+	for _, t := range g.Tolerations {
+		m := map[string]any{}
+		for k, v := range map[string]string{"key": t.Key, "operator": t.Operator, "value": t.Value, "effect": t.Effect} {
+			if v != "" {
+				m[k] = v
+			}
+		}
+		if t.Seconds != nil {
+			m["tolerationSeconds"] = float64(*t.Seconds)
+		}
+		l = append(l, m)
+	}
+	return l
 }
 
 // DefaultAccelerator is finetune's accelerator resource unless set.
@@ -113,6 +153,9 @@ func New(o Options) *kfp.Pipeline {
 	seed := p.IntParam("seed", 42)
 	qaEval := p.StringParam("qa_eval", "")
 	saveSteps := p.IntParam("save_steps", 100)
+	accelerator := p.StringParam(AcceleratorParam, or(o.GPU.Accelerator, DefaultAccelerator))
+	nodeSelector := p.StructParam(NodeSelectorParam, o.GPU.nodeSelectorDefault())
+	tolerations := p.ListParam(TolerationsParam, o.GPU.tolerationsDefault())
 	var claim kfp.Value
 	var createPVC *kfp.Task
 	if o.CheckpointClaim != "" {
@@ -182,15 +225,14 @@ func New(o Options) *kfp.Pipeline {
 		}).
 		WithResources(kfp.Resources{
 			CPURequest: "4", CPULimit: "8", MemoryRequest: "16G", MemoryLimit: "32G",
-			Accelerator: or(o.GPU.Accelerator, DefaultAccelerator), AcceleratorCount: max(o.GPU.Count, 1),
+			AcceleratorCount: max(o.GPU.Count, 1),
 		}).
+		WithAcceleratorType(accelerator).
 		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN").
 		MountPVC(claim, CheckpointDir).
+		WithNodeSelectorJSON(nodeSelector).
+		WithTolerationJSON(tolerations).
 		WithRetry(retry)
-	if len(o.GPU.NodeSelector) > 0 {
-		train.WithNodeSelector(o.GPU.NodeSelector)
-	}
-	train.WithTolerations(o.GPU.Tolerations...)
 
 	upload := p.Task(component(im, "upload").
 		Input("--model-dir", "model_dir", kfp.Model).

@@ -18,7 +18,7 @@ var update = flag.Bool("update", false, "rewrite testdata/kfllm-finetune.yaml")
 
 const (
 	oursGolden = "../testdata/kfllm-finetune.yaml"
-	// Written by scripts/kfp_golden.py with the KFP SDK 2.7.0 + kfp-kubernetes 1.2.0.
+	// Written by scripts/kfp_golden.py with the KFP SDK 2.14.3 + kfp-kubernetes 2.14.3.
 	sdkGolden = "../testdata/kfp_sdk_golden.yaml"
 	// Written by scripts/kfp_load_check.py.
 	loadCheck = "../testdata/kfp_load_check.json"
@@ -117,7 +117,7 @@ func TestMatchesKFPSDK(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sdk.Spec.SdkVersion != "kfp-2.7.0" || ours.Spec.SdkVersion != kfp.SDKVersion {
+			if sdk.Spec.SdkVersion != "kfp-2.14.3" || ours.Spec.SdkVersion != kfp.SDKVersion {
 				t.Errorf("sdkVersion: sdk %q, ours %q", sdk.Spec.SdkVersion, ours.Spec.SdkVersion)
 			}
 			sdk.Spec.SdkVersion, ours.Spec.SdkVersion = "", ""
@@ -152,8 +152,10 @@ func TestKFPLoadsOurYAML(t *testing.T) {
 		OuterTasks []string `json:"outer_tasks"`
 		Secrets    []string `json:"outer_secret_executors"`
 		GPU        struct {
-			Type  string `json:"type"`
-			Count string `json:"count"`
+			Type          string `json:"type"`
+			Count         string `json:"count"`
+			ResourceType  string `json:"resourceType"`
+			ResourceCount string `json:"resourceCount"`
 		} `json:"outer_finetune_accelerator"`
 		Error string `json:"error"`
 	}
@@ -174,7 +176,9 @@ func TestKFPLoadsOurYAML(t *testing.T) {
 	if diff := cmp.Diff([]string{"exec-fetch", "exec-finetune", "exec-tokenize", "exec-upload"}, rec.Secrets); diff != "" {
 		t.Errorf("executors with hf-secret after KFP recompiled (-want +got):\n%s", diff)
 	}
-	if rec.GPU.Type != "nvidia.com/gpu" || rec.GPU.Count != "1" {
+	// The accelerator type stays the pipeline parameter's placeholder.
+	if rec.GPU.ResourceType != "{{$.inputs.parameters['pipelinechannel--accelerator']}}" || rec.GPU.ResourceCount != "1" ||
+		rec.GPU.Count != "1" || rec.GPU.Type != "" {
 		t.Errorf("finetune accelerator after KFP recompiled: %+v", rec.GPU)
 	}
 	var want []string

@@ -25,7 +25,10 @@
 // WORKDIR/.claims/NAME, mounted by rewriting the mount path in the task's
 // arguments. Tasks run one at a time; a task with a retry policy runs again
 // after its backoff; the first failure that exhausts them stops the run with
-// its exit code and the tail of its log.
+// its exit code and the tail of its log. Scheduling is not applied: resource
+// requests, the accelerator and the node selector and tolerations (constant
+// or from pipeline parameters such as node_selector) are read past, so a
+// pipeline run here takes the same parameters as on the cluster.
 //
 // With caching on, a task whose cache is enabled in the IR is skipped when a
 // previous run executed the same executor with the same parameter values and

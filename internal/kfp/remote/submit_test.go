@@ -273,6 +273,28 @@ func TestSubmitUploadsThenReuses(t *testing.T) {
 	}
 }
 
+// TestSubmitGPUPool: a run on a GPU pool (pipeline run --param
+// node_selector=JSON --param tolerations=JSON) sends the scheduling
+// parameters as JSON values in the run's runtime config.
+func TestSubmitGPUPool(t *testing.T) {
+	f, srv := newFake(t, "")
+	o := opts(srv, io.Discard)
+	o.Params = map[string]string{"hf_repo": "me/model", "accelerator": "nvidia.com/gpu",
+		"node_selector": `{"cloud.google.com/gke-accelerator": "nvidia-l4"}`,
+		"tolerations":   `[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]`}
+	res, err := Submit(context.Background(), compiledYAML(t, "v1"), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := f.runs[res.RunID]["runtime_config"].(map[string]any)["parameters"].(map[string]any)
+	ns, _ := params["node_selector"].(map[string]any)
+	tol, _ := params["tolerations"].([]any)
+	if params["accelerator"] != "nvidia.com/gpu" || ns["cloud.google.com/gke-accelerator"] != "nvidia-l4" || len(tol) != 1 ||
+		tol[0].(map[string]any)["effect"] != "NoSchedule" {
+		t.Errorf("GPU run parameters = %#v", params)
+	}
+}
+
 func TestSubmitWait(t *testing.T) {
 	f, srv := newFake(t, "")
 	var out strings.Builder
@@ -335,6 +357,9 @@ func TestSubmitRejectsBeforeCalling(t *testing.T) {
 		"unknown param": {Params: map[string]string{"epoch": "1"}},
 		"bad float":     {Params: map[string]string{"learning_rate": "fast"}},
 		"bad host":      {Host: "localhost:8888"},
+		// node_selector is a STRUCT, tolerations a LIST (finetune's GPU pool).
+		"node selector not an object": {Params: map[string]string{"node_selector": "cloud.google.com/gke-accelerator=nvidia-l4"}},
+		"tolerations not an array":    {Params: map[string]string{"tolerations": `{"key": "nvidia.com/gpu"}`}},
 	} {
 		if o.Host == "" {
 			o.Host = srv.URL
