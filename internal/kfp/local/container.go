@@ -143,14 +143,14 @@ func (r *runner) podEnv(t *task, pod string) ([]string, error) {
 // containerLayout is where a task's files are, inside its container and on
 // the host, under a Runtime.
 type containerLayout struct {
-	root     string            // the task root in the container
-	tmp      string            // host directory for /tmp
-	inputs   map[string]string // input artifact -> container path
-	outputs  map[string]string // output artifact -> container path
-	params   map[string]string // output parameter -> container file
-	hostPar  map[string]string // output parameter -> host file
-	execOut  string            // host path of the executor output
-	mounts   []Mount
+	root    string            // the task root in the container
+	tmp     string            // host directory for /tmp
+	inputs  map[string]string // input artifact -> container path
+	outputs map[string]string // output artifact -> container path
+	params  map[string]string // output parameter -> container file
+	hostPar map[string]string // output parameter -> host file
+	execOut string            // host path of the executor output
+	mounts  []Mount
 }
 
 // layout places a task's inputs and outputs as the launcher does; dir is
