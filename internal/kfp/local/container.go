@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -61,8 +62,9 @@ type Mount struct {
 //   - the run's pipeline root is PipelineRoot/PIPELINE/RUN-ID; an output
 //     artifact's URI is ROOT/TASK/UUID/NAME (one UUID per execution), and
 //     its path in the pod is the URI with minio:// replaced by /minio/
-//     (gs:// by /gcs/, s3:// by /s3/), where the launcher downloads the
-//     inputs and from where it uploads the outputs;
+//     (gs:// by /gcs/, s3:// by /s3/), from where the launcher uploads the
+//     outputs and where it downloads the inputs (a writable copy: what a
+//     task changes there reaches no other task);
 //   - an output parameter's file is /tmp/kfp/outputs/NAME, the executor
 //     output /tmp/kfp_outputs/output_metadata.json ([executor.LauncherPath]);
 //   - the pod has emptyDirs at /kfp-launcher, /gcs, /s3, /minio, /.local,
@@ -164,9 +166,10 @@ func (r *runner) layout(t *task, dir string, in *taskInputs, outArtifacts map[st
 	if err != nil {
 		return nil, err
 	}
-	// The pod's /tmp lies beside the task directories, out of the task root.
+	// The pod's /tmp and its copies of the inputs lie beside the task
+	// directories, out of the task root.
 	tmp := filepath.Join(filepath.Dir(absDir), ".pods", t.name, "tmp")
-	if err := os.RemoveAll(tmp); err != nil {
+	if err := os.RemoveAll(filepath.Dir(tmp)); err != nil {
 		return nil, err
 	}
 	l := &containerLayout{root: root, tmp: tmp, inputs: map[string]string{}, outputs: map[string]string{},
@@ -186,12 +189,14 @@ func (r *runner) layout(t *task, dir string, in *taskInputs, outArtifacts map[st
 		if !ok {
 			return nil, fmt.Errorf("input %s: task %s has not run in a container", name, toa.GetProducerTask())
 		}
-		host, err := filepath.Abs(in.artifacts[name])
-		if err != nil {
-			return nil, err
+		// The launcher downloads each input into the pod's /minio emptyDir:
+		// a writable copy, whose changes reach no other task.
+		cp := filepath.Join(filepath.Dir(tmp), "inputs", name)
+		if err := copyTree(in.artifacts[name], cp); err != nil {
+			return nil, fmt.Errorf("input %s: %w", name, err)
 		}
 		l.inputs[name] = path.Join(proot, toa.GetOutputArtifactKey())
-		l.mounts = append(l.mounts, Mount{Host: host, Container: l.inputs[name], ReadOnly: true})
+		l.mounts = append(l.mounts, Mount{Host: cp, Container: l.inputs[name]})
 	}
 	return l, nil
 }
@@ -201,4 +206,56 @@ func sortMounts(m []Mount) {
 	sort.SliceStable(m, func(i, j int) bool {
 		return strings.Count(m[i].Container, "/") < strings.Count(m[j].Container, "/")
 	})
+}
+
+// copyTree copies a file or a directory tree (regular files, directories,
+// symbolic links) to dst, which must not exist.
+func copyTree(src, dst string) error {
+	src, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return err
+	}
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(to, 0o755)
+		case d.Type()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, to)
+		case d.Type().IsRegular():
+			if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+				return err
+			}
+			return copyFile(p, to)
+		}
+		return fmt.Errorf("copy %s: not a regular file, directory or link", p)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }

@@ -166,8 +166,13 @@ func TestRunInContainers(t *testing.T) {
 			t.Errorf("finetune argv lacks %q:\n%s", want, argv)
 		}
 	}
-	if !slices.Contains(ft.Mounts, Mount{Host: filepath.Join(run, "tokenize", "output_dataset"), Container: roots["tokenize"] + "/output_dataset", ReadOnly: true}) {
-		t.Errorf("finetune's input is not bound read-only at the launcher's path: %+v", ft.Mounts)
+	// The input is a copy, as the launcher downloads it: a change to it
+	// does not reach the producer's output.
+	in, ok := host(ft, roots["tokenize"]+"/output_dataset")
+	if !ok || strings.HasPrefix(in, filepath.Join(run, "tokenize")) {
+		t.Errorf("finetune's input at the launcher's path is %q, want a copy: %+v", in, ft.Mounts)
+	} else if b, err := os.ReadFile(filepath.Join(in, "chain.txt")); err != nil || string(b) != "fetch\ntokenize\n" {
+		t.Errorf("finetune's input copy holds %q, %v", b, err)
 	}
 	claim := filepath.Join(work, ".claims", "r1-kfllm-checkpoints")
 	if !slices.Contains(ft.Mounts, Mount{Host: claim, Container: "/kfllm/checkpoints"}) {
