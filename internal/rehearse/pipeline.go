@@ -121,7 +121,7 @@ func (o Options) pipeline(ctx context.Context, rc *Runc) (*pipelineRun, error) {
 		WorkDir: runs, RunID: runID, Params: params,
 		Env:     []string{}, // nothing of this shell reaches a task
 		Secrets: map[string]map[string]string{"hf-secret": secret},
-		Runtime: tasks, Out: o.Log,
+		Runtime: tasks, Launcher: o.Launcher, Out: o.Log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline %s: %w", o.Pipeline, err)

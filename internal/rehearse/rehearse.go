@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kfllm/kfllm/internal/image"
+	"github.com/kfllm/kfllm/internal/kfp/local"
 )
 
 // Options configure a rehearsal.
@@ -43,6 +44,9 @@ type Options struct {
 	Train, Eval int
 	Seed        int64
 	MaxSteps    int
+	// Launcher is the KFP backend whose launcher the tasks' containers
+	// follow (default KFP 2.14's layout).
+	Launcher local.Launcher
 	// BrowserTest, when set, is run while the UI container serves, with
 	// KFLLM_UI_URL, KFLLM_UI_MODEL, KFLLM_UI_CONTEXT and KFLLM_UI_QUESTION
 	// in its environment (the Makefile runs ui/server's TestBrowserDeployedUI).
@@ -94,6 +98,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	rc.Work = o.Work
+	if err := rc.pruneRootfs(); err != nil {
+		return nil, err
+	}
 	res := &Result{Stages: map[string]time.Duration{}}
 	stage := func(name string, fn func() error) error {
 		start := time.Now()

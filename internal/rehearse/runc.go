@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,50 @@ func (r *Runc) Run(ctx context.Context, c local.Container) (int, error) {
 	return 0, nil
 }
 
+// pruneRootfs removes the unpacked root file systems of images that are no
+// longer in r.Images (each is some 500 MB; every commit changes the digests).
+func (r *Runc) pruneRootfs() error {
+	cache := r.rootfs()
+	keep := map[string]bool{}
+	layouts, err := os.ReadDir(r.Images)
+	if err != nil {
+		return fmt.Errorf("images: %w", err)
+	}
+	for _, l := range layouts {
+		img, err := image.Open(filepath.Join(r.Images, l.Name()))
+		if err != nil {
+			continue // not a layout
+		}
+		if d, err := img.Digest(); err == nil {
+			keep[d.Hex] = true
+		}
+	}
+	entries, err := os.ReadDir(cache)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if hexDigestRE.MatchString(e.Name()) && !keep[e.Name()] {
+			if err := os.RemoveAll(filepath.Join(cache, e.Name())); err != nil {
+				return fmt.Errorf("prune %s: %w", e.Name(), err)
+			}
+		}
+	}
+	return nil
+}
+
+var hexDigestRE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func (r *Runc) rootfs() string {
+	if r.Rootfs != "" {
+		return r.Rootfs
+	}
+	return filepath.Join(r.Work, "rootfs")
+}
+
 // chownTree gives a writable volume to the container's user.
 func chownTree(root string, uid int) error {
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -107,11 +152,7 @@ type container struct {
 
 // start starts NAME's image with run; its output goes to out and is kept.
 func (r *Runc) start(ctx context.Context, name string, run image.Run, out io.Writer) (*container, error) {
-	cache := r.Rootfs
-	if cache == "" {
-		cache = filepath.Join(r.Work, "rootfs")
-	}
-	root, cfg, err := image.Rootfs(filepath.Join(r.Images, name), cache)
+	root, cfg, err := image.Rootfs(filepath.Join(r.Images, name), r.rootfs())
 	if err != nil {
 		return nil, err
 	}

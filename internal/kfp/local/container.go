@@ -73,12 +73,16 @@ type Mount struct {
 //     besides the container's env and the platform spec's secrets.
 //
 // KFP 2.15 moved the executor output under the task root
-// (ROOT/TASK/UUID/output_metadata.json); a component that writes only
-// executor.LauncherPath loses its metrics there.
+// (ROOT/TASK/UUID/output_metadata.json, the driver's outputs.outputFile,
+// which the launcher reads); see ExecutorOutputInTaskRoot.
 type Launcher struct {
 	// PipelineRoot is the object store root (default KFP's
 	// minio://mlpipeline/v2/artifacts).
 	PipelineRoot string
+	// ExecutorOutputInTaskRoot reads the executor output where KFP 2.15
+	// and later read it, TASKROOT/output_metadata.json, instead of
+	// /tmp/kfp_outputs/output_metadata.json.
+	ExecutorOutputInTaskRoot bool
 }
 
 // DefaultPipelineRoot is KFP's default pipeline root (backend/src/v2/config).
@@ -175,6 +179,9 @@ func (r *runner) layout(t *task, dir string, in *taskInputs, outArtifacts map[st
 	l := &containerLayout{root: root, tmp: tmp, inputs: map[string]string{}, outputs: map[string]string{},
 		params: map[string]string{}, hostPar: map[string]string{}}
 	l.execOut = filepath.Join(l.tmp, strings.TrimPrefix(executor.LauncherPath, "/tmp/"))
+	if r.o.Launcher.ExecutorOutputInTaskRoot {
+		l.execOut = filepath.Join(absDir, "output_metadata.json")
+	}
 	l.mounts = append(l.mounts, Mount{Host: absDir, Container: root})
 	for name := range outArtifacts {
 		l.outputs[name] = path.Join(root, name)

@@ -18,6 +18,9 @@ import (
 // wrong shows as a missing file.
 type podRuntime struct {
 	seen []Container
+	// execOut is where the components write their executor output in the
+	// container (default executor.LauncherPath, what kfp/executor writes).
+	execOut func(c Container) string
 }
 
 var _ Runtime = (*podRuntime)(nil)
@@ -96,6 +99,12 @@ func (r *podRuntime) Run(_ context.Context, c Container) (int, error) {
 	}
 	if eo != "" {
 		p := filepath.Join(c.Tmp, "kfp_outputs", "output_metadata.json")
+		if r.execOut != nil {
+			var ok bool
+			if p, ok = host(c, r.execOut(c)); !ok {
+				return 1, fmt.Errorf("executor output %s is on the read-only root", r.execOut(c))
+			}
+		}
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return 1, err
 		}
@@ -192,5 +201,35 @@ func TestRunInContainers(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "from-file") {
 		t.Error("the secret's value reached the output")
+	}
+}
+
+// TestRunInContainersKFP215: with the executor output in the task root (KFP
+// 2.15 and later), it is read there, beside the task's output artifacts.
+func TestRunInContainersKFP215(t *testing.T) {
+	work := t.TempDir()
+	root := regexp.MustCompile(`^/minio/mlpipeline/v2/artifacts/kfllm-finetune/r1/[a-z]+/[0-9a-f-]{36}$`)
+	rt := &podRuntime{execOut: func(c Container) string {
+		for _, m := range c.Mounts {
+			if root.MatchString(m.Container) && strings.Contains(m.Container, "/"+c.Task+"/") {
+				return m.Container + "/output_metadata.json"
+			}
+		}
+		return "/nowhere"
+	}}
+	var out strings.Builder
+	res, err := RunFile(context.Background(), pipelineYAML, Options{
+		WorkDir: work, RunID: "r1", Params: map[string]string{"hf_repo": "me/model"}, Env: []string{},
+		Secrets: map[string]map[string]string{"hf-secret": {"HF_TOKEN": "x"}},
+		Runtime: rt, Launcher: Launcher{ExecutorOutputInTaskRoot: true}, Out: &out,
+	})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if res.Outputs["commit_sha"].GetStringValue() != "c0ffee" || res.Tasks[3].Metadata["metrics"]["eval_loss"] != 1.5 {
+		t.Errorf("the executor outputs in the task roots were not read: outputs %v, finetune metadata %v", res.Outputs, res.Tasks[3].Metadata)
+	}
+	if _, err := os.Stat(filepath.Join(work, "r1", "upload", "output_metadata.json")); err != nil {
+		t.Errorf("upload's executor output is not in its task directory: %v", err)
 	}
 }
