@@ -45,6 +45,9 @@ type Run struct {
 	// Scratch are fresh tmpfs directories (a pod's emptyDirs), mounted
 	// before Mounts, which may lie under them.
 	Scratch []string
+	// MemoryLimit, when positive, is the container's memory limit in bytes
+	// (a pod's resources.limits.memory; the kernel's OOM killer enforces it).
+	MemoryLimit int64
 	// Hostname of the container; its network is the host's, so a server in
 	// it is reachable on the host's loopback.
 	Hostname string
@@ -135,6 +138,9 @@ func Bundle(dir, rootfs string, cfg *v1.ConfigFile, r Run) error {
 				"/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
 			"readonlyPaths": []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
+	}
+	if r.MemoryLimit > 0 {
+		spec["linux"].(map[string]any)["resources"] = map[string]any{"memory": map[string]any{"limit": r.MemoryLimit}}
 	}
 	spec["root"] = map[string]any{"path": abs, "readonly": true}
 	b, err := json.MarshalIndent(spec, "", "\t")

@@ -67,6 +67,11 @@ func (o Options) pod(spec *podSpec, configMaps, secrets map[string]map[string]st
 		p.ports[cp.ContainerPort] = hp
 	}
 	p.run = image.Run{Env: env, Scratch: slices.DeleteFunc(scratch, func(s string) bool { return s == "/tmp" })}
+	if q, ok := c.Resources.Limits["memory"]; ok {
+		if p.run.MemoryLimit, err = memoryBytes(q); err != nil {
+			return nil, fmt.Errorf("container %s: %w", c.Name, err)
+		}
+	}
 	for _, s := range append([]string{}, c.Command...) {
 		p.run.Command = append(p.run.Command, expand(s, env))
 	}

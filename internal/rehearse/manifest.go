@@ -53,6 +53,9 @@ type containerSpec struct {
 		Name          string
 		ContainerPort int `yaml:"containerPort"`
 	}
+	Resources struct {
+		Limits map[string]string
+	}
 	StartupProbe    *probe `yaml:"startupProbe"`
 	LivenessProbe   *probe `yaml:"livenessProbe"`
 	ReadinessProbe  *probe `yaml:"readinessProbe"`
@@ -284,4 +287,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+var quantityRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$`)
+
+// memoryBytes reads a Kubernetes memory quantity ("256Mi", "24Gi", "1G",
+// "1048576").
+func memoryBytes(q string) (int64, error) {
+	m := quantityRE.FindStringSubmatch(q)
+	if m == nil {
+		return 0, fmt.Errorf("memory quantity %q: want a number with an optional Ki, Mi, Gi, Ti, k, M, G or T suffix", q)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, fmt.Errorf("memory quantity %q: %w", q, err)
+	}
+	mult := map[string]float64{"": 1, "Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30, "Ti": 1 << 40, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}[m[2]]
+	return int64(v * mult), nil
 }

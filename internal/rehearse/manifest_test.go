@@ -45,6 +45,9 @@ func TestServingPodFromManifest(t *testing.T) {
 	if !slices.Equal(p.run.Scratch, []string{"/var/cache/huggingface"}) {
 		t.Errorf("scratch %q, want the cache volume", p.run.Scratch)
 	}
+	if p.run.MemoryLimit != 24<<30 {
+		t.Errorf("memory limit %d, want the manifest's 24Gi", p.run.MemoryLimit)
+	}
 	ready, err := p.probeURL(p.c.ReadinessProbe)
 	if err != nil || ready != "http://127.0.0.1:"+itoa(port)+"/v1/models/llm-api" {
 		t.Errorf("readiness probe %q, %v", ready, err)
@@ -108,3 +111,16 @@ func TestManifestErrors(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestMemoryBytes(t *testing.T) {
+	for q, want := range map[string]int64{"256Mi": 256 << 20, "24Gi": 24 << 30, "1G": 1e9, "1048576": 1 << 20, "1.5Gi": 3 << 29} {
+		if got, err := memoryBytes(q); err != nil || got != want {
+			t.Errorf("memoryBytes(%q) = %d, %v; want %d", q, got, err, want)
+		}
+	}
+	for _, q := range []string{"", "1Gb", "-1Gi", "Gi"} {
+		if _, err := memoryBytes(q); err == nil {
+			t.Errorf("memoryBytes(%q) accepted", q)
+		}
+	}
+}

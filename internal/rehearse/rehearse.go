@@ -18,6 +18,7 @@ import (
 
 	"github.com/kfllm/kfllm/internal/image"
 	"github.com/kfllm/kfllm/internal/kfp/local"
+	"github.com/kfllm/kfllm/internal/synth"
 )
 
 // Options configure a rehearsal.
@@ -44,6 +45,12 @@ type Options struct {
 	Train, Eval int
 	Seed        int64
 	MaxSteps    int
+	// Params override make demo's pipeline parameters (tests: a tiny
+	// model's limits).
+	Params map[string]string
+	// Context and Question, when set, are asked instead of the first
+	// held-out record.
+	Context, Question string
 	// Launcher is the KFP backend whose launcher the tasks' containers
 	// follow (default KFP 2.14's layout).
 	Launcher local.Launcher
@@ -128,6 +135,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return err
 	}); err != nil {
 		return res, err
+	}
+	if o.Question != "" {
+		run.question = synth.Record{Context: o.Context, Question: o.Question}
 	}
 	res.Metrics, res.Question, res.Expected = run.metrics, run.question.Question, run.question.Answer
 	var c *cluster

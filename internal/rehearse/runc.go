@@ -55,7 +55,7 @@ func (r *Runc) Run(ctx context.Context, c local.Container) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	run := image.Run{Command: c.Argv, Env: c.Env, Tmp: c.Tmp, Scratch: c.Scratch, Hostname: c.Pod}
+	run := image.Run{Command: c.Argv, Env: c.Env, Tmp: c.Tmp, Scratch: c.Scratch, Hostname: c.Pod, MemoryLimit: c.MemoryLimit}
 	if err := os.MkdirAll(c.Tmp, 0o755); err != nil {
 		return -1, err
 	}

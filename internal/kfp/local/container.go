@@ -45,6 +45,9 @@ type Container struct {
 	Scratch []string
 	// Mounts are the artifacts and claims, parents before children.
 	Mounts []Mount
+	// MemoryLimit is the executor's memory limit in bytes (0: none); the
+	// driver gives the pod memoryLimit G.
+	MemoryLimit int64
 	// Out receives the container's stdout and stderr.
 	Out io.Writer
 }

@@ -164,6 +164,9 @@ func TestRunInContainers(t *testing.T) {
 		}
 	}
 	ft := rt.seen[2]
+	if ft.MemoryLimit != 32e9 || rt.seen[3].MemoryLimit != 4e9 {
+		t.Errorf("memory limits %d (finetune), %d (upload), want the executors' memoryLimit 32 and 4 G", ft.MemoryLimit, rt.seen[3].MemoryLimit)
+	}
 	argv := strings.Join(ft.Argv, " ")
 	for _, want := range []string{
 		"--input-dataset " + roots["tokenize"] + "/output_dataset ",

@@ -353,7 +353,8 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 			return fail(err)
 		}
 		r.roots[t.name] = l.root
-		c := Container{Task: t.name, Pod: pod, Image: t.container.Image, Argv: argv, Env: env, Tmp: l.tmp, Scratch: launcherScratch, Mounts: l.mounts}
+		c := Container{Task: t.name, Pod: pod, Image: t.container.Image, Argv: argv, Env: env, Tmp: l.tmp, Scratch: launcherScratch, Mounts: l.mounts,
+			MemoryLimit: int64(t.container.GetResources().GetMemoryLimit() * 1e9)}
 		run = func(ctx context.Context, w io.Writer) error {
 			c.Out = w
 			code, err := r.o.Runtime.Run(ctx, c)
