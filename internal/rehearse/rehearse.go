@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kfllm/kfllm/internal/image"
@@ -81,6 +82,21 @@ func (o *Options) defaults() {
 	if o.Log == nil {
 		o.Log = os.Stderr
 	}
+	// The containers' output is copied to Log from their own goroutines
+	// while the rehearsal writes its progress: one lock keeps lines whole.
+	o.Log = &lockedWriter{w: o.Log}
+}
+
+// lockedWriter serialises writes to w.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 // Result is what a rehearsal measured.
