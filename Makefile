@@ -116,9 +116,12 @@ pin-pipeline: ## pin the compiled pipeline's images to the digests push-images p
 
 .PHONY: rehearse
 REHEARSE_OUT ?= out/rehearse
-rehearse: setup ## the CPU images under runc: each binary as uid 65532 on a read-only root, serving + UI answering (needs root, runc)
+rehearse: setup ## the CPU images under runc: the compiled pipeline task by task as KFP's launcher runs it, then serving + UI from the manifests, a question, the browser test (needs root, runc)
 	@$(MAKE) --no-print-directory images IMAGE_FLAVOR=cpu IMAGES_OUT=$(REHEARSE_OUT)/images
-	$(GO) run ./build/rehearse --images $(REHEARSE_OUT)/images --work $(REHEARSE_OUT) --names "$(IMAGES)"
+	$(GO) run ./pipeline compile -o $(REHEARSE_OUT)/pipeline.yaml
+	$(GO) run ./build/rehearse --images $(REHEARSE_OUT)/images --work $(REHEARSE_OUT) --names "$(IMAGES)" \
+		--pipeline $(REHEARSE_OUT)/pipeline.yaml --manifests manifests \
+		--browser-test "$(GO) test -count=1 -v -run ^TestBrowserDeployedUI$$ ./ui/server"
 
 api-deploy: ## InferenceService llm-api serving MODEL_ID=OWNER/NAME[@REV] (a run's commit_sha; default HF_REPO) in NAMESPACE
 	@NAMESPACE=$(NAMESPACE) TRUST_DOMAIN=$(TRUST_DOMAIN) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) MODEL_ID=$(MODEL_ID) bash scripts/deploy.sh api-deploy

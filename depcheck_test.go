@@ -39,6 +39,7 @@ var light = []string{
 	"github.com/kfllm/kfllm/internal/image",
 	"github.com/kfllm/kfllm/build/images",
 	"github.com/kfllm/kfllm/build/rehearse",
+	"github.com/kfllm/kfllm/internal/rehearse",
 	"github.com/kfllm/kfllm/bench/soak",
 }
 

@@ -39,6 +39,15 @@ type Run struct {
 	Args    []string
 	Env     []string
 	Mounts  []Mount
+	// Tmp, when set, is a host directory for /tmp instead of a fresh tmpfs
+	// (so that what a process leaves there can be read after it exits).
+	Tmp string
+	// Scratch are fresh tmpfs directories (a pod's emptyDirs), mounted
+	// before Mounts, which may lie under them.
+	Scratch []string
+	// MemoryLimit, when positive, is the container's memory limit in bytes
+	// (a pod's resources.limits.memory; the kernel's OOM killer enforces it).
+	MemoryLimit int64
 	// Hostname of the container; its network is the host's, so a server in
 	// it is reachable on the host's loopback.
 	Hostname string
@@ -78,8 +87,15 @@ func Bundle(dir, rootfs string, cfg *v1.ConfigFile, r Run) error {
 		{"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": []string{"nosuid", "noexec", "nodev", "mode=1777", "size=268435456"}},
 		{"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": []string{"nosuid", "noexec", "nodev"}},
 		{"destination": "/sys", "type": "bind", "source": "/sys", "options": []string{"rbind", "nosuid", "noexec", "nodev", "ro"}},
-		{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "nodev", "mode=1777", "size=2147483648"}},
 		{"destination": "/etc/resolv.conf", "type": "bind", "source": "/etc/resolv.conf", "options": []string{"rbind", "ro"}},
+	}
+	if r.Tmp == "" {
+		mounts = append(mounts, map[string]any{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "nodev", "mode=1777", "size=2147483648"}})
+	} else {
+		r.Mounts = append([]Mount{{Host: r.Tmp, Container: "/tmp"}}, r.Mounts...)
+	}
+	for _, d := range r.Scratch {
+		mounts = append(mounts, map[string]any{"destination": d, "type": "tmpfs", "source": "tmpfs", "options": []string{"nosuid", "nodev", "mode=1777"}})
 	}
 	for _, m := range r.Mounts {
 		host, err := filepath.Abs(m.Host)
@@ -122,6 +138,9 @@ func Bundle(dir, rootfs string, cfg *v1.ConfigFile, r Run) error {
 				"/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
 			"readonlyPaths": []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
 		},
+	}
+	if r.MemoryLimit > 0 {
+		spec["linux"].(map[string]any)["resources"] = map[string]any{"memory": map[string]any{"limit": r.MemoryLimit}}
 	}
 	spec["root"] = map[string]any{"path": abs, "readonly": true}
 	b, err := json.MarshalIndent(spec, "", "\t")

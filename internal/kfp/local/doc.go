@@ -34,4 +34,13 @@
 // previous run executed the same executor with the same parameter values and
 // input artifacts of the same content (sha256 over the files); its outputs are
 // then links to that run's outputs. The cache index is WORKDIR/.cache/.
+//
+// With Options.Runtime (make rehearse: runc), each task runs in its image
+// instead, as the KFP v2 driver and launcher run its pod ([Launcher]): the
+// image's own command, placeholders resolved to the launcher's /minio paths,
+// the task directory bound as the task root, each input a writable copy at
+// its producer's path, claims bound at their mount paths, the executor output
+// and output parameters read from the pod's /tmp, and only the environment of
+// the container spec, the KFP compiler and the secrets (no host variables).
+// Caching is off there.
 package local

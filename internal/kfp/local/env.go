@@ -72,22 +72,8 @@ func (r *runner) env(t *task, home, execOut string) ([]string, error) {
 		set[e.Name] = e.Value
 	}
 	set[executor.EnvPath] = execOut
-	for _, se := range t.k8s.GetSecretAsEnv() {
-		for _, ke := range se.KeyToEnv {
-			if file, ok := r.o.Secrets[se.SecretName]; ok {
-				v, ok := file[ke.SecretKey]
-				if !ok {
-					return nil, fmt.Errorf("secret %s has no key %s (from --secret %s=FILE)", se.SecretName, ke.SecretKey, se.SecretName)
-				}
-				set[ke.EnvVar] = v
-				continue
-			}
-			v, ok := local[ke.SecretKey]
-			if !ok {
-				return nil, fmt.Errorf("secret %s key %s: give it with --secret %s=FILE (KEY=VALUE lines) or set %s in the environment", se.SecretName, ke.SecretKey, se.SecretName, ke.SecretKey)
-			}
-			set[ke.EnvVar] = v
-		}
+	if err := r.secrets(t, set); err != nil {
+		return nil, err
 	}
 	env := make([]string, 0, len(set))
 	for k, v := range set {
@@ -95,4 +81,33 @@ func (r *runner) env(t *task, home, execOut string) ([]string, error) {
 	}
 	sort.Strings(env)
 	return env, nil
+}
+
+// secrets sets the secretAsEnv mappings of the task's platform spec in set,
+// each from Options.Secrets[secret][key], else from the local variable
+// named like the key.
+func (r *runner) secrets(t *task, set map[string]string) error {
+	local := map[string]string{}
+	for _, kv := range r.o.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		local[k] = v
+	}
+	for _, se := range t.k8s.GetSecretAsEnv() {
+		for _, ke := range se.KeyToEnv {
+			if file, ok := r.o.Secrets[se.SecretName]; ok {
+				v, ok := file[ke.SecretKey]
+				if !ok {
+					return fmt.Errorf("secret %s has no key %s (from --secret %s=FILE)", se.SecretName, ke.SecretKey, se.SecretName)
+				}
+				set[ke.EnvVar] = v
+				continue
+			}
+			v, ok := local[ke.SecretKey]
+			if !ok {
+				return fmt.Errorf("secret %s key %s: give it with --secret %s=FILE (KEY=VALUE lines) or set %s in the environment", se.SecretName, ke.SecretKey, se.SecretName, ke.SecretKey)
+			}
+			set[ke.EnvVar] = v
+		}
+	}
+	return nil
 }

@@ -67,8 +67,9 @@ type plan struct {
 }
 
 // newPlan checks that everything the run needs is there before any task runs:
-// supported IR features, parameters, binaries.
-func newPlan(c *kfp.Compiled, overrides map[string]string, binDir string) (*plan, error) {
+// supported IR features, parameters, binaries (unless the tasks run in
+// their images).
+func newPlan(c *kfp.Compiled, overrides map[string]string, binDir string, inImages bool) (*plan, error) {
 	spec := c.Spec
 	dag := spec.GetRoot().GetDag()
 	if dag == nil || len(dag.Tasks) == 0 {
@@ -115,7 +116,7 @@ func newPlan(c *kfp.Compiled, overrides map[string]string, binDir string) (*plan
 			return nil, fmt.Errorf("task %s: executor %q is not a container (importers and resolvers are not supported locally)", name, label)
 		}
 		t := &task{name: name, spec: ts, comp: comp, container: container, k8s: &kubernetesplatform.KubernetesExecutorConfig{}}
-		if t.claimOp() == "" {
+		if t.claimOp() == "" && !inImages {
 			bin, err := Binary(container.Image, binDir)
 			if err != nil {
 				return nil, fmt.Errorf("task %s: %w", name, err)

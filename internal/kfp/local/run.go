@@ -52,6 +52,12 @@ type Options struct {
 	TailLines int
 	// Now is the clock (time.Now when nil); for tests.
 	Now func() time.Time
+	// Runtime, when set, runs each task in its image as the KFP v2
+	// launcher would (see [Runtime]); BinDir, PassEnv and Cache are then
+	// unused, and secrets come from Secrets or Env only.
+	Runtime Runtime
+	// Launcher is the KFP backend the Runtime's pods follow.
+	Launcher Launcher
 }
 
 // Status of a task in a run.
@@ -143,7 +149,7 @@ func RunFile(ctx context.Context, path string, o Options) (*Result, error) {
 // at the end, whether the run failed or not.
 func Run(ctx context.Context, c *kfp.Compiled, o Options) (*Result, error) {
 	o.defaults()
-	pl, err := newPlan(c, o.Params, o.BinDir)
+	pl, err := newPlan(c, o.Params, o.BinDir, o.Runtime != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +159,7 @@ func Run(ctx context.Context, c *kfp.Compiled, o Options) (*Result, error) {
 	if strings.ContainsAny(o.RunID, `/\`) || o.RunID == "." || o.RunID == ".." {
 		return nil, fmt.Errorf("run id %q: must be a plain directory name", o.RunID)
 	}
-	r := &runner{o: o, pl: pl, cache: &cache{dir: filepath.Join(o.WorkDir, ".cache")}}
+	r := &runner{o: o, pl: pl, cache: &cache{dir: filepath.Join(o.WorkDir, ".cache")}, roots: map[string]string{}}
 	// Every secret a task maps must be there before anything runs.
 	for _, t := range pl.tasks {
 		if _, err := r.env(t, "", ""); err != nil {
@@ -251,6 +257,8 @@ type runner struct {
 	o     Options
 	pl    *plan
 	cache *cache
+	// roots are the container task roots of the tasks run under a Runtime.
+	roots map[string]string
 }
 
 // runTask resolves a task's inputs, consults the cache, runs its binary and
@@ -283,7 +291,7 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 		out.outParams[name] = filepath.Join(dir, "parameters", name)
 	}
 
-	useCache := t.spec.GetCachingOptions().GetEnableCache() && t.claimOp() == ""
+	useCache := t.spec.GetCachingOptions().GetEnableCache() && t.claimOp() == "" && r.o.Runtime == nil
 	var key string
 	if useCache {
 		if key, err = cacheKey(t, in); err != nil {
@@ -313,29 +321,71 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 		tr.Duration = r.o.Now().Sub(start)
 		return tr, ops, nil
 	}
-	argv, err := out.command(t, r.pl.name, r.o.RunID)
-	if err != nil {
-		return fail(err)
-	}
-	mounts, err := r.mounts(t, outParams)
-	if err != nil {
-		return fail(err)
-	}
-	argv = remount(argv, mounts)
-	home := filepath.Join(r.o.WorkDir, r.o.RunID, ".home")
-	if home, err = filepath.Abs(home); err != nil {
-		return fail(err)
-	}
-	if err := os.MkdirAll(home, 0o700); err != nil {
-		return fail(err)
-	}
-	execOut, err := filepath.Abs(filepath.Join(dir, "executor_output.json"))
-	if err != nil {
-		return fail(err)
-	}
-	env, err := r.env(t, home, execOut)
-	if err != nil {
-		return fail(err)
+	var (
+		argv, env []string
+		execOut   string
+		run       func(ctx context.Context, w io.Writer) error
+	)
+	if r.o.Runtime != nil {
+		l, err := r.layout(t, dir, in, out.outArtifacts)
+		if err != nil {
+			return fail(err)
+		}
+		if argv, err = (&resolved{params: in.params, artifacts: l.inputs, outArtifacts: l.outputs, outParams: l.params}).command(t, r.pl.name, r.o.RunID); err != nil {
+			return fail(err)
+		}
+		claims, err := r.mounts(t, outParams)
+		if err != nil {
+			return fail(err)
+		}
+		for _, p := range sortedKeys(claims) {
+			l.mounts = append(l.mounts, Mount{Host: claims[p], Container: p})
+		}
+		sortMounts(l.mounts)
+		pod := strings.ToLower(r.o.RunID + "-" + t.name)
+		if env, err = r.podEnv(t, pod); err != nil {
+			return fail(err)
+		}
+		out.outParams, execOut = l.hostPar, l.execOut
+		// The launcher makes the output parameters' directory and each
+		// output artifact's parent before the command runs.
+		if err := os.MkdirAll(filepath.Join(l.tmp, "kfp", "outputs"), 0o755); err != nil {
+			return fail(err)
+		}
+		r.roots[t.name] = l.root
+		c := Container{Task: t.name, Pod: pod, Image: t.container.Image, Argv: argv, Env: env, Tmp: l.tmp, Scratch: launcherScratch, Mounts: l.mounts,
+			MemoryLimit: int64(t.container.GetResources().GetMemoryLimit() * 1e9)}
+		run = func(ctx context.Context, w io.Writer) error {
+			c.Out = w
+			code, err := r.o.Runtime.Run(ctx, c)
+			if err == nil && code != 0 {
+				return &exitError{code}
+			}
+			return err
+		}
+	} else {
+		if argv, err = out.command(t, r.pl.name, r.o.RunID); err != nil {
+			return fail(err)
+		}
+		mounts, err := r.mounts(t, outParams)
+		if err != nil {
+			return fail(err)
+		}
+		argv = remount(argv, mounts)
+		home := filepath.Join(r.o.WorkDir, r.o.RunID, ".home")
+		if home, err = filepath.Abs(home); err != nil {
+			return fail(err)
+		}
+		if err := os.MkdirAll(home, 0o700); err != nil {
+			return fail(err)
+		}
+		if execOut, err = filepath.Abs(filepath.Join(dir, "executor_output.json")); err != nil {
+			return fail(err)
+		}
+		if env, err = r.env(t, home, execOut); err != nil {
+			return fail(err)
+		}
+		run = func(ctx context.Context, w io.Writer) error { return r.process(ctx, argv, env, w) }
 	}
 	for _, p := range out.outParams {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -351,7 +401,7 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 	)
 	for attempt := 1; ; attempt++ {
 		tr.Attempts = attempt
-		code, tail, logPath, err = r.exec(ctx, t, argv, env, dir)
+		code, tail, logPath, err = r.exec(ctx, t, run, dir)
 		if err == nil || attempt >= attempts || ctx.Err() != nil {
 			break
 		}
@@ -529,8 +579,9 @@ type resolved struct {
 
 var placeholderRE = regexp.MustCompile(`\{\{\$(?:\.(inputs|outputs)\.(parameters|artifacts)\['([^']+)'\](?:\.([a-z_]+))?|\.(pipeline_job_name|pipeline_job_uuid|pipeline_task_name|pipeline_task_uuid))\}\}`)
 
-// command returns the task's command line: the local binary, then the rest
-// of the image's command and the args, placeholders resolved.
+// command returns the task's command line: the local binary (the image's
+// command under a Runtime), then the rest of the image's command and the
+// args, placeholders resolved.
 func (rv *resolved) command(t *task, pipeline, runID string) ([]string, error) {
 	cmd := append([]string(nil), t.container.Command...)
 	if len(cmd) == 0 {
@@ -539,7 +590,9 @@ func (rv *resolved) command(t *task, pipeline, runID string) ([]string, error) {
 	if !strings.HasPrefix(cmd[0], ImageBinDir) {
 		return nil, fmt.Errorf("command %q: pipeline local runs commands under %s only", cmd[0], ImageBinDir)
 	}
-	cmd[0] = t.binary
+	if t.binary != "" {
+		cmd[0] = t.binary
+	}
 	argv := append(cmd, t.container.Args...)
 	for i := range argv {
 		var perr error
@@ -609,9 +662,9 @@ func (rv *resolved) placeholder(m []string, task, pipeline, runID string) (strin
 	return "", fmt.Errorf("placeholder %s not supported locally", m[0])
 }
 
-// exec runs one task's process, its output streamed with a "[task] " prefix
+// exec runs one task (run), its output streamed with a "[task] " prefix
 // and kept in DIR/task.log.
-func (r *runner) exec(ctx context.Context, t *task, argv, env []string, dir string) (code int, tail []string, logPath string, err error) {
+func (r *runner) exec(ctx context.Context, t *task, run func(context.Context, io.Writer) error, dir string) (code int, tail []string, logPath string, err error) {
 	logPath = filepath.Join(dir, "task.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -619,8 +672,32 @@ func (r *runner) exec(ctx context.Context, t *task, argv, env []string, dir stri
 	}
 	defer logFile.Close()
 	pw := newPrefixWriter(r.o.Out, "["+t.name+"] ", r.o.TailLines)
-	w := io.MultiWriter(logFile, pw)
+	err = run(ctx, io.MultiWriter(logFile, pw))
+	pw.Flush()
+	tail = pw.Tail()
+	if err == nil {
+		return 0, tail, logPath, nil
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ctx.Err() != nil {
+			return ee.code, tail, logPath, fmt.Errorf("interrupted: %w", ctx.Err())
+		}
+		return ee.code, tail, logPath, errExit
+	}
+	if ctx.Err() != nil {
+		return -1, tail, logPath, fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	return -1, tail, logPath, err
+}
 
+// exitError is a task that exited with a non-zero code.
+type exitError struct{ code int }
+
+func (e *exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+// process runs a task's local binary.
+func (r *runner) process(ctx context.Context, argv, env []string, w io.Writer) error {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = w, w
@@ -630,21 +707,10 @@ func (r *runner) exec(ctx context.Context, t *task, argv, env []string, dir stri
 	// SIGINT), then kill it after a grace period.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	err = cmd.Run()
-	pw.Flush()
-	tail = pw.Tail()
-	if err == nil {
-		return 0, tail, logPath, nil
-	}
+	err := cmd.Run()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ee.ExitCode() >= 0 {
-		if ctx.Err() != nil {
-			return ee.ExitCode(), tail, logPath, fmt.Errorf("interrupted: %w", ctx.Err())
-		}
-		return ee.ExitCode(), tail, logPath, errExit
+		return &exitError{ee.ExitCode()}
 	}
-	if ctx.Err() != nil {
-		return -1, tail, logPath, fmt.Errorf("interrupted: %w", ctx.Err())
-	}
-	return -1, tail, logPath, err
+	return err
 }
