@@ -3,7 +3,6 @@ package dist
 import (
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"runtime"
@@ -18,15 +17,14 @@ import (
 	"github.com/kfllm/kfllm/internal/torch"
 )
 
-// freePort is a TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
+// port is a TCP port that was free a moment ago.
+func port(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // peer starts this test binary as another rank running the helper test
@@ -104,7 +102,7 @@ func TestHelperRank(t *testing.T) {
 // Two processes on loopback: the sums and the broadcast go through
 // c10d's ProcessGroupGloo and come out the same on both ranks.
 func TestAllReduceAndBroadcast(t *testing.T) {
-	e := Env{WorldSize: 2, MasterAddr: "127.0.0.1", MasterPort: freePort(t)}
+	e := Env{WorldSize: 2, MasterAddr: "127.0.0.1", MasterPort: port(t)}
 	one := e
 	one.Rank, one.LocalRank = 1, 1
 	cmd := peer(t, "sum", one)
@@ -129,7 +127,7 @@ func TestAllReduceAndBroadcast(t *testing.T) {
 // A rank killed with SIGKILL makes the survivor's next collective fail
 // with an error, not hang.
 func TestPeerKilledFailsCollective(t *testing.T) {
-	e := Env{WorldSize: 2, MasterAddr: "127.0.0.1", MasterPort: freePort(t)}
+	e := Env{WorldSize: 2, MasterAddr: "127.0.0.1", MasterPort: port(t)}
 	one := e
 	one.Rank = 1
 	cmd := peer(t, "die", one)
