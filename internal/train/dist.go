@@ -3,6 +3,7 @@ package train
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/sugarme/gotch"
 
@@ -28,7 +29,8 @@ const bucketBytes = 25 << 20
 
 // ddp is a trainer's process group; nil trains in one process.
 type ddp struct {
-	g *dist.Group
+	g    *dist.Group
+	busy time.Duration // in collectives during steps
 }
 
 func (d *ddp) rank() int {
@@ -44,6 +46,8 @@ func (d *ddp) world() int {
 	}
 	return d.g.Size()
 }
+
+func (d *ddp) clock(start time.Time) { d.busy += time.Since(start) }
 
 // localRows is rank's share of a global micro-batch: its per-rank
 // BatchSize rows, in order (fewer, or none, in an epoch's last batch).
@@ -93,6 +97,7 @@ func (t *trainer) syncStart() error {
 
 // sumCounts adds the label and token counts of a step across ranks.
 func (d *ddp) sumCounts(count, tokens int) (int, int, error) {
+	defer d.clock(time.Now())
 	var o torch.Scope
 	defer o.Free()
 	c := o.Int64s(gotch.CPU, []int64{int64(count), int64(tokens)}, 2)
@@ -115,6 +120,7 @@ func (d *ddp) sumCounts(count, tokens int) (int, int, error) {
 // (its own bucket). It returns the global loss. Gradients off the CPU go
 // through a flat CPU float32 copy per bucket: Gloo reduces host memory.
 func (d *ddp) reduceGrads(params []*param, loss float64) (float64, error) {
+	defer d.clock(time.Now())
 	var o torch.Scope
 	defer o.Free()
 	grads := make([]torch.Tensor, 0, len(params))

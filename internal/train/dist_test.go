@@ -2,6 +2,7 @@ package train
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -120,6 +121,13 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 			base := maxDiff(t, filepath.Join(one, "model.safetensors"), filepath.Join("testdata", "parity", "base", "model.safetensors"))
 			if tc.name == "full" && base < 1e-4 {
 				t.Fatalf("training moved the weights by only %g: the comparison says nothing", base)
+			}
+			var met Metrics
+			if err := json.Unmarshal(mustRead(t, filepath.Join(two, "metrics.json")), &met); err != nil {
+				t.Fatal(err)
+			}
+			if met.WorldSize != 2 || met.AllReduce <= 0 || met.Steps != 6 {
+				t.Errorf("metrics.json of the 2-rank run: world_size %d, allreduce_seconds %v, steps %d", met.WorldSize, met.AllReduce, met.Steps)
 			}
 			l1, _, _ := readLog(t, filepath.Join(one, "training_log.jsonl"))
 			l2, _, _ := readLog(t, filepath.Join(two, "training_log.jsonl"))

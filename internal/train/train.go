@@ -260,7 +260,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	}
 	cache := map[int][]int{}
 	runStart, cpuStart := time.Now(), cpuSeconds()
-	priorRuntime, priorCPU := t.state.Runtime, t.state.CPU
+	priorRuntime, priorCPU, priorAllReduce := t.state.Runtime, t.state.CPU, t.state.AllReduce
 	for s := resumed; s < t.total; s++ {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("training stopped at step %d: %w", s, err)
@@ -276,6 +276,9 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		t.state.Tokens += int64(tokens)
 		t.state.Runtime = priorRuntime + time.Since(runStart).Seconds()
 		t.state.CPU = priorCPU + cpuSeconds() - cpuStart
+		if t.dp != nil {
+			t.state.AllReduce = priorAllReduce + t.dp.busy.Seconds()
+		}
 		line := logLine{Step: s + 1, Epoch: float64(s+1) / float64(t.plan.stepsPerEpoch()), Loss: loss,
 			LearningRate: lr, GradNorm: gn, TokensPerSec: float64(tokens) / time.Since(t0).Seconds()}
 		if err := tlog.write(line); err != nil {
@@ -301,7 +304,11 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	}
 	prog.finish()
 
-	met := Metrics{Steps: t.state.Step, Runtime: t.state.Runtime, CPU: t.state.CPU, Tokens: t.state.Tokens}
+	met := Metrics{Steps: t.state.Step, Runtime: t.state.Runtime, CPU: t.state.CPU, Tokens: t.state.Tokens,
+		AllReduce: t.state.AllReduce}
+	if t.dp != nil {
+		met.WorldSize = t.dp.world()
+	}
 	if t.state.LossCount > 0 {
 		met.TrainLoss = t.state.LossSum / float64(t.state.LossCount)
 	}
