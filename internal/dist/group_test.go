@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,6 +91,10 @@ func TestHelperRank(t *testing.T) {
 			t.Fatal(err)
 		}
 		fmt.Fprintf(os.Stderr, "rank %d: %v %v\n", e.Rank, sums, bc)
+	case "bench":
+		if err := benchPeer(e); err != nil {
+			t.Fatal(err)
+		}
 	case "die":
 		runtime.LockOSThread()
 		if _, err := NewGroup(Config{Env: e, Timeout: 30 * time.Second}); err != nil {
@@ -184,4 +189,73 @@ func TestFromEnv(t *testing.T) {
 	if back, err := FromEnv(func(k string) string { return vars[k] }); err != nil || back != e {
 		t.Errorf("FromEnv(Vars()) = %+v, %v; want %+v", back, err, e)
 	}
+}
+
+// BenchmarkAllReduce sums a 29 MB float32 bucket (the gradients of the
+// 7.2M-parameter model bench/dataparallel trains) between two processes
+// over loopback: the transfer cost of one step's allreduce, without the
+// wait for a slower rank that a training step's share includes.
+func BenchmarkAllReduce(b *testing.B) {
+	const n = 7_200_000
+	e := Env{WorldSize: 2, MasterAddr: "127.0.0.1", MasterPort: benchPort(b)}
+	one := e
+	one.Rank = 1
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRank$")
+	cmd.Env = append(append(os.Environ(), one.Vars()...), "KFLLM_DIST_HELPER=bench", "KFLLM_DIST_N="+strconv.Itoa(b.N))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	g, err := NewGroup(Config{Env: e, Timeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	var s torch.Scope
+	defer s.Free()
+	x := s.Zeros(gotch.CPU, gotch.Float, n)
+	if err := g.Barrier(); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(4 * n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := g.AllReduceSum([]torch.Tensor{x}, []int{1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchPort(b *testing.B) int {
+	p, err := freePort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// benchPeer is BenchmarkAllReduce's rank 1.
+func benchPeer(e Env) error {
+	runtime.LockOSThread()
+	g, err := NewGroup(Config{Env: e, Timeout: time.Minute})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	var s torch.Scope
+	defer s.Free()
+	x := s.Zeros(gotch.CPU, gotch.Float, 7_200_000)
+	if err := g.Barrier(); err != nil {
+		return err
+	}
+	n, _ := strconv.Atoi(os.Getenv("KFLLM_DIST_N"))
+	for i := 0; i < n; i++ {
+		if err := g.AllReduceSum([]torch.Tensor{x}, []int{1}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
