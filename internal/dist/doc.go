@@ -10,7 +10,12 @@
 // Gloo device comes from c10d's ProcessGroupGloo::createDevice* and is
 // held as an opaque shared_ptr, so no gloo struct layout is compiled in
 // (the gloo headers, which the torch wheel lacks, are Debian's
-// libgloo-dev of 2022-05-18; scripts/libtorch.sh). Like the rest of the
+// libgloo-dev of 2022-05-18; scripts/libtorch.sh). That matters: the gloo
+// inside libtorch_cpu.so is newer (its rendezvous::Store has the "v2"
+// virtuals, has_v2_support and multi_get, which the Debian header lacks),
+// so c10d's GlooStore, whose vtable depends on them, is never instantiated
+// here; ProcessGroupGloo and its Options hold gloo objects only through
+// pointers, so their sizes do not depend on the gloo headers. Like the rest of the
 // project it is built with _GLIBCXX_USE_CXX11_ABI=0, the torch wheel's
 // ABI (.kfllm/env).
 //
