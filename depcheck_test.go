@@ -97,6 +97,39 @@ func isLight(pkg string) bool {
 // model and train go through it (its Scope owns and frees every result).
 const libtorchLayer = "github.com/kfllm/kfllm/internal/torch"
 
+// libtorchCXX are the packages with C++ of their own against libtorch's
+// headers: internal/torch's few declarations, and internal/dist's shim
+// over c10d (torch.distributed's C++ core, which gotch does not bind).
+var libtorchCXX = []string{libtorchLayer, "github.com/kfllm/kfllm/internal/dist"}
+
+func TestOnlyTorchAndDistLinkLibtorch(t *testing.T) {
+	out, err := exec.Command("go", "list", "-e",
+		"-f", `{{.ImportPath}} {{len .CXXFiles}} {{join .CgoLDFLAGS " "}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 {
+			continue
+		}
+		pkg := fields[0]
+		cxx := fields[1] != "0"
+		links := slices.ContainsFunc(fields[2:], func(f string) bool { return strings.HasPrefix(f, "-ltorch") || f == "-lc10" })
+		if !cxx && !links {
+			continue
+		}
+		if !slices.Contains(libtorchCXX, pkg) {
+			t.Errorf("%s has C++ files or links libtorch itself: keep libtorch's C++ API in %v", pkg, libtorchCXX)
+		}
+		seen[pkg] = true
+	}
+	if !seen["github.com/kfllm/kfllm/internal/dist"] || !seen[libtorchLayer] {
+		t.Fatalf("found %v: the check looks at the wrong packages", seen)
+	}
+}
+
 func TestOnlyTorchCallsLibtch(t *testing.T) {
 	out, err := exec.Command("go", "list", "-e", "-test",
 		"-f", `{{.ImportPath}}{{range .Imports}} {{.}}{{end}}`, "./...").Output()

@@ -93,7 +93,8 @@ libtorch_env() {
 	# path keeps gotch's C++ (minutes to compile) in Go's build cache for both.
 	local inc=$KFLLM_CACHE/libtorch-$TORCH_VERSION/include
 	[[ -d $inc ]] || inc=$LT/include
-	export CPLUS_INCLUDE_PATH=$inc:$inc/torch/csrc/api/include
+	install_gloo_headers # c10d's ProcessGroupGloo.hpp includes gloo's (internal/dist)
+	export CPLUS_INCLUDE_PATH=$inc:$inc/torch/csrc/api/include:$GLOO_INCLUDE
 }
 
 # packages: the main package of each name, components/NAME or NAME.

@@ -34,7 +34,39 @@ CUDA_WHEELS=(
   "nvidia-nvjitlink-cu12==12.3.101 nvidia_nvjitlink_cu12-12.3.101-py3-none-manylinux1_x86_64.whl 64335a8088e2b9d196ae8665430bc6a2b7e6ef2eb877a9c735c804bd4ff6467c"
 )
 
+# gloo's headers, which c10d's ProcessGroupGloo.hpp includes and the torch
+# wheel does not ship (internal/dist compiles against them; the code is in
+# libtorch_cpu.so). Debian bookworm's libgloo-dev, gloo of 2022-05-18: the
+# shim only holds a shared_ptr<gloo::transport::Device> made by c10d itself,
+# so no gloo struct layout is compiled into it (internal/dist/doc.go).
+# package, version, sha256 of the .deb.
+GLOO_DEB=(libgloo-dev 0.0~git20220518.5b14351-3 80529c9fd8af452faf489e686b94bf87075965c40673803810c4f41634b1e299)
+GLOO_INCLUDE=$KFLLM_CACHE/gloo-${GLOO_DEB[1]//\~/_}/include
+
 lt_log() { echo "libtorch: $*" >&2; }
+
+# install_gloo_headers: GLOO_INCLUDE/gloo/*.h from the pinned .deb (apt-get
+# download, sha256 checked, dpkg-deb -x), once.
+install_gloo_headers() {
+  local name=${GLOO_DEB[0]} ver=${GLOO_DEB[1]} sum=${GLOO_DEB[2]}
+  local dest; dest=$(dirname "$GLOO_INCLUDE")
+  if [ -f "$dest/.complete" ]; then return; fi
+  local debs=$KFLLM_CACHE/debs deb
+  deb=$debs/${name}_${ver//\~/%7e}_amd64.deb
+  mkdir -p "$debs"
+  if ! lt_sha256_ok "$deb" "$sum"; then
+    lt_log "apt-get download $name=$ver into $debs"
+    (cd "$debs" && rm -f "${name}_"*.deb && apt-get download -q "$name=$ver" >&2) ||
+      { lt_log "apt-get download $name=$ver failed (run apt-get update?)"; return 1; }
+    deb=$(ls "$debs/${name}_"*.deb | head -n1)
+    lt_sha256_ok "$deb" "$sum" || { lt_log "sha256 mismatch for $deb (want $sum)"; return 1; }
+  fi
+  local tmp; tmp=$(mktemp -d "$dest.XXXXXX")
+  dpkg-deb -x "$deb" "$tmp/root"
+  mv "$tmp/root/usr/include" "$tmp/include"; rm -rf "$tmp/root"
+  rm -rf "$dest"; mv "$tmp" "$dest"; touch "$dest/.complete"
+  lt_log "gloo headers ($ver) ready in $GLOO_INCLUDE"
+}
 
 lt_sha256_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
@@ -152,7 +184,7 @@ export LIBTORCH=$lt
 export CGO_ENABLED=1
 export CGO_CXXFLAGS=-D_GLIBCXX_USE_CXX11_ABI=0
 export CGO_LDFLAGS=-Wl,-rpath,$lt/lib
-export CPLUS_INCLUDE_PATH=$lt/include:$lt/include/torch/csrc/api/include
+export CPLUS_INCLUDE_PATH=$lt/include:$lt/include/torch/csrc/api/include:$GLOO_INCLUDE
 export LIBRARY_PATH=$link:$lt/lib"
   local extra
   for extra in "$@"; do body="$body
@@ -165,6 +197,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   [ $# -eq 2 ] || { echo "usage: $0 cpu|cuda DEST" >&2; exit 2; }
   case $1 in cpu|cuda) ;; *) echo "libtorch.sh: unknown variant $1 (want cpu or cuda)" >&2; exit 2 ;; esac
   install_libtorch "$1" "$2"
+  install_gloo_headers
   write_link_folder "$1" "$2/lib" "$2/link"
   write_env_file "$1" "$2" "$2/link" "$2/env"
 fi

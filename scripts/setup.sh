@@ -91,6 +91,7 @@ PY
 }
 
 install_libtorch cpu "$cache/libtorch-$TORCH_VERSION"
+install_gloo_headers
 write_link_folder cpu "$cache/libtorch-$TORCH_VERSION/lib" "$top/.kfllm/link"
 tokenizers
 smollm2

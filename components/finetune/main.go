@@ -10,9 +10,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/kfllm/kfllm/internal/dist"
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/kfp/executor"
 	"github.com/kfllm/kfllm/internal/report"
@@ -28,6 +32,15 @@ Environment:
   OMP_WAIT_POLICY  libgomp's; unset, finetune restarts itself with PASSIVE, so
                    that libtorch's threads sleep instead of spinning when the
                    CPUs are shared (2 threads on 2 busy cores: 19x faster)
+
+Data-parallel training (docs/design.md, finetune):
+  WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
+               as torchrun, PyTorchJob and TrainJob set them: with WORLD_SIZE > 1
+               this process is one rank; gradients are summed through libtorch's
+               c10d ProcessGroupGloo, rank 0 writes logs, checkpoints and outputs
+  GLOO_SOCKET_IFNAME  the network interface Gloo uses (default: the host name's)
+  OMP_NUM_THREADS     with --nproc-per-node and no --threads, set to CPUs / N
+                      for each rank unless already set
 
 Exit status: 0 done, 1 failed, 2 bad usage, 3 loss or gradient not finite,
 130 interrupted (a rerun resumes from the last checkpoint).
@@ -73,6 +86,9 @@ func main() {
 	f.IntVar(&o.QAEvalMax, "qa-eval-max", 100, "questions of --qa-eval to score")
 	f.IntVar(&o.LogEvery, "log-every", 10, "progress line every N steps (off a terminal)")
 	f.IntVar(&o.Threads, "threads", 0, "libtorch threads (0: libtorch's default)")
+	var nproc int
+	f.IntVar(&nproc, "nproc-per-node", 1, "start this many data-parallel ranks on this machine (torchrun's flag); --batch-size is per rank")
+	f.DurationVar(&o.DistTimeout, "dist-timeout", 30*time.Minute, "data-parallel: bound on the rendezvous and on each allreduce")
 	f.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: finetune --input-dataset DIR --base-model DIR|OWNER/NAME[@REV] --output-model-dir DIR [flags]")
 		f.PrintDefaults()
@@ -83,6 +99,15 @@ func main() {
 		f.Usage()
 		os.Exit(2)
 	}
+	env, err := dist.FromEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "finetune:", err)
+		os.Exit(2)
+	}
+	if nproc > 1 {
+		os.Exit(launch(ctx, nproc, env, o.Threads))
+	}
+	o.Dist, o.DistIface = env, os.Getenv("GLOO_SOCKET_IFNAME")
 	torch.TuneAllocatorForTraining()
 	res, err := train.Run(ctx, o)
 	switch {
@@ -99,6 +124,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "finetune:", err)
 		os.Exit(1)
 	}
+	if env.Rank != 0 {
+		return // rank 0 writes the artifacts and the summary
+	}
 	out := executor.New()
 	if o.MetricsOutput != "" {
 		out.MetricsFile("metrics", o.MetricsOutput)
@@ -109,6 +137,45 @@ func main() {
 	}
 	m := res.Metrics
 	fmt.Printf("finetune: %d steps, train loss %.4f, eval loss %.4f, %.0f tokens/s -> %s\n", m.Steps, m.TrainLoss, m.EvalLoss, m.TokensPerSec, o.OutputModelDir)
+}
+
+// launch runs nproc ranks of this command on this machine and returns
+// the exit status: the first failed rank's (1 when it was killed), 130
+// when interrupted.
+func launch(ctx context.Context, nproc int, env dist.Env, threads int) int {
+	if env.Distributed() {
+		fmt.Fprintf(os.Stderr, "finetune: --nproc-per-node %d inside a distributed job (WORLD_SIZE=%d): run one rank per process, or drop WORLD_SIZE\n", nproc, env.WorldSize)
+		return 2
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "finetune:", err)
+		return 1
+	}
+	environ := os.Environ()
+	if _, ok := os.LookupEnv("OMP_NUM_THREADS"); !ok && threads == 0 {
+		environ = append(environ, "OMP_NUM_THREADS="+strconv.Itoa(max(1, runtime.NumCPU()/nproc)))
+	}
+	// The last --nproc-per-node wins: each rank runs as one process.
+	err = dist.Launch(ctx, dist.LaunchOptions{Procs: nproc, Path: exe, Args: append(os.Args[1:], "--nproc-per-node=1"),
+		Env: environ, Stdout: os.Stdout, Stderr: os.Stderr})
+	var re *dist.RankError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &re):
+		fmt.Fprintln(os.Stderr, "finetune:", err)
+		if re.Code > 0 {
+			return re.Code
+		}
+		return 1
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(os.Stderr, "finetune: interrupted; rerun the same command to resume from the last checkpoint")
+		return 130
+	default:
+		fmt.Fprintln(os.Stderr, "finetune:", err)
+		return 1
+	}
 }
 
 // passiveOpenMP re-executes the binary with OMP_WAIT_POLICY=PASSIVE unless

@@ -166,6 +166,11 @@ func (s *Scope) MeanLast(x Tensor) Tensor {
 	return s.op("mean", func(out *Tensor) { lib.AtgMeanDim(out, x, dims, 1, 1, -1) })
 }
 
+// Sum is the sum of all of x's elements, in x's dtype.
+func (s *Scope) Sum(x Tensor) Tensor {
+	return s.op("sum", func(out *Tensor) { lib.AtgSum(out, x, -1) })
+}
+
 // Rsqrt is 1/sqrt(x).
 func (s *Scope) Rsqrt(x Tensor) Tensor {
 	return s.op("rsqrt", func(out *Tensor) { lib.AtgRsqrt(out, x) })

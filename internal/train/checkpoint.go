@@ -46,6 +46,7 @@ type trainerState struct {
 	Tokens        int64     `json:"tokens"`
 	Runtime       float64   `json:"train_runtime_seconds"`
 	CPU           float64   `json:"train_cpu_seconds"`
+	AllReduce     float64   `json:"allreduce_seconds,omitempty"`
 	LastEval      *evalLine `json:"last_eval,omitempty"`
 	QABefore      *QAScore  `json:"qa_before,omitempty"`
 	Fingerprint   string    `json:"fingerprint"`

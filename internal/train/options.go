@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
+	"github.com/kfllm/kfllm/internal/dist"
 	"github.com/kfllm/kfllm/internal/hub"
 )
 
@@ -55,6 +57,17 @@ type Options struct {
 
 	// Hub fetches a BaseModel on the Hub (hub.FromEnv in the binary).
 	Hub *hub.Client
+	// Dist is this process's rank (dist.FromEnv): with WorldSize > 1 Run
+	// trains data-parallel, BatchSize rows per rank per micro-batch.
+	Dist dist.Env
+	// DistTimeout bounds the rendezvous and every collective (default 30
+	// minutes, torch.distributed's); DistIface is the network interface
+	// Gloo uses (GLOO_SOCKET_IFNAME), empty for the host name's address.
+	DistTimeout time.Duration
+	DistIface   string
+
+	// Hub reaches the Hub for a BaseModel OWNER/NAME (hub.EnvOptions).
+	Hub hub.Options
 
 	// Progress receives the progress bar (a terminal) or lines; nil = none.
 	Progress io.Writer
@@ -102,6 +115,12 @@ func (o *Options) Validate() error {
 	if o.Seed == 0 {
 		o.Seed = 42
 	}
+	if o.DistTimeout == 0 {
+		o.DistTimeout = 30 * time.Minute
+	}
+	if o.DistTimeout < 0 {
+		errs = append(errs, fmt.Sprintf("--dist-timeout %v must be positive", o.DistTimeout))
+	}
 	if o.LoRAAlpha == 0 {
 		o.LoRAAlpha = 16
 	}
@@ -144,5 +163,9 @@ func (o *Options) Validate() error {
 
 // fingerprint names what a checkpoint must agree on to be resumed.
 func (o *Options) fingerprint() string {
-	return fmt.Sprintf("bs=%d ga=%d seed=%d lora=%d/%g/%s", o.BatchSize, o.GradAccum, o.Seed, o.LoRAR, o.LoRAAlpha, strings.Join(o.LoRATargetModules, ","))
+	f := fmt.Sprintf("bs=%d ga=%d seed=%d lora=%d/%g/%s", o.BatchSize, o.GradAccum, o.Seed, o.LoRAR, o.LoRAAlpha, strings.Join(o.LoRATargetModules, ","))
+	if o.Dist.WorldSize > 1 {
+		f += fmt.Sprintf(" world=%d", o.Dist.WorldSize)
+	}
+	return f
 }

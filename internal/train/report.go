@@ -56,6 +56,11 @@ type Metrics struct {
 	CPU            float64   `json:"train_cpu_seconds"` // user + system, all threads
 	TokensPerSec   float64   `json:"tokens_per_second"`
 	Tokens         int64     `json:"train_tokens"`
+	// Data-parallel runs: the ranks, and rank 0's seconds in collectives
+	// (the step's label count and the gradients' allreduce, waiting for
+	// the slowest rank included).
+	WorldSize int     `json:"world_size,omitempty"`
+	AllReduce float64 `json:"allreduce_seconds,omitempty"`
 }
 
 // trainLog appends to training_log.jsonl, one JSON object a line, synced

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/kfllm/kfllm/internal/dist"
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/model"
 	"github.com/kfllm/kfllm/internal/tokenizer"
@@ -61,6 +62,7 @@ type trainer struct {
 	plan     plan
 	total    int
 	state    trainerState
+	dp       *ddp // nil: one process
 }
 
 // Run fine-tunes a causal LM on token shards and writes the model
@@ -85,9 +87,25 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer runtime.UnlockOSThread()
 	t := &trainer{o: &o, log: log}
 	defer t.close()
+	if o.Dist.Distributed() {
+		g, err := dist.NewGroup(dist.Config{Env: o.Dist, Timeout: o.DistTimeout, Iface: o.DistIface})
+		if err != nil {
+			return nil, fmt.Errorf("data-parallel training: %w", err)
+		}
+		t.dp = &ddp{g: g}
+		if g.Rank() != 0 {
+			// Logs, progress and outputs come from rank 0 alone.
+			o.Progress, o.MetricsOutput, o.QAEval = nil, "", ""
+		}
+	}
 	res, err := t.run(ctx)
 	if err != nil {
+		// A failed collective leaves Gloo work queued, which c10d's
+		// destructor would wait for: the process exits instead.
 		return nil, err
+	}
+	if t.dp != nil {
+		t.dp.g.Close()
 	}
 	return res, nil
 }
@@ -103,14 +121,17 @@ func (t *trainer) close() {
 
 func (t *trainer) run(ctx context.Context) (*Result, error) {
 	o := t.o
-	if err := prepareOutput(filepath.Clean(o.OutputModelDir), false); err != nil {
-		return nil, err
+	lead := t.dp.rank() == 0
+	if lead {
+		if err := prepareOutput(filepath.Clean(o.OutputModelDir), false); err != nil {
+			return nil, err
+		}
 	}
 	var err error
 	if t.train, err = readShard(o.InputDataset, "train.safetensors"); err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(filepath.Join(o.InputDataset, "eval.safetensors")); err == nil {
+	if _, err := os.Stat(filepath.Join(o.InputDataset, "eval.safetensors")); err == nil && lead {
 		if t.eval, err = readShard(o.InputDataset, "eval.safetensors"); err != nil {
 			return nil, err
 		}
@@ -153,14 +174,15 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 
-	t.plan = plan{n: t.train.n, batchSize: o.BatchSize, gradAccum: o.GradAccum, seed: o.Seed, shuffle: !o.noShuffle}
+	// With several ranks, the plan's micro-batch is the global one.
+	t.plan = plan{n: t.train.n, batchSize: o.BatchSize * t.dp.world(), gradAccum: o.GradAccum, seed: o.Seed, shuffle: !o.noShuffle}
 	t.total = o.MaxSteps
 	if t.total == 0 {
 		t.total = o.Epochs * t.plan.stepsPerEpoch()
 	}
 
 	resumed := 0
-	if o.CheckpointDir != "" {
+	if o.CheckpointDir != "" && lead {
 		st, err := resume(o.CheckpointDir, t.params, t.m.Device().Device, t.log)
 		if err != nil {
 			return nil, err
@@ -177,6 +199,15 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	t.state.Fingerprint = o.fingerprint()
+	if t.dp != nil {
+		if err := t.syncStart(); err != nil {
+			return nil, err
+		}
+		resumed = t.state.Step
+		if !lead {
+			return t.follow(ctx, resumed)
+		}
+	}
 
 	stage := stagingDir(o.OutputModelDir)
 	if resumed == 0 {
@@ -223,29 +254,14 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	}
 	cache := map[int][]int{}
 	runStart, cpuStart := time.Now(), cpuSeconds()
-	priorRuntime, priorCPU := t.state.Runtime, t.state.CPU
+	priorRuntime, priorCPU, priorAllReduce := t.state.Runtime, t.state.CPU, t.state.AllReduce
 	for s := resumed; s < t.total; s++ {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("training stopped at step %d: %w", s, err)
 		}
 		t0 := time.Now()
-		epoch, micro := t.plan.step(s, cache)
-		loss, tokens, err := t.accumulate(s, micro)
+		epoch, loss, tokens, gn, lr, err := t.step(s, cache)
 		if err != nil {
-			return nil, err
-		}
-		gn, err := clipGradNorm(t.params, o.MaxGradNorm)
-		if err != nil {
-			return nil, err
-		}
-		if math.IsNaN(gn) || math.IsInf(gn, 0) {
-			return nil, fmt.Errorf("step %d: gradient norm %v: %w", s+1, gn, ErrNonFinite)
-		}
-		lr := schedule(o.LRScheduler, o.LearningRate, s, o.WarmupSteps, t.total)
-		if err := t.opt.step(lr); err != nil {
-			return nil, err
-		}
-		if err := t.opt.zeroGrad(); err != nil {
 			return nil, err
 		}
 		t.state.Step, t.state.Epoch, t.state.OptimizerStep = s+1, epoch, t.opt.steps
@@ -254,6 +270,9 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		t.state.Tokens += int64(tokens)
 		t.state.Runtime = priorRuntime + time.Since(runStart).Seconds()
 		t.state.CPU = priorCPU + cpuSeconds() - cpuStart
+		if t.dp != nil {
+			t.state.AllReduce = priorAllReduce + t.dp.busy.Seconds()
+		}
 		line := logLine{Step: s + 1, Epoch: float64(s+1) / float64(t.plan.stepsPerEpoch()), Loss: loss,
 			LearningRate: lr, GradNorm: gn, TokensPerSec: float64(tokens) / time.Since(t0).Seconds()}
 		if err := tlog.write(line); err != nil {
@@ -279,7 +298,11 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	}
 	prog.finish()
 
-	met := Metrics{Steps: t.state.Step, Runtime: t.state.Runtime, CPU: t.state.CPU, Tokens: t.state.Tokens}
+	met := Metrics{Steps: t.state.Step, Runtime: t.state.Runtime, CPU: t.state.CPU, Tokens: t.state.Tokens,
+		AllReduce: t.state.AllReduce}
+	if t.dp != nil {
+		met.WorldSize = t.dp.world()
+	}
 	if t.state.LossCount > 0 {
 		met.TrainLoss = t.state.LossSum / float64(t.state.LossCount)
 	}
@@ -326,6 +349,59 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	return &Result{Metrics: met, ResumedFrom: resumed}, nil
 }
 
+// step runs optimizer step s (0-based): the micro-batches' forward and
+// backward passes, the gradients' allreduce when there are several ranks,
+// clipping and the AdamW update.
+func (t *trainer) step(s int, cache map[int][]int) (epoch int, loss float64, tokens int, gn, lr float64, err error) {
+	o := t.o
+	epoch, micro := t.plan.step(s, cache)
+	if t.dp != nil {
+		for i, rows := range micro {
+			micro[i] = localRows(rows, t.dp.rank(), o.BatchSize)
+		}
+	}
+	if loss, tokens, err = t.accumulate(s, micro); err != nil {
+		return
+	}
+	if gn, err = clipGradNorm(t.params, o.MaxGradNorm); err != nil {
+		return
+	}
+	if math.IsNaN(gn) || math.IsInf(gn, 0) {
+		err = fmt.Errorf("step %d: gradient norm %v: %w", s+1, gn, ErrNonFinite)
+		return
+	}
+	lr = schedule(o.LRScheduler, o.LearningRate, s, o.WarmupSteps, t.total)
+	if err = t.opt.step(lr); err != nil {
+		return
+	}
+	err = t.opt.zeroGrad()
+	return
+}
+
+// follow is the training loop of a rank other than 0: the same steps,
+// collectives and updates, and nothing written.
+func (t *trainer) follow(ctx context.Context, resumed int) (*Result, error) {
+	cache := map[int][]int{}
+	for s := resumed; s < t.total; s++ {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("training stopped at step %d: %w", s, err)
+		}
+		_, loss, tokens, _, _, err := t.step(s, cache)
+		if err != nil {
+			return nil, fmt.Errorf("rank %d: %w", t.dp.rank(), err)
+		}
+		t.state.Step = s + 1
+		t.state.LossSum += loss
+		t.state.LossCount++
+		t.state.Tokens += int64(tokens)
+	}
+	met := Metrics{Steps: t.state.Step, Tokens: t.state.Tokens}
+	if t.state.LossCount > 0 {
+		met.TrainLoss = t.state.LossSum / float64(t.state.LossCount)
+	}
+	return &Result{Metrics: met, ResumedFrom: resumed}, nil
+}
+
 // cpuSeconds is the process's user + system CPU time (all threads).
 func cpuSeconds() float64 {
 	var ru syscall.Rusage
@@ -360,9 +436,19 @@ func (t *trainer) accumulate(s int, micro [][]int) (loss float64, tokens int, er
 	batches := make([]*batch, len(micro))
 	count := 0
 	for i, rows := range micro {
+		if len(rows) == 0 {
+			batches[i] = &batch{} // this rank's share of an epoch's short last batch
+			continue
+		}
 		batches[i] = t.train.makeBatch(rows)
 		count += len(batches[i].at)
 		tokens += batches[i].tokens
+	}
+	if t.dp != nil {
+		// The step's token mean is over every rank's labels.
+		if count, tokens, err = t.dp.sumCounts(count, tokens); err != nil {
+			return 0, 0, fmt.Errorf("step %d: rank %d: %w (another rank failed or was killed: see its log)", s+1, t.dp.rank(), err)
+		}
 	}
 	if count == 0 {
 		return 0, tokens, nil // nothing carries loss: no gradient, no update
@@ -381,6 +467,11 @@ func (t *trainer) accumulate(s int, micro [][]int) (loss float64, tokens int, er
 			return 0, 0, fmt.Errorf("step %d: %w", s+1, err)
 		}
 		loss += sum / float64(count)
+	}
+	if t.dp != nil {
+		if loss, err = t.dp.reduceGrads(t.params, loss); err != nil {
+			return 0, 0, fmt.Errorf("step %d: rank %d: %w (another rank failed or was killed: see its log)", s+1, t.dp.rank(), err)
+		}
 	}
 	if math.IsNaN(loss) || math.IsInf(loss, 0) {
 		return 0, 0, fmt.Errorf("step %d: loss %v: %w (lower --learning-rate, or check the data)", s+1, loss, ErrNonFinite)
@@ -590,6 +681,9 @@ func trainingArgs(o *Options, base hub.Ref, total int) map[string]any {
 		"save_steps":                  o.SaveSteps,
 		"device":                      o.Device,
 		"dtype":                       o.DType,
+	}
+	if o.Dist.WorldSize > 1 {
+		a["world_size"] = o.Dist.WorldSize
 	}
 	if o.LoRAR > 0 {
 		a["lora_r"] = o.LoRAR

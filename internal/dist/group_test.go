@@ -1,0 +1,261 @@
+package dist
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/kfllm/kfllm/internal/torch"
+)
+
+// port is a TCP port that was free a moment ago.
+func port(t *testing.T) int {
+	t.Helper()
+	p, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// peer starts this test binary as another rank running the helper test
+// named mode.
+func peer(t *testing.T, mode string, e Env) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRank$", "-test.v")
+	cmd.Env = append(os.Environ(), e.Vars()...)
+	cmd.Env = append(cmd.Env, "KFLLM_DIST_HELPER="+mode)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd
+}
+
+// rankBody is what each rank of TestAllReduceAndBroadcast does: sum
+// three tensors in two buckets, then take rank 0's values by broadcast.
+// It returns what it saw, for the caller to check.
+func rankBody(e Env) ([][]float32, []float32, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	g, err := NewGroup(Config{Env: e, Timeout: 30 * time.Second})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer g.Close()
+	var s torch.Scope
+	defer s.Free()
+	r := float32(e.Rank + 1)
+	a := s.Floats(gotch.CPU, gotch.Float, []float32{r, 2 * r, 3 * r}, 3)
+	b := s.Floats(gotch.CPU, gotch.Float, []float32{10 * r, 20 * r}, 2)
+	c := s.Floats(gotch.CPU, gotch.Float, []float32{100 * r}, 1)
+	if err := g.AllReduceSum([]torch.Tensor{a, b, c}, []int{2, 1}); err != nil {
+		return nil, nil, err
+	}
+	sums := [][]float32{s.ReadFloat32s(a), s.ReadFloat32s(b), s.ReadFloat32s(c)}
+	d := s.Floats(gotch.CPU, gotch.Float, []float32{r, -r}, 2)
+	if err := g.Broadcast([]torch.Tensor{d}, 0); err != nil {
+		return nil, nil, err
+	}
+	if err := g.Barrier(); err != nil {
+		return nil, nil, err
+	}
+	return sums, s.ReadFloat32s(d), s.Err()
+}
+
+// TestHelperRank is not a test: it is a peer rank that the tests start.
+func TestHelperRank(t *testing.T) {
+	mode := os.Getenv("KFLLM_DIST_HELPER")
+	if mode == "" {
+		t.Skip("a peer rank for the other tests")
+	}
+	e, err := FromEnv(os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch mode {
+	case "sum":
+		sums, bc, err := rankBody(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(os.Stderr, "rank %d: %v %v\n", e.Rank, sums, bc)
+	case "bench":
+		if err := benchPeer(e); err != nil {
+			t.Fatal(err)
+		}
+	case "die":
+		runtime.LockOSThread()
+		if _, err := NewGroup(Config{Env: e, Timeout: 30 * time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+}
+
+// Two processes on loopback: the sums and the broadcast go through
+// c10d's ProcessGroupGloo and come out the same on both ranks.
+func TestAllReduceAndBroadcast(t *testing.T) {
+	e := Env{WorldSize: 2, MasterAddr: "127.0.0.1", MasterPort: port(t)}
+	one := e
+	one.Rank, one.LocalRank = 1, 1
+	cmd := peer(t, "sum", one)
+	sums, bc, err := rankBody(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]float32{{3, 6, 9}, {30, 60}, {300}}
+	for i := range want {
+		if !slices.Equal(sums[i], want[i]) {
+			t.Errorf("allreduce tensor %d = %v, want %v (the sum of ranks 1 and 2's values)", i, sums[i], want[i])
+		}
+	}
+	if !slices.Equal(bc, []float32{1, -1}) {
+		t.Errorf("broadcast from rank 0 = %v, want [1 -1]", bc)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("rank 1: %v", err)
+	}
+}
+
+// A rank killed with SIGKILL makes the survivor's next collective fail
+// with an error, not hang.
+func TestPeerKilledFailsCollective(t *testing.T) {
+	e := Env{WorldSize: 2, MasterAddr: "127.0.0.1", MasterPort: port(t)}
+	one := e
+	one.Rank = 1
+	cmd := peer(t, "die", one)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	g, err := NewGroup(Config{Env: e, Timeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	var s torch.Scope
+	defer s.Free()
+	x := s.Floats(gotch.CPU, gotch.Float, []float32{1}, 1)
+	err = g.AllReduceSum([]torch.Tensor{x}, []int{1})
+	if !errors.Is(err, ErrGroup) {
+		t.Fatalf("allreduce with a dead peer = %v, want an ErrGroup error", err)
+	}
+	t.Logf("survivor's error: %v", err)
+}
+
+func TestFromEnv(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	e, err := FromEnv(env())
+	if err != nil || e.Distributed() || e.WorldSize != 1 {
+		t.Errorf("no variables: %+v, %v; want a single rank", e, err)
+	}
+	e, err = FromEnv(env("WORLD_SIZE", "4", "RANK", "3", "LOCAL_RANK", "1", "MASTER_ADDR", "job-master-0", "MASTER_PORT", "23456"))
+	if err != nil || e != (Env{Rank: 3, WorldSize: 4, LocalRank: 1, MasterAddr: "job-master-0", MasterPort: 23456}) {
+		t.Errorf("PyTorchJob variables: %+v, %v", e, err)
+	}
+	for _, bad := range [][]string{
+		{"WORLD_SIZE", "2", "MASTER_ADDR", "a", "MASTER_PORT", "1"},              // no RANK
+		{"WORLD_SIZE", "2", "RANK", "2", "MASTER_ADDR", "a", "MASTER_PORT", "1"}, // rank out of range
+		{"WORLD_SIZE", "2", "RANK", "1", "MASTER_PORT", "1"},                     // no MASTER_ADDR
+		{"WORLD_SIZE", "2", "RANK", "1", "MASTER_ADDR", "a", "MASTER_PORT", "x"},
+		{"WORLD_SIZE", "two"},
+	} {
+		if _, err := FromEnv(env(bad...)); err == nil {
+			t.Errorf("FromEnv(%v) = nil error", bad)
+		}
+	}
+	// Vars is what Launch hands a child: FromEnv reads back the same Env.
+	vars := map[string]string{}
+	for _, kv := range e.Vars() {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	if back, err := FromEnv(func(k string) string { return vars[k] }); err != nil || back != e {
+		t.Errorf("FromEnv(Vars()) = %+v, %v; want %+v", back, err, e)
+	}
+}
+
+// BenchmarkAllReduce sums a 29 MB float32 bucket (the gradients of the
+// 7.2M-parameter model bench/dataparallel trains) between two processes
+// over loopback: the transfer cost of one step's allreduce, without the
+// wait for a slower rank that a training step's share includes.
+func BenchmarkAllReduce(b *testing.B) {
+	const n = 7_200_000
+	e := Env{WorldSize: 2, MasterAddr: "127.0.0.1", MasterPort: benchPort(b)}
+	one := e
+	one.Rank = 1
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperRank$")
+	cmd.Env = append(append(os.Environ(), one.Vars()...), "KFLLM_DIST_HELPER=bench", "KFLLM_DIST_N="+strconv.Itoa(b.N))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	g, err := NewGroup(Config{Env: e, Timeout: time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	var s torch.Scope
+	defer s.Free()
+	x := s.Zeros(gotch.CPU, gotch.Float, n)
+	if err := g.Barrier(); err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(4 * n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := g.AllReduceSum([]torch.Tensor{x}, []int{1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchPort(b *testing.B) int {
+	p, err := freePort()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// benchPeer is BenchmarkAllReduce's rank 1.
+func benchPeer(e Env) error {
+	runtime.LockOSThread()
+	g, err := NewGroup(Config{Env: e, Timeout: time.Minute})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	var s torch.Scope
+	defer s.Free()
+	x := s.Zeros(gotch.CPU, gotch.Float, 7_200_000)
+	if err := g.Barrier(); err != nil {
+		return err
+	}
+	n, _ := strconv.Atoi(os.Getenv("KFLLM_DIST_N"))
+	for i := 0; i < n; i++ {
+		if err := g.AllReduceSum([]torch.Tensor{x}, []int{1}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
