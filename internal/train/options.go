@@ -57,6 +57,7 @@ type Options struct {
 
 	// Hub fetches a BaseModel on the Hub (hub.FromEnv in the binary).
 	Hub *hub.Client
+
 	// Dist is this process's rank (dist.FromEnv): with WorldSize > 1 Run
 	// trains data-parallel, BatchSize rows per rank per micro-batch.
 	Dist dist.Env
@@ -65,9 +66,6 @@ type Options struct {
 	// Gloo uses (GLOO_SOCKET_IFNAME), empty for the host name's address.
 	DistTimeout time.Duration
 	DistIface   string
-
-	// Hub reaches the Hub for a BaseModel OWNER/NAME (hub.EnvOptions).
-	Hub hub.Options
 
 	// Progress receives the progress bar (a terminal) or lines; nil = none.
 	Progress io.Writer
