@@ -25,6 +25,12 @@ TAG = os.environ.get("IMAGE_TAG", "dev")
 
 
 CHECKPOINT_DIR = "/kfllm/checkpoints"
+# finetune's LoRA defaults (internal/kfp/finetune; docs/benchmarks.md, "LoRA
+# defaults for the demo", measured them).
+LORA_R = 16
+LORA_ALPHA = 32
+LORA_TARGETS = "all-linear"
+LEARNING_RATE = 0.001
 
 
 def image(name: str) -> str:
@@ -73,6 +79,8 @@ def finetune(
     batch_size: int,
     lora_r: int,
     lora_alpha: int,
+    lora_target_modules: str,
+    merge_lora: bool,
     max_steps: int,
     warmup_steps: int,
     seed: int,
@@ -94,6 +102,9 @@ def finetune(
             "--batch-size", batch_size,
             "--lora-r", lora_r,
             "--lora-alpha", lora_alpha,
+            "--lora-target-modules", lora_target_modules,
+            # Go's flag package reads a boolean flag's value only as FLAG=VALUE.
+            f"--merge-lora={merge_lora}",
             "--max-steps", max_steps,
             "--warmup-steps", warmup_steps,
             "--seed", seed,
@@ -143,7 +154,7 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
     node_selector = node_selector or {}
 
     def steps(claim, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
-              batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps):
+              batch_size, lora_r, lora_alpha, lora_target_modules, merge_lora, max_steps, warmup_steps, seed, qa_eval, save_steps):
         f = fetch(source=source, split=split, task=task)
         f.set_display_name("fetch")
         f.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("4G")
@@ -163,6 +174,8 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
             batch_size=batch_size,
             lora_r=lora_r,
             lora_alpha=lora_alpha,
+            lora_target_modules=lora_target_modules,
+            merge_lora=merge_lora,
             max_steps=max_steps,
             warmup_steps=warmup_steps,
             seed=seed,
@@ -203,10 +216,12 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         hf_repo: str = "",
         max_length: int = 512,
         epochs: int = 1,
-        learning_rate: float = 0.0002,
+        learning_rate: float = LEARNING_RATE,
         batch_size: int = 8,
-        lora_r: int = 8,
-        lora_alpha: int = 16,
+        lora_r: int = LORA_R,
+        lora_alpha: int = LORA_ALPHA,
+        lora_target_modules: str = LORA_TARGETS,
+        merge_lora: bool = False,
         max_steps: int = 0,
         warmup_steps: int = 0,
         seed: int = 42,
@@ -223,7 +238,7 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         )
         pvc.set_caching_options(False)
         u = steps(pvc.outputs["name"], source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
-                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps)
+                  batch_size, lora_r, lora_alpha, lora_target_modules, merge_lora, max_steps, warmup_steps, seed, qa_eval, save_steps)
         d = kubernetes.DeletePVC(pvc_name=pvc.outputs["name"]).after(u)
         d.set_caching_options(False)
         return Outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
@@ -237,10 +252,12 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         hf_repo: str = "",
         max_length: int = 512,
         epochs: int = 1,
-        learning_rate: float = 0.0002,
+        learning_rate: float = LEARNING_RATE,
         batch_size: int = 8,
-        lora_r: int = 8,
-        lora_alpha: int = 16,
+        lora_r: int = LORA_R,
+        lora_alpha: int = LORA_ALPHA,
+        lora_target_modules: str = LORA_TARGETS,
+        merge_lora: bool = False,
         max_steps: int = 0,
         warmup_steps: int = 0,
         seed: int = 42,
@@ -249,7 +266,7 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         checkpoint_pvc: str = claim or "",
     ) -> Outputs:
         u = steps(checkpoint_pvc, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
-                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps)
+                  batch_size, lora_r, lora_alpha, lora_target_modules, merge_lora, max_steps, warmup_steps, seed, qa_eval, save_steps)
         return Outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
 
     return kfllm_finetune_on_claim if claim else kfllm_finetune
