@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/kfllm/kfllm/internal/demo"
@@ -30,8 +31,20 @@ func main() {
 	flag.IntVar(&o.Train, "train", 1000, "training records")
 	flag.IntVar(&o.Eval, "eval", 100, "held-out records (all are scored before and after)")
 	flag.IntVar(&o.MaxSteps, "max-steps", 30, "fine-tuning steps of 8 examples")
+	flag.Float64Var(&o.MinExactMatch, "min-exact-match", 0.9, "the check: held-out exact match after fine-tuning at least this, else exit 1")
 	flag.StringVar(&o.BaseGGUF, "base-gguf", filepath.Join(cacheDir(), "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), "the pretrained base model (make setup fetches it)")
-	flag.Int64Var(&o.Seed, "seed", 1, "seed for the data and the training")
+	flag.Int64Var(&o.Seed, "seed", 1, "seed for the data (the training's is the pipeline's default unless -param seed=N)")
+	flag.Func("param", "a further pipeline parameter `NAME=VALUE` over the demo's (repeatable; for experiments: the demo runs the pipeline's defaults)", func(s string) error {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return fmt.Errorf("want NAME=VALUE, got %q", s)
+		}
+		if o.Params == nil {
+			o.Params = map[string]string{}
+		}
+		o.Params[k] = v
+		return nil
+	})
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: demo [flags]\n\nEnvironment: DEMO_EXIT=1 exits after the sample question;\nKFLLM_CACHE is make setup's cache (default ~/.cache/kfllm).\n\n")
 		flag.PrintDefaults()

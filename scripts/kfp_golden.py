@@ -25,6 +25,12 @@ TAG = os.environ.get("IMAGE_TAG", "dev")
 
 
 CHECKPOINT_DIR = "/kfllm/checkpoints"
+# finetune's LoRA defaults (internal/kfp/finetune; docs/benchmarks.md, "LoRA
+# defaults for the demo", measured them).
+LORA_R = 16
+LORA_ALPHA = 32
+LORA_TARGETS = "all-linear"
+LEARNING_RATE = 0.001
 
 
 def image(name: str) -> str:
@@ -73,6 +79,8 @@ def finetune(
     batch_size: int,
     lora_r: int,
     lora_alpha: int,
+    lora_target_modules: str,
+    merge_lora: bool,
     max_steps: int,
     warmup_steps: int,
     seed: int,
@@ -94,6 +102,9 @@ def finetune(
             "--batch-size", batch_size,
             "--lora-r", lora_r,
             "--lora-alpha", lora_alpha,
+            "--lora-target-modules", lora_target_modules,
+            # Go's flag package reads a boolean flag's value only as FLAG=VALUE.
+            f"--merge-lora={merge_lora}",
             "--max-steps", max_steps,
             "--warmup-steps", warmup_steps,
             "--seed", seed,
@@ -146,7 +157,7 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
     tolerations = [dict(t) for t in tolerations]
 
     def steps(claim, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
-              batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps,
+              batch_size, lora_r, lora_alpha, lora_target_modules, merge_lora, max_steps, warmup_steps, seed, qa_eval, save_steps,
               accelerator, node_selector, tolerations):
         f = fetch(source=source, split=split, task=task)
         f.set_display_name("fetch")
@@ -167,6 +178,8 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
             batch_size=batch_size,
             lora_r=lora_r,
             lora_alpha=lora_alpha,
+            lora_target_modules=lora_target_modules,
+            merge_lora=merge_lora,
             max_steps=max_steps,
             warmup_steps=warmup_steps,
             seed=seed,
@@ -205,10 +218,12 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         hf_repo: str = "",
         max_length: int = 512,
         epochs: int = 1,
-        learning_rate: float = 0.0002,
+        learning_rate: float = LEARNING_RATE,
         batch_size: int = 8,
-        lora_r: int = 8,
-        lora_alpha: int = 16,
+        lora_r: int = LORA_R,
+        lora_alpha: int = LORA_ALPHA,
+        lora_target_modules: str = LORA_TARGETS,
+        merge_lora: bool = False,
         max_steps: int = 0,
         warmup_steps: int = 0,
         seed: int = 42,
@@ -228,7 +243,7 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         )
         pvc.set_caching_options(False)
         u = steps(pvc.outputs["name"], source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
-                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps,
+                  batch_size, lora_r, lora_alpha, lora_target_modules, merge_lora, max_steps, warmup_steps, seed, qa_eval, save_steps,
                   accelerator, node_selector, tolerations)
         d = kubernetes.DeletePVC(pvc_name=pvc.outputs["name"]).after(u)
         d.set_caching_options(False)
@@ -243,10 +258,12 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         hf_repo: str = "",
         max_length: int = 512,
         epochs: int = 1,
-        learning_rate: float = 0.0002,
+        learning_rate: float = LEARNING_RATE,
         batch_size: int = 8,
-        lora_r: int = 8,
-        lora_alpha: int = 16,
+        lora_r: int = LORA_R,
+        lora_alpha: int = LORA_ALPHA,
+        lora_target_modules: str = LORA_TARGETS,
+        merge_lora: bool = False,
         max_steps: int = 0,
         warmup_steps: int = 0,
         seed: int = 42,
@@ -258,7 +275,7 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         tolerations: list = tolerations,
     ) -> Outputs:
         u = steps(checkpoint_pvc, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
-                  batch_size, lora_r, lora_alpha, max_steps, warmup_steps, seed, qa_eval, save_steps,
+                  batch_size, lora_r, lora_alpha, lora_target_modules, merge_lora, max_steps, warmup_steps, seed, qa_eval, save_steps,
                   accelerator, node_selector, tolerations)
         return Outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
 

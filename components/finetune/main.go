@@ -84,6 +84,7 @@ func main() {
 	f.StringVar(&mdOut, "markdown-output", "", "KFP Markdown artifact file (system.Markdown): the evaluation table")
 	f.StringVar(&o.QAEval, "qa-eval", "", "held-out QA records JSONL (context, question, answer): EM/F1 before and after")
 	f.IntVar(&o.QAEvalMax, "qa-eval-max", 100, "questions of --qa-eval to score")
+	qaBefore := f.Bool("qa-eval-before", true, "score --qa-eval before training too (false: after only, when the base's score is known)")
 	f.IntVar(&o.LogEvery, "log-every", 10, "progress line every N steps (off a terminal)")
 	f.IntVar(&o.Threads, "threads", 0, "libtorch threads (0: libtorch's default)")
 	var nproc int
@@ -108,6 +109,7 @@ func main() {
 		os.Exit(launch(ctx, nproc, env, o.Threads))
 	}
 	o.Dist, o.DistIface = env, os.Getenv("GLOO_SOCKET_IFNAME")
+	o.QASkipBefore = !*qaBefore
 	torch.TuneAllocatorForTraining()
 	res, err := train.Run(ctx, o)
 	switch {

@@ -91,9 +91,16 @@ func TestDemoEndToEnd(t *testing.T) {
 		}
 	}
 	model := filepath.Join(run, "finetune", "output_model_dir")
-	for _, f := range []string{"config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "training_args.json", "metrics.json", "training_log.jsonl", "README.md"} {
+	// The pipeline's default is a LoRA adapter, unmerged: the adapter alone,
+	// no copy of the unchanged base weights.
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "training_args.json", "metrics.json", "training_log.jsonl", "README.md"} {
 		if _, err := os.Stat(filepath.Join(model, f)); err != nil {
 			t.Errorf("finetune output: %v", err)
+		}
+	}
+	for _, f := range []string{"model.safetensors", "config.json"} {
+		if _, err := os.Stat(filepath.Join(model, f)); err == nil {
+			t.Errorf("finetune output carries %s beside the adapter", f)
 		}
 	}
 	for _, f := range []string{"metrics", "report", "eval_table"} {
@@ -122,14 +129,26 @@ func TestDemoEndToEnd(t *testing.T) {
 	}
 
 	// What serving loaded is what upload pushed: the repo's head holds the
-	// trained weights.
+	// trained adapter, a PEFT card naming its base, and no base weights.
 	check := filepath.Join(t.TempDir(), "check")
 	if _, err := gitremote.Checkout(ctx, filepath.Join(dir, "hub", "kfllm-demo.git"), "main", check); err != nil {
 		t.Fatal(err)
 	}
-	pushed, trained := fileSHA256(t, filepath.Join(check, "model.safetensors")), fileSHA256(t, filepath.Join(model, "model.safetensors"))
+	pushed, trained := fileSHA256(t, filepath.Join(check, "adapter_model.safetensors")), fileSHA256(t, filepath.Join(model, "adapter_model.safetensors"))
 	if pushed != trained {
-		t.Errorf("the repo's model.safetensors (sha256 %s) is not the trained one (%s)", pushed, trained)
+		t.Errorf("the repo's adapter_model.safetensors (sha256 %s) is not the trained one (%s)", pushed, trained)
+	}
+	if _, err := os.Stat(filepath.Join(check, "model.safetensors")); err == nil {
+		t.Error("the repo carries model.safetensors: the unchanged base weights pass for the model")
+	}
+	var ac struct {
+		Base string `json:"base_model_name_or_path"`
+	}
+	if err := json.Unmarshal(readFile(t, filepath.Join(check, "adapter_config.json")), &ac); err != nil || ac.Base != filepath.Join(dir, "base-model") {
+		t.Errorf("the adapter's base_model_name_or_path is %q (%v), want the demo's base %s", ac.Base, err, filepath.Join(dir, "base-model"))
+	}
+	if card := string(readFile(t, filepath.Join(check, "README.md"))); !strings.Contains(card, "library_name: peft") || !strings.Contains(card, filepath.Join(dir, "base-model")) {
+		t.Errorf("the repo's model card is not an adapter's naming its base:\n%s", card)
 	}
 	// The base model is the converted pretrained one, not a random model.
 	if b, err := os.ReadFile(filepath.Join(dir, "base-model", "config.json")); err != nil || !bytes.Contains(b, []byte(`"num_hidden_layers": 30`)) {
@@ -143,6 +162,15 @@ func TestDemoEndToEnd(t *testing.T) {
 	if !strings.Contains(out.String(), "answer:") || !strings.Contains(out.String(), "exact match") {
 		t.Errorf("the demo's output lacks the answer or the evaluation table:\n%s", out.String())
 	}
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func fileSHA256(t *testing.T, path string) string {

@@ -91,6 +91,15 @@ func (c *Component) Param(flag, name string, t ParamType) *Component {
 	return c.arg(flag, fmt.Sprintf("{{$.inputs.parameters['%s']}}", name))
 }
 
+// BoolParam declares a boolean input parameter and passes it as one
+// argument FLAG=VALUE ("--merge-lora=false"): Go's flag package reads a
+// boolean flag's value only in that form.
+func (c *Component) BoolParam(flag, name string) *Component {
+	c.addInput(port{name: name, param: Bool})
+	c.args = append(c.args, fmt.Sprintf("%s={{$.inputs.parameters['%s']}}", flag, name))
+	return c
+}
+
 // InputParam declares an input parameter that the command line does not
 // carry: a platform component (kfp-kubernetes' CreatePVC) reads it from its
 // executor input. An optional input may be left unset by a task; def, when

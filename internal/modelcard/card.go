@@ -28,6 +28,8 @@ const (
 	ReadmeFile       = "README.md"
 	TrainingArgsFile = "training_args.json"
 	MetricsFile      = "metrics.json"
+	// AdapterConfigFile marks a PEFT adapter directory (no full weights).
+	AdapterConfigFile = "adapter_config.json"
 	// CurvesFile is an image of the training curves; when a later step
 	// writes it beside the card, the card shows it (relative link).
 	CurvesFile = "training_curves.svg"
@@ -75,7 +77,8 @@ func Render(dir string, info Info) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	fillFromDir(dir, args, &info)
+	localBase := fillFromDir(dir, args, &info)
+	adapter := exists(filepath.Join(dir, AdapterConfigFile))
 	md := Metadata{
 		License:     info.License,
 		BaseModel:   info.BaseModel,
@@ -85,12 +88,16 @@ func Render(dir string, info Info) ([]byte, error) {
 		PipelineTag: "text-generation",
 		Tags:        dedupe(append(append([]string{}, DefaultTags...), info.Tags...)),
 	}
-	if exists(filepath.Join(dir, "adapter_config.json")) {
+	relation := "finetune"
+	if adapter {
+		// PEFT's own cards: library_name peft, base_model the base the
+		// adapter needs; the Hub lists the repo among the base's adapters.
 		md.LibraryName = "peft"
 		md.Tags = dedupe(append(md.Tags, "lora"))
+		relation = "adapter"
 	}
 	if md.BaseModel != "" {
-		md.Tags = dedupe(append(md.Tags, "base_model:finetune:"+md.BaseModel))
+		md.Tags = dedupe(append(md.Tags, "base_model:"+relation+":"+md.BaseModel))
 	}
 	front, err := yaml.Marshal(md)
 	if err != nil {
@@ -115,6 +122,16 @@ func Render(dir string, info Info) ([]byte, error) {
 	default:
 		b.WriteString("This model was fine-tuned with [kfllm](https://github.com/kfllm/kfllm).\n\n")
 	}
+	if adapter {
+		switch {
+		case md.BaseModel != "":
+			fmt.Fprintf(&b, "It is a LoRA adapter (PEFT): it holds only the low-rank update, and needs its base model [%s](%s) to run.\n\n", md.BaseModel, hubLink(md.BaseModel, false))
+		case localBase != "":
+			fmt.Fprintf(&b, "It is a LoRA adapter (PEFT): it holds only the low-rank update, and needs its base model, which was the local directory `%s` when it was trained (`base_model_name_or_path` in %s).\n\n", localBase, AdapterConfigFile)
+		default:
+			fmt.Fprintf(&b, "It is a LoRA adapter (PEFT): it holds only the low-rank update, and needs the base model named by `base_model_name_or_path` in %s.\n\n", AdapterConfigFile)
+		}
+	}
 	b.WriteString("It answers a question about a context with the prompt it was trained on:\n\n```\nAnswer the question using the context.\n\nContext: {context}\nQuestion: {question}\nAnswer:\n```\n\n")
 
 	if exists(filepath.Join(dir, CurvesFile)) {
@@ -135,8 +152,15 @@ func Render(dir string, info Info) ([]byte, error) {
 		b.WriteString("## Training hyperparameters\n\n")
 		table(&b, "Argument", args)
 	}
-	b.WriteString("## Usage\n\n```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n")
-	fmt.Fprintf(&b, "tokenizer = AutoTokenizer.from_pretrained(%q)\nmodel = AutoModelForCausalLM.from_pretrained(%q)\n```\n", title, title)
+	b.WriteString("## Usage\n\n")
+	if adapter {
+		b.WriteString("```python\nfrom peft import AutoPeftModelForCausalLM\nfrom transformers import AutoTokenizer\n\n")
+		fmt.Fprintf(&b, "tokenizer = AutoTokenizer.from_pretrained(%q)\nmodel = AutoPeftModelForCausalLM.from_pretrained(%q)  # loads the base model, then the adapter\n```\n\n", title, title)
+		fmt.Fprintf(&b, "With kfllm: `serving --model-name NAME --model-id %s` (the base comes from the adapter's config).\n", title)
+	} else {
+		b.WriteString("```python\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n\n")
+		fmt.Fprintf(&b, "tokenizer = AutoTokenizer.from_pretrained(%q)\nmodel = AutoModelForCausalLM.from_pretrained(%q)\n```\n", title, title)
+	}
 	return b.Bytes(), nil
 }
 
@@ -178,8 +202,10 @@ func readJSON(p string) (map[string]any, error) {
 	return m, nil
 }
 
-// fillFromDir completes info from what finetune and PEFT write.
-func fillFromDir(dir string, args map[string]any, info *Info) {
+// fillFromDir completes info from what finetune and PEFT write. A base
+// model that is a local path is left out of info (it means nothing on the
+// Hub) and returned, for the card's text.
+func fillFromDir(dir string, args map[string]any, info *Info) (localBase string) {
 	str := func(m map[string]any, keys ...string) string {
 		for _, k := range keys {
 			if s, ok := m[k].(string); ok && s != "" {
@@ -192,7 +218,7 @@ func fillFromDir(dir string, args map[string]any, info *Info) {
 		info.BaseModel = str(args, "base_model", "model_name_or_path", "base_model_name_or_path")
 	}
 	if info.BaseModel == "" {
-		if ac, _ := readJSON(filepath.Join(dir, "adapter_config.json")); ac != nil {
+		if ac, _ := readJSON(filepath.Join(dir, AdapterConfigFile)); ac != nil {
 			info.BaseModel = str(ac, "base_model_name_or_path")
 		}
 	}
@@ -203,7 +229,7 @@ func fillFromDir(dir string, args map[string]any, info *Info) {
 	}
 	// A local path says nothing to a reader of the Hub page.
 	if strings.HasPrefix(info.BaseModel, "/") || strings.HasPrefix(info.BaseModel, ".") {
-		info.BaseModel = ""
+		localBase, info.BaseModel = info.BaseModel, ""
 	}
 	if len(info.Datasets) == 0 {
 		if d := str(args, "dataset", "dataset_source", "dataset_name"); d != "" {
@@ -213,6 +239,7 @@ func fillFromDir(dir string, args map[string]any, info *Info) {
 	for i, d := range info.Datasets {
 		info.Datasets[i] = strings.TrimPrefix(d, "hf://datasets/")
 	}
+	return localBase
 }
 
 func table(b *bytes.Buffer, head string, m map[string]any) {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -89,6 +90,58 @@ func TestRenderMissingFiles(t *testing.T) {
 	}
 	if strings.Contains(s, "## Results") || strings.Contains(s, "## Training hyperparameters") || strings.Contains(s, "## Training curves") {
 		t.Errorf("sections for missing files:\n%s", s)
+	}
+}
+
+// TestRenderAdapter: the card of a PEFT adapter directory (what finetune
+// writes with LoRA unmerged) is a PEFT card as the Hub expects one:
+// library_name peft, base_model the base it needs, the adapter relation in
+// the tags, and a usage snippet that loads the base and the adapter.
+func TestRenderAdapter(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, AdapterConfigFile), `{"base_model_name_or_path":"HuggingFaceTB/SmolLM2-135M","r":16,"peft_type":"LORA"}`)
+	writeFile(t, filepath.Join(dir, TrainingArgsFile), `{"base_model":"HuggingFaceTB/SmolLM2-135M","lora_r":16}`)
+	card, err := Render(dir, Info{ModelID: "me/squad-lora"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(card)
+	fm := frontMatter(t, s)
+	if fm["library_name"] != "peft" || fm["base_model"] != "HuggingFaceTB/SmolLM2-135M" {
+		t.Errorf("front matter %v: want library_name peft, base_model HuggingFaceTB/SmolLM2-135M", fm)
+	}
+	tags := fm["tags"].([]any)
+	if !slices.Contains(tags, any("base_model:adapter:HuggingFaceTB/SmolLM2-135M")) || slices.Contains(tags, any("base_model:finetune:HuggingFaceTB/SmolLM2-135M")) {
+		t.Errorf("tags %v: want the adapter relation to the base", tags)
+	}
+	for _, line := range []string{
+		"needs its base model [HuggingFaceTB/SmolLM2-135M](https://huggingface.co/HuggingFaceTB/SmolLM2-135M)",
+		`AutoPeftModelForCausalLM.from_pretrained("me/squad-lora")`,
+		"serving --model-name NAME --model-id me/squad-lora",
+	} {
+		if !strings.Contains(s, line) {
+			t.Errorf("card lacks %q:\n%s", line, s)
+		}
+	}
+	if strings.Contains(s, "AutoModelForCausalLM.from_pretrained") {
+		t.Errorf("an adapter's card loads it as a full model:\n%s", s)
+	}
+}
+
+// An adapter trained on a local base (the demo's) says which directory
+// that was, in the text: base_model would not mean anything on the Hub.
+func TestRenderAdapterOnLocalBase(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, AdapterConfigFile), `{"base_model_name_or_path":"/srv/models/base","r":8}`)
+	card, err := Render(dir, Info{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := frontMatter(t, string(card))["base_model"]; ok {
+		t.Errorf("a local path became base_model:\n%s", card)
+	}
+	if !strings.Contains(string(card), "needs its base model, which was the local directory `/srv/models/base`") {
+		t.Errorf("the card does not say which base the adapter needs:\n%s", card)
 	}
 }
 

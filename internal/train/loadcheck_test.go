@@ -20,7 +20,7 @@ import (
 var update = flag.Bool("update", false, "write testdata/loadcheck/* for scripts/golden/train_reference.py check")
 
 // loadCheckRuns are the three kinds of output directory: full weights, an
-// unmerged PEFT adapter (with the base weights beside it), merged LoRA.
+// unmerged PEFT adapter (the adapter alone), merged LoRA.
 func loadCheckRuns(t *testing.T, root string) map[string]string {
 	shards := fixtureShards(t)
 	dirs := map[string]string{}
@@ -140,7 +140,22 @@ func TestOutputsLoadInTransformers(t *testing.T) {
 	}
 	cmp("full (transformers)", lastLogits(t, dirs["full"], "", rec.InputIDs), rec.Full)
 	cmp("merged (transformers)", lastLogits(t, dirs["merged"], "", rec.InputIDs), rec.Merged)
-	cmp("adapter (peft)", lastLogits(t, dirs["lora"], dirs["lora"], rec.InputIDs), rec.LoRA)
+	// The adapter directory holds no weights of its own: the base comes
+	// from base_model_name_or_path, as PEFT loads it.
+	var ac map[string]any
+	if err := json.Unmarshal(mustRead(t, filepath.Join(dirs["lora"], "adapter_config.json")), &ac); err != nil {
+		t.Fatal(err)
+	}
+	base, _ := ac["base_model_name_or_path"].(string)
+	if want, _ := filepath.Abs(filepath.Join("testdata", "parity", "base")); base != want {
+		t.Errorf("adapter_config.json base_model_name_or_path %q, want the base's absolute path %q", base, want)
+	}
+	for _, f := range []string{"model.safetensors", "config.json", "generation_config.json"} {
+		if _, err := os.Stat(filepath.Join(dirs["lora"], f)); err == nil {
+			t.Errorf("the adapter directory carries %s: the unchanged base would pass for the fine-tuned model", f)
+		}
+	}
+	cmp("adapter (peft)", lastLogits(t, base, dirs["lora"], rec.InputIDs), rec.LoRA)
 	// peft applied the adapter (it only warns on keys it does not know).
 	moved := 0.0
 	for i := range rec.LoRA {
@@ -156,10 +171,6 @@ func TestOutputsLoadInTransformers(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dirs["full"], f)); err != nil {
 			t.Errorf("output dir: %v", err)
 		}
-	}
-	var ac map[string]any
-	if err := json.Unmarshal(mustRead(t, filepath.Join(dirs["lora"], "adapter_config.json")), &ac); err != nil {
-		t.Fatal(err)
 	}
 	if ac["peft_type"] != "LORA" || ac["task_type"] != "CAUSAL_LM" || !slices.Equal(toStrings(ac["target_modules"]), []string{"o_proj", "q_proj", "v_proj"}) {
 		t.Errorf("adapter_config.json: %v", ac)

@@ -3,6 +3,7 @@ package train
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
@@ -34,6 +35,26 @@ func matchesTarget(path string, targets []string) bool {
 		}
 	}
 	return false
+}
+
+// AllLinear is PEFT's shorthand target: every Linear of the model but the
+// output layer (lm_head).
+const AllLinear = "all-linear"
+
+// resolveTargets expands [AllLinear] into the module names it stands for
+// (the last part of each Linear's path: q_proj, c_attn...), as PEFT writes
+// them into adapter_config.json; other lists are returned as they are.
+func resolveTargets(m *model.Model, targets []string) []string {
+	if !slices.Contains(targets, AllLinear) {
+		return targets
+	}
+	seen := map[string]bool{}
+	for p := range m.Linears() {
+		if name := p[strings.LastIndexByte(p, '.')+1:]; name != "lm_head" {
+			seen[name] = true
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // attachLoRA puts a fresh adapter (PEFT's default init: A kaiming-uniform

@@ -51,6 +51,7 @@ type Options struct {
 	QAEval         string // records JSONL with context/question/answer
 	QAEvalMax      int    // default 100
 	QAMaxNewTokens int    // default 32
+	QASkipBefore   bool   // score only after training (the base's score is known)
 
 	LogEvery int // plain progress line every N steps, default 10
 	Threads  int // libtorch intra-op threads; 0 = libtorch's default

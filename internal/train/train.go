@@ -149,6 +149,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	if o.LoRAR > 0 {
+		o.LoRATargetModules = resolveTargets(t.m, o.LoRATargetModules)
 		t.adapters, err = attachLoRA(t.m, o.LoRAR, o.LoRAAlpha, o.LoRADropout, o.LoRATargetModules, o.Seed)
 		if err != nil {
 			return nil, err
@@ -241,7 +242,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 		if tok, err = tokenizer.Load(tokDir); err != nil {
 			return nil, fmt.Errorf("qa eval: %w", err)
 		}
-		if t.state.QABefore == nil {
+		if t.state.QABefore == nil && !o.QASkipBefore {
 			if t.state.QABefore, err = qaEvalNoted(ctx, o.Progress, "before", t.m, tok, qa, o.QAMaxNewTokens); err != nil {
 				return nil, err
 			}
@@ -558,16 +559,15 @@ func (t *trainer) writeOutput(stage, base, tokDir string, met *Metrics) error {
 			return err
 		}
 	case o.LoRAR > 0:
-		// The base weights beside the adapter keep the directory
-		// self-contained for our serving and for transformers.
-		if err := t.m.Save(stage); err != nil {
-			return err
-		}
+		// The adapter alone, as PEFT's save_pretrained writes it: the base
+		// weights are unchanged, so a copy of them here would only pass
+		// the base off as the fine-tuned model. adapter_config.json's
+		// base_model_name_or_path says where the base is (docs/design.md §3).
 		conv := false
 		for _, a := range t.adapters {
 			conv = conv || a.lin.Conv1D
 		}
-		cfg := adapterConfig(t.base.Name(), o.LoRAR, o.LoRAAlpha, o.LoRADropout, o.LoRATargetModules, conv)
+		cfg := adapterConfig(adapterBase(t.base), o.LoRAR, o.LoRAAlpha, o.LoRADropout, o.LoRATargetModules, conv)
 		if t.base.Revision != "" {
 			cfg["revision"] = t.base.Revision // PEFT loads the base at this revision
 		}
@@ -605,6 +605,20 @@ func (t *trainer) writeOutput(stage, base, tokDir string, met *Metrics) error {
 	}
 	syncDir(filepath.Dir(out))
 	return nil
+}
+
+// adapterBase is base_model_name_or_path for an adapter trained on the
+// --base-model ref: a Hub repo id as given (its revision goes to
+// adapter_config.json's revision), a local directory as an absolute path (a relative one would
+// depend on where the adapter is loaded from).
+func adapterBase(ref hub.Ref) string {
+	if !ref.IsLocal() {
+		return ref.Name() // a Hub repo id, resolved through the snapshot cache
+	}
+	if abs, err := filepath.Abs(ref.Dir); err == nil {
+		return abs
+	}
+	return ref.Dir
 }
 
 // clearOutput makes way for the new output directory: it removes out only

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -233,3 +234,80 @@ func TestDeployTargetsAgainstAKubectlStandIn(t *testing.T) {
 		})
 	}
 }
+
+// TestDeployServesAnAdapterOrAFullModel: `make api-deploy MODEL_ID=...`
+// takes a PEFT adapter repo (what the pipeline uploads by default,
+// merge_lora false) as it takes a full model (merge_lora true, or lora_r 0):
+// both render to manifests that meet the contracts, and serving gets the
+// repo, pinned revision included, as --model-id, which loads a full model or
+// an adapter with the base named in its adapter_config.json. The adapter's
+// base is a second download: it needs the same HF_TOKEN (a gated base) and
+// the writable Hub cache, both of which the pod has.
+func TestDeployServesAnAdapterOrAFullModel(t *testing.T) {
+	for _, modelID := range []string{
+		"alice/squad-llama",        // a full model: config.json + model.safetensors
+		"alice/squad-lora@" + sha1, // an adapter: adapter_config.json + adapter_model.safetensors, at the run's commit_sha
+	} {
+		t.Run(modelID, func(t *testing.T) {
+			dir := t.TempDir()
+			env := []string{"KFLLM_DEPLOY_DIR=" + dir, "MODEL_ID=" + modelID}
+			var dirs []string
+			for _, base := range []string{"api", "ui"} {
+				out, stderr, code := runScript(t, env, "deploy.sh", "render", base)
+				if code != 0 {
+					t.Fatalf("render %s: exit %d: %s", base, code, stderr)
+				}
+				dirs = append(dirs, strings.TrimSpace(out))
+			}
+			b, err := RenderBundle(dirs...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := expect(t)
+			e.ModelID = modelID
+			for _, err := range CheckBundle(b, e) {
+				t.Error(err)
+			}
+			c := b.InferenceServices[APIName].Spec.Predictor.Containers[0]
+			vars := map[string]string{}
+			var cache string
+			for _, ev := range c.Env {
+				switch {
+				case ev.ValueFrom != nil && ev.ValueFrom.ConfigMapKeyRef != nil:
+					ref := ev.ValueFrom.ConfigMapKeyRef
+					vars[ev.Name] = b.ConfigMaps[ref.Name].Data[ref.Key]
+				case ev.ValueFrom != nil && ev.ValueFrom.SecretKeyRef != nil:
+					vars[ev.Name] = "secret:" + ev.ValueFrom.SecretKeyRef.Name + "/" + ev.ValueFrom.SecretKeyRef.Key
+				default:
+					vars[ev.Name] = ev.Value
+				}
+				if ev.Name == "HF_HOME" {
+					cache = ev.Value
+				}
+			}
+			// Kubernetes expands $(NAME) in args from the container's env.
+			var argv []string
+			for _, a := range c.Args {
+				for k, v := range vars {
+					a = strings.ReplaceAll(a, "$("+k+")", v)
+				}
+				argv = append(argv, a)
+			}
+			if !slices.Contains(argv, "--model-id="+modelID) {
+				t.Errorf("serving's arguments %q do not carry --model-id=%s", argv, modelID)
+			}
+			if vars["HF_TOKEN"] != "secret:hf-secret/HF_TOKEN" {
+				t.Errorf("HF_TOKEN is %q, want hf-secret's: a gated base would not download", vars["HF_TOKEN"])
+			}
+			writable := false
+			for _, m := range c.VolumeMounts {
+				writable = writable || (cache != "" && m.MountPath == cache && !m.ReadOnly)
+			}
+			if !writable {
+				t.Errorf("HF_HOME %q is not a writable mount: the base's snapshot has nowhere to go", cache)
+			}
+		})
+	}
+}
+
+const sha1 = "0123456789abcdef0123456789abcdef01234567"

@@ -165,7 +165,7 @@ def check():
         m = AutoModelForCausalLM.from_pretrained(os.path.join(lc, case), torch_dtype=torch.float32).eval()
         with torch.no_grad():
             out[case] = m(input_ids=ids).logits[0, -1].tolist()
-    # The adapter dir: the base weights beside it, the adapter by peft.
+    # The adapter dir holds the adapter alone: the base from its own dir, the adapter by peft.
     base = LlamaForCausalLM.from_pretrained(os.path.join(PAR, "base"), torch_dtype=torch.float32).eval()
     with torch.no_grad():
         out["base"] = base(input_ids=ids).logits[0, -1].tolist()

@@ -144,10 +144,12 @@ func New(o Options) *kfp.Pipeline {
 	hfRepo := p.StringParam("hf_repo", "")
 	maxLength := p.IntParam("max_length", 512)
 	epochs := p.IntParam("epochs", 1)
-	learningRate := p.FloatParam("learning_rate", 2e-4)
+	learningRate := p.FloatParam("learning_rate", 1e-3)
 	batchSize := p.IntParam("batch_size", 8)
-	loraR := p.IntParam("lora_r", 8)
-	loraAlpha := p.IntParam("lora_alpha", 16)
+	loraR := p.IntParam("lora_r", 16)
+	loraAlpha := p.IntParam("lora_alpha", 32)
+	loraTargets := p.StringParam("lora_target_modules", "all-linear")
+	mergeLoRA := p.BoolParam("merge_lora", false)
 	maxSteps := p.IntParam("max_steps", 0)
 	warmupSteps := p.IntParam("warmup_steps", 0)
 	seed := p.IntParam("seed", 42)
@@ -199,6 +201,8 @@ func New(o Options) *kfp.Pipeline {
 		Param("--batch-size", "batch_size", kfp.Int).
 		Param("--lora-r", "lora_r", kfp.Int).
 		Param("--lora-alpha", "lora_alpha", kfp.Int).
+		Param("--lora-target-modules", "lora_target_modules", kfp.String).
+		BoolParam("--merge-lora", "merge_lora").
 		Param("--max-steps", "max_steps", kfp.Int).
 		Param("--warmup-steps", "warmup_steps", kfp.Int).
 		Param("--seed", "seed", kfp.Int).
@@ -210,18 +214,20 @@ func New(o Options) *kfp.Pipeline {
 		Output("--html-output", "report", kfp.HTML).
 		Output("--markdown-output", "eval_table", kfp.Markdown),
 		kfp.Inputs{
-			"input_dataset": tokenize.Output("output_dataset"),
-			"base_model":    baseModel,
-			"epochs":        epochs,
-			"learning_rate": learningRate,
-			"batch_size":    batchSize,
-			"lora_r":        loraR,
-			"lora_alpha":    loraAlpha,
-			"max_steps":     maxSteps,
-			"warmup_steps":  warmupSteps,
-			"seed":          seed,
-			"qa_eval":       qaEval,
-			"save_steps":    saveSteps,
+			"input_dataset":       tokenize.Output("output_dataset"),
+			"base_model":          baseModel,
+			"epochs":              epochs,
+			"learning_rate":       learningRate,
+			"batch_size":          batchSize,
+			"lora_r":              loraR,
+			"lora_alpha":          loraAlpha,
+			"lora_target_modules": loraTargets,
+			"merge_lora":          mergeLoRA,
+			"max_steps":           maxSteps,
+			"warmup_steps":        warmupSteps,
+			"seed":                seed,
+			"qa_eval":             qaEval,
+			"save_steps":          saveSteps,
 		}).
 		WithResources(kfp.Resources{
 			CPURequest: "4", CPULimit: "8", MemoryRequest: "16G", MemoryLimit: "32G",

@@ -103,7 +103,7 @@ func (f *fixture) calls(t *testing.T) []string {
 
 func TestRunFinetunePipeline(t *testing.T) {
 	f := newFixture(t)
-	res, out, err := f.run(t, Options{RunID: "r1", Params: map[string]string{"epochs": "3", "hf_repo": "me/model", "learning_rate": "1e-4"}})
+	res, out, err := f.run(t, Options{RunID: "r1", Params: map[string]string{"epochs": "3", "hf_repo": "me/model", "learning_rate": "1e-4", "merge_lora": "true"}})
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
@@ -114,7 +114,7 @@ func TestRunFinetunePipeline(t *testing.T) {
 		"fetch token=hf_secret_value",
 		"tokenize --input-dataset " + run + "/fetch/output_dataset --tokenizer HuggingFaceTB/SmolLM2-135M --max-length 512 --output-dataset " + run + "/tokenize/output_dataset",
 		"tokenize token=hf_secret_value",
-		"finetune --input-dataset " + run + "/tokenize/output_dataset --base-model HuggingFaceTB/SmolLM2-135M --epochs 3 --learning-rate 0.0001 --batch-size 8 --lora-r 8 --lora-alpha 16 --max-steps 0 --warmup-steps 0 --seed 42 --qa-eval  --save-steps 100 --checkpoint-dir " + f.work + "/.claims/r1-kfllm-checkpoints --output-model-dir " + run + "/finetune/output_model_dir --metrics-output " + run + "/finetune/metrics --html-output " + run + "/finetune/report --markdown-output " + run + "/finetune/eval_table",
+		"finetune --input-dataset " + run + "/tokenize/output_dataset --base-model HuggingFaceTB/SmolLM2-135M --epochs 3 --learning-rate 0.0001 --batch-size 8 --lora-r 16 --lora-alpha 32 --lora-target-modules all-linear --merge-lora=true --max-steps 0 --warmup-steps 0 --seed 42 --qa-eval  --save-steps 100 --checkpoint-dir " + f.work + "/.claims/r1-kfllm-checkpoints --output-model-dir " + run + "/finetune/output_model_dir --metrics-output " + run + "/finetune/metrics --html-output " + run + "/finetune/report --markdown-output " + run + "/finetune/eval_table",
 		"finetune token=hf_secret_value",
 		"upload --model-dir " + run + "/finetune/output_model_dir --repo me/model",
 		"upload token=hf_secret_value",
@@ -391,7 +391,8 @@ func TestRunKFPSDKCompiledYAML(t *testing.T) {
 	if len(res.Tasks) != 6 || res.Tasks[4].Name != "upload" || res.Tasks[4].Status != Succeeded || res.Outputs["commit_sha"].GetStringValue() != "c0ffee" {
 		t.Errorf("results = %+v, outputs %v", res.Tasks, res.Outputs)
 	}
-	if calls := f.calls(t); len(calls) != 8 || !strings.Contains(calls[4], "--learning-rate 0.0002 ") {
+	// The SDK's boolean placeholder renders as Go's flag package reads it.
+	if calls := f.calls(t); len(calls) != 8 || !strings.Contains(calls[4], "--learning-rate 0.001 ") || !strings.Contains(calls[4], " --merge-lora=false ") {
 		t.Errorf("calls = %q", calls)
 	}
 }
