@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/kfllm/kfllm/internal/engine"
@@ -20,6 +21,7 @@ import (
 const help = `
 Environment (flags win):
   MODEL_NAME, MODEL_ID                         as --model-name, --model-id
+  LORA_ADAPTERS=name=ref,name2=ref2            more --lora-adapter items (after the flags')
   BACKEND, BACKEND_URL                         as --backend, --backend-url
   HF_TOKEN, HF_ENDPOINT                        Hub access for --model-id, and the huggingface backend's
                                                token (never logged)
@@ -41,7 +43,12 @@ func main() {
 	var o engine.ServeOptions
 	var port int
 	flag.StringVar(&o.Server.ModelName, "model-name", os.Getenv("MODEL_NAME"), "name the routes answer to (required)")
-	flag.StringVar(&o.Engine.ModelDir, "model-dir", "", "Hugging Face model directory (KServe mounts /mnt/models)")
+	flag.StringVar(&o.Engine.ModelDir, "model-dir", "", "Hugging Face model directory (KServe mounts /mnt/models), or a PEFT LoRA adapter directory")
+	var adapters []string
+	flag.Func("lora-adapter", "NAME=DIR|OWNER/NAME[@rev]: serve a LoRA adapter on the same base as model NAME (repeatable)", func(v string) error {
+		adapters = append(adapters, v)
+		return nil
+	})
 	flag.StringVar(&o.Engine.ModelID, "model-id", os.Getenv("MODEL_ID"), "OWNER/NAME[@revision] on the Hub (--model-dir wins when both are given)")
 	flag.IntVar(&port, "http-port", 8080, "port to listen on")
 	flag.StringVar(&o.Backend, "backend", envOr("BACKEND", "local"), "local (our model) | huggingface | openai (a hosted model named by --model-id)")
@@ -66,6 +73,15 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
+	if env := os.Getenv("LORA_ADAPTERS"); env != "" {
+		adapters = append(adapters, strings.Split(env, ",")...)
+	}
+	refs, err := engine.ParseAdapterRefs(adapters, o.Server.ModelName)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serving:", err)
+		os.Exit(2)
+	}
+	o.Engine.Adapters = refs
 	o.Addr = fmt.Sprintf(":%d", port)
 	o.Engine.Hub = hub.EnvOptions(os.Getenv)
 	o.Remote.Model, o.Remote.Token = o.Engine.ModelID, o.Engine.Hub.Token

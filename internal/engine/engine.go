@@ -25,6 +25,10 @@ type Engine struct {
 	M *model.Model
 	// EOS is passed to every sequence (the scheduler stops on the same ids).
 	EOS []int
+	// Adapters are the LoRA adapters loaded on M by served name; the one
+	// under "" (a model directory that is an adapter) serves requests for
+	// the base name.
+	Adapters map[string]*model.Adapter
 
 	batch *model.BatchCache
 }
@@ -43,9 +47,13 @@ func (e *Engine) NewSequence(prompt []int, s scheduler.Sampling) (scheduler.Sequ
 	if e.batch == nil {
 		e.batch = e.M.NewBatchCache()
 	}
+	ad, ok := e.Adapters[s.Adapter]
+	if !ok && s.Adapter != "" {
+		return nil, fmt.Errorf("%w %q", errUnknownAdapter, s.Adapter)
+	}
 	return e.batch.NewSequence(prompt, model.GenerateOptions{
 		MaxNewTokens: s.MaxNewTokens, Temperature: s.Temperature, TopP: s.TopP, TopK: s.TopK,
-		RepetitionPenalty: s.RepetitionPenalty, Seed: s.Seed, EOS: eos,
+		RepetitionPenalty: s.RepetitionPenalty, Seed: s.Seed, EOS: eos, Adapter: ad,
 	})
 }
 
@@ -84,7 +92,12 @@ type Options struct {
 	// ModelDir is a Hugging Face model directory (KServe mounts /mnt/models).
 	ModelDir string
 	// ModelID is OWNER/NAME[@revision] on the Hub, used when ModelDir is empty.
+	// Either may be a PEFT LoRA adapter (adapter_config.json): its base is
+	// the weights beside it, else its base_model_name_or_path.
 	ModelID string
+	// Adapters are more LoRA adapters on the same base, each served under
+	// its own name.
+	Adapters []AdapterRef
 	// Hub reaches the Hub for ModelID (endpoint and HF_TOKEN).
 	Hub hub.Options
 	// CacheDir is the Hub cache ("" = huggingface_hub's default).
@@ -108,35 +121,44 @@ var hubPatterns = []string{"*.json", "*.safetensors", "*.txt", "*.model", "token
 func Resolve(ctx context.Context, o Options) (dir, revision string, err error) {
 	switch {
 	case o.ModelDir != "":
-		if _, err := os.Stat(filepath.Join(o.ModelDir, "config.json")); err != nil {
+		if _, err := os.Stat(filepath.Join(o.ModelDir, "config.json")); err != nil && !model.IsAdapterDir(o.ModelDir) {
 			return "", "", fmt.Errorf("model dir %s: %w", o.ModelDir, err)
 		}
 		return o.ModelDir, "", nil
 	case o.ModelID != "":
-		repo, rev, err := hub.ParseRepoRef(o.ModelID)
-		if err != nil {
+		if _, _, err := hub.ParseRepoRef(o.ModelID); err != nil {
 			return "", "", fmt.Errorf("model id %q: %w", o.ModelID, err)
 		}
-		logger := o.Logger
-		if logger == nil {
-			logger = slog.Default()
-		}
-		last := map[string]int64{}
-		dir, err := hub.New(o.Hub).Snapshot(ctx, repo, rev, hub.SnapshotOptions{
-			AllowPatterns: hubPatterns, CacheDir: o.CacheDir,
-			Progress: func(file string, done, total int64) {
-				if done == total || done-last[file] >= 64<<20 {
-					last[file] = done
-					logger.Info("downloading", "file", file, "bytes", done, "total", total)
-				}
-			},
-		})
-		if err != nil {
-			return "", "", fmt.Errorf("download %s: %w", o.ModelID, err)
-		}
-		return dir, filepath.Base(dir), nil // snapshots/<commit sha>
+		return snapshot(ctx, o, o.ModelID)
 	}
 	return "", "", errors.New("a model directory or a model id is required")
+}
+
+// snapshot downloads the Hub repo OWNER/NAME[@revision] id (the files a
+// model or adapter directory needs) and returns its directory and commit.
+func snapshot(ctx context.Context, o Options, id string) (dir, revision string, err error) {
+	repo, rev, err := hub.ParseRepoRef(id)
+	if err != nil {
+		return "", "", fmt.Errorf("model id %q: %w", id, err)
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	last := map[string]int64{}
+	dir, err = hub.New(o.Hub).Snapshot(ctx, repo, rev, hub.SnapshotOptions{
+		AllowPatterns: hubPatterns, CacheDir: o.CacheDir,
+		Progress: func(file string, done, total int64) {
+			if done == total || done-last[file] >= 64<<20 {
+				last[file] = done
+				logger.Info("downloading", "file", file, "bytes", done, "total", total)
+			}
+		},
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("download %s: %w", id, err)
+	}
+	return dir, filepath.Base(dir), nil // snapshots/<commit sha>
 }
 
 // Load resolves, loads and starts the model under a scheduler.
@@ -145,13 +167,28 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokenizer.Load(dir)
+	base := dir
+	if model.IsAdapterDir(dir) {
+		if base, err = baseOf(ctx, o, dir); err != nil {
+			return nil, fmt.Errorf("load model: %w", err)
+		}
+	}
+	tokDir := dir
+	if _, err := tokenizer.Load(dir); err != nil && base != dir {
+		tokDir = base // an adapter without a tokenizer of its own
+	}
+	tok, err := tokenizer.Load(tokDir)
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}
 	torch.SetThreads(o.Threads)
-	m, err := model.Load(dir, model.LoadOptions{Device: o.Device, DType: o.DType})
+	m, err := model.Load(base, model.LoadOptions{Device: o.Device, DType: o.DType})
 	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	adapters, err := loadAdapters(ctx, o, m, dir)
+	if err != nil {
+		m.Close()
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	if tok.VocabSize() > m.Config.VocabSize {
@@ -168,7 +205,7 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 	so.EOS = eos
 	so.AddSpecial = true // as prompt.Build encoded the training data
 	so.Logger = o.Logger
-	sch := scheduler.New(&Engine{M: m, EOS: eos}, tok, so)
+	sch := scheduler.New(&Engine{M: m, EOS: eos, Adapters: adapters}, tok, so)
 	id := o.ModelID
 	if id == "" {
 		id = dir

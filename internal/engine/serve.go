@@ -53,8 +53,14 @@ func Serve(ctx context.Context, o ServeOptions) error {
 		torch.TuneAllocatorForServing() // a long-running process: keep RSS flat
 		eo := o.Engine
 		eo.Logger = o.Logger
+		for _, a := range eo.Adapters {
+			so.Adapters = append(so.Adapters, a.Name)
+		}
 		so.Load = func(ctx context.Context) (*server.Backend, error) { return Load(ctx, eo) }
 	case remote.HuggingFace, remote.OpenAI:
+		if len(o.Engine.Adapters) > 0 {
+			return fmt.Errorf("lora adapters are served by the local backend only, not %s", o.Backend)
+		}
 		ro := o.Remote
 		ro.Kind, ro.Logger = o.Backend, o.Logger
 		so.Load = func(ctx context.Context) (*server.Backend, error) { return remote.Load(ctx, ro) }

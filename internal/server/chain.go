@@ -23,6 +23,9 @@ type Params struct {
 	RepetitionPenalty *float64
 	Seed              *int
 	Stop              []string
+	// Adapter is the LoRA adapter the request names ("": the model
+	// itself); it reaches the LLM as llms.WithModel.
+	Adapter string
 }
 
 // ModelInfo describes the model behind a backend, for traces and metrics.
@@ -107,6 +110,10 @@ func (c *chain) callOptions(p Params, onText func(string) error) ([]llms.CallOpt
 		opts = append(opts, llms.WithStopWords(p.Stop))
 		inv["stop"] = p.Stop
 	}
+	if p.Adapter != "" {
+		opts = append(opts, llms.WithModel(p.Adapter))
+		inv["adapter"] = p.Adapter
+	}
 	if onText != nil {
 		opts = append(opts, llms.WithStreamingFunc(func(_ context.Context, chunk []byte) error { return onText(string(chunk)) }))
 	}
@@ -125,6 +132,10 @@ func (c *chain) invoke(ctx context.Context, vars map[string]any, p Params, onRun
 	root := langsmith.NewTrace("RunnableSequence", langsmith.RunTypeChain, inputs, start)
 	root.AddMetadata(langsmith.MetadataFromContext(ctx)) // the caller's baggage first: ours wins
 	root.SetMetadata("model_name", c.modelName)
+	if p.Adapter != "" {
+		root.SetMetadata("model_name", p.Adapter)
+		root.SetMetadata("lora_adapter", p.Adapter)
+	}
 	root.SetMetadata("model_id", c.model.ID)
 	root.SetMetadata("model_revision", c.model.Revision)
 	ans := answer{RunID: root.ID}
