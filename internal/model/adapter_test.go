@@ -132,9 +132,11 @@ func TestAdapterMatchesPEFT(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if d := loraDiff(got, want[name]); d > logitTol {
+				d := loraDiff(got, want[name])
+				if d > logitTol {
 					t.Errorf("%s: logits differ from transformers + peft by %g (tolerance %g)", name, d, logitTol)
 				}
+				t.Logf("%s: max |logit - peft| %.3g", name, d)
 				for i, p := range g.Prompts {
 					out, err := m.Generate(context.Background(), [][]int{p}, GenerateOptions{MaxNewTokens: g.MaxNewTokens, EOS: []int{g.EOS}, Adapter: ads[name]}, nil)
 					if err != nil {
