@@ -173,11 +173,10 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 			return nil, fmt.Errorf("load model: %w", err)
 		}
 	}
-	tokDir := dir
-	if _, err := tokenizer.Load(dir); err != nil && base != dir {
-		tokDir = base // an adapter without a tokenizer of its own
+	tok, err := tokenizer.Load(dir)
+	if err != nil && base != dir {
+		tok, err = tokenizer.Load(base) // an adapter without a tokenizer of its own
 	}
-	tok, err := tokenizer.Load(tokDir)
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}

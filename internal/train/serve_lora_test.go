@@ -2,6 +2,8 @@ package train
 
 import (
 	"context"
+	"encoding/json"
+	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,7 +12,10 @@ import (
 	"github.com/tmc/langchaingo/llms"
 
 	"github.com/kfllm/kfllm/internal/engine"
+	"github.com/kfllm/kfllm/internal/model"
 )
+
+var loraRunOut = flag.String("lora-run-out", "", "TestServeLoRARun copies the LoRA run's output here with go_greedy.json, for scripts/golden/lora_fixtures.py check-run")
 
 // TestServeLoRARun: the output directory of a LoRA finetune (the unchanged
 // base weights beside a PEFT adapter) served as it is answers as the same
@@ -68,5 +73,53 @@ func TestServeLoRARun(t *testing.T) {
 	}
 	if slices.Equal(answers["lora"], answers["base"]) {
 		t.Errorf("the LoRA run answers as its base weights: %q", answers["lora"])
+	}
+	if *loraRunOut != "" {
+		writeRunCheck(t, dirs["lora"], *loraRunOut)
+	}
+}
+
+// writeRunCheck copies the run's output to out with go_greedy.json: greedy
+// token ids of the served adapter (what scripts/golden/lora_fixtures.py
+// check-run compares with transformers + peft on the same directory).
+func writeRunCheck(t *testing.T, run, out string) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(run)
+	for _, e := range entries {
+		if !e.IsDir() {
+			os.WriteFile(filepath.Join(out, e.Name()), mustRead(t, filepath.Join(run, e.Name())), 0o644)
+		}
+	}
+	m, err := model.Load(run, model.LoadOptions{Device: "cpu", DType: "float32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	a, err := m.LoadAdapter("run", run)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts := [][]int{{5, 17, 33, 60, 7}, {100, 3, 42}, {9, 8, 7, 6, 5, 4, 3, 2}}
+	res := map[string]any{"prompts": prompts, "max_new_tokens": 12}
+	for _, name := range []string{"base", "adapter"} {
+		var ad *model.Adapter
+		if name == "adapter" {
+			ad = a
+		}
+		var outs [][]int
+		for _, p := range prompts {
+			o, err := m.Generate(context.Background(), [][]int{p}, model.GenerateOptions{MaxNewTokens: 12, Adapter: ad}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			outs = append(outs, o[0])
+		}
+		res[name] = outs
+	}
+	b, _ := json.MarshalIndent(res, "", " ")
+	if err := os.WriteFile(filepath.Join(out, "go_greedy.json"), b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

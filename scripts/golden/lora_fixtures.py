@@ -12,6 +12,13 @@ transformers + peft (versions pinned in lora_requirements.txt).
       greedy.json     greedy generations (peft's generate, one prompt at a
                       time) per prompt, for the base and every adapter
 
+  lora_fixtures.py check-run DIR
+                      DIR is a LoRA finetune's output with go_greedy.json
+                      (go test ./internal/train -run TestServeLoRARun
+                      -lora-run-out DIR): peft loads the adapter onto the
+                      weights beside it and must generate the same greedy
+                      tokens as kfllm did, and not the base's
+
 Setup:
   python3 -m venv ~/.cache/kfllm/venv-peft
   ~/.cache/kfllm/venv-peft/bin/pip install -r scripts/golden/lora_requirements.txt
@@ -134,7 +141,50 @@ def make_case(name, spec, seed):
     print(f"{name}: adapters {list(spec['adapters'])}, min top-2 gaps {gaps}")
 
 
+def check_run(d):
+    with open(os.path.join(d, "go_greedy.json")) as f:
+        ref = json.load(f)
+    base_dir = os.path.join(d, "_base")
+    os.makedirs(base_dir, exist_ok=True)
+    for f in ("config.json", "generation_config.json", "model.safetensors"):
+        if os.path.exists(os.path.join(d, f)):
+            shutil.copy(os.path.join(d, f), base_dir)
+    base = AutoModelForCausalLM.from_pretrained(base_dir, torch_dtype=torch.float32).eval()
+    eos = base.generation_config.eos_token_id
+    pm = PeftModel.from_pretrained(base, d).eval()
+    ok = True
+    for name, model in (("adapter", pm), ("base", None)):
+        rows = []
+        for p in ref["prompts"]:
+            ids = torch.tensor([p])
+            if model is None:
+                with pm.disable_adapter():
+                    out = pm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                      max_new_tokens=ref["max_new_tokens"], eos_token_id=eos, pad_token_id=eos)
+            else:
+                out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                     max_new_tokens=ref["max_new_tokens"], eos_token_id=eos, pad_token_id=eos)
+            row = out[0, len(p):].tolist()
+            eoss = eos if isinstance(eos, list) else [eos]
+            for i, tkn in enumerate(row):
+                if tkn in eoss:
+                    row = row[:i + 1]
+                    break
+            rows.append(row)
+        same = rows == ref[name]
+        ok = ok and same
+        print(f"{name}: peft {rows}, kfllm {ref[name]}: {'same' if same else 'DIFFERENT'}")
+    if ref["adapter"] == ref["base"]:
+        sys.exit("the run's adapter answers as its base: nothing is checked")
+    if not ok:
+        sys.exit("kfllm and peft differ")
+    print(f"check-run: kfllm's greedy tokens equal transformers {transformers.__version__} + peft {peft.__version__}")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "check-run":
+        check_run(sys.argv[2])
+        return
     for i, (name, spec) in enumerate(CASES.items()):
         make_case(name, spec, 4200 + 100 * i)
 
