@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/sugarme/gotch"
 
@@ -159,13 +160,22 @@ type Adapter struct {
 }
 
 // loraStack holds, for one Linear, the LoRA weights of every loaded
-// adapter stacked so that one gather serves a batch whose rows use
-// different adapters: a [N+1, r, in] and b [N+1, out, r], row 0 zeros (the
-// base, and adapters that leave the layer alone), ranks padded with zeros
-// to the largest, each adapter's scale folded into its b.
+// adapter stacked (transposed, as the batched matmuls read them) so that
+// one gather serves a batch whose rows use different adapters: at
+// [N+1, in, r] and bt [N+1, r, out], row 0 zeros (the base, and adapters
+// that leave the layer alone), ranks padded with zeros to the largest,
+// each adapter's scale folded into its B.
+//
+// The last gather (the rows' weights, [B, in, r] and [B, r, out]) is kept
+// for the next pass with the same rows: a decode batch keeps its rows for
+// many steps. It holds at most a batch's worth of adapter weights.
 type loraStack struct {
-	a, b ct
-	r    int64
+	at, bt ct
+	r      int64
+
+	mu     sync.Mutex
+	key    string // the rows ga and gb hold
+	ga, gb ct
 }
 
 // loraRows are the adapters of a pass's batch rows (indices into the
@@ -173,26 +183,51 @@ type loraStack struct {
 type loraRows struct {
 	m   *Model
 	idx ct
+	key string // idx as text, for the gather cache
 }
 
 // apply adds each row's adapter delta to y = base(x) for Linear l: y +
-// (x_i@A_i^T)@(scale_i*B_i)^T. x and y have the batch rows first ([B,T,*]
-// or [B,*]); each row's delta is its own batched matmul, so a row gets the
-// same bits whatever else shares the batch.
+// (x_i@A_i^T)@(scale_i*B_i)^T, as one bmm and one baddbmm. x and y have
+// the batch rows first ([B,T,*] or [B,*]); each row's delta is its own
+// matrix product in the batch, so a row gets the same bits whatever else
+// shares the batch.
 func (r *loraRows) apply(s *scope, l *Linear, x, y ct) ct {
 	st := r.m.lora[l]
 	if st == nil || !s.OK() {
 		return y
 	}
-	xs := torch.Shape(x)
-	x3 := s.Reshape(x, xs[0], -1, xs[len(xs)-1])
-	a := s.IndexSelect(st.a, 0, r.idx) // [B,r,in]
-	b := s.IndexSelect(st.b, 0, r.idx) // [B,out,r]
-	h := s.Bmm(s.Bmm(x3, s.Transpose(a, 1, 2)), s.Transpose(b, 1, 2))
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.key != r.key {
+		st.dropGather()
+		ga := s.IndexSelect(st.at, 0, r.idx) // [B,in,r]
+		gb := s.IndexSelect(st.bt, 0, r.idx) // [B,r,out]
+		if !s.OK() {
+			return y
+		}
+		st.ga, st.gb, st.key = s.Detach(ga), s.Detach(gb), r.key
+	}
+	xs, ys := torch.Shape(x), torch.Shape(y)
+	h := s.Bmm(s.Reshape(x, xs[0], -1, xs[len(xs)-1]), st.ga)
+	out := s.Baddbmm(s.Reshape(y, ys[0], -1, ys[len(ys)-1]), h, st.gb, 1, 1)
 	if !s.OK() {
 		return y
 	}
-	return s.Add(y, s.Reshape(h, torch.Shape(y)...))
+	return s.Reshape(out, ys...)
+}
+
+func (st *loraStack) dropGather() {
+	if st.ga != nil {
+		torch.Free(st.ga)
+		torch.Free(st.gb)
+	}
+	st.ga, st.gb, st.key = nil, nil, ""
+}
+
+func (st *loraStack) free() {
+	st.dropGather()
+	torch.Free(st.at)
+	torch.Free(st.bt)
 }
 
 // rowsFor returns the pass's loraRows for sequences run in that row order,
@@ -208,7 +243,12 @@ func (m *Model) rowsFor(s *scope, seqs []*Sequence) *loraRows {
 	if !some || len(m.lora) == 0 {
 		return nil
 	}
-	return &loraRows{m: m, idx: s.Int64s(m.choice.Device, idx, int64(len(idx)))}
+	return m.newRows(s, idx)
+}
+
+// newRows makes the loraRows of stack indices idx.
+func (m *Model) newRows(s *scope, idx []int64) *loraRows {
+	return &loraRows{m: m, idx: s.Int64s(m.choice.Device, idx, int64(len(idx))), key: fmt.Sprint(idx)}
 }
 
 // Adapters lists the adapters loaded so far, in load order.
@@ -358,32 +398,30 @@ func (m *Model) LoadAdapter(name, dir string) (*Adapter, error) {
 			r = max(r, torch.Shape(w.a)[0])
 		}
 		in, out := l.InFeatures(), l.OutFeatures()
-		a := s.Zeros(m.choice.Device, m.choice.DType, n, r, in)
-		b := s.Zeros(m.choice.Device, m.choice.DType, n, out, r)
+		at := s.Zeros(m.choice.Device, m.choice.DType, n, in, r)
+		bt := s.Zeros(m.choice.Device, m.choice.DType, n, r, out)
 		if old != nil {
-			s.CopyInto(s.Narrow(s.Narrow(a, 0, 0, n-1), 1, 0, old.r), old.a)
-			s.CopyInto(s.Narrow(s.Narrow(b, 0, 0, n-1), 2, 0, old.r), old.b)
+			s.CopyInto(s.Narrow(s.Narrow(at, 0, 0, n-1), 2, 0, old.r), old.at)
+			s.CopyInto(s.Narrow(s.Narrow(bt, 0, 0, n-1), 1, 0, old.r), old.bt)
 		}
 		if w, ok := read[l]; ok {
 			wr := torch.Shape(w.a)[0]
-			s.CopyInto(s.Narrow(s.Select(a, 0, ad.index), 0, 0, wr), w.a)
-			s.CopyInto(s.Narrow(s.Select(b, 0, ad.index), 1, 0, wr), w.b)
+			s.CopyInto(s.Narrow(s.Select(at, 0, ad.index), 1, 0, wr), s.Transpose(w.a, 0, 1))
+			s.CopyInto(s.Narrow(s.Select(bt, 0, ad.index), 0, 0, wr), s.Transpose(w.b, 0, 1))
 		}
 		if !s.OK() {
 			for _, st := range fresh {
 				if st != nil {
-					torch.Free(st.a)
-					torch.Free(st.b)
+					st.free()
 				}
 			}
 			return nil, fmt.Errorf("load adapter %s: stack weights: %w", name, s.Err())
 		}
-		fresh[l] = &loraStack{a: s.Detach(a), b: s.Detach(b), r: r}
+		fresh[l] = &loraStack{at: s.Detach(at), bt: s.Detach(bt), r: r}
 	}
 	for l, st := range fresh {
 		if old := m.lora[l]; old != nil {
-			torch.Free(old.a)
-			torch.Free(old.b)
+			old.free()
 		}
 		m.lora[l] = st
 	}
@@ -394,8 +432,7 @@ func (m *Model) LoadAdapter(name, dir string) (*Adapter, error) {
 // freeAdapters frees the stacks (Close).
 func (m *Model) freeAdapters() {
 	for _, st := range m.lora {
-		torch.Free(st.a)
-		torch.Free(st.b)
+		st.free()
 	}
 	m.lora, m.adapters = nil, nil
 }
@@ -428,7 +465,7 @@ func (m *Model) Logits(a *Adapter, ids []int) ([]float32, error) {
 			return fmt.Errorf("logits: %w", err)
 		}
 		if a != nil {
-			s.lora = &loraRows{m: m, idx: s.Int64s(m.choice.Device, []int64{a.index}, 1)}
+			s.lora = m.newRows(&s, []int64{a.index})
 		}
 		p.mask = newMaskInfo(1, t, nil).tensor(&s, m.choice.Device)
 		out = s.ReadFloat32s(p.head(p.layers(p.embed(s.Int64s(m.choice.Device, ids64, 1, t)), nil)))
