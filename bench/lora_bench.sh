@@ -25,9 +25,10 @@ for v in $SHAPES; do
     OMP_NUM_THREADS=$THREADS "$work/engine.test" -test.run '^$' -test.bench '^BenchmarkServingAdapters$' -test.benchtime 2x \
       -serving-bench-dir "$work/model-$v" -threads "$THREADS" -bench-tokens "$TOKENS" -lora-rank "$RANK" -lora-targets "$TARGETS" \
       2>/dev/null | grep '^Benchmark' >"$work/$v-$r.txt"
-    m=$(awk '/merged/ {for (i=1;i<=NF;i++) if ($(i+1)=="tok/s") print $i}' "$work/$v-$r.txt")
-    a=$(awk '/adapters=4/ {for (i=1;i<=NF;i++) if ($(i+1)=="tok/s") print $i}' "$work/$v-$r.txt")
-    echo "$v round $r: merged $m tok/s, 4 adapters $a tok/s, ratio $(awk -v a="$a" -v m="$m" 'BEGIN{printf "%.3f", a/m}')" | tee -a "$work/$v.ratios"
+    get() { awk -v s="$1" -v u="$2" '$0 ~ s {for (i=1;i<=NF;i++) if ($(i+1)==u) print $i}' "$work/$v-$r.txt"; }
+    m=$(get merged tok/s); a=$(get adapters=4 tok/s); mc=$(get merged tok/cpu-s); ac=$(get adapters=4 tok/cpu-s)
+    echo "$v round $r: merged $m tok/s ($mc tok/cpu-s), 4 adapters $a tok/s ($ac tok/cpu-s), ratio $(awk -v a="$a" -v m="$m" 'BEGIN{printf "%.3f", a/m}') cpu-ratio $(awk -v a="$ac" -v m="$mc" 'BEGIN{printf "%.3f", a/m}')" | tee -a "$work/$v.ratios"
   done
-  echo "$v median ratio: $(awk '{print $NF}' "$work/$v.ratios" | sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}')"
+  med() { sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
+  echo "$v median ratio: $(awk '{print $(NF-2)}' "$work/$v.ratios" | med), median cpu-ratio: $(awk '{print $NF}' "$work/$v.ratios" | med)"
 done

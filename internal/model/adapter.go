@@ -207,9 +207,12 @@ func (r *loraRows) apply(s *scope, l *Linear, x, y ct) ct {
 		}
 		st.ga, st.gb, st.key = s.Detach(ga), s.Detach(gb), r.key
 	}
-	xs, ys := torch.Shape(x), torch.Shape(y)
-	h := s.Bmm(s.Reshape(x, xs[0], -1, xs[len(xs)-1]), st.ga)
-	out := s.Baddbmm(s.Reshape(y, ys[0], -1, ys[len(ys)-1]), h, st.gb, 1, 1)
+	if xs := torch.Shape(x); len(xs) == 3 { // [B,T,in] and y [B,T,out]: prefill and decode
+		return s.Baddbmm(y, s.Bmm(x, st.ga), st.gb, 1, 1)
+	}
+	xs, ys := torch.Shape(x), torch.Shape(y) // [B,in]: prefill's lm_head
+	h := s.Bmm(s.Reshape(x, xs[0], 1, xs[len(xs)-1]), st.ga)
+	out := s.Baddbmm(s.Reshape(y, ys[0], 1, ys[len(ys)-1]), h, st.gb, 1, 1)
 	if !s.OK() {
 		return y
 	}
