@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/kfllm/kfllm/internal/engine"
@@ -24,6 +25,7 @@ import (
 const help = `
 Environment (flags win):
   MODEL_NAME, MODEL_ID                         as --model-name, --model-id
+  LORA_ADAPTERS=name=ref,name2=ref2            more --lora-adapter items (after the flags')
   BACKEND, BACKEND_URL                         as --backend, --backend-url
   HF_TOKEN, HF_ENDPOINT                        Hub access for --model-id, and the huggingface backend's
                                                token (never logged)
@@ -46,8 +48,13 @@ func main() {
 	var eo engine.Options // the local backend's model
 	var port int
 	flag.StringVar(&o.Server.ModelName, "model-name", os.Getenv("MODEL_NAME"), "name the routes answer to (required)")
-	flag.StringVar(&eo.ModelDir, "model-dir", "", "Hugging Face model directory (KServe mounts /mnt/models)")
-	flag.StringVar(&eo.ModelID, "model-id", os.Getenv("MODEL_ID"), "OWNER/NAME[@revision] on the Hub (--model-dir wins when both are given)")
+	flag.StringVar(&eo.ModelDir, "model-dir", "", "Hugging Face model directory (KServe mounts /mnt/models), or a PEFT LoRA adapter directory")
+	var adapters []string
+	flag.Func("lora-adapter", "NAME=DIR|OWNER/NAME[@rev]: serve a LoRA adapter on the same base as model NAME (repeatable)", func(v string) error {
+		adapters = append(adapters, v)
+		return nil
+	})
+	flag.StringVar(&eo.ModelID, "model-id", os.Getenv("MODEL_ID"), "OWNER/NAME[@revision] on the Hub, a model or a PEFT LoRA adapter (--model-dir wins when both are given)")
 	flag.IntVar(&port, "http-port", 8080, "port to listen on")
 	flag.StringVar(&o.Backend, "backend", envOr("BACKEND", "local"), "local (our model) | huggingface | openai (a hosted model named by --model-id)")
 	flag.StringVar(&o.Remote.URL, "backend-url", os.Getenv("BACKEND_URL"), "huggingface: TGI or Inference Endpoint URL (default: the serverless API); openai: the /v1 base URL")
@@ -70,6 +77,18 @@ func main() {
 		(o.Backend != "local" && eo.ModelID == "") {
 		flag.Usage()
 		os.Exit(2)
+	}
+	if env := os.Getenv("LORA_ADAPTERS"); env != "" {
+		adapters = append(adapters, strings.Split(env, ",")...)
+	}
+	refs, err := engine.ParseAdapterRefs(adapters, o.Server.ModelName)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "serving:", err)
+		os.Exit(2)
+	}
+	eo.Adapters = refs
+	for _, a := range refs {
+		o.Server.Adapters = append(o.Server.Adapters, a.Name)
 	}
 	o.Addr = fmt.Sprintf(":%d", port)
 	env := hub.EnvOptions(os.Getenv) // HF_TOKEN and HF_ENDPOINT, read once

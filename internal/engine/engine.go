@@ -25,6 +25,10 @@ type Engine struct {
 	M *model.Model
 	// EOS is passed to every sequence (the scheduler stops on the same ids).
 	EOS []int
+	// Adapters are the LoRA adapters loaded on M by served name; the one
+	// under "" (a model directory that is an adapter) serves requests for
+	// the base name.
+	Adapters map[string]*model.Adapter
 
 	batch *model.BatchCache
 }
@@ -43,9 +47,13 @@ func (e *Engine) NewSequence(prompt []int, s scheduler.Sampling) (scheduler.Sequ
 	if e.batch == nil {
 		e.batch = e.M.NewBatchCache()
 	}
+	ad, ok := e.Adapters[s.Adapter]
+	if !ok && s.Adapter != "" {
+		return nil, fmt.Errorf("%w %q", errUnknownAdapter, s.Adapter)
+	}
 	return e.batch.NewSequence(prompt, model.GenerateOptions{
 		MaxNewTokens: s.MaxNewTokens, Temperature: s.Temperature, TopP: s.TopP, TopK: s.TopK,
-		RepetitionPenalty: s.RepetitionPenalty, Seed: s.Seed, EOS: eos,
+		RepetitionPenalty: s.RepetitionPenalty, Seed: s.Seed, EOS: eos, Adapter: ad,
 	})
 }
 
@@ -84,8 +92,13 @@ type Options struct {
 	// ModelDir is a Hugging Face model directory (KServe mounts /mnt/models).
 	ModelDir string
 	// ModelID is a model reference (hub.ParseRef): OWNER/NAME[@revision] on
-	// the Hub, used when ModelDir is empty.
+	// the Hub, used when ModelDir is empty. Either may be a PEFT LoRA
+	// adapter (adapter_config.json): its base is the weights beside it, else
+	// its base_model_name_or_path.
 	ModelID string
+	// Adapters are more LoRA adapters on the same base, each served under
+	// its own name.
+	Adapters []AdapterRef
 	// Hub fetches ModelID (hub.FromEnv in the binary).
 	Hub *hub.Client
 	// CacheDir is the Hub cache ("" = huggingface_hub's default).
@@ -106,7 +119,7 @@ type Options struct {
 func Resolve(ctx context.Context, o Options) (dir, name, revision string, err error) {
 	switch {
 	case o.ModelDir != "":
-		if _, err := os.Stat(filepath.Join(o.ModelDir, "config.json")); err != nil {
+		if _, err := os.Stat(filepath.Join(o.ModelDir, "config.json")); err != nil && !model.IsAdapterDir(o.ModelDir) {
 			return "", "", "", fmt.Errorf("model dir %s: %w", o.ModelDir, err)
 		}
 		name := o.ModelDir
@@ -119,26 +132,36 @@ func Resolve(ctx context.Context, o Options) (dir, name, revision string, err er
 		if err != nil {
 			return "", "", "", fmt.Errorf("model id: %w", err)
 		}
-		logger := o.Logger
-		if logger == nil {
-			logger = slog.Default()
-		}
-		last := map[string]int64{}
-		dir, commit, err := ref.Resolve(ctx, o.Hub, hub.SnapshotOptions{
-			CacheDir: o.CacheDir,
-			Progress: func(file string, done, total int64) {
-				if done == total || done-last[file] >= 64<<20 {
-					last[file] = done
-					logger.Info("downloading", "file", file, "bytes", done, "total", total)
-				}
-			},
-		})
+		dir, commit, err := snapshot(ctx, o, ref)
 		if err != nil {
-			return "", "", "", fmt.Errorf("download: %w", err)
+			return "", "", "", err
 		}
 		return dir, ref.Name(), commit, nil
 	}
 	return "", "", "", errors.New("a model directory or a model id is required")
+}
+
+// snapshot downloads the Hub reference ref (hub.ModelFiles: a model's or an
+// adapter's files) and returns its directory and commit.
+func snapshot(ctx context.Context, o Options, ref hub.Ref) (dir, commit string, err error) {
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	last := map[string]int64{}
+	dir, commit, err = ref.Resolve(ctx, o.Hub, hub.SnapshotOptions{
+		CacheDir: o.CacheDir,
+		Progress: func(file string, done, total int64) {
+			if done == total || done-last[file] >= 64<<20 {
+				last[file] = done
+				logger.Info("downloading", "file", file, "bytes", done, "total", total)
+			}
+		},
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("download %s: %w", ref, err)
+	}
+	return dir, commit, nil
 }
 
 // Load resolves, loads and starts the model under a scheduler.
@@ -147,13 +170,27 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	base := dir
+	if model.IsAdapterDir(dir) {
+		if base, err = baseOf(ctx, o, dir); err != nil {
+			return nil, fmt.Errorf("load model: %w", err)
+		}
+	}
 	tok, err := tokenizer.Load(dir)
+	if err != nil && base != dir {
+		tok, err = tokenizer.Load(base) // an adapter without a tokenizer of its own
+	}
 	if err != nil {
 		return nil, fmt.Errorf("load tokenizer: %w", err)
 	}
 	torch.SetThreads(o.Threads)
-	m, err := model.Load(dir, model.LoadOptions{Device: o.Device, DType: o.DType})
+	m, err := model.Load(base, model.LoadOptions{Device: o.Device, DType: o.DType})
 	if err != nil {
+		return nil, fmt.Errorf("load model: %w", err)
+	}
+	adapters, err := loadAdapters(ctx, o, m, dir)
+	if err != nil {
+		m.Close()
 		return nil, fmt.Errorf("load model: %w", err)
 	}
 	if tok.VocabSize() > m.Config.VocabSize {
@@ -170,7 +207,7 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 	so.EOS = eos
 	so.AddSpecial = true // as prompt.Build encoded the training data
 	so.Logger = o.Logger
-	sch := scheduler.New(&Engine{M: m, EOS: eos}, tok, so)
+	sch := scheduler.New(&Engine{M: m, EOS: eos, Adapters: adapters}, tok, so)
 	b := server.NewLocalBackend(sch, server.ModelInfo{ID: id, Revision: rev, Provider: "kfllm", LLMName: "KFLLM"})
 	b.Close = func(ctx context.Context) error {
 		err := sch.Close(ctx)

@@ -28,6 +28,9 @@ type GenerateOptions struct {
 	// Seed seeds the sequence's own RNG: the same prompt, options and
 	// seed give the same tokens, whatever else shares the batch.
 	Seed int64
+	// Adapter, when set, is the LoRA adapter (Model.LoadAdapter) the
+	// sequence runs through; nil is the base model.
+	Adapter *Adapter
 }
 
 // Stop reasons reported by Sequence.Reason.
@@ -68,6 +71,9 @@ func (m *Model) NewSequence(prompt []int, opts GenerateOptions) (*Sequence, erro
 	}
 	if len(prompt) == 0 {
 		return nil, errors.New("new sequence: empty prompt")
+	}
+	if opts.Adapter != nil && opts.Adapter.m != m {
+		return nil, errors.New("new sequence: the adapter belongs to another model")
 	}
 	for _, t := range prompt {
 		if t < 0 || t >= m.Config.VocabSize {
@@ -248,6 +254,7 @@ func (m *Model) Prefill(ctx context.Context, seqs []*Sequence) error {
 			return fmt.Errorf("prefill: %w", err)
 		}
 		p.seqs, p.lens = seqs, lens
+		s.lora = m.rowsFor(&s, seqs)
 		mask := make([]int64, b*t)
 		for i := range seqs {
 			for j := int64(0); j < lens[i]; j++ {
@@ -324,6 +331,7 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 			return fmt.Errorf("decode: %w", err)
 		}
 		p.seqs, p.lens, p.decode, p.tk = active, lens, true, tk
+		s.lora = m.rowsFor(&s, active)
 		p.zero = s.Zeros(m.choice.Device, m.choice.DType, 1, 1, 1)
 		if batch != nil {
 			p.prepareBatchStep(batch, active)

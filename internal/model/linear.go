@@ -80,6 +80,9 @@ func (l *Linear) forward(s *scope, x ct, train bool) ct {
 	} else {
 		y = s.Linear(x, torch.Of(l.Weight), torch.Of(l.Bias))
 	}
+	if s.lora != nil {
+		y = s.lora.apply(s, l, x, y) // served adapters: adapter.go
+	}
 	if l.LoRA == nil {
 		return y
 	}

@@ -59,6 +59,10 @@ type Model struct {
 	embed  *ts.Tensor // the token embedding
 	lmHead *Linear    // its Weight is embed when tied
 	closed bool
+
+	// Served LoRA adapters (adapter.go): their weights stacked per Linear.
+	lora     map[*Linear]*loraStack
+	adapters []*Adapter
 }
 
 type initKind int
@@ -384,5 +388,6 @@ func (m *Model) Close() {
 	if m.dec != nil {
 		m.dec.close()
 	}
+	m.freeAdapters()
 	m.params, m.byName, m.linears, m.dec = nil, nil, nil, nil
 }

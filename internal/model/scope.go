@@ -10,8 +10,12 @@ import (
 type ct = torch.Tensor
 
 // scope is a torch.Scope with the model's own ops added: the decode
-// kernels of gemm.go.
-type scope struct{ torch.Scope }
+// kernels of gemm.go. lora, when set, is the per-row LoRA adapters of the
+// pass that runs in the scope (adapter.go); Linear.forward adds them.
+type scope struct {
+	torch.Scope
+	lora *loraRows
+}
 
 // errClosed is returned by a Model used after Close.
 var errClosed = errors.New("model is closed")

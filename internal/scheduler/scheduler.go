@@ -21,6 +21,9 @@ type Sampling struct {
 	TopK              int     // 0: off
 	RepetitionPenalty float64 // 0 or 1: off
 	Seed              int64
+	// Adapter names the LoRA adapter the request runs through ("": the
+	// base model). Requests of different adapters share decode steps.
+	Adapter string
 }
 
 // Sequence is one request's generation state inside the engine (its token

@@ -58,6 +58,9 @@ func Run(ctx context.Context, o Options) error {
 		}
 		so.Load = o.Local
 	case o.Backend == remote.HuggingFace, o.Backend == remote.OpenAI:
+		if len(so.Adapters) > 0 {
+			return fmt.Errorf("lora adapters are served by the local backend only, not %s", o.Backend)
+		}
 		ro := o.Remote
 		ro.Kind, ro.Logger = o.Backend, o.Logger
 		so.Load = func(ctx context.Context) (*server.Backend, error) { return remote.Load(ctx, ro) }

@@ -16,9 +16,15 @@ import (
 )
 
 // Params are one request's generation parameters; nil means "the default".
-// They are KServe V1's "parameters" (the type the UI sends); the V2 and
-// OpenAI routes fill the same.
-type Params = kserve.Parameters
+// They are KServe V1's "parameters" (the type the UI sends; the V2 and
+// OpenAI routes fill the same) and the LoRA adapter the request's model
+// name chose.
+type Params struct {
+	kserve.Parameters
+	// Adapter is the LoRA adapter the request names ("": the model
+	// itself); it reaches the LLM as llms.WithModel.
+	Adapter string
+}
 
 // ModelInfo describes the model behind a backend, for traces and metrics.
 type ModelInfo struct {
@@ -102,6 +108,10 @@ func (c *chain) callOptions(p Params, onText func(string) error) ([]llms.CallOpt
 		opts = append(opts, llms.WithStopWords(p.Stop))
 		inv["stop"] = p.Stop
 	}
+	if p.Adapter != "" {
+		opts = append(opts, llms.WithModel(p.Adapter))
+		inv["adapter"] = p.Adapter
+	}
 	if onText != nil {
 		opts = append(opts, llms.WithStreamingFunc(func(_ context.Context, chunk []byte) error { return onText(string(chunk)) }))
 	}
@@ -120,6 +130,10 @@ func (c *chain) invoke(ctx context.Context, vars map[string]any, p Params, onRun
 	root := langsmith.NewTrace("RunnableSequence", langsmith.RunTypeChain, inputs, start)
 	root.AddMetadata(langsmith.MetadataFromContext(ctx)) // the caller's baggage first: ours wins
 	root.SetMetadata("model_name", c.modelName)
+	if p.Adapter != "" {
+		root.SetMetadata("model_name", p.Adapter)
+		root.SetMetadata("lora_adapter", p.Adapter)
+	}
 	root.SetMetadata("model_id", c.model.ID)
 	root.SetMetadata("model_revision", c.model.Revision)
 	ans := answer{RunID: root.ID}

@@ -12,17 +12,22 @@
 // # Routes
 //
 //	GET  /                               {"status":"alive"}
-//	GET  /v1/models                      {"models":["NAME"]}
+//	GET  /v1/models                      {"models":["NAME", ADAPTER...]}
 //	GET  /v1/models/NAME                 {"name":"NAME","ready":true}
 //	POST /v1/models/NAME:predict         KServe V1 predict (below)
 //	POST /v1/feedback                    user feedback to LangSmith (below)
 //	GET  /v2/health/live|ready           {"live":true} / {"ready":bool} (503 while not ready)
+//	GET  /v2/models                      {"models":["NAME", ADAPTER...]}
 //	GET  /v2/models/NAME[/ready]         V2 metadata / readiness
 //	POST /v2/models/NAME/infer           V2 inference with BYTES tensors "question", "context"
 //	GET  /openai/v1/models               OpenAI model list
 //	POST /openai/v1/completions          OpenAI completions (raw prompt), SSE with "stream":true
 //	POST /openai/v1/chat/completions     OpenAI chat completions, SSE with "stream":true
 //	GET  /metrics                        Prometheus
+//
+// NAME is Options.ModelName or one of Options.Adapters (LoRA adapters on
+// the same base): a request for an adapter reaches the LLM with
+// llms.WithModel(ADAPTER), and its response and trace carry that name.
 //
 // The server listens at once and loads the model in the background; until
 // it is loaded, model routes answer 503 `Model with name NAME is not

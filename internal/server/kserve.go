@@ -22,14 +22,14 @@ func (s *Server) live(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) v1Models(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string][]string{"models": {s.opts.ModelName}})
+	writeJSON(w, http.StatusOK, map[string][]string{"models": s.names()})
 }
 
 // model checks the {name} of the route: 404 for another name, 503 while
 // loading. It returns nil after writing the error.
 func (s *Server) model(w http.ResponseWriter, r *http.Request) *state {
 	name := mux.Vars(r)["name"]
-	if name != s.opts.ModelName {
+	if _, ok := s.served(name); !ok {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("Model with name %s does not exist.", name))
 		return nil
 	}
@@ -46,7 +46,7 @@ func (s *Server) v1Model(w http.ResponseWriter, r *http.Request) {
 	if s.model(w, r) == nil {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": s.opts.ModelName, "ready": true})
+	writeJSON(w, http.StatusOK, map[string]any{"name": mux.Vars(r)["name"], "ready": true})
 }
 
 // v1Request is KServe V1's predict body.
@@ -133,6 +133,7 @@ func (s *Server) v1Predict(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	params.Adapter, _ = s.served(mux.Vars(r)["name"])
 	if wantsSSE(r) {
 		if len(vars) != 1 {
 			s.fail(w, r, badRequestf("streaming answers one instance at a time, got %d", len(vars)))

@@ -27,7 +27,8 @@ const (
 
 // LocalLLM is a langchaingo llms.Model backed by our own model through the
 // batching scheduler. It honours MaxTokens, Temperature, TopP, TopK,
-// RepetitionPenalty, Seed, StopWords and StreamingFunc.
+// RepetitionPenalty, Seed, StopWords and StreamingFunc, and Model: the LoRA
+// adapter the request runs through ("" for the model itself).
 type LocalLLM struct {
 	Gen Generator
 }
@@ -64,7 +65,7 @@ func (l *LocalLLM) GenerateContent(ctx context.Context, messages []llms.MessageC
 		Stop:   o.StopWords,
 		Sampling: scheduler.Sampling{
 			MaxNewTokens: o.MaxTokens, Temperature: o.Temperature, TopP: o.TopP, TopK: o.TopK,
-			RepetitionPenalty: o.RepetitionPenalty, Seed: int64(o.Seed),
+			RepetitionPenalty: o.RepetitionPenalty, Seed: int64(o.Seed), Adapter: o.Model,
 		},
 	}
 	var onText func(string) error

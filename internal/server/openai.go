@@ -51,7 +51,7 @@ func (s *Server) openaiError(w http.ResponseWriter, status int, msg, code string
 
 // openaiModel checks the request's model and readiness.
 func (s *Server) openaiModel(w http.ResponseWriter, r *http.Request, model string) *state {
-	if model != s.opts.ModelName {
+	if _, ok := s.served(model); !ok {
 		s.openaiError(w, http.StatusNotFound, fmt.Sprintf("The model `%s` does not exist.", model), "model_not_found")
 		return nil
 	}
@@ -63,9 +63,11 @@ func (s *Server) openaiModel(w http.ResponseWriter, r *http.Request, model strin
 }
 
 func (s *Server) openaiModels(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": []map[string]any{{
-		"id": s.opts.ModelName, "object": "model", "created": s.created, "owned_by": "kfllm",
-	}}})
+	data := []map[string]any{}
+	for _, n := range s.names() {
+		data = append(data, map[string]any{"id": n, "object": "model", "created": s.created, "owned_by": "kfllm"})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data})
 }
 
 // openaiCommon holds the sampling fields both endpoints share.
@@ -181,6 +183,7 @@ func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 		s.openaiFail(w, r, err)
 		return
 	}
+	params.Adapter, _ = s.served(req.Model)
 	id := "cmpl-" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	created := time.Now().Unix()
 	if req.Stream {
@@ -189,14 +192,14 @@ func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		chunk := func(text string, finish *string) map[string]any {
-			return map[string]any{"id": id, "object": "text_completion", "created": created, "model": s.opts.ModelName,
+			return map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
 				"choices": []map[string]any{{"index": 0, "text": text, "logprobs": nil, "finish_reason": finish}}}
 		}
 		s.streamOpenAI(w, r, st.raw, map[string]any{"prompt": prompts[0]}, params, req.StreamOptions,
 			func(tok string) any { return chunk(tok, nil) },
 			func(a answer) any { f := finishReason(a); return chunk("", &f) },
 			func(a answer) any {
-				return map[string]any{"id": id, "object": "text_completion", "created": created, "model": s.opts.ModelName,
+				return map[string]any{"id": id, "object": "text_completion", "created": created, "model": req.Model,
 					"choices": []any{}, "usage": usage([]answer{a})}
 			})
 		return
@@ -218,7 +221,7 @@ func (s *Server) openaiCompletions(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Run-Id", answers[0].RunID)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "text_completion", "created": created,
-		"model": s.opts.ModelName, "choices": choices, "usage": usage(answers)})
+		"model": req.Model, "choices": choices, "usage": usage(answers)})
 }
 
 type chatMessage struct {
@@ -321,10 +324,11 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 		s.openaiFail(w, r, err)
 		return
 	}
+	params.Adapter, _ = s.served(req.Model)
 	id := "chatcmpl-" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	created := time.Now().Unix()
 	chunk := func(delta map[string]any, finish *string) map[string]any {
-		return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": s.opts.ModelName,
+		return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
 			"choices": []map[string]any{{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}}
 	}
 	if req.Stream {
@@ -339,7 +343,7 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 			},
 			func(a answer) any { f := finishReason(a); return chunk(map[string]any{}, &f) },
 			func(a answer) any {
-				return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": s.opts.ModelName,
+				return map[string]any{"id": id, "object": "chat.completion.chunk", "created": created, "model": req.Model,
 					"choices": []any{}, "usage": usage([]answer{a})}
 			})
 		return
@@ -352,7 +356,7 @@ func (s *Server) openaiChat(w http.ResponseWriter, r *http.Request) {
 	a := answers[0]
 	w.Header().Set("X-Run-Id", a.RunID)
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "object": "chat.completion", "created": created,
-		"model": s.opts.ModelName, "usage": usage(answers),
+		"model": req.Model, "usage": usage(answers),
 		"choices": []map[string]any{{"index": 0, "message": map[string]any{"role": "assistant", "content": a.Text},
 			"logprobs": nil, "finish_reason": finishReason(a), "run_id": a.RunID}}})
 }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,10 @@ type Backend struct {
 type Options struct {
 	// ModelName is the name routes answer to (KServe's model name).
 	ModelName string
+	// Adapters are more names the routes answer to: LoRA adapters on the
+	// same base, which the backend's LLM receives as llms.WithModel (see
+	// docs/design.md). Listed after ModelName.
+	Adapters []string
 	// Template is the prompt, with {context} and {question} placeholders
 	// (prompt.Template).
 	Template string
@@ -96,6 +102,11 @@ type Server struct {
 func New(opts Options) (*Server, error) {
 	if opts.ModelName == "" || opts.Template == "" || opts.Load == nil {
 		return nil, errors.New("server: ModelName, Template and Load are required")
+	}
+	for i, a := range opts.Adapters {
+		if a == "" || a == opts.ModelName || slices.Contains(opts.Adapters[:i], a) || strings.ContainsAny(a, "/:") {
+			return nil, fmt.Errorf("server: adapter name %q is empty, repeated, the model's name or holds / or :", a)
+		}
 	}
 	if opts.Defaults.MaxNewTokens <= 0 {
 		opts.Defaults.MaxNewTokens = 128
@@ -262,6 +273,7 @@ func (s *Server) routes() http.Handler {
 
 	r.HandleFunc("/v2/health/live", s.v2Live).Methods(http.MethodGet)
 	r.HandleFunc("/v2/health/ready", s.v2Ready).Methods(http.MethodGet)
+	r.HandleFunc("/v2/models", s.v2Models).Methods(http.MethodGet)
 	r.HandleFunc("/v2/models/"+name, s.v2Metadata).Methods(http.MethodGet)
 	r.HandleFunc("/v2/models/"+name+"/ready", s.v2ModelReady).Methods(http.MethodGet)
 	r.HandleFunc("/v2/models/"+name+"/infer", s.v2Infer).Methods(http.MethodPost)
@@ -274,4 +286,17 @@ func (s *Server) routes() http.Handler {
 	r.Use(s.instrument)
 	// Recovery wraps the router so that it also covers the not-found handlers.
 	return s.recoverer(r)
+}
+
+// names are the model names the routes answer to: the model's, then its
+// adapters'.
+func (s *Server) names() []string { return append([]string{s.opts.ModelName}, s.opts.Adapters...) }
+
+// served reports whether the routes answer to name, and the adapter it
+// runs through ("" for the model itself).
+func (s *Server) served(name string) (adapter string, ok bool) {
+	if name == s.opts.ModelName {
+		return "", true
+	}
+	return name, name != "" && slices.Contains(s.opts.Adapters, name)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
+	"github.com/gorilla/mux"
 )
 
 // KServe V2 (Open Inference Protocol) routes. Instances travel as BYTES
@@ -24,11 +25,16 @@ func (s *Server) v2Ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"ready": true})
 }
 
+// v2Models lists the model names, as KServe's server answers GET /v2/models.
+func (s *Server) v2Models(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string][]string{"models": s.names()})
+}
+
 func (s *Server) v2ModelReady(w http.ResponseWriter, r *http.Request) {
 	if s.model(w, r) == nil {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"name": s.opts.ModelName, "ready": true})
+	writeJSON(w, http.StatusOK, map[string]any{"name": mux.Vars(r)["name"], "ready": true})
 }
 
 type v2Tensor struct {
@@ -55,7 +61,7 @@ func (s *Server) v2Metadata(w http.ResponseWriter, r *http.Request) {
 		versions = append(versions, st.backend.Info.Revision)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"name": s.opts.ModelName, "versions": versions, "platform": "kfllm",
+		"name": mux.Vars(r)["name"], "versions": versions, "platform": "kfllm",
 		"inputs":  []v2TensorMeta{{"question", "BYTES", []int{-1}}, {"context", "BYTES", []int{-1}}},
 		"outputs": []v2TensorMeta{{"output", "BYTES", []int{-1}}},
 	})
@@ -157,6 +163,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	params.Adapter, _ = s.served(mux.Vars(r)["name"])
 	answers, err := s.runAll(r.Context(), st.qa, vars, params)
 	if err != nil {
 		s.fail(w, r, err)
@@ -175,7 +182,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
 		id = uuid.NewString()
 	}
 	resp := map[string]any{
-		"model_name": s.opts.ModelName, "id": id,
+		"model_name": mux.Vars(r)["name"], "id": id,
 		"parameters": map[string]any{"run_ids": ids},
 		"outputs":    []map[string]any{{"name": "output", "datatype": "BYTES", "shape": []int{len(out)}, "data": out}},
 	}
