@@ -1,13 +1,17 @@
 // Decode-step matrix products y[M,N] = x[M,K] @ w[K,N] for a few rows M
 // (one per sequence of a decode batch), float32, row-major and contiguous,
-// with AVX-512. See gemm.go for why.
+// and decode attention over the batch cache. See gemm.go for why. The
+// body (gemm_amd64.h) is compiled twice, for AVX-512 and for AVX2 with
+// FMA; kf_gemm_isa picks one for the process from what the CPU has.
 //
 // Each output element is a sum over k = 0..K-1 in order, one fused
 // multiply-add per step, whatever M and the tile: a row's result does not
-// depend on which other rows share the call (batch invariance).
+// depend on which other rows share the call (batch invariance). The two
+// instruction sets give the same bits for x @ w; sums across lanes (x @
+// w^T, attention scores) group by the register width, so AVX-512 and AVX2
+// can differ there in the last bits, each batch invariant.
 #include <immintrin.h>
 
-#define KF_AVX512 __attribute__((target("avx512f")))
 #define KF_INLINE static inline __attribute__((always_inline))
 #define KF_UNROLL _Pragma("GCC unroll 16")
 
@@ -17,99 +21,36 @@
 // follows poorly.
 #define KF_PREFETCH 64
 
-// KF_TILE(MR, T): rows [0,MR) of y, columns [n, n+16T), the MR*T
-// accumulators in registers.
-#define KF_TILE(MR, T)                                                         \
-  KF_INLINE KF_AVX512 void kf_tile_##MR##_##T(const float *x, const float *w,  \
-                                              float *y, long K, long N,        \
-                                              long n) {                        \
-    __m512 acc[MR][T];                                                         \
-    KF_UNROLL for (int m = 0; m < MR; m++)                                     \
-      KF_UNROLL for (int t = 0; t < T; t++) acc[m][t] = _mm512_setzero_ps();   \
-    const float *wk = w + n;                                                   \
-    for (long k = 0; k < K; k++, wk += N) {                                    \
-      __m512 wv[T];                                                            \
-      KF_UNROLL for (int t = 0; t < T; t++) {                                  \
-        _mm_prefetch((const char *)(wk + KF_PREFETCH + 16 * t), _MM_HINT_T0);  \
-        wv[t] = _mm512_loadu_ps(wk + 16 * t);                                  \
-      }                                                                        \
-      KF_UNROLL for (int m = 0; m < MR; m++) {                                 \
-        __m512 xb = _mm512_set1_ps(x[m * K + k]);                              \
-        KF_UNROLL for (int t = 0; t < T; t++)                                  \
-          acc[m][t] = _mm512_fmadd_ps(xb, wv[t], acc[m][t]);                   \
-      }                                                                        \
-    }                                                                          \
-    KF_UNROLL for (int m = 0; m < MR; m++)                                     \
-      KF_UNROLL for (int t = 0; t < T; t++)                                    \
-        _mm512_storeu_ps(y + m * N + n + 16 * t, acc[m][t]);                   \
-  }
+// Rows of w a pass of kf_gemm takes across the columns: 16 ran the
+// SmolLM2-135M layer products in 34-39 ms of CPU for one row and 50-56
+// for eight (AVX2, 1 thread), 4 in 39-42 / 66-77, 64 in 51-52 / 60-62,
+// all K at once (a strip down the whole matrix) in 55-56 / 77-78.
+#define KF_KBLOCK 16
 
-// KF_ROWS(MR, T): rows [0,MR) of y over columns [n0,n1): wide tiles, then
-// one-register tiles, then the last columns one at a time.
-#define KF_ROWS(MR, T)                                                         \
-  static KF_AVX512 void kf_rows_##MR(const float *x, const float *w, float *y, \
-                                     long K, long N, long n0, long n1) {       \
-    long n = n0;                                                               \
-    for (; n + 16 * T <= n1; n += 16 * T)                                      \
-      kf_tile_##MR##_##T(x, w, y, K, N, n);                                    \
-    for (; n + 16 <= n1; n += 16)                                              \
-      kf_tile_##MR##_1(x, w, y, K, N, n);                                      \
-    for (; n < n1; n++)                                                        \
-      for (int m = 0; m < MR; m++) {                                           \
-        float s = 0;                                                           \
-        for (long k = 0; k < K; k++)                                           \
-          s = __builtin_fmaf(x[m * K + k], w[k * N + n], s);                   \
-        y[m * N + n] = s;                                                      \
-      }                                                                        \
-  }
+// AVX-512: 16 floats a register, 32 registers.
+#define KF_TARGET __attribute__((target("avx512f")))
+#define KF_SFX(f) f##_avx512
+#define V __m512
+#define VL 16
+#define VZERO() _mm512_setzero_ps()
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, v) _mm512_storeu_ps(p, v)
+#define VSET1(x) _mm512_set1_ps(x)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VMUL(a, b) _mm512_mul_ps(a, b)
+#define VADD(a, b) _mm512_add_ps(a, b)
+#define VHSUM(v) _mm512_reduce_add_ps(v)
+#define VSUM4(a, b, c, d) kf_sum4_avx512(a, b, c, d)
+#define KF_TILES                                                               \
+  KF_TILE(1, 8) KF_TILE(2, 6) KF_TILE(3, 4) KF_TILE(4, 4)                      \
+  KF_TILE(5, 3) KF_TILE(6, 3) KF_TILE(7, 3) KF_TILE(8, 3)
+#define KF_ROWS_ALL                                                            \
+  KF_ROWS(1, 8) KF_ROWS(2, 6) KF_ROWS(3, 4) KF_ROWS(4, 4)                      \
+  KF_ROWS(5, 3) KF_ROWS(6, 3) KF_ROWS(7, 3) KF_ROWS(8, 3)
 
-// Tiles: enough accumulators to hide the FMA latency, within 32 registers.
-KF_TILE(1, 1) KF_TILE(2, 1) KF_TILE(3, 1) KF_TILE(4, 1)
-KF_TILE(5, 1) KF_TILE(6, 1) KF_TILE(7, 1) KF_TILE(8, 1)
-KF_TILE(1, 8) KF_TILE(2, 6) KF_TILE(3, 4) KF_TILE(4, 4)
-KF_TILE(5, 3) KF_TILE(6, 3) KF_TILE(7, 3) KF_TILE(8, 3)
-KF_ROWS(1, 8) KF_ROWS(2, 6) KF_ROWS(3, 4) KF_ROWS(4, 4)
-KF_ROWS(5, 3) KF_ROWS(6, 3) KF_ROWS(7, 3) KF_ROWS(8, 3)
-
-// kf_gemm_ok reports whether this CPU runs the kernels.
-int kf_gemm_ok(void) {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
-}
-
-// kf_gemm computes columns [n0,n1) of y = x @ w. With more than eight rows
-// it goes by column chunks, so that a chunk of w read from memory serves
-// every block of eight rows from the cache.
-KF_AVX512 void kf_gemm(const float *x, const float *w, float *y, long M,
-                       long K, long N, long n0, long n1) {
-  long chunk = M > 8 ? 192 : n1 - n0;
-  for (long c0 = n0; c0 < n1; c0 += chunk) {
-    long c1 = c0 + chunk < n1 ? c0 + chunk : n1;
-    for (long m = 0; m < M; m += 8) {
-      const float *xm = x + m * K;
-      float *ym = y + m * N;
-      switch (M - m >= 8 ? 8 : M - m) {
-      case 1: kf_rows_1(xm, w, ym, K, N, c0, c1); break;
-      case 2: kf_rows_2(xm, w, ym, K, N, c0, c1); break;
-      case 3: kf_rows_3(xm, w, ym, K, N, c0, c1); break;
-      case 4: kf_rows_4(xm, w, ym, K, N, c0, c1); break;
-      case 5: kf_rows_5(xm, w, ym, K, N, c0, c1); break;
-      case 6: kf_rows_6(xm, w, ym, K, N, c0, c1); break;
-      case 7: kf_rows_7(xm, w, ym, K, N, c0, c1); break;
-      default: kf_rows_8(xm, w, ym, K, N, c0, c1); break;
-      }
-    }
-  }
-}
-
-// Decode attention over a batch cache (kvcache.go), one query position per
-// sequence. Row r of the step (a sequence and one of its KV heads) has rep
-// query heads q[r] [rep,D]; its keys and values are row rowmap[r] of the K
-// and V buffers, which starts rowmap[r]*ld floats in and holds one
-// position every D floats, n[r] of them valid (0: a row to skip).
-
-// kf_sum4 returns the lane sums of a, b, c, d as one vector [sa,sb,sc,sd].
-KF_INLINE KF_AVX512 __m128 kf_sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
+// kf_sum4_avx512 returns the lane sums of a, b, c, d as one vector
+// [sa,sb,sc,sd].
+KF_INLINE KF_TARGET __m128 kf_sum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d) {
   // Pairs within 128-bit lanes, then the four 128-bit lanes.
   __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
   __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
@@ -121,106 +62,104 @@ KF_INLINE KF_AVX512 __m128 kf_sum4(__m512 a, __m512 b, __m512 c, __m512 d) {
   return _mm_add_ps(s, _mm512_extractf32x4_ps(abcd, 3));
 }
 
-// kf_dot16 is the lane-wise products of q and k over D (a multiple of 16).
-KF_INLINE KF_AVX512 __m512 kf_dot16(const float *q, const float *k, long D) {
-  __m512 acc = _mm512_mul_ps(_mm512_loadu_ps(q), _mm512_loadu_ps(k));
-  for (long d = 16; d < D; d += 16)
-    acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + d), _mm512_loadu_ps(k + d), acc);
-  return acc;
+#include "gemm_amd64.h"
+
+#undef KF_TARGET
+#undef KF_SFX
+#undef V
+#undef VL
+#undef VZERO
+#undef VLOAD
+#undef VSTORE
+#undef VSET1
+#undef VFMA
+#undef VMUL
+#undef VADD
+#undef VHSUM
+#undef VSUM4
+#undef KF_TILES
+#undef KF_ROWS_ALL
+#undef KF_TILE
+#undef KF_ROWS
+
+// AVX2 with FMA: 8 floats a register, 16 registers, so narrower tiles.
+#define KF_TARGET __attribute__((target("avx2,fma")))
+#define KF_SFX(f) f##_avx2
+#define V __m256
+#define VL 8
+#define VZERO() _mm256_setzero_ps()
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VSTORE(p, v) _mm256_storeu_ps(p, v)
+#define VSET1(x) _mm256_set1_ps(x)
+#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VMUL(a, b) _mm256_mul_ps(a, b)
+#define VADD(a, b) _mm256_add_ps(a, b)
+#define VHSUM(v) _mm_cvtss_f32(kf_sum4_avx2(v, v, v, v))
+#define VSUM4(a, b, c, d) kf_sum4_avx2(a, b, c, d)
+#define KF_TILES                                                               \
+  KF_TILE(1, 6) KF_TILE(2, 4) KF_TILE(3, 3) KF_TILE(4, 3)                      \
+  KF_TILE(5, 2) KF_TILE(6, 2) KF_TILE(7, 2)
+#define KF_ROWS_ALL                                                            \
+  KF_ROWS(1, 6) KF_ROWS(2, 4) KF_ROWS(3, 3) KF_ROWS(4, 3)                      \
+  KF_ROWS(5, 2) KF_ROWS(6, 2) KF_ROWS(7, 2) KF_ROWS(8, 1)
+
+// kf_sum4_avx2 returns the lane sums of a, b, c, d as one vector
+// [sa,sb,sc,sd]: the two 128-bit halves, then adjacent pairs, then the
+// pairs' sums.
+KF_INLINE KF_TARGET __m128 kf_sum4_avx2(__m256 a, __m256 b, __m256 c, __m256 d) {
+  __m128 a4 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  __m128 b4 = _mm_add_ps(_mm256_castps256_ps128(b), _mm256_extractf128_ps(b, 1));
+  __m128 c4 = _mm_add_ps(_mm256_castps256_ps128(c), _mm256_extractf128_ps(c, 1));
+  __m128 d4 = _mm_add_ps(_mm256_castps256_ps128(d), _mm256_extractf128_ps(d, 1));
+  return _mm_hadd_ps(_mm_hadd_ps(a4, b4), _mm_hadd_ps(c4, d4));
 }
 
-// kf_attn_scores writes s[r,i,j] = scale * q[r,i].k[rowmap[r],j] for
-// j < n[r], and -inf for n[r] <= j < tk (0 for a whole skipped row). Four
-// positions at a time share one reduction across lanes.
-KF_AVX512 void kf_attn_scores(const float *q, const float *k, float *s,
-                              long R, long rep, long D, long tk, long ld,
-                              const long *rowmap, const long *n,
-                              float scale) {
-  __m128 sc = _mm_set1_ps(scale);
-  for (long r = 0; r < R; r++) {
-    const float *kr = k + rowmap[r] * ld;
-    for (long i = 0; i < rep; i++) {
-      const float *qi = q + (r * rep + i) * D;
-      float *si = s + (r * rep + i) * tk;
-      long j = 0;
-      for (; j + 4 <= n[r]; j += 4) {
-        const float *kj = kr + j * D;
-        __m128 v = kf_sum4(kf_dot16(qi, kj, D), kf_dot16(qi, kj + D, D),
-                           kf_dot16(qi, kj + 2 * D, D), kf_dot16(qi, kj + 3 * D, D));
-        _mm_storeu_ps(si + j, _mm_mul_ps(sc, v));
-      }
-      for (; j < n[r]; j++)
-        si[j] = scale * _mm512_reduce_add_ps(kf_dot16(qi, kr + j * D, D));
-      for (; j < tk; j++)
-        si[j] = n[r] > 0 ? -__builtin_inff() : 0;
-    }
-  }
+#include "gemm_amd64.h"
+
+// kf_isa is the instruction set the kernels run: 2 AVX-512, 1 AVX2 with
+// FMA, 0 none (the caller uses libtorch).
+static int kf_isa;
+
+// kf_gemm_isa sets kf_isa to want, or to the best this CPU has if that is
+// less, and returns it.
+int kf_gemm_isa(int want) {
+  __builtin_cpu_init();
+  int have = __builtin_cpu_supports("avx512f")                             ? 2
+             : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
+                                                                            : 0;
+  kf_isa = want < have ? want : have;
+  return kf_isa;
 }
 
-// kf_attn_values writes o[r,i] = sum over j < n[r] of p[r,i,j] *
-// v[rowmap[r],j] (zeros for a skipped row): even and odd positions in two
-// accumulators each, in order of j, added at the end.
-KF_AVX512 void kf_attn_values(const float *p, const float *v, float *o,
-                              long R, long rep, long D, long tk, long ld,
-                              const long *rowmap, const long *n) {
-  for (long r = 0; r < R; r++) {
-    const float *vr = v + rowmap[r] * ld;
-    for (long i = 0; i < rep; i++) {
-      const float *pi = p + (r * rep + i) * tk;
-      float *oi = o + (r * rep + i) * D;
-      for (long d = 0; d < D; d += 64) {
-        long w = D - d < 64 ? (D - d) / 16 : 4;
-        __m512 a0[4], a1[4];
-        KF_UNROLL for (int t = 0; t < 4; t++) a0[t] = a1[t] = _mm512_setzero_ps();
-        long j = 0;
-        for (; j + 2 <= n[r]; j += 2) {
-          __m512 p0 = _mm512_set1_ps(pi[j]), p1 = _mm512_set1_ps(pi[j + 1]);
-          const float *vj = vr + j * D + d;
-          KF_UNROLL for (int t = 0; t < 4; t++)
-            if (t < w) {
-              a0[t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vj + 16 * t), a0[t]);
-              a1[t] = _mm512_fmadd_ps(p1, _mm512_loadu_ps(vj + D + 16 * t), a1[t]);
-            }
-        }
-        if (j < n[r]) {
-          __m512 p0 = _mm512_set1_ps(pi[j]);
-          KF_UNROLL for (int t = 0; t < 4; t++)
-            if (t < w) a0[t] = _mm512_fmadd_ps(p0, _mm512_loadu_ps(vr + j * D + d + 16 * t), a0[t]);
-        }
-        KF_UNROLL for (int t = 0; t < 4; t++)
-          if (t < w) _mm512_storeu_ps(oi + d + 16 * t, _mm512_add_ps(a0[t], a1[t]));
-      }
-    }
-  }
+void kf_gemm(const float *x, const float *w, float *y, long M, long K, long N,
+             long n0, long n1) {
+  if (kf_isa == 2)
+    kf_gemm_avx512(x, w, y, M, K, N, n0, n1);
+  else
+    kf_gemm_avx2(x, w, y, M, K, N, n0, n1);
 }
 
-// kf_gemm_nt computes columns [n0,n1) of y[M,N] = x[M,K] @ w[N,K]^T, w
-// row-major as a tied lm_head reads the embedding [vocab, hidden]. Each w
-// row streams once, and its dot products with eight x rows at a time
-// stay in registers, summed lane by lane over k and then across the
-// lanes: the same order for any M.
-KF_AVX512 void kf_gemm_nt(const float *x, const float *w, float *y, long M,
-                          long K, long N, long n0, long n1) {
-  long kv = K / 16 * 16;
-  for (long n = n0; n < n1; n++) {
-    const float *wn = w + n * K;
-    for (long m0 = 0; m0 < M; m0 += 8) {
-      long mr = M - m0 < 8 ? M - m0 : 8;
-      const float *xm = x + m0 * K;
-      __m512 acc[8];
-      KF_UNROLL for (int m = 0; m < 8; m++) acc[m] = _mm512_setzero_ps();
-      for (long k = 0; k < kv; k += 16) {
-        _mm_prefetch((const char *)(wn + k + 4 * K), _MM_HINT_T0);
-        __m512 wv = _mm512_loadu_ps(wn + k);
-        KF_UNROLL for (int m = 0; m < 8; m++)
-          if (m < mr) acc[m] = _mm512_fmadd_ps(_mm512_loadu_ps(xm + m * K + k), wv, acc[m]);
-      }
-      for (long m = 0; m < mr; m++) {
-        float s = _mm512_reduce_add_ps(acc[m]);
-        for (long k = kv; k < K; k++)
-          s = __builtin_fmaf(xm[m * K + k], wn[k], s);
-        y[(m0 + m) * N + n] = s;
-      }
-    }
-  }
+void kf_gemm_nt(const float *x, const float *w, float *y, long M, long K,
+                long N, long n0, long n1) {
+  if (kf_isa == 2)
+    kf_gemm_nt_avx512(x, w, y, M, K, N, n0, n1);
+  else
+    kf_gemm_nt_avx2(x, w, y, M, K, N, n0, n1);
+}
+
+void kf_attn_scores(const float *q, const float *k, float *s, long R, long rep,
+                    long D, long tk, long ld, const long *rowmap, const long *n,
+                    float scale) {
+  if (kf_isa == 2)
+    kf_attn_scores_avx512(q, k, s, R, rep, D, tk, ld, rowmap, n, scale);
+  else
+    kf_attn_scores_avx2(q, k, s, R, rep, D, tk, ld, rowmap, n, scale);
+}
+
+void kf_attn_values(const float *p, const float *v, float *o, long R, long rep,
+                    long D, long tk, long ld, const long *rowmap, const long *n) {
+  if (kf_isa == 2)
+    kf_attn_values_avx512(p, v, o, R, rep, D, tk, ld, rowmap, n);
+  else
+    kf_attn_values_avx2(p, v, o, R, rep, D, tk, ld, rowmap, n);
 }

@@ -1,7 +1,7 @@
 package model
 
 /*
-int kf_gemm_ok(void);
+int kf_gemm_isa(int want);
 void kf_gemm(const float *x, const float *w, float *y, long M, long K, long N, long n0, long n1);
 void kf_gemm_nt(const float *x, const float *w, float *y, long M, long K, long N, long n0, long n1);
 void kf_attn_scores(const float *q, const float *k, float *s, long R, long rep, long D, long tk, long ld, const long *rowmap, const long *n, float scale);
@@ -13,8 +13,17 @@ import (
 	"unsafe"
 )
 
-// haveKernel: the CPU runs gemm_amd64.c's AVX-512 code.
-var haveKernel = C.kf_gemm_ok() != 0
+// kernelISA is the instruction set gemm_amd64.c runs: isaAVX512 where
+// the CPU has it, else isaAVX2 (with FMA), else none (0: libtorch does it
+// all). haveKernel: there is one.
+var (
+	kernelISA  = useKernelISA(isaAVX512)
+	haveKernel = kernelISA != 0
+)
+
+// useKernelISA makes the kernels run isa, or the best the CPU has below
+// it, and returns which; tests use it to check each path the CPU can run.
+func useKernelISA(isa int) int { return int(C.kf_gemm_isa(C.int(isa))) }
 
 // kernelRows computes columns [n0,n1) of y[m,n] = x[m,k] @ w[k,n].
 func kernelRows(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {

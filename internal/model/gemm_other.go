@@ -5,7 +5,12 @@ package model
 import "unsafe"
 
 // haveKernel: gemm_amd64.c is x86 only; elsewhere libtorch does it all.
-const haveKernel = false
+const (
+	haveKernel = false
+	kernelISA  = 0
+)
+
+func useKernelISA(int) int { return 0 }
 
 func kernelRows(x, w, y unsafe.Pointer, m, k, n, n0, n1 int64) {}
 

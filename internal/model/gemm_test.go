@@ -23,12 +23,28 @@ func randFloats(r *rand.Rand, n int64) []float32 {
 // The decode kernels (x @ w for w [K,N], and x @ w^T for w [N,K]) agree
 // with libtorch's matmul, and a row's result does not depend on the other
 // rows of the call.
+// Each instruction set the CPU runs (AVX-512, AVX2) is checked, and the
+// two give the same bits for x @ w.
 func TestRowsMatmul(t *testing.T) {
 	if !haveKernel {
-		t.Skip("this CPU has no AVX-512: decode steps use libtorch's matmul")
+		t.Skip("this CPU has neither AVX-512 nor AVX2 with FMA: decode steps use libtorch's matmul")
 	}
+	defer useKernelISA(kernelISA)
+	var firstISA [][]float32 // x @ w per shape, from the first ISA checked
+	for isa := kernelISA; isa >= isaAVX2; isa-- {
+		if useKernelISA(isa) != isa {
+			continue
+		}
+		t.Logf("instruction set %d", isa)
+		firstISA = checkRowsMatmul(t, firstISA)
+	}
+}
+
+func checkRowsMatmul(t *testing.T, other [][]float32) [][]float32 {
+	t.Helper()
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	var products [][]float32
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, k := range []int64{1, 5, 256, 1000} {
 		for _, n := range []int64{1, 7, 16, 48, 100, 1030} {
@@ -47,6 +63,12 @@ func TestRowsMatmul(t *testing.T) {
 					got := s.ReadFloat32s(mul(xm))
 					if s.Err() != nil {
 						t.Fatal(s.Err())
+					}
+					if !nt && m == kernelMaxRows {
+						if i := len(products); other != nil && !slices.Equal(got, other[i]) {
+							t.Fatalf("k %d n %d: x @ w differs between instruction sets", k, n)
+						}
+						products = append(products, got)
 					}
 					if len(got) != len(want) {
 						t.Fatalf("k %d n %d m %d nt %v: %d values, want %d", k, n, m, nt, len(got), len(want))
@@ -68,8 +90,14 @@ func TestRowsMatmul(t *testing.T) {
 			s.Free()
 		}
 	}
-	// What the kernel does not take: many rows for a large matrix, inputs
-	// that need gradients, strided input, float64.
+	checkRowsRefused(t, r)
+	return products
+}
+
+// checkRowsRefused: what the kernel does not take: many rows for a large
+// matrix, inputs that need gradients, strided input, float64.
+func checkRowsRefused(t *testing.T, r *rand.Rand) {
+	t.Helper()
 	var s scope
 	defer s.Free()
 	w := s.Floats(gotch.CPU, gotch.Float, randFloats(r, 64), 8, 8)
