@@ -25,6 +25,7 @@ func main() {
 	flag.StringVar(&o.Images, "images", "out/rehearse/images", "the CPU images' OCI layouts (make images IMAGE_FLAVOR=cpu)")
 	flag.StringVar(&names, "names", "", "the component images whose --help is checked, space-separated")
 	flag.StringVar(&o.Work, "work", "out/rehearse", "work directory (root file systems, data, runs, the model)")
+	flag.StringVar(&o.Rootfs, "rootfs", "", "where the images' root file systems are unpacked, one per digest (default WORK/rootfs)")
 	flag.StringVar(&o.Pipeline, "pipeline", "out/rehearse/pipeline.yaml", "the compiled pipeline YAML (pipeline compile)")
 	flag.StringVar(&o.Manifests, "manifests", "manifests", "the manifests directory (api/, ui/)")
 	flag.StringVar(&o.BaseGGUF, "base-gguf", filepath.Join(cacheDir(), "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"), "the demo's base model (make setup fetches it)")

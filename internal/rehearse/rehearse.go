@@ -56,8 +56,7 @@ type Options struct {
 	// follow (default KFP 2.14's layout).
 	Launcher local.Launcher
 	// BrowserTest, when set, is run while the UI container serves, with
-	// KFLLM_UI_URL, KFLLM_UI_MODEL, KFLLM_UI_CONTEXT and KFLLM_UI_QUESTION
-	// in its environment (the Makefile runs ui/server's TestBrowserDeployedUI).
+	// KFLLM_UI_URL and KFLLM_UI_MODEL in its environment (the Makefile runs ui/server's TestBrowserDeployedUI).
 	BrowserTest []string
 	// Log receives the progress (os.Stderr when nil).
 	Log io.Writer
@@ -179,7 +178,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	if len(o.BrowserTest) > 0 {
 		if err := stage("the browser test against the UI container", func() error {
-			return o.browser(ctx, c, run)
+			return o.browser(ctx, c)
 		}); err != nil {
 			return res, err
 		}
@@ -211,10 +210,10 @@ func (o Options) help(ctx context.Context, rc *Runc, name string) error {
 }
 
 // browser runs the UI's browser test against the UI container.
-func (o Options) browser(ctx context.Context, c *cluster, run *pipelineRun) error {
+func (o Options) browser(ctx context.Context, c *cluster) error {
 	cmd := exec.CommandContext(ctx, o.BrowserTest[0], o.BrowserTest[1:]...)
-	cmd.Env = append(os.Environ(), "KFLLM_UI_URL="+c.uiURL, "KFLLM_UI_MODEL="+c.model,
-		"KFLLM_UI_CONTEXT="+run.question.Context, "KFLLM_UI_QUESTION="+run.question.Question)
+	// The page's own sample question: the held-out one was asked above.
+	cmd.Env = append(os.Environ(), "KFLLM_UI_URL="+c.uiURL, "KFLLM_UI_MODEL="+c.model)
 	cmd.Stdout, cmd.Stderr = o.Log, o.Log
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s: %w", strings.Join(o.BrowserTest, " "), err)
