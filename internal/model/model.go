@@ -59,6 +59,10 @@ type Model struct {
 	embed  *ts.Tensor // the token embedding
 	lmHead *Linear    // its Weight is embed when tied
 	closed bool
+
+	// quant holds the weights a model loaded by LoadGGUF keeps in ggml
+	// blocks, by parameter name; they are not in params.
+	quant map[string]*quantWeight
 }
 
 type initKind int
@@ -297,7 +301,7 @@ func (m *Model) bind() error {
 	}
 	m.dec = dec
 	if c.TieWordEmbeddings {
-		m.lmHead = &Linear{Weight: m.embed}
+		m.lmHead = &Linear{Weight: m.embed, quant: m.quant[arch.embedding]}
 	} else {
 		m.lmHead = m.linear("lm_head", false)
 	}
@@ -320,7 +324,7 @@ func (m *Model) transposeWeights() error {
 		index[p.Tensor] = i
 	}
 	for _, l := range m.linears {
-		if l.Conv1D || l.Weight == m.embed {
+		if l.Conv1D || l.Weight == m.embed || l.quant != nil {
 			continue
 		}
 		var s scope
