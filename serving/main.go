@@ -41,7 +41,8 @@ func main() {
 	var o engine.ServeOptions
 	var port int
 	flag.StringVar(&o.Server.ModelName, "model-name", os.Getenv("MODEL_NAME"), "name the routes answer to (required)")
-	flag.StringVar(&o.Engine.ModelDir, "model-dir", "", "Hugging Face model directory (KServe mounts /mnt/models)")
+	flag.StringVar(&o.Engine.ModelDir, "model-dir", "", "Hugging Face model directory (KServe mounts /mnt/models), or a Llama GGUF file or a directory holding one")
+	quantized := flag.Bool("quantized", true, "GGUF models: multiply by the file's Q8_0/Q4_0/Q4_1 blocks (CPU, float32); false dequantizes to float32 at load")
 	flag.StringVar(&o.Engine.ModelID, "model-id", os.Getenv("MODEL_ID"), "OWNER/NAME[@revision] on the Hub (--model-dir wins when both are given)")
 	flag.IntVar(&port, "http-port", 8080, "port to listen on")
 	flag.StringVar(&o.Backend, "backend", envOr("BACKEND", "local"), "local (our model) | huggingface | openai (a hosted model named by --model-id)")
@@ -56,7 +57,7 @@ func main() {
 	flag.DurationVar(&o.Server.RequestTimeout, "request-timeout", 0, "per-request generation timeout (default 2m)")
 	flag.Int64Var(&o.Server.MaxBodyBytes, "max-body-bytes", 1<<20, "request body limit")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: serving --model-name NAME (--model-dir DIR | --model-id OWNER/NAME[@rev]) [flags]")
+		fmt.Fprintln(os.Stderr, "usage: serving --model-name NAME (--model-dir DIR|FILE.gguf | --model-id OWNER/NAME[@rev]) [flags]")
 		flag.PrintDefaults()
 		fmt.Fprint(os.Stderr, help)
 	}
@@ -67,6 +68,7 @@ func main() {
 		os.Exit(2)
 	}
 	o.Addr = fmt.Sprintf(":%d", port)
+	o.Engine.Dequantize = !*quantized
 	o.Engine.Hub = hub.EnvOptions(os.Getenv)
 	o.Remote.Model, o.Remote.Token = o.Engine.ModelID, o.Engine.Hub.Token
 	if o.Backend == "openai" {

@@ -93,6 +93,9 @@ type Options struct {
 	Device, DType string
 	// Threads sets libtorch's intra-op threads (0 leaves the default).
 	Threads int
+	// Dequantize loads a GGUF model's quantized weights as float32
+	// instead of multiplying by their blocks (docs/design.md §5).
+	Dequantize bool
 	// Scheduler options; ContextLength, EOS and AddSpecial are filled in from
 	// the model and tokenizer.
 	Scheduler scheduler.Options
@@ -108,6 +111,9 @@ var hubPatterns = []string{"*.json", "*.safetensors", "*.txt", "*.model", "token
 func Resolve(ctx context.Context, o Options) (dir, revision string, err error) {
 	switch {
 	case o.ModelDir != "":
+		if _, ok, err := ggufFile(o.ModelDir); ok || err != nil {
+			return o.ModelDir, "", err
+		}
 		if _, err := os.Stat(filepath.Join(o.ModelDir, "config.json")); err != nil {
 			return "", "", fmt.Errorf("model dir %s: %w", o.ModelDir, err)
 		}
@@ -145,14 +151,25 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return nil, fmt.Errorf("load tokenizer: %w", err)
-	}
 	torch.SetThreads(o.Threads)
-	m, err := model.Load(dir, model.LoadOptions{Device: o.Device, DType: o.DType})
-	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
+	var (
+		tok *tokenizer.Tokenizer
+		m   *model.Model
+	)
+	if file, ok, _ := ggufFile(dir); ok {
+		if m, tok, err = loadGGUF(ctx, file, o); err != nil {
+			return nil, err
+		}
+		if o.Logger != nil {
+			o.Logger.Info("loaded gguf model", "file", file, "quantized", m.Quantized())
+		}
+	} else {
+		if tok, err = tokenizer.Load(dir); err != nil {
+			return nil, fmt.Errorf("load tokenizer: %w", err)
+		}
+		if m, err = model.Load(dir, model.LoadOptions{Device: o.Device, DType: o.DType}); err != nil {
+			return nil, fmt.Errorf("load model: %w", err)
+		}
 	}
 	if tok.VocabSize() > m.Config.VocabSize {
 		m.Close()
