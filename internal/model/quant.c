@@ -221,16 +221,27 @@ KF_INLINE KF_AVX2 void kf_rows(int type, const uint8_t *w, const kf_q8 *x, float
   for (int r = 0; r < R; r++) y[r * N] = kf_hsum(acc[r]) + mins[r];
 }
 
-static KF_AVX2 void kf_qmatmul_avx2(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0,
-                                    long n1) {
+// kf_matmul_t is kf_qmatmul_avx2 for one type: inlined with type and R
+// constant, the compiler keeps the accumulators in registers and drops
+// the other types' branches.
+KF_INLINE KF_AVX2 void kf_matmul_t(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0,
+                                   long n1) {
   long nb = K / QK, rb = nb * kf_block_bytes(type);
   for (long n = n0; n < n1; n++) {
     const uint8_t *wr = w + n * rb;
     if (n + 1 < n1) _mm_prefetch((const char *)(wr + rb), _MM_HINT_T0);
-    for (long i = 0; i < M; i += KF_MR) {
-      int R = M - i < KF_MR ? (int)(M - i) : KF_MR;
-      kf_rows(type, wr, x + i * nb, y + i * N + n, nb, N, R);
-    }
+    long i = 0;
+    for (; i + KF_MR <= M; i += KF_MR) kf_rows(type, wr, x + i * nb, y + i * N + n, nb, N, KF_MR);
+    for (; i < M; i++) kf_rows(type, wr, x + i * nb, y + i * N + n, nb, N, 1);
+  }
+}
+
+static KF_AVX2 void kf_qmatmul_avx2(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0,
+                                    long n1) {
+  switch (type) {
+  case KF_Q8_0: kf_matmul_t(KF_Q8_0, w, x, y, M, K, N, n0, n1); break;
+  case KF_Q4_0: kf_matmul_t(KF_Q4_0, w, x, y, M, K, N, n0, n1); break;
+  case KF_Q4_1: kf_matmul_t(KF_Q4_1, w, x, y, M, K, N, n0, n1); break;
   }
 }
 
