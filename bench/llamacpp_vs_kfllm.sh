@@ -71,7 +71,7 @@ for r in $(seq "$ROUNDS"); do
     echo "round $r/$ROUNDS: kfllm $w" >&2
     p=$(port)
     OMP_NUM_THREADS=$THREADS "$work/serving" --model-name llm --model-dir "$kf" --http-port "$p" \
-      --threads "$THREADS" --max-batch "$CLIENTS" 2>"$work/kfllm.log" &
+      --threads "$THREADS" --max-batch "$CLIENTS" --request-timeout 30m 2>"$work/kfllm.log" &
     pid=$!
     wait_ready "http://127.0.0.1:$p/v2/health/ready" || { tail "$work/kfllm.log" >&2; exit 1; }
     measure kfllm "$w" "$r" "http://127.0.0.1:$p" /openai/v1/completions llm
