@@ -48,13 +48,14 @@ func main() {
 	var eo engine.Options // the local backend's model
 	var port int
 	flag.StringVar(&o.Server.ModelName, "model-name", os.Getenv("MODEL_NAME"), "name the routes answer to (required)")
-	flag.StringVar(&eo.ModelDir, "model-dir", "", "Hugging Face model directory (KServe mounts /mnt/models), or a PEFT LoRA adapter directory")
+	flag.StringVar(&eo.ModelDir, "model-dir", "", "Hugging Face model directory (KServe mounts /mnt/models), a PEFT LoRA adapter directory, or a Llama GGUF file or a directory holding one")
 	var adapters []string
 	flag.Func("lora-adapter", "NAME=DIR|OWNER/NAME[@rev]: serve a LoRA adapter on the same base as model NAME (repeatable)", func(v string) error {
 		adapters = append(adapters, v)
 		return nil
 	})
 	flag.StringVar(&eo.ModelID, "model-id", os.Getenv("MODEL_ID"), "OWNER/NAME[@revision] on the Hub, a model or a PEFT LoRA adapter (--model-dir wins when both are given)")
+	quantized := flag.Bool("quantized", true, "GGUF models: multiply by the file's Q8_0/Q4_0/Q4_1 blocks (CPU, float32); false dequantizes to float32 at load")
 	flag.IntVar(&port, "http-port", 8080, "port to listen on")
 	flag.StringVar(&o.Backend, "backend", envOr("BACKEND", "local"), "local (our model) | huggingface | openai (a hosted model named by --model-id)")
 	flag.StringVar(&o.Remote.URL, "backend-url", os.Getenv("BACKEND_URL"), "huggingface: TGI or Inference Endpoint URL (default: the serverless API); openai: the /v1 base URL")
@@ -68,7 +69,7 @@ func main() {
 	flag.DurationVar(&o.Server.RequestTimeout, "request-timeout", 0, "per-request generation timeout (default 2m)")
 	flag.Int64Var(&o.Server.MaxBodyBytes, "max-body-bytes", 1<<20, "request body limit")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: serving --model-name NAME (--model-dir DIR | --model-id OWNER/NAME[@rev]) [flags]")
+		fmt.Fprintln(os.Stderr, "usage: serving --model-name NAME (--model-dir DIR|FILE.gguf | --model-id OWNER/NAME[@rev]) [flags]")
 		flag.PrintDefaults()
 		fmt.Fprint(os.Stderr, help)
 	}
@@ -91,6 +92,7 @@ func main() {
 		o.Server.Adapters = append(o.Server.Adapters, a.Name)
 	}
 	o.Addr = fmt.Sprintf(":%d", port)
+	eo.Dequantize = !*quantized
 	env := hub.EnvOptions(os.Getenv) // HF_TOKEN and HF_ENDPOINT, read once
 	eo.Hub = hub.New(env)
 	o.Remote.Model, o.Remote.Token = eo.ModelID, env.Token // the hosted Inference API takes the same token

@@ -13,12 +13,13 @@ import (
 	"github.com/google/renameio/v2"
 )
 
-const section = "## Serving vs llama.cpp"
+const defaultSection = "## Serving vs llama.cpp"
 
 func reportCmd(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	out := fs.String("o", "docs/benchmarks.md", "the benchmarks file whose section is rewritten")
 	notes := fs.String("notes", "", "a line about the machine and settings, printed under the heading")
+	heading := fs.String("section", defaultSection, "the section's heading line")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -33,13 +34,13 @@ func reportCmd(args []string) error {
 	if len(ms) == 0 {
 		return fmt.Errorf("no measurements in %v", fs.Args())
 	}
-	text := renderSection(ms, *notes)
+	text := renderSection(ms, *heading, *notes)
 	fmt.Print(text)
 	old, err := os.ReadFile(*out)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", *out, err)
 	}
-	return renameio.WriteFile(*out, []byte(replaceSection(string(old), text)), 0o644)
+	return renameio.WriteFile(*out, []byte(replaceSection(string(old), *heading, text)), 0o644)
 }
 
 func readMeasurements(path string) ([]measurement, error) {
@@ -70,10 +71,12 @@ type key struct {
 }
 
 // renderSection gives, per server and weights, the median round's tokens/s
-// for each client count, kfllm's ratio to llama.cpp on the same weights, the
+// for each client count, kfllm's ratio to llama.cpp on the same weights
+// (the median of the rounds' ratios), the
 // peak RSS, and whether the single-client greedy answers were the same.
-func renderSection(ms []measurement, notes string) string {
+func renderSection(ms []measurement, section, notes string) string {
 	rates := map[key][]float64{}
+	byRound := map[key]map[int]float64{} // for ratios within a round: servers run back to back
 	rss := map[key]float64{}
 	var rows [][2]string
 	var clients []int
@@ -81,6 +84,10 @@ func renderSection(ms []measurement, notes string) string {
 	for _, m := range ms {
 		k := key{m.Server, m.Weights, m.Clients}
 		rates[k] = append(rates[k], m.TokPerSec)
+		if byRound[k] == nil {
+			byRound[k] = map[int]float64{}
+		}
+		byRound[k][m.Round] = m.TokPerSec
 		rss[k] = max(rss[k], m.PeakRSSMB)
 		if _, ok := first[k]; !ok {
 			first[k] = m
@@ -120,7 +127,18 @@ func renderSection(ms []measurement, notes string) string {
 			med := median(v)
 			ratio := "–"
 			if peer := rates[key{"llama.cpp", r[1], c}]; len(peer) > 0 && r[0] != "llama.cpp" {
-				ratio = fmt.Sprintf("%.2fx", med/median(peer))
+				// The median of the rounds' ratios: on a shared machine the
+				// load changes between rounds more than within one.
+				var ratios []float64
+				for round, x := range byRound[k] {
+					if y, ok := byRound[key{"llama.cpp", r[1], c}][round]; ok && y > 0 {
+						ratios = append(ratios, x/y)
+					}
+				}
+				if len(ratios) == 0 {
+					ratios = []float64{med / median(peer)}
+				}
+				ratio = fmt.Sprintf("%.2fx", median(ratios))
 			}
 			fmt.Fprintf(&b, " %.1f | %s |", med, ratio)
 			peak = max(peak, rss[k])
@@ -158,7 +176,7 @@ func median(v []float64) float64 {
 
 // replaceSection puts text in place of the section of the same heading, or
 // appends it.
-func replaceSection(doc, text string) string {
+func replaceSection(doc, section, text string) string {
 	re := regexp.MustCompile(`(?ms)^` + regexp.QuoteMeta(section) + `\n.*?(?:^## |\z)`)
 	loc := re.FindStringIndex(doc)
 	if loc == nil {

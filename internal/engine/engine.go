@@ -107,6 +107,9 @@ type Options struct {
 	Device, DType string
 	// Threads sets libtorch's intra-op threads (0 leaves the default).
 	Threads int
+	// Dequantize loads a GGUF model's quantized weights as float32
+	// instead of multiplying by their blocks (docs/design.md §5).
+	Dequantize bool
 	// Scheduler options; ContextLength, EOS and AddSpecial are filled in from
 	// the model and tokenizer.
 	Scheduler scheduler.Options
@@ -119,8 +122,12 @@ type Options struct {
 func Resolve(ctx context.Context, o Options) (dir, name, revision string, err error) {
 	switch {
 	case o.ModelDir != "":
-		if _, err := os.Stat(filepath.Join(o.ModelDir, "config.json")); err != nil && !model.IsAdapterDir(o.ModelDir) {
-			return "", "", "", fmt.Errorf("model dir %s: %w", o.ModelDir, err)
+		if !model.IsAdapterDir(o.ModelDir) {
+			// A Hugging Face directory, or a GGUF file or a directory
+			// holding one (ggufFile says which, or what is missing).
+			if _, _, err := ggufFile(o.ModelDir); err != nil {
+				return "", "", "", err
+			}
 		}
 		name := o.ModelDir
 		if o.ModelID != "" { // both given: the directory holds ModelID (KServe's storage initializer)
@@ -170,23 +177,35 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := dir
-	if model.IsAdapterDir(dir) {
-		if base, err = baseOf(ctx, o, dir); err != nil {
+	torch.SetThreads(o.Threads)
+	var (
+		tok *tokenizer.Tokenizer
+		m   *model.Model
+	)
+	if file, ok, _ := ggufFile(dir); ok {
+		if m, tok, err = loadGGUF(ctx, file, o); err != nil {
+			return nil, err
+		}
+		if o.Logger != nil {
+			o.Logger.Info("loaded gguf model", "file", file, "quantized", m.Quantized())
+		}
+	} else {
+		base := dir
+		if model.IsAdapterDir(dir) {
+			if base, err = baseOf(ctx, o, dir); err != nil {
+				return nil, fmt.Errorf("load model: %w", err)
+			}
+		}
+		tok, err = tokenizer.Load(dir)
+		if err != nil && base != dir {
+			tok, err = tokenizer.Load(base) // an adapter without a tokenizer of its own
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load tokenizer: %w", err)
+		}
+		if m, err = model.Load(base, model.LoadOptions{Device: o.Device, DType: o.DType}); err != nil {
 			return nil, fmt.Errorf("load model: %w", err)
 		}
-	}
-	tok, err := tokenizer.Load(dir)
-	if err != nil && base != dir {
-		tok, err = tokenizer.Load(base) // an adapter without a tokenizer of its own
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load tokenizer: %w", err)
-	}
-	torch.SetThreads(o.Threads)
-	m, err := model.Load(base, model.LoadOptions{Device: o.Device, DType: o.DType})
-	if err != nil {
-		return nil, fmt.Errorf("load model: %w", err)
 	}
 	adapters, err := loadAdapters(ctx, o, m, dir)
 	if err != nil {

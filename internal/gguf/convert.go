@@ -23,6 +23,10 @@ type ConvertOptions struct {
 	// Overwrite replaces an existing output directory. Without it an
 	// existing outDir is an error wrapping fs.ErrExist.
 	Overwrite bool
+	// MetadataOnly writes the JSON files (config, generation config,
+	// tokenizer) and no model.safetensors: what a server that reads the
+	// weights from the GGUF itself (model.LoadGGUF) needs beside it.
+	MetadataOnly bool
 }
 
 // ProgressTo returns a ConvertOptions.Progress that writes a line to w each
@@ -103,8 +107,10 @@ func ConvertLlama(ctx context.Context, ggufPath, outDir string, opts ConvertOpti
 			return wrap(err)
 		}
 	}
-	if err := writeTensors(ctx, g, plan, filepath.Join(tmp, safetensors.SingleFileName), opts.Progress); err != nil {
-		return wrap(err)
+	if !opts.MetadataOnly {
+		if err := writeTensors(ctx, g, plan, filepath.Join(tmp, safetensors.SingleFileName), opts.Progress); err != nil {
+			return wrap(err)
+		}
 	}
 	if err := replaceDir(tmp, outDir, opts.Overwrite); err != nil {
 		return wrap(err)

@@ -88,7 +88,7 @@ func (m *Model) param(name string) *ts.Tensor { return m.byName[name] }
 // linear makes the Linear of the module at path from path.weight and
 // path.bias; training finds it in Linears.
 func (m *Model) linear(path string, conv1D bool) *Linear {
-	l := &Linear{Weight: m.param(path + ".weight"), Bias: m.param(path + ".bias"), Conv1D: conv1D}
+	l := &Linear{Weight: m.param(path + ".weight"), Bias: m.param(path + ".bias"), Conv1D: conv1D, quant: m.quant[path+".weight"]}
 	m.linears[path] = l
 	return l
 }

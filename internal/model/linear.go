@@ -29,10 +29,17 @@ type Linear struct {
 	// view of it. Replacing Weight falls back to the plain path.
 	wt    ct
 	wview *ts.Tensor
+
+	// quant, when set, is the weight in ggml blocks (a model loaded with
+	// LoadGGUF) and Weight is nil: quant.go multiplies by it.
+	quant *quantWeight
 }
 
 // InFeatures and OutFeatures read the weight's shape.
 func (l *Linear) InFeatures() int64 {
+	if l.quant != nil {
+		return l.quant.in
+	}
 	s := torch.Shape(torch.Of(l.Weight))
 	if l.Conv1D {
 		return s[0]
@@ -42,6 +49,9 @@ func (l *Linear) InFeatures() int64 {
 
 // OutFeatures is the size of the layer's output.
 func (l *Linear) OutFeatures() int64 {
+	if l.quant != nil {
+		return l.quant.out
+	}
 	s := torch.Shape(torch.Of(l.Weight))
 	if l.Conv1D {
 		return s[1]
@@ -55,7 +65,12 @@ func (l *Linear) forward(s *scope, x ct, train bool) ct {
 	if !s.OK() {
 		return nil
 	}
-	if l.Conv1D {
+	if l.quant != nil {
+		y = s.quantMatmul(x, l.quant) // quant.go
+		if l.Bias != nil {
+			y = s.Add(y, torch.Of(l.Bias))
+		}
+	} else if l.Conv1D {
 		// As transformers' Conv1D: addmm(bias, x.view(-1, in), weight).
 		xs := torch.Shape(x)
 		w := torch.Of(l.Weight)

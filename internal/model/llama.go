@@ -205,6 +205,7 @@ func llamaSpecs(c *Config) []spec {
 // llamaDecoder is LlamaModel's forward pass (also Mistral's and Qwen2's).
 type llamaDecoder struct {
 	embedW, normW *ts.Tensor
+	qembed        *quantWeight // the embedding in ggml blocks (LoadGGUF); embedW is then nil
 	layers        []llamaLayer
 	rope          *rope
 }
@@ -220,7 +221,7 @@ var _ decoder = (*llamaDecoder)(nil)
 // rotation.
 func buildLlama(m *Model) (*llamaDecoder, error) {
 	c := m.Config
-	d := &llamaDecoder{embedW: m.param("model.embed_tokens.weight"), normW: m.param("model.norm.weight")}
+	d := &llamaDecoder{embedW: m.param("model.embed_tokens.weight"), normW: m.param("model.norm.weight"), qembed: m.quant["model.embed_tokens.weight"]}
 	for _, p := range layerNames(c, "model.layers.%d.") {
 		d.layers = append(d.layers, llamaLayer{norm1W: m.param(p + "input_layernorm.weight"), norm2W: m.param(p + "post_attention_layernorm.weight"),
 			q: m.linear(p+"self_attn.q_proj", false), k: m.linear(p+"self_attn.k_proj", false),
@@ -240,7 +241,12 @@ func (d *llamaDecoder) positions(p *pass, pos []int64) {
 	p.cos, p.sin = d.rope.tables(p.s, pos, p.b, p.t, p.m.choice.Device, p.m.choice.DType)
 }
 
-func (d *llamaDecoder) embed(p *pass, ids ct) ct { return p.s.Embedding(torch.Of(d.embedW), ids) }
+func (d *llamaDecoder) embed(p *pass, ids ct) ct {
+	if d.qembed != nil {
+		return p.s.quantRows(ids, d.qembed)
+	}
+	return p.s.Embedding(torch.Of(d.embedW), ids)
+}
 
 func (d *llamaDecoder) norm(p *pass, x ct) ct { return p.rmsNorm(x, torch.Of(d.normW)) }
 

@@ -63,6 +63,10 @@ type Model struct {
 	// Served LoRA adapters (adapter.go): their weights stacked per Linear.
 	lora     map[*Linear]*loraStack
 	adapters []*Adapter
+
+	// quant holds the weights a model loaded by LoadGGUF keeps in ggml
+	// blocks, by parameter name; they are not in params.
+	quant map[string]*quantWeight
 }
 
 type initKind int
@@ -301,7 +305,7 @@ func (m *Model) bind() error {
 	}
 	m.dec = dec
 	if c.TieWordEmbeddings {
-		m.lmHead = &Linear{Weight: m.embed}
+		m.lmHead = &Linear{Weight: m.embed, quant: m.quant[arch.embedding]}
 	} else {
 		m.lmHead = m.linear("lm_head", false)
 	}
@@ -324,7 +328,7 @@ func (m *Model) transposeWeights() error {
 		index[p.Tensor] = i
 	}
 	for _, l := range m.linears {
-		if l.Conv1D || l.Weight == m.embed {
+		if l.Conv1D || l.Weight == m.embed || l.quant != nil {
 			continue
 		}
 		var s scope

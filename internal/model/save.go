@@ -27,6 +27,9 @@ func (m *Model) Save(dir string) error {
 	if m.closed {
 		return fmt.Errorf("save model %s: %w", dir, errClosed)
 	}
+	if len(m.quant) > 0 {
+		return fmt.Errorf("save model %s: %w", dir, ErrQuantizedSave)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("save model: %w", err)
 	}

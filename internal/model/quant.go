@@ -1,0 +1,148 @@
+package model
+
+/*
+#cgo LDFLAGS: -lm
+#include <stdint.h>
+typedef struct { float d; float s; int8_t q[32]; } kf_q8;
+void kf_q8_quantize(const float *x, kf_q8 *out, long M, long K);
+void kf_qmatmul(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0, long n1);
+void kf_qrows(int type, const uint8_t *w, const long *ids, long n, long K, float *out);
+int kf_quant_simd(void);
+void kf_quant_force_c(int on);
+*/
+import "C"
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"github.com/kfllm/kfllm/internal/gguf"
+	"github.com/kfllm/kfllm/internal/torch"
+)
+
+// A model loaded from a GGUF file with LoadGGUF keeps the file's Q8_0, Q4_0
+// and Q4_1 matrices as they are (a quantWeight on the Linear, no float32
+// copy) and multiplies by them block by block, as ggml does on the CPU
+// (quant.c): each input row is quantized to 8 bits in blocks of 32 with a
+// float16 scale, and every output element is a sum over blocks of the two
+// scales times an integer dot product, with AVX2 where the CPU has it and
+// plain C elsewhere. The weights are read once per call however many rows
+// there are (decode batches and prefill alike); a 4-bit matrix is an
+// eighth of the float32 one's bytes, which is what a decode step's time
+// goes to.
+
+// qblock is the size of a ggml quantization block, in elements.
+const qblock = 32
+
+// quantWeight is a [out,in] matrix in ggml blocks along in, rows in Hugging
+// Face order.
+type quantWeight struct {
+	typ     gguf.Type
+	out, in int64
+	data    []byte
+}
+
+// quantTypes are the types quant.c multiplies by, and their block bytes.
+var quantTypes = map[gguf.Type]int64{gguf.Q8_0: 34, gguf.Q4_0: 18, gguf.Q4_1: 20}
+
+func newQuantWeight(typ gguf.Type, shape []int64, data []byte) (*quantWeight, error) {
+	bb, ok := quantTypes[typ]
+	if !ok || len(shape) != 2 {
+		return nil, fmt.Errorf("quantized weight: type %s shape %v: %w", typ, shape, ErrUnsupported)
+	}
+	if shape[1]%qblock != 0 || int64(len(data)) != shape[0]*shape[1]/qblock*bb {
+		return nil, fmt.Errorf("quantized weight: %d bytes of %s for shape %v", len(data), typ, shape)
+	}
+	return &quantWeight{typ: typ, out: shape[0], in: shape[1], data: data}, nil
+}
+
+// quantSIMD reports whether quant.c runs its AVX2 code.
+func quantSIMD() bool { return C.kf_quant_simd() != 0 }
+
+// forceQuantC makes quant.c use its plain C code (tests compare the two).
+func forceQuantC(on bool) {
+	v := C.int(0)
+	if on {
+		v = 1
+	}
+	C.kf_quant_force_c(v)
+}
+
+// q8Bytes is the size of quant.c's kf_q8 block.
+const q8Bytes = 40
+
+// quantMatmul is x @ w^T for x [..., in] float32, contiguous, on the CPU.
+func (s *scope) quantMatmul(x ct, w *quantWeight) ct {
+	if !s.OK() {
+		return nil
+	}
+	if !torch.IsFloat32(x) || !torch.OnCPU(x) {
+		s.Fail(fmt.Errorf("quantized linear: input must be float32 on the CPU"))
+		return nil
+	}
+	x = s.Contiguous(x)
+	xs := torch.Shape(x)
+	if len(xs) == 0 || xs[len(xs)-1] != w.in {
+		s.Fail(fmt.Errorf("quantized linear: input %v, weight [%d,%d]", xs, w.out, w.in))
+		return nil
+	}
+	m := torch.Numel(xs) / w.in
+	y := s.Empty(append(xs[:len(xs)-1:len(xs)-1], w.out)...)
+	if y == nil || m == 0 {
+		return y
+	}
+	xq := make([]byte, m*(w.in/qblock)*q8Bytes)
+	xqp := (*C.kf_q8)(unsafe.Pointer(&xq[0]))
+	C.kf_q8_quantize((*C.float)(torch.DataPtr(x)), xqp, C.long(m), C.long(w.in))
+	wp := (*C.uint8_t)(unsafe.Pointer(&w.data[0]))
+	yp := (*C.float)(torch.DataPtr(y))
+	run := func(n0, n1 int64) {
+		C.kf_qmatmul(C.int(w.typ), wp, xqp, yp, C.long(m), C.long(w.in), C.long(w.out), C.long(n0), C.long(n1))
+	}
+	// Split the output columns over libtorch's threads when there is
+	// enough work.
+	parts := int64(1)
+	if t := int64(torch.Threads()); t > 1 && m*w.in*w.out >= 1<<17 {
+		parts = min(t, w.out/32)
+	}
+	if parts <= 1 {
+		run(0, w.out)
+		return y
+	}
+	step := (w.out + parts - 1) / parts
+	var wg sync.WaitGroup
+	for n0 := step; n0 < w.out; n0 += step {
+		wg.Add(1)
+		go func(n0, n1 int64) {
+			defer wg.Done()
+			run(n0, n1)
+		}(n0, min(n0+step, w.out))
+	}
+	run(0, min(step, w.out))
+	wg.Wait()
+	return y
+}
+
+// quantRows is the embedding lookup of ids (int64, any shape) in w: rows
+// dequantized into [..., in].
+func (s *scope) quantRows(ids ct, w *quantWeight) ct {
+	if !s.OK() {
+		return nil
+	}
+	is := torch.Shape(ids)
+	vals := s.ReadInt64s(ids)
+	y := s.Empty(append(is[:len(is):len(is)], w.in)...)
+	if y == nil || len(vals) == 0 {
+		return y
+	}
+	for _, v := range vals {
+		if v < 0 || v >= w.out {
+			s.Fail(fmt.Errorf("quantized embedding: token id %d outside the vocabulary of %d", v, w.out))
+			return nil
+		}
+	}
+	C.kf_qrows(C.int(w.typ), (*C.uint8_t)(unsafe.Pointer(&w.data[0])), (*C.long)(unsafe.Pointer(&vals[0])), C.long(len(vals)), C.long(w.in),
+		(*C.float)(torch.DataPtr(y)))
+	return y
+}

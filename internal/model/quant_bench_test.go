@@ -1,0 +1,113 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/kfllm/kfllm/internal/gguf"
+)
+
+// BenchmarkQuantMatmul: one decode batch (1 or 8 rows) times SmolLM2's
+// MLP up projection [1536,576] and its tied lm_head [49152,576], per type.
+func BenchmarkQuantMatmul(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, typ := range []gguf.Type{gguf.Q8_0, gguf.Q4_0, gguf.Q4_1} {
+		for _, n := range []int64{1536, 49152} {
+			const k = 576
+			w, err := newQuantWeight(typ, []int64{n, k}, randomBlocks(r, typ, n, k))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, m := range []int64{1, 8} {
+				b.Run(fmt.Sprintf("%s/%dx%d/rows=%d", typ, n, k, m), func(b *testing.B) {
+					var s scope
+					defer s.Free()
+					x := s.Floats(gotch.CPU, gotch.Float, randFloats(r, m*k), m, k)
+					b.SetBytes(int64(len(w.data)))
+					cpu0 := cpuSeconds(b)
+					for b.Loop() {
+						mark := s.Mark()
+						s.quantMatmul(x, w)
+						s.Release(mark)
+					}
+					// CPU time holds up on a shared machine; wall time does not.
+					b.ReportMetric((cpuSeconds(b)-cpu0)*1e6/float64(b.N), "cpu-us/op")
+					if !s.OK() {
+						b.Fatal(s.Err())
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkDecodeGGUF: greedy decode steps of SmolLM2-135M-Instruct from
+// its GGUF ($KFLLM_CACHE/smollm2; Q8_0 and Q4_0 when
+// bench/llamacpp_vs_kfllm.sh has made them), quantized and dequantized to
+// float32, for 1 and 8 sequences; tok/s and tok per CPU-second.
+func BenchmarkDecodeGGUF(b *testing.B) {
+	for _, typ := range []string{"Q4_1", "Q8_0", "Q4_0"} {
+		src := filepath.Join(os.Getenv("KFLLM_CACHE"), "smollm2", "SmolLM2-135M-Instruct."+typ+".gguf")
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		for _, deq := range []bool{false, true} {
+			m, err := LoadGGUF(src, GGUFOptions{LoadOptions: LoadOptions{Device: "cpu", DType: "float32"}, Dequantize: deq})
+			if err != nil {
+				b.Fatal(err)
+			}
+			name := typ
+			if deq {
+				name += "-as-F32"
+			}
+			for _, batch := range []int{1, 8} {
+				b.Run(fmt.Sprintf("%s/seqs=%d", name, batch), func(b *testing.B) { benchDecodeSeqs(b, m, batch, 32) })
+			}
+			m.Close()
+		}
+	}
+}
+
+func benchDecodeSeqs(b *testing.B, m *Model, batch, steps int) {
+	ctx := context.Background()
+	var elapsed time.Duration
+	var cpu float64
+	tokens := 0
+	for i := -1; i < b.N; i++ {
+		seqs := make([]*Sequence, batch)
+		for j := range seqs {
+			sq, err := m.NewSequence(benchTokens(16, uint64(j)), GenerateOptions{MaxNewTokens: steps + 1, EOS: []int{}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			seqs[j] = sq
+		}
+		if err := m.Prefill(ctx, seqs); err != nil {
+			b.Fatal(err)
+		}
+		start, cpu0 := time.Now(), cpuSeconds(b)
+		for range steps {
+			if err := m.DecodeStep(ctx, seqs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if i >= 0 {
+			elapsed += time.Since(start)
+			cpu += cpuSeconds(b) - cpu0
+			tokens += steps * batch
+		}
+		for _, sq := range seqs {
+			sq.Release()
+		}
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(float64(tokens)/elapsed.Seconds(), "tok/s")
+	b.ReportMetric(float64(tokens)/cpu, "tok/cpu-s")
+}

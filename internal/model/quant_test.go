@@ -1,0 +1,174 @@
+package model
+
+import (
+	"encoding/binary"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/sugarme/gotch"
+
+	"github.com/kfllm/kfllm/internal/gguf"
+)
+
+// randomBlocks makes rows*cols/32 random ggml blocks of typ: scales and
+// minimums are float16 values of the sizes real weights have.
+func randomBlocks(r *rand.Rand, typ gguf.Type, rows, cols int64) []byte {
+	bb := quantTypes[typ]
+	out := make([]byte, rows*cols/qblock*bb)
+	half := func(f float32) uint16 { return f32ToHalf(f) }
+	for b := int64(0); b < rows*cols/qblock; b++ {
+		blk := out[b*bb : (b+1)*bb]
+		for i := range blk {
+			blk[i] = byte(r.IntN(256))
+		}
+		binary.LittleEndian.PutUint16(blk, half(float32(r.NormFloat64()*0.01)))
+		if typ == gguf.Q4_1 {
+			binary.LittleEndian.PutUint16(blk[2:], half(float32(r.NormFloat64()*0.05)))
+		}
+	}
+	return out
+}
+
+// f32ToHalf rounds f to float16 bits (nearest; the values here are normal).
+func f32ToHalf(f float32) uint16 {
+	b := math.Float32bits(f)
+	sign := uint16(b>>16) & 0x8000
+	exp := int(b>>23&0xff) - 127 + 15
+	if exp <= 0 {
+		return sign
+	}
+	mant := b & 0x7fffff
+	h := uint32(exp)<<10 | mant>>13
+	if mant&0x1fff > 0x1000 || mant&0x1fff == 0x1000 && h&1 == 1 {
+		h++
+	}
+	return sign | uint16(h)
+}
+
+// TestQuantMatmul: for each type, x @ W^T from the blocks equals the float64
+// product of the dequantized W and x within the error that quantizing x
+// to 8 bits allows (per element: sum |w| * half an activation step); the
+// AVX2 and plain C paths agree; a row's result is the same bits alone and
+// in a batch of 8 (the scheduler's batches must not change answers).
+func TestQuantMatmul(t *testing.T) {
+	const k, n = 576, 200
+	r := rand.New(rand.NewPCG(7, 9))
+	for _, typ := range []gguf.Type{gguf.Q8_0, gguf.Q4_0, gguf.Q4_1} {
+		t.Run(typ.String(), func(t *testing.T) {
+			raw := randomBlocks(r, typ, n, k)
+			w, err := newQuantWeight(typ, []int64{n, k}, raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			deq := make([]float32, n*k)
+			if err := gguf.Dequantize(deq, typ, raw); err != nil {
+				t.Fatal(err)
+			}
+			const m = 8
+			xv := make([]float32, m*k)
+			for i := range xv {
+				xv[i] = float32(r.NormFloat64())
+			}
+			run := func(rows []float32, c bool) []float32 {
+				forceQuantC(c)
+				defer forceQuantC(false)
+				var s scope
+				defer s.Free()
+				x := s.Floats(gotch.CPU, gotch.Float, rows, int64(len(rows))/k, k)
+				out := s.ReadFloat32s(s.quantMatmul(x, w))
+				if !s.OK() {
+					t.Fatal(s.Err())
+				}
+				return out
+			}
+			got, gotC := run(xv, false), run(xv, true)
+			for i := range m {
+				xr := xv[i*k : (i+1)*k]
+				for j := range int64(n) {
+					var want, bound float64
+					for b := range k / qblock {
+						amax := 0.0
+						for _, v := range xr[b*qblock : (b+1)*qblock] {
+							amax = max(amax, math.Abs(float64(v)))
+						}
+						for c := b * qblock; c < (b+1)*qblock; c++ {
+							wv := float64(deq[j*k+int64(c)])
+							want += wv * float64(xr[c])
+							bound += math.Abs(wv) * (amax/127/2 + amax*1e-3) // rounding to a step, and the float16 scale
+						}
+					}
+					g := float64(got[int64(i)*n+j])
+					if d := math.Abs(g - want); d > bound+1e-5 {
+						t.Fatalf("row %d col %d: %g, want %g within %g", i, j, g, want, bound)
+					}
+					if d := math.Abs(g - float64(gotC[int64(i)*n+j])); d > 1e-4*(1+math.Abs(g)) {
+						t.Fatalf("row %d col %d: AVX2 %g, C %g", i, j, g, gotC[int64(i)*n+j])
+					}
+				}
+			}
+			alone := run(xv[3*k:4*k], false)
+			if !slices.Equal(alone, got[3*n:4*n]) {
+				t.Errorf("row 3 alone differs from row 3 in a batch of %d", m)
+			}
+			t.Logf("simd %v", quantSIMD())
+		})
+	}
+}
+
+// TestLoadGGUFQuantizedTiny: the tiny GGUF of internal/gguf/testdata (block
+// tensors in F32, F16, BF16, Q8_0, Q4_0 and Q4_1, a Q8_0 tied embedding)
+// loaded with its blocks kept gives the logits of the same file
+// dequantized to float32 (TestGGUFParityTiny holds those to transformers)
+// within what 8-bit activations allow, and the same greedy tokens.
+func TestLoadGGUFQuantizedTiny(t *testing.T) {
+	const src = "../gguf/testdata/llama_tiny.gguf"
+	q, err := LoadGGUF(src, GGUFOptions{LoadOptions: LoadOptions{Device: "cpu", DType: "float32"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	f, err := LoadGGUF(src, GGUFOptions{LoadOptions: LoadOptions{Device: "cpu", DType: "float32"}, Dequantize: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got := q.Quantized(); got["Q8_0"] != 3 || got["Q4_0"] != 3 || got["Q4_1"] != 3 {
+		t.Errorf("quantized weights by type: %v", got)
+	}
+	if len(f.Quantized()) != 0 {
+		t.Errorf("dequantized model holds quantized weights: %v", f.Quantized())
+	}
+	ids := []int64{1, 45, 97, 200, 3, 17, 301, 8}
+	logits := func(m *Model) []float32 {
+		shape := []int64{1, int64(len(ids))}
+		mask := []int64{1, 1, 1, 1, 1, 1, 1, 1}
+		out, err := m.Forward(tensorOf(t, ids, shape), tensorOf(t, mask, shape))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.MustDrop()
+		return valuesOf(t, out)
+	}
+	lq, lf := logits(q), logits(f)
+	d, scale := maxAbsDiff(lq, lf), 0.0
+	for _, v := range lf {
+		scale = max(scale, math.Abs(float64(v)))
+	}
+	t.Logf("max |logit delta| %g (logits up to %g)", d, scale)
+	if d > 0.02*scale {
+		t.Errorf("max |logit delta| %g > 2%% of the largest logit %g", d, scale)
+	}
+	opts := GenerateOptions{MaxNewTokens: 12, EOS: []int{}}
+	prompt := []int{1, 45, 97, 200, 3}
+	if gq, gf := greedyAlone(t, q, prompt, opts), greedyAlone(t, f, prompt, opts); !slices.Equal(gq, gf) {
+		t.Errorf("greedy tokens quantized %v, float32 %v", gq, gf)
+	}
+	if err := q.Save(t.TempDir()); err == nil {
+		t.Error("Save of a quantized model succeeded")
+	}
+	if _, err := LoadGGUF(src, GGUFOptions{LoadOptions: LoadOptions{Device: "cpu", DType: "float32", Trainable: true}}); err == nil {
+		t.Error("a trainable quantized model loaded")
+	}
+}
