@@ -256,15 +256,23 @@ const runID = "demo"
 // compiled pipeline's own default, so that the demo shows what the cluster
 // runs (docs/design.md §5).
 func (d *runner) overrides() map[string]string {
-	p := map[string]string{
-		"source":     d.path("data", "train.jsonl"),
-		"qa_eval":    d.path("data", "heldout.jsonl"),
-		"base_model": d.path("base-model"),
-		"max_steps":  fmt.Sprint(d.o.MaxSteps),
-		"hf_repo":    d.path("hub", "kfllm-demo.git"),
-	}
+	p := Overrides(d.path("data"), d.path("base-model"), d.path("hub", "kfllm-demo.git"), d.o.MaxSteps)
 	maps.Copy(p, d.o.Params)
 	return p
+}
+
+// Overrides are the pipeline parameters the demo sets, for data in dataDir
+// (train.jsonl, heldout.jsonl), the base model in baseModel and the upload
+// target hubRepo; `make rehearse` runs the pipeline with the same ones (as
+// its containers see those paths).
+func Overrides(dataDir, baseModel, hubRepo string, maxSteps int) map[string]string {
+	return map[string]string{
+		"source":     dataDir + "/train.jsonl",
+		"qa_eval":    dataDir + "/heldout.jsonl",
+		"base_model": baseModel,
+		"max_steps":  fmt.Sprint(maxSteps),
+		"hf_repo":    hubRepo,
+	}
 }
 
 func (d *runner) pipeline(ctx context.Context) error {

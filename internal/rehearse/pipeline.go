@@ -11,6 +11,7 @@ import (
 	"slices"
 
 	"github.com/google/renameio/v2"
+	"github.com/kfllm/kfllm/internal/demo"
 	"github.com/kfllm/kfllm/internal/gguf"
 	"github.com/kfllm/kfllm/internal/gitremote"
 	"github.com/kfllm/kfllm/internal/kfp/local"
@@ -53,22 +54,11 @@ type pipelineRun struct {
 	model    string // the uploaded model, checked out on the host
 }
 
-// params are `make demo`'s pipeline parameters (internal/demo), with the
-// paths as the task containers see them.
+// params are `make demo`'s pipeline parameters (demo.Overrides: the data,
+// base model, step count and upload target; the rest is the compiled
+// pipeline's own default), with the paths as the task containers see them.
 func (o Options) params() map[string]string {
-	p := map[string]string{
-		"source":        dataDir + "/train.jsonl",
-		"base_model":    baseDir,
-		"hf_repo":       hubDir + "/kfllm-demo.git",
-		"qa_eval":       dataDir + "/heldout.jsonl",
-		"max_length":    "192",
-		"max_steps":     fmt.Sprint(o.MaxSteps),
-		"learning_rate": "0.0001",
-		"batch_size":    "8",
-		"lora_r":        "0",
-		"warmup_steps":  "5",
-		"seed":          fmt.Sprint(o.Seed),
-	}
+	p := demo.Overrides(dataDir, baseDir, hubDir+"/kfllm-demo.git", o.MaxSteps)
 	maps.Copy(p, o.Params)
 	return p
 }
