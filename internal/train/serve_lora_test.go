@@ -37,17 +37,21 @@ func TestServeLoRARun(t *testing.T) {
 		}
 		dirs[c] = o.OutputModelDir
 	}
-	// The base: the LoRA run's directory without its adapter.
+	// The base: the model both runs started from, with the tokenizer the
+	// runs wrote (the LoRA run's output is the adapter alone, its
+	// adapter_config.json naming the base directory).
 	dirs["base"] = filepath.Join(root, "base")
 	os.MkdirAll(dirs["base"], 0o755)
-	entries, _ := os.ReadDir(dirs["lora"])
-	for _, e := range entries {
-		if e.IsDir() || e.Name() == "adapter_config.json" || e.Name() == "adapter_model.safetensors" {
-			continue
-		}
-		b := mustRead(t, filepath.Join(dirs["lora"], e.Name()))
-		if err := os.WriteFile(filepath.Join(dirs["base"], e.Name()), b, 0o644); err != nil {
-			t.Fatal(err)
+	for _, from := range []string{base, dirs["lora"]} {
+		entries, _ := os.ReadDir(from)
+		for _, e := range entries {
+			if e.IsDir() || e.Name() == "adapter_config.json" || e.Name() == "adapter_model.safetensors" {
+				continue
+			}
+			b := mustRead(t, filepath.Join(from, e.Name()))
+			if err := os.WriteFile(filepath.Join(dirs["base"], e.Name()), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	prompts := []string{"Context: Ada was born in London.\nQuestion: Where was Ada born?\nAnswer:", "the context says", "Answer the question"}
