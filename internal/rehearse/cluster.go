@@ -182,6 +182,11 @@ func (o Options) serve(ctx context.Context, rc *Runc, model string) (*cluster, e
 		}
 	}
 	api.run.Mounts = append(api.run.Mounts, image.Mount{Host: model, Container: modelMount, ReadOnly: true})
+	// The pipeline's default output is a PEFT adapter whose
+	// base_model_name_or_path is the base_model parameter: on a cluster a
+	// Hub id serving downloads with HF_TOKEN, here the directory the tasks
+	// saw, bound read-only at the same path as the Hub's stand-in.
+	api.run.Mounts = append(api.run.Mounts, image.Mount{Host: filepath.Join(o.Work, "base-model"), Container: baseDir, ReadOnly: true})
 	cl := &cluster{model: apiCM["MODEL_NAME"]}
 	fmt.Fprintf(o.Log, "rehearse: serving: %s\n", strings.Join(append(slices.Clone(api.run.Command), api.run.Args...), " "))
 	if cl.api, err = rc.start(ctx, "serving", api.run, prefixed(o.Log, "[serving] ")); err != nil {

@@ -29,23 +29,9 @@ const (
 	hubDir  = "/hub"
 )
 
-// Metrics are the numbers of finetune's metrics.json the rehearsal prints.
-type Metrics struct {
-	TrainLoss float64 `json:"train_loss"`
-	EvalLoss  float64 `json:"eval_loss"`
-	Steps     int     `json:"steps"`
-	QA        struct {
-		Before QAScore `json:"before"`
-		After  QAScore `json:"after"`
-	} `json:"qa"`
-}
-
-// QAScore is exact match and token F1 on the held-out set.
-type QAScore struct {
-	ExactMatch float64 `json:"exact_match"`
-	F1         float64 `json:"f1"`
-	N          int     `json:"n"`
-}
+// Metrics are the numbers of finetune's metrics.json the rehearsal prints,
+// read as make demo reads them.
+type Metrics = demo.Metrics
 
 // pipelineRun is what the pipeline step leaves for the serving step.
 type pipelineRun struct {
