@@ -40,12 +40,15 @@ func standIn(t *testing.T, path, script string) {
 }
 
 // outputsStandIn makes every --output-* directory and, as upload, reports a
-// commit in its executor output.
-const outputsStandIn = `while [ $# -gt 0 ]; do
+// commit in its output parameter files.
+const outputsStandIn = `repo=""
+while [ $# -gt 0 ]; do
   case "$1" in
-    --output-*) mkdir -p "$2" ;;
     --metrics-output|--html-output|--markdown-output) echo '{"metrics": []}' > "$2" ;;
-    --repo) echo '{"parameterValues": {"commit_sha": "0123456789abcdef0123456789abcdef01234567", "repo_url": "'"$2"'"}}' > "$KFLLM_EXECUTOR_OUTPUT" ;;
+    --repo) repo="$2" ;;
+    --commit-sha-output) printf 0123456789abcdef0123456789abcdef01234567 > "$2" ;;
+    --repo-url-output) printf '%s' "$repo" > "$2" ;;
+    --output-*) mkdir -p "$2" ;;
   esac
   shift
 done
@@ -263,36 +266,49 @@ func mustReadFile(t *testing.T, p string) []byte {
 	return b
 }
 
-// TestUploadReportsItsCommit runs the real upload to a bare repository: its
-// executor output carries the commit it made (the head of main afterwards,
-// which serving is then pinned to) and the repository.
+// TestUploadReportsItsCommit runs the compiled pipeline under pipeline
+// local with the real upload to a bare repository (stand-ins for the other
+// tasks): upload writes the commit it made (the head of main afterwards,
+// which serving is then pinned to) and the repository to the files the
+// output_file placeholders name, and they become the pipeline's outputs.
 func TestUploadReportsItsCommit(t *testing.T) {
 	tmp := t.TempDir()
-	goBuild(t, tmp, "github.com/kfllm/kfllm/components/upload")
-	model := filepath.Join(tmp, "model")
-	os.MkdirAll(model, 0o755)
-	os.WriteFile(filepath.Join(model, "config.json"), []byte(`{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}`), 0o644)
-	os.WriteFile(filepath.Join(model, "model.safetensors"), []byte("weights"), 0o644)
-	repo := filepath.Join(tmp, "hub", "m.git")
-	eoPath := filepath.Join(tmp, "executor_output.json")
-	cmd := exec.Command(filepath.Join(tmp, "upload"), "--model-dir", model, "--repo", repo)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, executor.EnvPath + "=" + eoPath}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("upload: %v\n%s", err, out)
+	bin := filepath.Join(tmp, "bin")
+	goBuild(t, bin, "github.com/kfllm/kfllm/components/upload")
+	for _, c := range []string{"fetch", "tokenize"} {
+		standIn(t, filepath.Join(bin, c), outputsStandIn)
 	}
-	eo, err := executor.Read(eoPath)
-	if err != nil {
-		t.Fatal(err)
+	standIn(t, filepath.Join(bin, "finetune"), `out=""; prev=""
+for a in "$@"; do [ "$prev" = "--output-model-dir" ] && out="$a"; prev="$a"; done
+[ -n "$out" ] || exit 2
+`+outputsStandIn+`printf '{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}' > "$out/config.json"
+printf weights > "$out/model.safetensors"
+`)
+	secret := filepath.Join(tmp, "hf.env")
+	os.WriteFile(secret, []byte("HF_TOKEN=\n"), 0o600)
+	repo := filepath.Join(tmp, "hub", "m.git")
+	work := filepath.Join(tmp, "work")
+	var out, stderr bytes.Buffer
+	if err := dispatch(context.Background(), []string{"local", "-f", "../internal/kfp/testdata/kfllm-finetune.yaml", "--bin-dir", bin,
+		"--work-dir", work, "--run-id", "up", "--secret", "hf-secret=" + secret, "--param", "hf_repo=" + repo}, env{}, &out, &stderr); err != nil {
+		t.Fatalf("pipeline local: %v\n%s%s", err, out.String(), stderr.String())
 	}
 	head, err := gitremote.Checkout(context.Background(), repo, "main", filepath.Join(tmp, "checkout"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := eo.ParameterValues["commit_sha"].GetStringValue(); got != head || len(got) != 40 {
+	var outputs map[string]string
+	if err := json.Unmarshal(mustReadFile(t, filepath.Join(work, "up", "outputs.json")), &outputs); err != nil {
+		t.Fatal(err)
+	}
+	if got := outputs["commit_sha"]; got != head || len(got) != 40 {
 		t.Errorf("commit_sha = %q, the repository's main is %s", got, head)
 	}
-	if got := eo.ParameterValues["repo_url"].GetStringValue(); got != repo {
+	if got := outputs["repo_url"]; got != repo {
 		t.Errorf("repo_url = %q, want %s", got, repo)
+	}
+	if !strings.Contains(out.String(), "  commit_sha: "+head+"\n") {
+		t.Errorf("pipeline local did not print the commit:\n%s", out.String())
 	}
 }
 

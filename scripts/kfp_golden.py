@@ -6,6 +6,12 @@ the same parameters, resources, caching, retry policies, hf-secret wiring,
 checkpoint claim (kfp.kubernetes.CreatePVC / mount_pvc / DeletePVC), upload's
 output parameters and the pipeline's outputs, written with the SDK's own API
 (dsl.container_component, set_retry, kfp.kubernetes.use_secret_as_env).
+fetch, tokenize and finetune take the executor input
+(dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER, {{$}}): they write their
+executor output at its outputs.outputFile, which KFP 2.15 moved into the
+task root. The SDK's PIPELINE_TASK_EXECUTOR_OUTPUT_PATH_PLACEHOLDER
+({{$.outputs.output_file}}) would name that file alone, but the open-source
+launcher does not resolve it (launcher_v2.go getPlaceholders).
 
     python scripts/kfp_golden.py [-o internal/kfp/testdata/kfp_sdk_golden.yaml]
 
@@ -47,6 +53,7 @@ def fetch(source: str, split: str, task: str, output_dataset: dsl.Output[dsl.Dat
             "--split", split,
             "--task", task,
             "--output-dataset", output_dataset.path,
+            "--executor-input", dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER,
         ],
     )
 
@@ -66,6 +73,7 @@ def tokenize(
             "--tokenizer", tokenizer,
             "--max-length", max_length,
             "--output-dataset", output_dataset.path,
+            "--executor-input", dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER,
         ],
     )
 
@@ -115,12 +123,13 @@ def finetune(
             "--metrics-output", metrics.path,
             "--html-output", report.path,
             "--markdown-output", eval_table.path,
+            "--executor-input", dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER,
         ],
     )
 
 
-# upload reports these through its executor output (internal/kfp/executor),
-# which the KFP launcher reads before any output parameter file.
+# upload writes these to the files their output_file placeholders name, which
+# the KFP launcher reads after the command exits (internal/kfp/executor).
 @dsl.container_component
 def upload(
     model_dir: dsl.Input[dsl.Model],
@@ -131,7 +140,12 @@ def upload(
     return dsl.ContainerSpec(
         image=image("upload"),
         command=["/usr/local/bin/upload"],
-        args=["--model-dir", model_dir.path, "--repo", hf_repo],
+        args=[
+            "--model-dir", model_dir.path,
+            "--repo", hf_repo,
+            "--commit-sha-output", commit_sha,
+            "--repo-url-output", repo_url,
+        ],
     )
 
 

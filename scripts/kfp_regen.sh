@@ -10,7 +10,7 @@
 #   kfllm-finetune.yaml, kfllm-finetune-gpu.yaml
 #                           ours (pipeline compile), the goldens of go test
 #   internal/kfp/executor/testdata/*.json
-#                           finetune's and upload's executor output
+#                           finetune's executor output, upload's output parameter files
 #   kfp_load_check.json     the KFP SDK loading ours and compiling a pipeline with it
 #   kfp_backend_check.json, kfp_backend_check_gpu.json
 #                           the KFP API server's, driver's and launcher's code
@@ -37,7 +37,7 @@ go test ./internal/kfp/finetune -run 'TestGolden$' -update >/dev/null
 go test ./internal/kfp/executor -update >/dev/null
 "$VENV/bin/python" scripts/kfp_load_check.py "$td/kfllm-finetune.yaml" -o "$td/kfp_load_check.json" >/dev/null
 backend() { # YAML OUT
-	(cd scripts/kfp_backend_check && go run . "../../$1" "../../$eo/finetune.json" "../../$eo/upload.json") >"$2.tmp"
+	(cd scripts/kfp_backend_check && go run . "../../$1" "../../$eo/finetune.json" "../../$eo/upload") >"$2.tmp"
 	mv "$2.tmp" "$2"
 }
 backend "$td/kfllm-finetune.yaml" "$td/kfp_backend_check.json"

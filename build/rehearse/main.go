@@ -34,7 +34,7 @@ func main() {
 	flag.IntVar(&o.Eval, "eval", 100, "held-out records (make demo's)")
 	flag.Int64Var(&o.Seed, "seed", 1, "seed of the data and the training (make demo's)")
 	flag.IntVar(&o.MaxSteps, "max-steps", 30, "fine-tuning steps (make demo's)")
-	flag.BoolVar(&o.Launcher.ExecutorOutputInTaskRoot, "kfp-2.15", false, "read the executor output where KFP 2.15 and later's launcher reads it (TASKROOT/output_metadata.json)")
+	flag.BoolVar(&o.Launcher.ExecutorOutputInTaskRoot, "kfp-2.15", false, "lay the pods out as KFP 2.15 and later do: the executor input names TASKROOT/output_metadata.json as the executor output, and it is read there")
 	flag.StringVar(&browser, "browser-test", "", "command run against the UI container (KFLLM_UI_URL...), space-separated")
 	flag.Parse()
 	o.Names, o.BrowserTest = strings.Fields(names), strings.Fields(browser)

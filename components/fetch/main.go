@@ -51,6 +51,8 @@ func main() {
 	flag.Func("max-bad-rows", "skipped rows allowed: N, P% of rows read, or none (default "+records.DefaultMaxBadRows+")", func(s string) (err error) { o.MaxBadRows, err = records.ParseBadRowLimit(s); return })
 	flag.Int64Var(&o.MaxBytes, "max-bytes", 0, "fail when the source files exceed this many bytes in all, checked while reading (0: no limit)")
 	flag.Int64Var(&o.MaxLineBytes, "max-line-bytes", records.DefaultMaxLineBytes, "fail when a JSONL line, CSV record or JSON array element is longer (memory per record: about 3 times the longest line, 6.5 for CSV)")
+	var ein executor.Input
+	flag.Var(&ein, "executor-input", "KFP executor input as JSON ({{$}}): the output dataset's metadata goes to the executor output at its outputs.outputFile")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: fetch --source SRC --output-dataset DIR [flags]")
 		flag.PrintDefaults()
@@ -70,7 +72,7 @@ func main() {
 	fmt.Printf("fetch: %d records (%d rows read, %d skipped) from %s %s-> %s\n",
 		meta.RowsWritten, meta.RowsRead, meta.RowsSkipped, meta.Source, meta.Commit, o.OutputDir)
 	if err := executor.New().Metadata("output_dataset", "records", meta.RowsWritten).Metadata("output_dataset", "rows_skipped", meta.RowsSkipped).
-		Metadata("output_dataset", "source", meta.Source).Metadata("output_dataset", "commit", meta.Commit).Write(executor.Path(os.Getenv)); err != nil {
+		Metadata("output_dataset", "source", meta.Source).Metadata("output_dataset", "commit", meta.Commit).Write(ein.OutputFile(os.Getenv)); err != nil {
 		fmt.Fprintln(os.Stderr, "fetch:", err)
 		os.Exit(1)
 	}

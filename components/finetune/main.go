@@ -90,6 +90,8 @@ func main() {
 	var nproc int
 	f.IntVar(&nproc, "nproc-per-node", 1, "start this many data-parallel ranks on this machine (torchrun's flag); --batch-size is per rank")
 	f.DurationVar(&o.DistTimeout, "dist-timeout", 30*time.Minute, "data-parallel: bound on the rendezvous and on each allreduce")
+	var ein executor.Input
+	f.Var(&ein, "executor-input", "KFP executor input as JSON ({{$}}): the Metrics artifact's numbers go to the executor output at its outputs.outputFile")
 	f.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: finetune --input-dataset DIR --base-model DIR|OWNER/NAME[@REV] --output-model-dir DIR [flags]")
 		f.PrintDefaults()
@@ -133,7 +135,7 @@ func main() {
 	if o.MetricsOutput != "" {
 		out.MetricsFile("metrics", o.MetricsOutput)
 	}
-	if err := errors.Join(report.WriteCardAssets(o.OutputModelDir), report.WriteArtifacts(o.OutputModelDir, htmlOut, mdOut), out.Write(executor.Path(os.Getenv))); err != nil {
+	if err := errors.Join(report.WriteCardAssets(o.OutputModelDir), report.WriteArtifacts(o.OutputModelDir, htmlOut, mdOut), out.Write(ein.OutputFile(os.Getenv))); err != nil {
 		fmt.Fprintln(os.Stderr, "finetune:", err)
 		os.Exit(1)
 	}

@@ -41,6 +41,8 @@ func main() {
 	flag.Uint64Var(&o.Seed, "seed", 42, "seed of the train/eval split")
 	flag.BoolVar(&o.Pack, "pack", false, "task lm: concatenate texts and cut rows of --max-length tokens")
 	flag.StringVar(&o.MaxBadRows, "max-bad-rows", "0", "bad records allowed: N, P% of records read, or none")
+	var ein executor.Input
+	flag.Var(&ein, "executor-input", "KFP executor input as JSON ({{$}}): the output dataset's metadata goes to the executor output at its outputs.outputFile")
 	flag.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: tokenize --input-dataset DIR --tokenizer DIR|OWNER/NAME[@REV] --output-dataset DIR [flags]")
 		flag.PrintDefaults()
@@ -61,7 +63,7 @@ func main() {
 		meta.Train.Rows, meta.Train.Length, meta.Eval.Rows, meta.Eval.Length,
 		meta.Counts.Truncated, meta.Counts.SkippedTooLong, meta.Counts.SkippedBad, o.OutputDir)
 	if err := executor.New().Metadata("output_dataset", "train_rows", meta.Train.Rows).Metadata("output_dataset", "eval_rows", meta.Eval.Rows).
-		Metadata("output_dataset", "max_length", meta.Train.Length).Write(executor.Path(os.Getenv)); err != nil {
+		Metadata("output_dataset", "max_length", meta.Train.Length).Write(ein.OutputFile(os.Getenv)); err != nil {
 		fmt.Fprintln(os.Stderr, "tokenize:", err)
 		os.Exit(1)
 	}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -41,6 +42,9 @@ func main() {
 	flag.StringVar(&o.Card.BaseModel, "base-model", "", "model card: base model id (default: from training_args.json or config.json)")
 	flag.Func("dataset", "model card: dataset id or source (repeatable)", func(s string) error { o.Card.Datasets = append(o.Card.Datasets, s); return nil })
 	flag.StringVar(&o.Card.License, "license", "", "model card: license id, e.g. apache-2.0")
+	var shaOut, urlOut string
+	flag.StringVar(&shaOut, "commit-sha-output", "", "file to write the commit made to (KFP output parameter commit_sha)")
+	flag.StringVar(&urlOut, "repo-url-output", "", "file to write the repository's URL to (KFP output parameter repo_url)")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "usage: upload --model-dir DIR --repo OWNER/NAME|GIT-URL|PATH [flags]\n")
 		flag.PrintDefaults()
@@ -65,7 +69,7 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println(res.Summary())
-	if err := executor.New().Param("commit_sha", res.Commit).Param("repo_url", res.RepoURL).Write(executor.Path(os.Getenv)); err != nil {
+	if err := errors.Join(executor.WriteParamFile(shaOut, res.Commit), executor.WriteParamFile(urlOut, res.RepoURL)); err != nil {
 		fmt.Fprintln(os.Stderr, "upload:", err)
 		os.Exit(1)
 	}

@@ -109,12 +109,29 @@ func (c *Component) InputParam(name string, t ParamType, optional bool, def any)
 	return c
 }
 
-// OutputParam declares an output parameter. The container reports its
-// value in the executor output (package kfp/executor), which the KFP v2
-// launcher reads before any output parameter file.
+// OutputParam declares an output parameter that the command line does not
+// carry: a platform component (kfp-kubernetes' CreatePVC) reports it.
 func (c *Component) OutputParam(name string, t ParamType) *Component {
 	c.addOutput(port{name: name, param: t})
 	return c
+}
+
+// OutputParamFile declares an output parameter and passes the path of the
+// file the container writes its value to, as text: the placeholder
+// {{$.outputs.parameters['NAME'].output_file}} (the KFP SDK's
+// OutputPath(str)), which the KFP v2 launcher reads after the command exits.
+func (c *Component) OutputParamFile(flag, name string, t ParamType) *Component {
+	c.addOutput(port{name: name, param: t})
+	return c.arg(flag, fmt.Sprintf("{{$.outputs.parameters['%s'].output_file}}", name))
+}
+
+// ExecutorInput passes the whole executor input as JSON (the placeholder
+// {{$}}, the KFP SDK's PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER). Its
+// outputs.outputFile is where the launcher reads the executor output, which
+// carries output artifacts' metadata (package kfp/executor): KFP 2.15 moved
+// it into the task root, and no other placeholder names it.
+func (c *Component) ExecutorInput(flag string) *Component {
+	return c.arg(flag, "{{$}}")
 }
 
 // Input declares an input artifact and passes its local path.

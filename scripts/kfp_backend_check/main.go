@@ -7,17 +7,21 @@
 //
 // It then reads each task's Kubernetes config as the driver's main does
 // (jsonpb into the backend's own KubernetesExecutorConfig, unknown fields an
-// error), and the executor output files given after the YAML as the v2
-// launcher does (launcher_v2.go getExecutorOutputFile: protojson into
-// ExecutorOutput at component.OutputMetadataFilepath; output parameters as
+// error), records the placeholders in each executor's arguments as the
+// driver receives them (the launcher resolves {{$}} and the output_file
+// placeholders), and reads the files given after the YAML as the v2
+// launcher does: a FILE.json as the executor output (launcher_v2.go
+// getExecutorOutputFile: protojson into ExecutorOutput; output parameters as
 // text through metadata.PbValueToText; artifact metadata into MLMD custom
 // properties through metadata.StructValueToMLMDValue, what RecordArtifact
-// stores and the KFP UI reads).
+// stores and the KFP UI reads), a directory as output parameter files
+// (collectOutputParameters: each file's text through metadata.TextToPbValue
+// as a STRING).
 //
 // It is its own Go module so that the backend's dependencies (Argo,
 // Kubernetes client libraries) stay out of kfllm's go.mod.
 //
-//	cd scripts/kfp_backend_check && go run . ../../internal/kfp/testdata/kfllm-finetune.yaml [EXECUTOR_OUTPUT.json...] > ../../internal/kfp/testdata/kfp_backend_check.json
+//	cd scripts/kfp_backend_check && go run . ../../internal/kfp/testdata/kfllm-finetune.yaml [EXECUTOR_OUTPUT.json|PARAMETER_DIR...] > ../../internal/kfp/testdata/kfp_backend_check.json
 package main
 
 import (
@@ -136,7 +140,11 @@ type record struct {
 	// policies as the Argo Workflow carries them (retryStrategy).
 	PVCSteps        []string          `json:"pvc_steps"`
 	RetryStrategies map[string]string `json:"argo_retry_strategies"`
-	// The executor output files, read as the launcher reads them.
+	// The arguments of each executor that hold a placeholder, as the driver
+	// gets them.
+	Placeholders map[string][]string `json:"executor_placeholder_args"`
+	// The executor output files and output parameter files, read as the
+	// launcher reads them.
 	LauncherOutputFile string                     `json:"launcher_output_file"`
 	ExecutorOutputs    map[string]executorOutcome `json:"executor_outputs"`
 	// The v2beta1 list filter `pipeline run` sends (internal/kfp/remote
@@ -155,6 +163,10 @@ func main() {
 		rec.LauncherOutputFile = component.OutputMetadataFilepath
 		rec.ExecutorOutputs = map[string]executorOutcome{}
 		for _, p := range os.Args[2:] {
+			if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+				rec.ExecutorOutputs[filepath.Base(p)] = readParameterFiles(p)
+				continue
+			}
 			rec.ExecutorOutputs[filepath.Base(p)] = readExecutorOutput(p)
 		}
 	}
@@ -288,12 +300,21 @@ func check(path string) (*record, error) {
 			if strings.Contains(k8s, `"secretName":"hf-secret"`) || strings.Contains(k8s, `"secret_name":"hf-secret"`) {
 				secrets[name] = true
 			}
+			var c struct {
+				Args      []string        `json:"args"`
+				Resources json.RawMessage `json:"resources"`
+			}
+			json.Unmarshal([]byte(container), &c)
 			if name == "finetune" {
-				var c struct {
-					Resources json.RawMessage `json:"resources"`
-				}
-				json.Unmarshal([]byte(container), &c)
 				rec.FinetuneLimits = c.Resources
+			}
+			for _, a := range c.Args {
+				if strings.Contains(a, "{{$") {
+					if rec.Placeholders == nil {
+						rec.Placeholders = map[string][]string{}
+					}
+					rec.Placeholders[name] = append(rec.Placeholders[name], a)
+				}
 			}
 		}
 	}
@@ -366,6 +387,39 @@ func readExecutorOutput(path string) executorOutcome {
 			out.Artifacts = map[string]map[string]string{}
 		}
 		out.Artifacts[name] = props
+	}
+	return out
+}
+
+// readParameterFiles does with each file in dir what the launcher's
+// collectOutputParameters does with a STRING output parameter's file.
+func readParameterFiles(dir string) executorOutcome {
+	var out executorOutcome
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		out.Error = err.Error()
+		return out
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			out.Error = err.Error()
+			return out
+		}
+		v, err := metadata.TextToPbValue(string(b), pipelinespec.ParameterType_STRING)
+		if err != nil {
+			out.Error = fmt.Sprintf("failed to read output parameter name=%q: %v", e.Name(), err)
+			return out
+		}
+		text, err := metadata.PbValueToText(v)
+		if err != nil {
+			out.Error = err.Error()
+			return out
+		}
+		if out.Parameters == nil {
+			out.Parameters = map[string]string{}
+		}
+		out.Parameters[e.Name()] = text
 	}
 	return out
 }

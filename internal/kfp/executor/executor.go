@@ -1,14 +1,21 @@
-// Package executor writes the executor output a component leaves for the
-// KFP v2 launcher: an ExecutorOutput message (pipelinespec, protojson) with
-// output parameter values and metadata for output artifacts.
+// Package executor writes what a component leaves for the KFP v2 launcher:
+// the executor output (an ExecutorOutput message, pipelinespec, protojson)
+// with metadata for output artifacts, and output parameter files.
 //
 // The launcher of the KFP v2 backend (backend/src/v2/component/launcher_v2.go)
-// reads the file at [LauncherPath] after the user program exits: its
-// parameterValues win over the output parameter files, and each artifact's
-// metadata is merged into the output artifact recorded in ML Metadata. The
-// KFP UI shows a system.Metrics artifact's numeric metadata as its scalar
-// metrics, and compares runs by them. `pipeline local` reads the same file,
-// at the path it gives each task in [EnvPath].
+// reads the executor output after the user program exits, at the path the
+// driver put in the executor input's outputs.outputFile: its artifact
+// metadata is merged into the output artifacts recorded in ML Metadata (the
+// KFP UI shows a system.Metrics artifact's numbers as its scalar metrics and
+// compares runs by them). That path was /tmp/kfp_outputs/output_metadata.json
+// ([LauncherPath]) up to KFP 2.14; from KFP 2.15 it is
+// TASKROOT/output_metadata.json, beside the task's output artifacts. No
+// placeholder of the open-source launcher names it alone, so a component
+// takes the whole executor input ({{$}}, [Input], its --executor-input flag)
+// and writes where it says. An output parameter the executor output does not
+// carry is read from its file, whose path the placeholder
+// {{$.outputs.parameters['NAME'].output_file}} gives ([WriteParamFile]).
+// `pipeline local` resolves both placeholders and reads the same files.
 package executor
 
 import (
@@ -25,29 +32,76 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// LauncherPath is where the KFP v2 launcher reads the executor output
-// (OutputMetadataFilepath in launcher_v2.go; the driver sets it as the
-// executor input's outputs.outputFile).
+// LauncherPath is where the KFP v2 launcher of KFP 2.14 and before reads the
+// executor output (OutputMetadataFilepath in launcher_v2.go, which the driver
+// set as the executor input's outputs.outputFile).
 const LauncherPath = "/tmp/kfp_outputs/output_metadata.json"
 
-// EnvPath names the environment variable that moves the file elsewhere;
-// `pipeline local` sets it for every task.
-const EnvPath = "KFLLM_EXECUTOR_OUTPUT"
+// Placeholder is the KFP placeholder the launcher replaces with the executor
+// input as JSON (protojson of ExecutorInput).
+const Placeholder = "{{$}}"
 
 // envPod is set by the KFP v2 Argo compiler in every executor container
 // (KFP_POD_NAME, from the pod's metadata.name).
 const envPod = "KFP_POD_NAME"
 
-// Path returns where a component writes its executor output: $KFLLM_EXECUTOR_OUTPUT,
-// else LauncherPath inside a KFP pod, else "" (run by hand: nothing to write).
-func Path(getenv func(string) string) string {
-	if p := getenv(EnvPath); p != "" {
+// Input is the executor input a component is given through [Placeholder]:
+// a flag.Value for its --executor-input flag.
+type Input struct {
+	pb *pipelinespec.ExecutorInput
+}
+
+// Set parses s, the executor input as the launcher writes it. Fields this
+// build does not know are skipped (a newer backend may add some); malformed
+// JSON is an error.
+func (in *Input) Set(s string) error {
+	pb := &pipelinespec.ExecutorInput{}
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal([]byte(s), pb); err != nil {
+		return fmt.Errorf("executor input: %w", err)
+	}
+	in.pb = pb
+	return nil
+}
+
+// String returns the executor input as JSON, "" when none was given.
+func (in *Input) String() string {
+	if in == nil || in.pb == nil {
+		return ""
+	}
+	return protojson.Format(in.pb)
+}
+
+// Proto returns the parsed executor input, nil when none was given.
+func (in *Input) Proto() *pipelinespec.ExecutorInput { return in.pb }
+
+// OutputFile returns where the component writes its executor output: the
+// executor input's outputs.outputFile; without an executor input, inside a
+// KFP pod (KFP_POD_NAME set) [LauncherPath], where KFP 2.14 and before read
+// it; else "" (run by hand: nothing to write).
+func (in *Input) OutputFile(getenv func(string) string) string {
+	if p := in.pb.GetOutputs().GetOutputFile(); p != "" {
 		return p
 	}
 	if getenv(envPod) != "" {
 		return LauncherPath
 	}
 	return ""
+}
+
+// WriteParamFile writes an output parameter's file as the launcher reads it
+// (the value as text) through a temporary file renamed into place; path ""
+// writes nothing.
+func WriteParamFile(path, value string) error {
+	if path == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("output parameter file: %w", err)
+	}
+	if err := renameio.WriteFile(path, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("output parameter file: %w", err)
+	}
+	return nil
 }
 
 // Output collects what a component reports. The zero value is not usable;
@@ -63,18 +117,6 @@ func New() *Output {
 		ParameterValues: map[string]*structpb.Value{},
 		Artifacts:       map[string]*pipelinespec.ArtifactList{},
 	}}
-}
-
-// Param sets output parameter name to v (string, bool, an integer or a
-// float; integers and floats become JSON numbers as KFP stores them).
-func (o *Output) Param(name string, v any) *Output {
-	sv, err := value(v)
-	if err != nil {
-		o.fail(fmt.Errorf("output parameter %s: %w", name, err))
-		return o
-	}
-	o.pb.ParameterValues[name] = sv
-	return o
 }
 
 // Metadata sets key of output artifact name's metadata to v. Numbers are
@@ -138,7 +180,7 @@ func (o *Output) Proto() *pipelinespec.ExecutorOutput { return o.pb }
 
 // Write writes the executor output to path as protojson, through a
 // temporary file renamed into place; path "" writes nothing. The first error
-// of a Param, Metadata or MetricsFile call is returned here.
+// of a Metadata or MetricsFile call is returned here.
 func (o *Output) Write(path string) error {
 	if o.err != nil {
 		return fmt.Errorf("executor output: %w", o.err)

@@ -54,22 +54,36 @@ func TestFinetuneOutput(t *testing.T) {
 	golden(t, "finetune.json", out)
 }
 
-// TestUploadOutput: output parameters land in parameterValues, which the
-// launcher prefers over the parameter files.
-func TestUploadOutput(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "o.json")
+// TestUploadParamFiles writes upload's output parameter files as the
+// launcher reads them (text, the file the output_file placeholder names);
+// scripts/kfp_backend_check reads them through the KFP backend's own
+// converter.
+func TestUploadParamFiles(t *testing.T) {
+	dir := t.TempDir()
 	sha := "0123456789abcdef0123456789abcdef01234567"
-	if err := New().Param("commit_sha", sha).Param("repo_url", "https://huggingface.co/me/model").Write(out); err != nil {
-		t.Fatal(err)
+	for name, v := range map[string]string{"commit_sha": sha, "repo_url": "https://huggingface.co/me/model"} {
+		p := filepath.Join(dir, "kfp", "outputs", name)
+		if err := WriteParamFile(p, v); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil || string(b) != v {
+			t.Errorf("%s holds %q, %v; want %q", name, b, err, v)
+		}
+		g := filepath.Join("testdata", "upload", name)
+		if *update {
+			os.MkdirAll(filepath.Dir(g), 0o755)
+			if err := os.WriteFile(g, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if want, err := os.ReadFile(g); err != nil || string(want) != string(b) {
+			t.Errorf("%s differs from %s (go test -update): %q, %v", name, g, want, err)
+		}
 	}
-	got, err := Read(out)
-	if err != nil {
-		t.Fatal(err)
+	if err := WriteParamFile("", "x"); err != nil {
+		t.Errorf("no path: %v", err)
 	}
-	if got.ParameterValues["commit_sha"].GetStringValue() != sha || got.ParameterValues["repo_url"].GetStringValue() != "https://huggingface.co/me/model" {
-		t.Errorf("parameters = %v", got.ParameterValues)
-	}
-	golden(t, "upload.json", out)
 }
 
 func golden(t *testing.T, name, path string) {
@@ -103,7 +117,7 @@ func TestErrors(t *testing.T) {
 		"missing metrics file": New().MetricsFile("metrics", filepath.Join(dir, "none")),
 		"metric without value": New().MetricsFile("metrics", bad),
 		"NaN":                  New().Metadata("metrics", "loss", nanValue()),
-		"bad type":             New().Param("p", []int{1}),
+		"bad type":             New().Metadata("metrics", "p", []int{1}),
 	} {
 		if err := o.Write(out); err == nil {
 			t.Errorf("%s: Write succeeded", name)
@@ -124,18 +138,38 @@ func nanValue() float64 {
 	return zero / zero
 }
 
-func TestPath(t *testing.T) {
+// launcherInput is an executor input as the KFP 2.15 driver and launcher
+// give it through {{$}} (protojson; the output file in the task root).
+const launcherInput = `{"inputs":{"parameterValues":{"hf_repo":"me/model"},"artifacts":{"model_dir":{"artifacts":[{"name":"output_model_dir","type":{"schemaTitle":"system.Model","schemaVersion":"0.0.1"},"uri":"minio://mlpipeline/v2/artifacts/p/r/finetune/u/output_model_dir"}]}}},` +
+	`"outputs":{"parameters":{"commit_sha":{"outputFile":"/tmp/kfp/outputs/commit_sha"}},"artifacts":{"metrics":{"artifacts":[{"name":"metrics","type":{"schemaTitle":"system.Metrics"},"uri":"minio://mlpipeline/v2/artifacts/p/r/finetune/u2/metrics"}]}},` +
+	`"outputFile":"/minio/mlpipeline/v2/artifacts/p/r/finetune/u2/output_metadata.json"},"someFieldOfALaterBackend":1}`
+
+// TestOutputFile: a component writes its executor output where the
+// executor input says (KFP 2.15: the task root), else, without one, where
+// KFP 2.14 reads it inside a pod, else nowhere.
+func TestOutputFile(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
-	for _, tc := range []struct {
-		env  map[string]string
-		want string
-	}{
-		{nil, ""},
-		{map[string]string{"KFP_POD_NAME": "run-abc-123"}, LauncherPath},
-		{map[string]string{"KFP_POD_NAME": "x", EnvPath: "/w/r/t/executor_output.json"}, "/w/r/t/executor_output.json"},
-	} {
-		if got := Path(env(tc.env)); got != tc.want {
-			t.Errorf("Path(%v) = %q, want %q", tc.env, got, tc.want)
+	pod := map[string]string{"KFP_POD_NAME": "run-abc-123"}
+	var in Input
+	if err := in.Set(launcherInput); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := in.OutputFile(env(pod)), "/minio/mlpipeline/v2/artifacts/p/r/finetune/u2/output_metadata.json"; got != want {
+		t.Errorf("OutputFile = %q, want the executor input's %q", got, want)
+	}
+	if got := in.Proto().GetOutputs().GetParameters()["commit_sha"].GetOutputFile(); got != "/tmp/kfp/outputs/commit_sha" {
+		t.Errorf("output parameter file %q", got)
+	}
+	var none Input
+	if got := none.OutputFile(env(pod)); got != LauncherPath {
+		t.Errorf("no executor input in a pod: %q, want %s", got, LauncherPath)
+	}
+	if got := none.OutputFile(env(nil)); got != "" {
+		t.Errorf("no executor input, no pod: %q, want nothing", got)
+	}
+	for _, bad := range []string{"", "{{$}}", `{"outputs": {"outputFile": 3}}`} {
+		if err := new(Input).Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted", bad)
 		}
 	}
 }

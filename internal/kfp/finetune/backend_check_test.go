@@ -3,6 +3,7 @@ package finetune
 import (
 	"encoding/json"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,6 +36,7 @@ type backendRecord struct {
 	RuntimeConfig   json.RawMessage            `json:"root_runtime_config"`
 	PVCSteps        []string                   `json:"pvc_steps"`
 	Retries         map[string]string          `json:"argo_retry_strategies"`
+	Placeholders    map[string][]string        `json:"executor_placeholder_args"`
 	LauncherFile    string                     `json:"launcher_output_file"`
 	ExecutorOutputs map[string]executorOutcome `json:"executor_outputs"`
 	FilterSQL       map[string]string          `json:"name_filter_sql"`
@@ -88,10 +90,16 @@ func readBackendRecord(t *testing.T, path string, o Options) backendRecord {
 //     take a run-time value (secretNameParameter, pvcNameParameter,
 //     nodeSelectorJson, tolerationJson), which its protos predate and the
 //     KFP 2.5 driver reads;
-//   - the launcher (OutputMetadataFilepath, protojson into ExecutorOutput,
-//     then the converters to text and MLMD values) reads finetune's metrics
-//     as double custom properties, the KFP UI's scalar metrics, and upload's
-//     commit_sha as an output parameter;
+//   - the driver gets fetch's, tokenize's and finetune's arguments with the
+//     executor input placeholder {{$}} (whose outputs.outputFile says where
+//     they write the executor output) and upload's with the output_file
+//     placeholders of commit_sha and repo_url, all of which the launcher of
+//     this backend, of KFP 2.14 and of 2.15 and later resolves
+//     (launcher_v2.go compileCmdAndArgs, getPlaceholders);
+//   - the launcher (protojson into ExecutorOutput, then the converters to
+//     text and MLMD values) reads finetune's metrics as double custom
+//     properties, the KFP UI's scalar metrics, and upload's commit_sha from
+//     its output parameter file (TextToPbValue);
 //   - the server's list-request parsing turns pipeline run's name filter
 //     into a name match.
 //
@@ -136,7 +144,18 @@ func TestKFPBackendAcceptsOurYAML(t *testing.T) {
 		t.Errorf("this backend now writes retry strategies (update README): %v", rec.Retries)
 	}
 	if rec.LauncherFile != executor.LauncherPath {
-		t.Errorf("the launcher reads %s, components write %s", rec.LauncherFile, executor.LauncherPath)
+		t.Errorf("this launcher's default executor output is %s, want %s", rec.LauncherFile, executor.LauncherPath)
+	}
+	wantArgs := map[string][]string{
+		"fetch": {executor.Placeholder}, "tokenize": {executor.Placeholder}, "finetune": {executor.Placeholder},
+		"upload": {"{{$.outputs.parameters['commit_sha'].output_file}}", "{{$.outputs.parameters['repo_url'].output_file}}"},
+	}
+	for name, want := range wantArgs {
+		for _, w := range want {
+			if !slices.Contains(rec.Placeholders[name], w) {
+				t.Errorf("%s's arguments as the driver gets them lack %s: %q", name, w, rec.Placeholders[name])
+			}
+		}
 	}
 	fin := rec.ExecutorOutputs["finetune.json"]
 	for _, k := range []string{"train_loss", "eval_loss", "eval_perplexity", "qa_exact_match_before", "qa_f1_before",
@@ -145,7 +164,7 @@ func TestKFPBackendAcceptsOurYAML(t *testing.T) {
 			t.Errorf("finetune metric %s becomes MLMD %q, want a double", k, v)
 		}
 	}
-	up := rec.ExecutorOutputs["upload.json"]
+	up := rec.ExecutorOutputs["upload"]
 	if fin.Error != "" || up.Error != "" || len(up.Parameters["commit_sha"]) != 40 || up.Parameters["repo_url"] == "" {
 		t.Errorf("executor outputs as the launcher reads them: %+v", rec.ExecutorOutputs)
 	}

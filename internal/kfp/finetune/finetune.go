@@ -10,6 +10,12 @@
 // retried finetune (fetch, finetune and upload have KFP retry policies)
 // resumes from the last checkpoint. upload's commit is the pipeline's output
 // commit_sha.
+//
+// fetch, tokenize and finetune take the executor input (--executor-input,
+// KFP's {{$}}) and write their output artifacts' metadata (finetune's scalar
+// metrics) as the executor output at its outputs.outputFile, where the
+// launcher of every KFP 2.x reads it; upload writes commit_sha and repo_url
+// to the files the output_file placeholders name (package kfp/executor).
 package finetune
 
 import (
@@ -178,7 +184,8 @@ func New(o Options) *kfp.Pipeline {
 		Param("--source", "source", kfp.String).
 		Param("--split", "split", kfp.String).
 		Param("--task", "task", kfp.String).
-		Output("--output-dataset", "output_dataset", kfp.Dataset),
+		Output("--output-dataset", "output_dataset", kfp.Dataset).
+		ExecutorInput("--executor-input"),
 		kfp.Inputs{"source": source, "split": split, "task": task}).
 		WithResources(kfp.Resources{CPURequest: "1", CPULimit: "2", MemoryRequest: "2G", MemoryLimit: "4G"}).
 		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN").
@@ -188,7 +195,8 @@ func New(o Options) *kfp.Pipeline {
 		Input("--input-dataset", "input_dataset", kfp.Dataset).
 		Param("--tokenizer", "tokenizer", kfp.String).
 		Param("--max-length", "max_length", kfp.Int).
-		Output("--output-dataset", "output_dataset", kfp.Dataset),
+		Output("--output-dataset", "output_dataset", kfp.Dataset).
+		ExecutorInput("--executor-input"),
 		kfp.Inputs{"input_dataset": fetch.Output("output_dataset"), "tokenizer": baseModel, "max_length": maxLength}).
 		WithResources(kfp.Resources{CPURequest: "2", CPULimit: "4", MemoryRequest: "4G", MemoryLimit: "8G"}).
 		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN") // a Hub tokenizer (base_model) may be gated
@@ -212,7 +220,8 @@ func New(o Options) *kfp.Pipeline {
 		Output("--output-model-dir", "output_model_dir", kfp.Model).
 		Output("--metrics-output", "metrics", kfp.Metrics).
 		Output("--html-output", "report", kfp.HTML).
-		Output("--markdown-output", "eval_table", kfp.Markdown),
+		Output("--markdown-output", "eval_table", kfp.Markdown).
+		ExecutorInput("--executor-input"),
 		kfp.Inputs{
 			"input_dataset":       tokenize.Output("output_dataset"),
 			"base_model":          baseModel,
@@ -243,8 +252,8 @@ func New(o Options) *kfp.Pipeline {
 	upload := p.Task(component(im, "upload").
 		Input("--model-dir", "model_dir", kfp.Model).
 		Param("--repo", "hf_repo", kfp.String).
-		OutputParam("commit_sha", kfp.String).
-		OutputParam("repo_url", kfp.String),
+		OutputParamFile("--commit-sha-output", "commit_sha", kfp.String).
+		OutputParamFile("--repo-url-output", "repo_url", kfp.String),
 		kfp.Inputs{"model_dir": train.Output("output_model_dir"), "hf_repo": hfRepo}).
 		WithResources(kfp.Resources{CPURequest: "1", CPULimit: "2", MemoryRequest: "2G", MemoryLimit: "4G"}).
 		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN").

@@ -69,7 +69,9 @@ type Mount struct {
 //     outputs and where it downloads the inputs (a writable copy: what a
 //     task changes there reaches no other task);
 //   - an output parameter's file is /tmp/kfp/outputs/NAME, the executor
-//     output /tmp/kfp_outputs/output_metadata.json ([executor.LauncherPath]);
+//     output /tmp/kfp_outputs/output_metadata.json ([executor.LauncherPath]),
+//     both named in the executor input ({{$}}: outputs.parameters[NAME]
+//     .outputFile, outputs.outputFile) and read by the launcher there;
 //   - the pod has emptyDirs at /kfp-launcher, /gcs, /s3, /minio, /.local,
 //     /.cache and /.config, and the environment KFP_POD_NAME, KFP_POD_UID
 //     and the metadata-grpc-configmap's METADATA_GRPC_SERVICE_HOST and _PORT
@@ -77,14 +79,16 @@ type Mount struct {
 //
 // KFP 2.15 moved the executor output under the task root
 // (ROOT/TASK/UUID/output_metadata.json, the driver's outputs.outputFile,
-// which the launcher reads); see ExecutorOutputInTaskRoot.
+// which the launcher reads; kubeflow/pipelines 4471829); see
+// ExecutorOutputInTaskRoot.
 type Launcher struct {
 	// PipelineRoot is the object store root (default KFP's
 	// minio://mlpipeline/v2/artifacts).
 	PipelineRoot string
-	// ExecutorOutputInTaskRoot reads the executor output where KFP 2.15
-	// and later read it, TASKROOT/output_metadata.json, instead of
-	// /tmp/kfp_outputs/output_metadata.json.
+	// ExecutorOutputInTaskRoot places the executor output where KFP 2.15
+	// and later do, TASKROOT/output_metadata.json instead of
+	// /tmp/kfp_outputs/output_metadata.json: the executor input's
+	// outputs.outputFile says so and it is read there.
 	ExecutorOutputInTaskRoot bool
 }
 
@@ -152,14 +156,15 @@ func (r *runner) podEnv(t *task, pod string) ([]string, error) {
 // containerLayout is where a task's files are, inside its container and on
 // the host, under a Runtime.
 type containerLayout struct {
-	root    string            // the task root in the container
-	tmp     string            // host directory for /tmp
-	inputs  map[string]string // input artifact -> container path
-	outputs map[string]string // output artifact -> container path
-	params  map[string]string // output parameter -> container file
-	hostPar map[string]string // output parameter -> host file
-	execOut string            // host path of the executor output
-	mounts  []Mount
+	root     string            // the task root in the container
+	tmp      string            // host directory for /tmp
+	inputs   map[string]string // input artifact -> container path
+	outputs  map[string]string // output artifact -> container path
+	params   map[string]string // output parameter -> container file
+	hostPar  map[string]string // output parameter -> host file
+	execOut  string            // host path of the executor output
+	execOutC string            // its container path, the executor input's outputs.outputFile
+	mounts   []Mount
 }
 
 // layout places a task's inputs and outputs as the launcher does; dir is
@@ -181,8 +186,10 @@ func (r *runner) layout(t *task, dir string, in *taskInputs, outArtifacts map[st
 	}
 	l := &containerLayout{root: root, tmp: tmp, inputs: map[string]string{}, outputs: map[string]string{},
 		params: map[string]string{}, hostPar: map[string]string{}}
+	l.execOutC = executor.LauncherPath
 	l.execOut = filepath.Join(l.tmp, strings.TrimPrefix(executor.LauncherPath, "/tmp/"))
 	if r.o.Launcher.ExecutorOutputInTaskRoot {
+		l.execOutC = path.Join(root, "output_metadata.json")
 		l.execOut = filepath.Join(absDir, "output_metadata.json")
 	}
 	l.mounts = append(l.mounts, Mount{Host: absDir, Container: root})

@@ -10,17 +10,19 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/kfllm/kfllm/internal/kfp/executor"
 )
 
 // podRuntime stands in for runc in these tests: it records each container
 // and does what the components do, through the container's own view of the
 // file system (its mounts and /tmp), so that a path the launcher layout gets
-// wrong shows as a missing file.
+// wrong shows as a missing file. As the components, it writes the executor
+// output where package kfp/executor says (the --executor-input's
+// outputs.outputFile) and upload's output parameters to the files its
+// --commit-sha-output and --repo-url-output name.
 type podRuntime struct {
 	seen []Container
-	// execOut is where the components write their executor output in the
-	// container (default executor.LauncherPath, what kfp/executor writes).
-	execOut func(c Container) string
 }
 
 var _ Runtime = (*podRuntime)(nil)
@@ -46,10 +48,26 @@ func host(c Container, p string) (string, bool) {
 func (r *podRuntime) Run(_ context.Context, c Container) (int, error) {
 	r.seen = append(r.seen, c)
 	args := c.Argv[1:]
-	var in string
+	var (
+		in  string
+		ein executor.Input
+	)
 	for i := 0; i+1 < len(args); i++ {
 		v := args[i+1]
 		switch args[i] {
+		case "--executor-input":
+			if err := ein.Set(v); err != nil {
+				return 2, err
+			}
+		case "--commit-sha-output", "--repo-url-output":
+			h, ok := host(c, v)
+			if !ok {
+				return 1, fmt.Errorf("%s %s is on the container's read-only root", args[i], v)
+			}
+			val := map[string]string{"--commit-sha-output": "c0ffee", "--repo-url-output": "me/model"}[args[i]]
+			if err := executor.WriteParamFile(h, val); err != nil {
+				return 1, err
+			}
 		case "--input-dataset", "--model-dir":
 			in = v
 		case "--output-dataset", "--output-model-dir", "--metrics-output", "--html-output", "--markdown-output", "--checkpoint-dir":
@@ -89,26 +107,27 @@ func (r *podRuntime) Run(_ context.Context, c Container) (int, error) {
 			}
 		}
 	}
-	// What kfp/executor writes inside a KFP pod (KFP_POD_NAME is set).
-	var eo string
-	switch c.Task {
-	case "finetune":
-		eo = `{"artifacts": {"metrics": {"artifacts": [{"metadata": {"eval_loss": 1.5}}]}}}`
-	case "upload":
-		eo = `{"parameterValues": {"commit_sha": "c0ffee", "repo_url": "me/model"}}`
-	}
-	if eo != "" {
-		p := filepath.Join(c.Tmp, "kfp_outputs", "output_metadata.json")
-		if r.execOut != nil {
-			var ok bool
-			if p, ok = host(c, r.execOut(c)); !ok {
-				return 1, fmt.Errorf("executor output %s is on the read-only root", r.execOut(c))
+	// The executor output of fetch, tokenize and finetune, where the
+	// components write it.
+	if c.Task != "upload" {
+		getenv := func(k string) string {
+			for _, e := range c.Env {
+				if name, v, _ := strings.Cut(e, "="); name == k {
+					return v
+				}
 			}
+			return ""
 		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return 1, err
+		p := ein.OutputFile(getenv)
+		h, ok := host(c, p)
+		if !ok {
+			return 1, fmt.Errorf("executor output %s is on the read-only root", p)
 		}
-		if err := os.WriteFile(p, []byte(eo), 0o644); err != nil {
+		eo := executor.New().Metadata("output_dataset", "records", 3)
+		if c.Task == "finetune" {
+			eo = executor.New().Metadata("metrics", "eval_loss", 1.5)
+		}
+		if err := eo.Write(h); err != nil {
 			return 1, err
 		}
 	}
@@ -208,18 +227,16 @@ func TestRunInContainers(t *testing.T) {
 }
 
 // TestRunInContainersKFP215: with the executor output in the task root (KFP
-// 2.15 and later), it is read there, beside the task's output artifacts.
+// 2.15 and later: the executor input's outputs.outputFile is
+// TASKROOT/output_metadata.json), the components write it there, beside the
+// task's output artifacts, and it is read there: finetune's metrics reach the
+// run, and upload's commit_sha, written to its output parameter file,
+// reaches the pipeline's outputs. With the pipeline spec of before
+// --executor-input, the metrics went to /tmp/kfp_outputs, which KFP 2.15
+// does not read, and upload failed on a missing output parameter file.
 func TestRunInContainersKFP215(t *testing.T) {
 	work := t.TempDir()
-	root := regexp.MustCompile(`^/minio/mlpipeline/v2/artifacts/kfllm-finetune/r1/[a-z]+/[0-9a-f-]{36}$`)
-	rt := &podRuntime{execOut: func(c Container) string {
-		for _, m := range c.Mounts {
-			if root.MatchString(m.Container) && strings.Contains(m.Container, "/"+c.Task+"/") {
-				return m.Container + "/output_metadata.json"
-			}
-		}
-		return "/nowhere"
-	}}
+	rt := &podRuntime{}
 	var out strings.Builder
 	res, err := RunFile(context.Background(), pipelineYAML, Options{
 		WorkDir: work, RunID: "r1", Params: map[string]string{"hf_repo": "me/model"}, Env: []string{},
@@ -232,7 +249,15 @@ func TestRunInContainersKFP215(t *testing.T) {
 	if res.Outputs["commit_sha"].GetStringValue() != "c0ffee" || res.Tasks[3].Metadata["metrics"]["eval_loss"] != 1.5 {
 		t.Errorf("the executor outputs in the task roots were not read: outputs %v, finetune metadata %v", res.Outputs, res.Tasks[3].Metadata)
 	}
-	if _, err := os.Stat(filepath.Join(work, "r1", "upload", "output_metadata.json")); err != nil {
-		t.Errorf("upload's executor output is not in its task directory: %v", err)
+	if !strings.Contains(out.String(), "finetune metrics: eval_loss=1.5") {
+		t.Errorf("the run does not print finetune's metrics:\n%s", out.String())
+	}
+	for _, task := range []string{"fetch", "finetune"} {
+		if _, err := os.Stat(filepath.Join(work, "r1", task, "output_metadata.json")); err != nil {
+			t.Errorf("%s's executor output is not in its task directory: %v", task, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(rt.seen[2].Tmp, "kfp_outputs")); err == nil {
+		t.Error("finetune wrote to /tmp/kfp_outputs, which KFP 2.15 does not read")
 	}
 }

@@ -12,9 +12,11 @@
 //
 // Each task's outputs live in WORKDIR/RUN/TASK/OUTPUT (artifacts are paths:
 // directories for datasets and models, files for metrics), its log in
-// WORKDIR/RUN/TASK/task.log, its executor output (which it finds through
-// $KFLLM_EXECUTOR_OUTPUT, package kfp/executor) in
-// WORKDIR/RUN/TASK/executor_output.json, read as the KFP launcher reads it.
+// WORKDIR/RUN/TASK/task.log, its output parameter files in
+// WORKDIR/RUN/TASK/parameters/NAME, its executor output in
+// WORKDIR/RUN/TASK/executor_output.json, read as the KFP launcher reads it:
+// the placeholder {{$}} becomes the executor input (protojson) naming these
+// files, as the KFP driver builds it (package kfp/executor).
 //
 // A task's environment is what its specs grant, as in a pod: the host's
 // PATH, locale and TMPDIR, a HOME of the run's own, Options.PassEnv, the

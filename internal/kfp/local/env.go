@@ -7,8 +7,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-
-	"github.com/kfllm/kfllm/internal/kfp/executor"
 )
 
 // hostEnv are the variables of the local environment every task gets: what
@@ -43,12 +41,12 @@ func ReadSecretFile(path string) (map[string]string, error) {
 
 // env is the task's environment: the host variables (hostEnv), HOME (the
 // run's own, empty at the start of a run, as a pod's), the variables of
-// Options.PassEnv, the container's env, the executor output path, then the
+// Options.PassEnv, the container's env, then the
 // secretAsEnv mappings of its platform spec, each filled from
 // Options.Secrets[secret][key], else from the local variable named like the
 // key. A secret that is not found fails the task before it starts, as a pod
 // whose secret key is missing does not start.
-func (r *runner) env(t *task, home, execOut string) ([]string, error) {
+func (r *runner) env(t *task, home string) ([]string, error) {
 	local := map[string]string{}
 	for _, kv := range r.o.Env {
 		k, v, _ := strings.Cut(kv, "=")
@@ -71,7 +69,6 @@ func (r *runner) env(t *task, home, execOut string) ([]string, error) {
 	for _, e := range t.container.Env {
 		set[e.Name] = e.Value
 	}
-	set[executor.EnvPath] = execOut
 	if err := r.secrets(t, set); err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kfllm/kfllm/internal/kfp"
+	"github.com/kfllm/kfllm/internal/kfp/executor"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -162,7 +163,7 @@ func Run(ctx context.Context, c *kfp.Compiled, o Options) (*Result, error) {
 	r := &runner{o: o, pl: pl, cache: &cache{dir: filepath.Join(o.WorkDir, ".cache")}, roots: map[string]string{}}
 	// Every secret a task maps must be there before anything runs.
 	for _, t := range pl.tasks {
-		if _, err := r.env(t, "", ""); err != nil {
+		if _, err := r.env(t, ""); err != nil {
 			return nil, fmt.Errorf("task %s: %w", t.name, err)
 		}
 	}
@@ -331,7 +332,7 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 		if err != nil {
 			return fail(err)
 		}
-		if argv, err = (&resolved{params: in.params, artifacts: l.inputs, outArtifacts: l.outputs, outParams: l.params}).command(t, r.pl.name, r.o.RunID); err != nil {
+		if argv, err = (&resolved{params: in.params, artifacts: l.inputs, outArtifacts: l.outputs, outParams: l.params, outputFile: l.execOutC}).command(t, r.pl.name, r.o.RunID); err != nil {
 			return fail(err)
 		}
 		claims, err := r.mounts(t, outParams)
@@ -364,6 +365,10 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 			return err
 		}
 	} else {
+		if execOut, err = filepath.Abs(filepath.Join(dir, "executor_output.json")); err != nil {
+			return fail(err)
+		}
+		out.outputFile = execOut
 		if argv, err = out.command(t, r.pl.name, r.o.RunID); err != nil {
 			return fail(err)
 		}
@@ -379,10 +384,7 @@ func (r *runner) runTask(ctx context.Context, t *task, dir string, outputs map[s
 		if err := os.MkdirAll(home, 0o700); err != nil {
 			return fail(err)
 		}
-		if execOut, err = filepath.Abs(filepath.Join(dir, "executor_output.json")); err != nil {
-			return fail(err)
-		}
-		if env, err = r.env(t, home, execOut); err != nil {
+		if env, err = r.env(t, home); err != nil {
 			return fail(err)
 		}
 		run = func(ctx context.Context, w io.Writer) error { return r.process(ctx, argv, env, w) }
@@ -575,9 +577,15 @@ type resolved struct {
 	artifacts    map[string]string
 	outArtifacts map[string]string
 	outParams    map[string]string
+	// outputFile is where the task writes its executor output: the
+	// executor input's outputs.outputFile.
+	outputFile string
 }
 
-var placeholderRE = regexp.MustCompile(`\{\{\$(?:\.(inputs|outputs)\.(parameters|artifacts)\['([^']+)'\](?:\.([a-z_]+))?|\.(pipeline_job_name|pipeline_job_uuid|pipeline_task_name|pipeline_task_uuid))\}\}`)
+// placeholderRE matches the placeholders pipeline local resolves: {{$}}
+// (the executor input), inputs and outputs, and the pipeline's and task's
+// names and ids.
+var placeholderRE = regexp.MustCompile(`\{\{\$(?:\.(inputs|outputs)\.(parameters|artifacts)\['([^']+)'\](?:\.([a-z_]+))?|\.(pipeline_job_name|pipeline_job_uuid|pipeline_task_name|pipeline_task_uuid))?\}\}`)
 
 // command returns the task's command line: the local binary (the image's
 // command under a Runtime), then the rest of the image's command and the
@@ -595,10 +603,15 @@ func (rv *resolved) command(t *task, pipeline, runID string) ([]string, error) {
 	}
 	argv := append(cmd, t.container.Args...)
 	for i := range argv {
+		// What is left after the known placeholders is not resolved here
+		// (checked before resolving: a value may hold "{{$").
+		if strings.Contains(placeholderRE.ReplaceAllString(argv[i], ""), "{{$") {
+			return nil, fmt.Errorf("argument %q: placeholder not supported locally", argv[i])
+		}
 		var perr error
 		s := placeholderRE.ReplaceAllStringFunc(argv[i], func(ph string) string {
 			m := placeholderRE.FindStringSubmatch(ph)
-			v, err := rv.placeholder(m, t.name, pipeline, runID)
+			v, err := rv.placeholder(m, t, pipeline, runID)
 			if err != nil && perr == nil {
 				perr = err
 			}
@@ -607,15 +620,16 @@ func (rv *resolved) command(t *task, pipeline, runID string) ([]string, error) {
 		if perr != nil {
 			return nil, perr
 		}
-		if strings.Contains(s, "{{$") {
-			return nil, fmt.Errorf("argument %q: placeholder not supported locally", argv[i])
-		}
 		argv[i] = s
 	}
 	return argv, nil
 }
 
-func (rv *resolved) placeholder(m []string, task, pipeline, runID string) (string, error) {
+func (rv *resolved) placeholder(m []string, t *task, pipeline, runID string) (string, error) {
+	task := t.name
+	if m[0] == executor.Placeholder {
+		return rv.executorInput(t)
+	}
 	switch m[5] {
 	case "pipeline_job_name":
 		return pipeline, nil
@@ -640,7 +654,7 @@ func (rv *resolved) placeholder(m []string, task, pipeline, runID string) (strin
 			return "", fmt.Errorf("input artifact %s has no value", name)
 		}
 		if attr == "uri" {
-			return "file://" + p, nil
+			return artifactURI(p), nil
 		}
 		return p, nil
 	case dir == "outputs" && kind == "artifacts" && (attr == "path" || attr == "uri"):
@@ -649,7 +663,7 @@ func (rv *resolved) placeholder(m []string, task, pipeline, runID string) (strin
 			return "", fmt.Errorf("output artifact %s is not declared", name)
 		}
 		if attr == "uri" {
-			return "file://" + p, nil
+			return artifactURI(p), nil
 		}
 		return p, nil
 	case dir == "outputs" && kind == "parameters" && attr == "output_file":

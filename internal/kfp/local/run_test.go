@@ -29,14 +29,14 @@ const pipelineYAML = "../testdata/kfllm-finetune.yaml"
 // metrics, and fails with exit code 3 when FAKE_FAIL names it.
 const fakeComponent = `#!/bin/sh
 name=$(basename "$0")
-echo "$name $*" >> "$FAKE_LOG"
+echo "$name $*" | sed 's/ --executor-input {.*}$/ --executor-input EI/' >> "$FAKE_LOG"
 echo "$name token=${HF_TOKEN:-unset}" >> "$FAKE_LOG"
 echo "hello from $name"
 echo "to stderr from $name" >&2
 if [ "$FAKE_FAIL" = "$name" ]; then
   echo "loading shards"; echo "out of memory"; exit 3
 fi
-in=""
+in=""; metrics=""; repo=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --input-dataset|--model-dir) in="$2"; shift ;;
@@ -44,9 +44,14 @@ while [ $# -gt 0 ]; do
       mkdir -p "$2"
       if [ -n "$in" ]; then cat "$in/chain.txt" > "$2/chain.txt"; fi
       echo "$name" >> "$2/chain.txt"; shift ;;
-    --metrics-output) echo '{"eval_loss": 1.5}' > "$2"
-      echo '{"artifacts": {"metrics": {"artifacts": [{"metadata": {"eval_loss": 1.5, "steps": 30}}]}}}' > "$KFLLM_EXECUTOR_OUTPUT"; shift ;;
-    --repo) echo "{\"parameterValues\": {\"commit_sha\": \"c0ffee\", \"repo_url\": \"$2\"}}" > "$KFLLM_EXECUTOR_OUTPUT"; shift ;;
+    --metrics-output) echo '{"eval_loss": 1.5}' > "$2"; metrics=1; shift ;;
+    --executor-input) eo=$(printf '%s' "$2" | sed -n 's/.*"outputFile": *"\([^"]*\)".*/\1/p')
+      if [ -n "$metrics" ]; then
+        echo '{"artifacts": {"metrics": {"artifacts": [{"metadata": {"eval_loss": 1.5, "steps": 30}}]}}}' > "$eo"
+      fi; shift ;;
+    --repo) repo="$2"; shift ;;
+    --commit-sha-output) printf c0ffee > "$2"; shift ;;
+    --repo-url-output) printf '%s' "$repo" > "$2"; shift ;;
     --html-output|--markdown-output) echo "report of $name" > "$2"; shift ;;
   esac
   shift
@@ -110,13 +115,13 @@ func TestRunFinetunePipeline(t *testing.T) {
 	run := filepath.Join(f.work, "r1")
 	calls := f.calls(t)
 	want := []string{
-		"fetch --source hf://datasets/rajpurkar/squad --split train --task qa --output-dataset " + run + "/fetch/output_dataset",
+		"fetch --source hf://datasets/rajpurkar/squad --split train --task qa --output-dataset " + run + "/fetch/output_dataset --executor-input EI",
 		"fetch token=hf_secret_value",
-		"tokenize --input-dataset " + run + "/fetch/output_dataset --tokenizer HuggingFaceTB/SmolLM2-135M --max-length 512 --output-dataset " + run + "/tokenize/output_dataset",
+		"tokenize --input-dataset " + run + "/fetch/output_dataset --tokenizer HuggingFaceTB/SmolLM2-135M --max-length 512 --output-dataset " + run + "/tokenize/output_dataset --executor-input EI",
 		"tokenize token=hf_secret_value",
-		"finetune --input-dataset " + run + "/tokenize/output_dataset --base-model HuggingFaceTB/SmolLM2-135M --epochs 3 --learning-rate 0.0001 --batch-size 8 --lora-r 16 --lora-alpha 32 --lora-target-modules all-linear --merge-lora=true --max-steps 0 --warmup-steps 0 --seed 42 --qa-eval  --save-steps 100 --checkpoint-dir " + f.work + "/.claims/r1-kfllm-checkpoints --output-model-dir " + run + "/finetune/output_model_dir --metrics-output " + run + "/finetune/metrics --html-output " + run + "/finetune/report --markdown-output " + run + "/finetune/eval_table",
+		"finetune --input-dataset " + run + "/tokenize/output_dataset --base-model HuggingFaceTB/SmolLM2-135M --epochs 3 --learning-rate 0.0001 --batch-size 8 --lora-r 16 --lora-alpha 32 --lora-target-modules all-linear --merge-lora=true --max-steps 0 --warmup-steps 0 --seed 42 --qa-eval  --save-steps 100 --checkpoint-dir " + f.work + "/.claims/r1-kfllm-checkpoints --output-model-dir " + run + "/finetune/output_model_dir --metrics-output " + run + "/finetune/metrics --html-output " + run + "/finetune/report --markdown-output " + run + "/finetune/eval_table --executor-input EI",
 		"finetune token=hf_secret_value",
-		"upload --model-dir " + run + "/finetune/output_model_dir --repo me/model",
+		"upload --model-dir " + run + "/finetune/output_model_dir --repo me/model --commit-sha-output " + run + "/upload/parameters/commit_sha --repo-url-output " + run + "/upload/parameters/repo_url",
 		"upload token=hf_secret_value",
 	}
 	if strings.Join(calls, "\n") != strings.Join(want, "\n") {
