@@ -116,6 +116,11 @@ func (o Options) pipeline(ctx context.Context, rc *Runc) (*pipelineRun, error) {
 		if err != nil {
 			return nil, fmt.Errorf("finetune metrics: %w", err)
 		}
+		// What the KFP UI shows as scalar metrics: the Metrics artifact's
+		// metadata in the executor output, read where the launcher reads it.
+		if md := t.Metadata["metrics"]; md["steps"] != float64(run.metrics.Steps) || md["eval_loss"] == nil {
+			return nil, fmt.Errorf("finetune's executor output has no metrics where the launcher reads it: metadata %v", t.Metadata)
+		}
 	}
 	m := run.metrics
 	switch {
@@ -143,7 +148,10 @@ func (o Options) pipeline(ctx context.Context, rc *Runc) (*pipelineRun, error) {
 	if err := chownTree(run.model, ImageUser); err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(o.Log, "rehearse: uploaded model at commit %s -> %s\n", sha, run.model)
+	if got := res.Outputs["commit_sha"].GetStringValue(); got != sha {
+		return nil, fmt.Errorf("the pipeline's output commit_sha is %q, the uploaded repository's main is %s", got, sha)
+	}
+	fmt.Fprintf(o.Log, "rehearse: uploaded model at commit %s (the pipeline's commit_sha) -> %s\n", sha, run.model)
 	return run, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/kfllm/kfllm/internal/gguf"
+	"github.com/kfllm/kfllm/internal/kfp/local"
 )
 
 // TestRehearsalTiny is make rehearse at its smallest: the compiled pipeline
@@ -17,7 +18,8 @@ import (
 // writes) task by task in the CPU images under runc, on a random 2-layer
 // Llama (internal/gguf/testdata/llama_tiny.gguf), 16 training records and
 // one step, then serving and the UI from the manifests and one question
-// through the UI.
+// through the UI; once as the KFP 2.14 launcher lays out a pod, once as KFP
+// 2.15 and later do (the executor output in the task root).
 //
 // It needs root, runc and the CPU images (make images IMAGE_FLAVOR=cpu
 // IMAGES_OUT=out/rehearse/images, or KFLLM_REHEARSE_IMAGES); without them
@@ -47,8 +49,21 @@ func TestRehearsalTiny(t *testing.T) {
 		t.Fatal(err)
 	}
 	setPositions(t, filepath.Join(base, "config.json"), 512)
+	for _, layout := range []struct {
+		name     string
+		launcher local.Launcher
+	}{{"kfp-2.14", local.Launcher{}}, {"kfp-2.15", local.Launcher{ExecutorOutputInTaskRoot: true}}} {
+		t.Run(layout.name, func(t *testing.T) { rehearseTiny(t, images, work, layout.launcher) })
+	}
+}
+
+// rehearseTiny runs the tiny rehearsal with the given launcher layout:
+// finetune's metrics and upload's commit must arrive where that KFP
+// version's launcher reads them (Run checks both).
+func rehearseTiny(t *testing.T, images, work string, launcher local.Launcher) {
 	var log strings.Builder
 	res, err := Run(context.Background(), Options{
+		Launcher:  launcher,
 		Images:    images,
 		Names:     []string{"upload"},
 		Work:      work,
