@@ -123,8 +123,8 @@ rehearse: setup ## the CPU images under runc: the compiled pipeline task by task
 		--pipeline $(REHEARSE_OUT)/pipeline.yaml --manifests manifests \
 		--browser-test "$(GO) test -count=1 -v -run ^TestBrowserDeployedUI$$ ./ui/server"
 
-api-deploy: ## InferenceService llm-api serving MODEL_ID=OWNER/NAME[@REV] (a run's commit_sha; default HF_REPO) in NAMESPACE
-	@NAMESPACE=$(NAMESPACE) TRUST_DOMAIN=$(TRUST_DOMAIN) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) MODEL_ID=$(MODEL_ID) bash scripts/deploy.sh api-deploy
+api-deploy: ## InferenceService llm-api serving MODEL_ID=OWNER/NAME[@REV] (a run's commit_sha; default HF_REPO) in NAMESPACE; LORA_ADAPTERS=NAME=OWNER/NAME[@REV],... more adapters
+	@NAMESPACE=$(NAMESPACE) TRUST_DOMAIN=$(TRUST_DOMAIN) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) MODEL_ID=$(MODEL_ID) LORA_ADAPTERS="$(LORA_ADAPTERS)" bash scripts/deploy.sh api-deploy
 
 ui-deploy: ## the web UI llm-ui behind a LoadBalancer in NAMESPACE; prints its address
 	@NAMESPACE=$(NAMESPACE) TRUST_DOMAIN=$(TRUST_DOMAIN) IMAGE_REGISTRY=$(IMAGE_REGISTRY) IMAGE_TAG=$(IMAGE_TAG) bash scripts/deploy.sh ui-deploy

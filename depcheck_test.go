@@ -40,6 +40,7 @@ var light = []string{
 	"github.com/kfllm/kfllm/build/images",
 	"github.com/kfllm/kfllm/build/rehearse",
 	"github.com/kfllm/kfllm/internal/rehearse",
+	"github.com/kfllm/kfllm/internal/linewriter",
 	"github.com/kfllm/kfllm/bench/soak",
 }
 

@@ -14,7 +14,10 @@
 # which Istio also reads as "this mesh's trust domain"), IMAGE_REGISTRY
 # (default ghcr.io/kfllm), IMAGE_TAG (default dev), MODEL_ID or HF_REPO
 # (api-deploy: the Hub repo the pipeline uploaded, OWNER/NAME, or
-# OWNER/NAME@REV for one revision: the commit_sha a run outputs), KUBECTL
+# OWNER/NAME@REV for one revision: the commit_sha a run outputs),
+# LORA_ADAPTERS (api-deploy, optional: more LoRA adapters served on the same
+# base, NAME=OWNER/NAME[@REV] items joined by commas; each NAME becomes a
+# model on every route, docs/design.md §5), KUBECTL
 # (default kubectl), KFLLM_DEPLOY_DIR (where overlays go, default
 # .kfllm/deploy), WAIT (default 10m; 0 skips waiting).
 set -euo pipefail
@@ -25,6 +28,7 @@ TRUST_DOMAIN="${TRUST_DOMAIN:-cluster.local}"
 IMAGE_REGISTRY="${IMAGE_REGISTRY:-ghcr.io/kfllm}"
 IMAGE_TAG="${IMAGE_TAG:-dev}"
 MODEL_ID="${MODEL_ID:-${HF_REPO:-}}"
+LORA_ADAPTERS="${LORA_ADAPTERS:-}"
 KUBECTL="${KUBECTL:-kubectl}"
 DEPLOY_DIR="${KFLLM_DEPLOY_DIR:-$ROOT/.kfllm/deploy}"
 WAIT="${WAIT:-10m}"
@@ -35,6 +39,9 @@ BASE_REGISTRY=ghcr.io/kfllm
 # fails the render instead of leaving the old value).
 BASE_UI_PRINCIPAL=cluster.local/ns/kubeflow-user-example-com/sa/llm-ui
 BASE_GATEWAY_PRINCIPAL=cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account
+# The base's MODEL_NAME (manifests/api/configmap.yaml): no adapter may take it.
+BASE_MODEL_NAME=llm-api
+HUB_REF_RE='^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9][A-Za-z0-9._/-]*)?$'
 
 say() { echo "deploy: $*" >&2; }
 die() { say "$*"; exit "${2:-2}"; }
@@ -50,8 +57,39 @@ check_names() {
 
 check_model() {
 	[[ -n "$MODEL_ID" ]] || die "MODEL_ID (or HF_REPO) is not set: export the Hugging Face repo the pipeline uploaded the model to, as OWNER/NAME"
-	[[ "$MODEL_ID" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*(@[A-Za-z0-9][A-Za-z0-9._/-]*)?$ ]] ||
+	[[ "$MODEL_ID" =~ $HUB_REF_RE ]] ||
 		die "MODEL_ID=$MODEL_ID is not a Hub repo id OWNER/NAME[@REV] (REV: a commit sha, branch or tag)"
+}
+
+trim() { # trim S: S without leading and trailing blanks
+	local s=$1
+	s=${s#"${s%%[![:space:]]*}"}
+	echo "${s%"${s##*[![:space:]]}"}"
+}
+
+# check_adapters: LORA_ADAPTERS as serving reads it (docs/design.md §5:
+# NAME=REF items joined by commas, blanks and empty items ignored), each name
+# fit for a route, given once and not the base's; each REF a Hub repo (the
+# pod mounts no adapter directories). Rewrites LORA_ADAPTERS in that
+# canonical form.
+check_adapters() {
+	local items=() out=() seen=" " it name ref
+	IFS=, read -r -a items <<<"$LORA_ADAPTERS"
+	for it in ${items[@]+"${items[@]}"}; do
+		it=$(trim "$it")
+		[[ -n $it ]] || continue
+		name=$(trim "${it%%=*}")
+		ref=$(trim "${it#*=}")
+		[[ $it == *=* && -n $name && -n $ref ]] || die "LORA_ADAPTERS item \"$it\": want NAME=OWNER/NAME[@REV]"
+		[[ $name =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] ||
+			die "LORA_ADAPTERS item \"$it\": the name may hold only letters, digits, '.', '_' and '-' (it is a route segment)"
+		[[ $name != "$BASE_MODEL_NAME" ]] || die "LORA_ADAPTERS item \"$it\": $name is the base model's name"
+		[[ $seen != *" $name "* ]] || die "LORA_ADAPTERS item \"$it\": the name $name is given twice"
+		[[ $ref =~ $HUB_REF_RE ]] || die "LORA_ADAPTERS item \"$it\": $ref is not a Hub repo id OWNER/NAME[@REV]"
+		seen+="$name "
+		out+=("$name=$ref")
+	done
+	LORA_ADAPTERS=$(IFS=,; echo "${out[*]}")
 }
 
 # relpath TARGET FROM: TARGET relative to FROM (kustomize refuses absolute
@@ -90,7 +128,10 @@ render() {
 	*) die "render: unknown base $base (want api or ui)" ;;
 	esac
 	check_names
-	[[ $base == api ]] && check_model
+	if [[ $base == api ]]; then
+		check_model
+		check_adapters
+	fi
 	dir="$DEPLOY_DIR/$base"
 	mkdir -p "$dir"
 	rel=$(relpath "$ROOT/manifests/$base" "$dir")
@@ -119,6 +160,9 @@ render() {
       - op: replace
         path: /data/MODEL_ID
         value: "$MODEL_ID"
+      - op: replace
+        path: /data/LORA_ADAPTERS
+        value: "$LORA_ADAPTERS"
 YAML
 			principal_patch llm-api-allow-ui principals "$BASE_UI_PRINCIPAL" "$ui_principal"
 			principal_patch llm-api-deny-others notPrincipals "$BASE_UI_PRINCIPAL" "$ui_principal"
@@ -150,6 +194,7 @@ need_secret() { # name hint
 api_deploy() {
 	check_names
 	check_model
+	check_adapters
 	need_kubectl
 	need_crd inferenceservices.serving.kserve.io "KServe (v0.11 or later)"
 	need_crd authorizationpolicies.security.istio.io "Istio"
@@ -164,7 +209,7 @@ api_deploy() {
 		"$KUBECTL" -n "$NAMESPACE" wait --for=condition=Ready inferenceservice/llm-api --timeout="$WAIT" ||
 			die "llm-api is not ready yet; see: $KUBECTL -n $NAMESPACE describe inferenceservice llm-api; $KUBECTL -n $NAMESPACE logs -l serving.kserve.io/inferenceservice=llm-api -c kserve-container" 1
 	fi
-	say "llm-api deployed in $NAMESPACE (model $MODEL_ID, image $IMAGE_REGISTRY/kfllm-serving:$IMAGE_TAG)"
+	say "llm-api deployed in $NAMESPACE (model $MODEL_ID${LORA_ADAPTERS:+, adapters $LORA_ADAPTERS}, image $IMAGE_REGISTRY/kfllm-serving:$IMAGE_TAG)"
 }
 
 ui_deploy() {

@@ -54,6 +54,7 @@ func main() {
 		adapters = append(adapters, v)
 		return nil
 	})
+	flag.BoolVar(&eo.AllowBaseMismatch, "allow-base-mismatch", false, "serve a --lora-adapter whose base_model_name_or_path names another base than the served one (with a warning) instead of refusing it")
 	flag.StringVar(&eo.ModelID, "model-id", os.Getenv("MODEL_ID"), "OWNER/NAME[@revision] on the Hub, a model or a PEFT LoRA adapter (--model-dir wins when both are given)")
 	quantized := flag.Bool("quantized", true, "GGUF models: multiply by the file's Q8_0/Q4_0/Q4_1 blocks (CPU, float32); false dequantizes to float32 at load")
 	flag.IntVar(&port, "http-port", 8080, "port to listen on")

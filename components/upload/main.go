@@ -38,7 +38,7 @@ func main() {
 	flag.StringVar(&o.CommitMessage, "commit-message", "Upload model with kfllm", "commit message")
 	flag.StringVar(&env.Endpoint, "endpoint", env.Endpoint, "Hub endpoint")
 	flag.Int64Var(&o.LFSThreshold, "lfs-threshold", 10<<20, "git remotes: files of this many bytes or more go through git-lfs (negative: never)")
-	flag.BoolVar(&o.ModelCard, "model-card", true, "write README.md (a hand-written one is kept)")
+	flag.BoolVar(&o.ModelCard, "model-card", true, "publish a generated README.md model card (a hand-written one is kept; --model-dir is never written to)")
 	flag.StringVar(&o.Card.BaseModel, "base-model", "", "model card: base model id (default: from training_args.json or config.json)")
 	flag.Func("dataset", "model card: dataset id or source (repeatable)", func(s string) error { o.Card.Datasets = append(o.Card.Datasets, s); return nil })
 	flag.StringVar(&o.Card.License, "license", "", "model card: license id, e.g. apache-2.0")

@@ -28,7 +28,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/renameio/v2"
@@ -36,6 +35,7 @@ import (
 	"github.com/kfllm/kfllm/internal/gguf"
 	"github.com/kfllm/kfllm/internal/gitremote"
 	"github.com/kfllm/kfllm/internal/kserve"
+	"github.com/kfllm/kfllm/internal/linewriter"
 	"github.com/kfllm/kfllm/internal/report"
 	"github.com/kfllm/kfllm/internal/synth"
 )
@@ -104,7 +104,7 @@ func (o *Options) defaults() {
 	// The servers' output is copied to Out from their own goroutines while
 	// the demo writes its progress: one lock keeps lines whole and the
 	// writer (a bytes.Buffer in tests) safe.
-	o.Out = &lockedWriter{w: o.Out}
+	o.Out = linewriter.Locked(o.Out)
 }
 
 // Summary is what a demo run measured.
@@ -451,7 +451,7 @@ func (d *runner) printSummary() {
 // run runs a command to completion with its output prefixed on d.o.Out.
 func (d *runner) run(ctx context.Context, prefix, bin string, args ...string) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	w := &prefixWriter{w: d.o.Out, prefix: "    " + prefix}
+	w := linewriter.NewPrefixed(d.o.Out, "    "+prefix)
 	cmd.Stdout, cmd.Stderr = w, w
 	err := cmd.Run()
 	w.Flush()
@@ -464,7 +464,7 @@ func (d *runner) run(ctx context.Context, prefix, bin string, args ...string) er
 // start starts a long-running server whose output goes, prefixed, to d.o.Out.
 func (d *runner) start(ctx context.Context, name, bin string, args ...string) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
-	w := &prefixWriter{w: d.o.Out, prefix: "    [" + name + "] "}
+	w := linewriter.NewPrefixed(d.o.Out, "    ["+name+"] ")
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
@@ -539,43 +539,4 @@ func writeJSONL(path string, recs []synth.Record) error {
 		}
 	}
 	return renameio.WriteFile(path, b.Bytes(), 0o644)
-}
-
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-// prefixWriter writes each line with a prefix.
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-	buf    []byte
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	p.buf = append(p.buf, b...)
-	for {
-		i := bytes.IndexByte(p.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf[:i])
-		p.buf = p.buf[i+1:]
-	}
-}
-
-// Flush writes a last line without a newline.
-func (p *prefixWriter) Flush() {
-	if len(p.buf) > 0 {
-		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf)
-		p.buf = nil
-	}
 }

@@ -93,10 +93,15 @@ func TestDemoEndToEnd(t *testing.T) {
 	model := filepath.Join(run, "finetune", "output_model_dir")
 	// The pipeline's default is a LoRA adapter, unmerged: the adapter alone,
 	// no copy of the unchanged base weights.
-	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "training_args.json", "metrics.json", "training_log.jsonl", "README.md"} {
+	for _, f := range []string{"adapter_config.json", "adapter_model.safetensors", "tokenizer.json", "training_args.json", "metrics.json", "training_log.jsonl"} {
 		if _, err := os.Stat(filepath.Join(model, f)); err != nil {
 			t.Errorf("finetune output: %v", err)
 		}
+	}
+	// upload publishes the model card with the files but writes nothing
+	// into its input, finetune's cached output.
+	if _, err := os.Stat(filepath.Join(model, "README.md")); err == nil {
+		t.Error("finetune's output holds README.md: upload wrote into its input")
 	}
 	for _, f := range []string{"model.safetensors", "config.json"} {
 		if _, err := os.Stat(filepath.Join(model, f)); err == nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -105,10 +106,94 @@ func baseOf(ctx context.Context, o Options, dir string) (string, error) {
 	return base, nil
 }
 
+// servedBase is what the served base answers to, for comparing with a
+// --lora-adapter's base_model_name_or_path: first its name as a person
+// would give it (the model served, or the base the served adapter names),
+// then the other names it goes by (its directory, config.json's
+// _name_or_path, which transformers' save_pretrained writes).
+func servedBase(dir, base, id string) []string {
+	names := []string{id}
+	if model.IsAdapterDir(dir) {
+		if cfg, err := model.ReadAdapterConfig(dir); err == nil && cfg.BaseModel != "" {
+			names = []string{cfg.BaseModel, id}
+		}
+	}
+	names = append(names, base)
+	var c struct {
+		NameOrPath string `json:"_name_or_path"`
+	}
+	if b, err := os.ReadFile(filepath.Join(base, "config.json")); err == nil && json.Unmarshal(b, &c) == nil && c.NameOrPath != "" {
+		names = append(names, c.NameOrPath)
+	}
+	return names
+}
+
+// sameModel reports whether two model references name the same model:
+// directories by their resolved path, Hub repositories by id without the
+// revision and regardless of case (the Hub resolves ids so).
+func sameModel(a, b string) bool {
+	dirA, dirB := isDirRef(a), isDirRef(b)
+	if dirA != dirB {
+		return false
+	}
+	if dirA {
+		return canonicalDir(a) == canonicalDir(b)
+	}
+	a, _, _ = strings.Cut(a, "@")
+	b, _, _ = strings.Cut(b, "@")
+	return strings.EqualFold(a, b)
+}
+
+// isDirRef reports whether a model reference is a directory, as
+// hub.ParseRef decides (an existing directory), or a path that is not
+// there (absolute or relative to the working directory).
+func isDirRef(s string) bool {
+	if r, err := hub.ParseRef(s); err == nil {
+		return r.IsLocal()
+	}
+	return filepath.IsAbs(s) || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../")
+}
+
+func canonicalDir(s string) string {
+	if abs, err := filepath.Abs(s); err == nil {
+		s = abs
+	}
+	if real, err := filepath.EvalSymlinks(s); err == nil {
+		s = real
+	}
+	return filepath.Clean(s)
+}
+
+// checkBase refuses an adapter whose base_model_name_or_path names another
+// model than the served base (peft would load it onto any base of the
+// right shapes, but a delta trained on another base answers wrongly without
+// a sign), unless o.AllowBaseMismatch, which loads it with a warning.
+func checkBase(o Options, r AdapterRef, adir string, served []string) error {
+	cfg, err := model.ReadAdapterConfig(adir)
+	if err != nil || cfg.BaseModel == "" {
+		return err // LoadAdapter reports a bad config; an unnamed base is not checked
+	}
+	for _, n := range served {
+		if n != "" && sameModel(cfg.BaseModel, n) {
+			return nil
+		}
+	}
+	if !o.AllowBaseMismatch {
+		return fmt.Errorf("trained on base %s (base_model_name_or_path of %s), but the served base is %s; "+
+			"--allow-base-mismatch serves it anyway", cfg.BaseModel, r.Ref, served[0])
+	}
+	if o.Logger != nil {
+		o.Logger.Warn("lora adapter trained on another base: serving it anyway (--allow-base-mismatch)",
+			"name", r.Name, "ref", r.Ref, "adapter_base", cfg.BaseModel, "served_base", served[0])
+	}
+	return nil
+}
+
 // loadAdapters loads the main adapter (when the model directory is one)
 // and every --lora-adapter onto m, and returns them by served name (""
-// for the one that answers to the base's name).
-func loadAdapters(ctx context.Context, o Options, m *model.Model, dir string) (map[string]*model.Adapter, error) {
+// for the one that answers to the base's name). served names the base
+// (servedBase), which each --lora-adapter must have been trained on.
+func loadAdapters(ctx context.Context, o Options, m *model.Model, dir string, served []string) (map[string]*model.Adapter, error) {
 	out := map[string]*model.Adapter{}
 	if model.IsAdapterDir(dir) {
 		a, err := m.LoadAdapter("", dir)
@@ -124,6 +209,9 @@ func loadAdapters(ctx context.Context, o Options, m *model.Model, dir string) (m
 		}
 		if !model.IsAdapterDir(adir) {
 			return nil, fmt.Errorf("lora adapter %s: %s has no %s", r.Name, r.Ref, model.AdapterConfigFile)
+		}
+		if err := checkBase(o, r, adir, served); err != nil {
+			return nil, fmt.Errorf("lora adapter %s: %w", r.Name, err)
 		}
 		a, err := m.LoadAdapter(r.Name, adir)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -275,5 +276,60 @@ func TestServeAdapterDir(t *testing.T) {
 	o := engine.Options{ModelDir: lost, Device: "cpu", DType: "float32", CacheDir: filepath.Join(root, "cache"), Hub: hubOpts}
 	if _, err := engine.Load(context.Background(), o); err == nil || !strings.Contains(err.Error(), "kfllm/no-such-base") {
 		t.Errorf("missing base: %v", err)
+	}
+}
+
+// TestAdapterTrainedOnAnotherBase: a --lora-adapter whose
+// base_model_name_or_path names another model than the served base is
+// refused at load with both names and the flag that allows it (its shapes
+// fit, so nothing else would catch it); with AllowBaseMismatch it loads and
+// the startup log warns, naming both. An adapter that names the base by its
+// Hub id (config.json's _name_or_path, in another case) or by its directory
+// loads without a word.
+func TestAdapterTrainedOnAnotherBase(t *testing.T) {
+	root := t.TempDir()
+	base := filepath.Join(root, "base")
+	writeTinyModel(t, base, 256)
+	cfgPath := filepath.Join(base, "config.json")
+	var cfg map[string]any
+	b, err := os.ReadFile(cfgPath)
+	if err != nil || json.Unmarshal(b, &cfg) != nil {
+		t.Fatalf("config.json: %v", err)
+	}
+	cfg["_name_or_path"] = "kfllm/tiny-base" // as transformers' save_pretrained writes it
+	b, _ = json.Marshal(cfg)
+	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeAdapter(t, filepath.Join(root, "by-id"), base, "KFLLM/tiny-base", []string{"q_proj"}, 2, 5)
+	writeAdapter(t, filepath.Join(root, "by-dir"), base, base+"/", []string{"v_proj"}, 2, 6)
+	writeAdapter(t, filepath.Join(root, "other"), base, "someone/other-base", []string{"q_proj"}, 2, 7)
+
+	load := func(allow bool, refs ...engine.AdapterRef) (string, error) {
+		var log strings.Builder
+		b, err := engine.Load(context.Background(), engine.Options{ModelDir: base, Adapters: refs, AllowBaseMismatch: allow,
+			Device: "cpu", DType: "float32", Logger: slog.New(slog.NewTextHandler(&log, nil))})
+		if err == nil {
+			b.Close(context.Background())
+		}
+		return log.String(), err
+	}
+	same := []engine.AdapterRef{{Name: "by-id", Ref: filepath.Join(root, "by-id")}, {Name: "by-dir", Ref: filepath.Join(root, "by-dir")}}
+	log, err := load(false, same...)
+	if err != nil || strings.Contains(log, "WARN") {
+		t.Fatalf("adapters trained on the served base: %v\n%s", err, log)
+	}
+	other := engine.AdapterRef{Name: "other", Ref: filepath.Join(root, "other")}
+	_, err = load(false, append(same, other)...)
+	if err == nil || !strings.Contains(err.Error(), "someone/other-base") || !strings.Contains(err.Error(), base) ||
+		!strings.Contains(err.Error(), "--allow-base-mismatch") {
+		t.Errorf("an adapter trained on someone/other-base loaded onto %s: %v", base, err)
+	}
+	log, err = load(true, other)
+	if err != nil {
+		t.Fatalf("--allow-base-mismatch: %v", err)
+	}
+	if !strings.Contains(log, "level=WARN") || !strings.Contains(log, "adapter_base=someone/other-base") || !strings.Contains(log, "served_base="+base) {
+		t.Errorf("--allow-base-mismatch: no warning naming both bases in the log:\n%s", log)
 	}
 }

@@ -95,8 +95,12 @@ type Options struct {
 	// its base_model_name_or_path.
 	ModelID string
 	// Adapters are more LoRA adapters on the same base, each served under
-	// its own name.
+	// its own name. One whose base_model_name_or_path names another base
+	// than the one served is refused (docs/design.md §5).
 	Adapters []AdapterRef
+	// AllowBaseMismatch loads such adapters anyway, with a warning naming
+	// both bases.
+	AllowBaseMismatch bool
 	// Hub fetches ModelID (hub.FromEnv in the binary).
 	Hub *hub.Client
 	// CacheDir is the Hub cache ("" = huggingface_hub's default).
@@ -177,8 +181,9 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 	}
 	torch.SetThreads(o.Threads)
 	var (
-		tok *tokenizer.Tokenizer
-		m   *model.Model
+		tok  *tokenizer.Tokenizer
+		m    *model.Model
+		base = dir // the served base: the model, or the adapter's base
 	)
 	if file, ok, _ := ggufFile(dir); ok {
 		if m, tok, err = loadGGUF(ctx, file, o); err != nil {
@@ -188,7 +193,6 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 			o.Logger.Info("loaded gguf model", "file", file, "quantized", m.Quantized())
 		}
 	} else {
-		base := dir
 		if model.IsAdapterDir(dir) {
 			if base, err = baseOf(ctx, o, dir); err != nil {
 				return nil, fmt.Errorf("load model: %w", err)
@@ -205,7 +209,7 @@ func Load(ctx context.Context, o Options) (*server.Backend, error) {
 			return nil, fmt.Errorf("load model: %w", err)
 		}
 	}
-	adapters, err := loadAdapters(ctx, o, m, dir)
+	adapters, err := loadAdapters(ctx, o, m, dir, servedBase(dir, base, id))
 	if err != nil {
 		m.Close()
 		return nil, fmt.Errorf("load model: %w", err)

@@ -162,6 +162,11 @@ func Load(dir string, opts LoadOptions) (*Model, error) {
 		if err == nil {
 			err = m.addParam(p, info.DType, data)
 		}
+		if err == nil {
+			// addParam copied it: the file's pages of it leave the RSS, so
+			// that the file and the copies are not held at once.
+			err = set.Release(n)
+		}
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("load model %s: %s: %w", dir, n, err)

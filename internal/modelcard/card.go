@@ -1,11 +1,12 @@
-// Package modelcard writes the README.md model card of a fine-tuned model
+// Package modelcard renders the README.md model card of a fine-tuned model
 // directory: YAML front matter with the metadata the Hugging Face Hub reads
 // (base_model, datasets, library_name, pipeline_tag, tags, license), then the
 // training arguments and metrics that finetune left beside the weights
 // (training_args.json, metrics.json) and a usage snippet.
 //
 // A card this package generated carries a marker comment, so that a rerun
-// refreshes it while a README.md someone wrote by hand is left alone.
+// refreshes it while a README.md someone wrote by hand is left alone
+// (ForDir). The package writes no files.
 package modelcard
 
 import (
@@ -19,7 +20,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/google/renameio/v2"
 	"gopkg.in/yaml.v3"
 )
 
@@ -164,24 +164,19 @@ func Render(dir string, info Info) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// Write renders the card and writes it to dir/README.md (through a temporary
-// file and a rename), unless a README.md that kfllm did not generate is
-// already there. It reports whether it wrote.
-func Write(dir string, info Info) (bool, error) {
+// ForDir returns the card to publish with the model directory dir: the
+// rendered card, or nil when dir holds a README.md that kfllm did not
+// generate (it is published as it is). It writes nothing: the uploader
+// stages the card beside the directory's files instead of into the
+// directory, which may be another step's cached output.
+func ForDir(dir string, info Info) ([]byte, error) {
 	p := filepath.Join(dir, ReadmeFile)
 	if old, err := os.ReadFile(p); err == nil && !bytes.Contains(old, []byte(Marker)) {
-		return false, nil
+		return nil, nil
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("read %s: %w", p, err)
+		return nil, fmt.Errorf("read %s: %w", p, err)
 	}
-	card, err := Render(dir, info)
-	if err != nil {
-		return false, err
-	}
-	if err := renameio.WriteFile(p, card, 0o644); err != nil {
-		return false, fmt.Errorf("write model card: %w", err)
-	}
-	return true, nil
+	return Render(dir, info)
 }
 
 // readJSON reads a JSON object; a missing file gives nil.

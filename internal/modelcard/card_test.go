@@ -165,32 +165,22 @@ func TestRenderBadJSON(t *testing.T) {
 	}
 }
 
-func TestWriteKeepsHandWrittenCard(t *testing.T) {
+func TestForDirKeepsHandWrittenCard(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, ReadmeFile)
 	writeFile(t, p, "# my own card\n")
-	wrote, err := Write(dir, Info{BaseModel: "gpt2"})
-	if err != nil || wrote {
-		t.Fatalf("Write over a hand-written card: wrote=%v err=%v", wrote, err)
+	card, err := ForDir(dir, Info{BaseModel: "gpt2"})
+	if err != nil || card != nil {
+		t.Fatalf("ForDir beside a hand-written card: %q, %v; want nil, nil", card, err)
 	}
-	if b, _ := os.ReadFile(p); string(b) != "# my own card\n" {
-		t.Fatalf("hand-written card changed: %q", b)
-	}
-	os.Remove(p)
-	if wrote, err := Write(dir, Info{BaseModel: "gpt2"}); err != nil || !wrote {
-		t.Fatalf("first Write: wrote=%v err=%v", wrote, err)
-	}
-	// A generated card is refreshed when the inputs change.
+	// A generated card is rendered afresh, from the directory's files.
+	writeFile(t, p, "old\n"+Marker+"\n")
 	writeFile(t, filepath.Join(dir, MetricsFile), `{"eval_loss":0.5}`)
-	if wrote, err := Write(dir, Info{BaseModel: "gpt2"}); err != nil || !wrote {
-		t.Fatalf("second Write: wrote=%v err=%v", wrote, err)
+	card, err = ForDir(dir, Info{BaseModel: "gpt2"})
+	if err != nil || !strings.Contains(string(card), "| eval_loss | 0.5 |") || strings.HasPrefix(string(card), "old") {
+		t.Errorf("ForDir beside a generated card: %v\n%s", err, card)
 	}
-	b, _ := os.ReadFile(p)
-	if !strings.Contains(string(b), "| eval_loss | 0.5 |") {
-		t.Errorf("refreshed card lacks the metric:\n%s", b)
-	}
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 2 {
-		t.Errorf("temp files left behind: %v", entries)
+	if b, _ := os.ReadFile(p); string(b) != "old\n"+Marker+"\n" {
+		t.Errorf("ForDir wrote into the directory: %q", b)
 	}
 }

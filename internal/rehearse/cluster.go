@@ -1,7 +1,6 @@
 package rehearse
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,11 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kfllm/kfllm/internal/image"
 	"github.com/kfllm/kfllm/internal/kfp/local"
+	"github.com/kfllm/kfllm/internal/linewriter"
 )
 
 // modelMount is where KServe's storage initializer leaves a model.
@@ -189,7 +188,7 @@ func (o Options) serve(ctx context.Context, rc *Runc, model string) (*cluster, e
 	api.run.Mounts = append(api.run.Mounts, image.Mount{Host: filepath.Join(o.Work, "base-model"), Container: baseDir, ReadOnly: true})
 	cl := &cluster{model: apiCM["MODEL_NAME"]}
 	fmt.Fprintf(o.Log, "rehearse: serving: %s\n", strings.Join(append(slices.Clone(api.run.Command), api.run.Args...), " "))
-	if cl.api, err = rc.start(ctx, "serving", api.run, prefixed(o.Log, "[serving] ")); err != nil {
+	if cl.api, err = rc.start(ctx, "serving", api.run, linewriter.NewPrefixed(o.Log, "[serving] ")); err != nil {
 		return nil, err
 	}
 	if err := api.probes(ctx, cl.api, o.Log); err != nil {
@@ -220,7 +219,7 @@ func (o Options) serve(ctx context.Context, rc *Runc, model string) (*cluster, e
 		return nil, err
 	}
 	fmt.Fprintf(o.Log, "rehearse: ui: %s\n", strings.Join(append(slices.Clone(ui.run.Command), ui.run.Args...), " "))
-	if cl.ui, err = rc.start(ctx, "ui", ui.run, prefixed(o.Log, "[ui] ")); err != nil {
+	if cl.ui, err = rc.start(ctx, "ui", ui.run, linewriter.NewPrefixed(o.Log, "[ui] ")); err != nil {
 		cl.stop()
 		return nil, err
 	}
@@ -245,28 +244,4 @@ func (c *cluster) ask(ctx context.Context, context_, question string) (string, e
 		return "", err
 	}
 	return sseAnswer(out)
-}
-
-// prefixed writes each line to w with a prefix.
-func prefixed(w io.Writer, prefix string) io.Writer { return &prefixWriter{w: w, prefix: prefix} }
-
-type prefixWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	prefix string
-	buf    []byte
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.buf = append(p.buf, b...)
-	for {
-		i := bytes.IndexByte(p.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		fmt.Fprintf(p.w, "%s%s\n", p.prefix, p.buf[:i])
-		p.buf = p.buf[i+1:]
-	}
 }

@@ -14,11 +14,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kfllm/kfllm/internal/image"
 	"github.com/kfllm/kfllm/internal/kfp/local"
+	"github.com/kfllm/kfllm/internal/linewriter"
 	"github.com/kfllm/kfllm/internal/synth"
 )
 
@@ -83,19 +83,7 @@ func (o *Options) defaults() {
 	}
 	// The containers' output is copied to Log from their own goroutines
 	// while the rehearsal writes its progress: one lock keeps lines whole.
-	o.Log = &lockedWriter{w: o.Log}
-}
-
-// lockedWriter serialises writes to w.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
+	o.Log = linewriter.Locked(o.Log)
 }
 
 // Result is what a rehearsal measured.

@@ -4,7 +4,9 @@
 //
 // Open maps a file into memory and validates the whole header before handing
 // out zero-copy views of the tensor bytes, so loading a model never holds a
-// second copy of the weights on the Go heap. OpenDir does the same for a
+// second copy of the weights on the Go heap; a loader that copies each tensor
+// elsewhere (into libtorch) calls Release after each copy, so that the file's
+// pages and the copies are not resident at once. OpenDir does the same for a
 // model directory with either model.safetensors or a sharded checkpoint
 // described by model.safetensors.index.json. WriteFile and Create write
 // files the Python library reads (byte-identical to what it writes for the

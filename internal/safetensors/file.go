@@ -19,10 +19,11 @@ type File struct {
 	h       *header
 	dataOff int64 // offset of the data section in the file
 
-	mu     sync.RWMutex
-	data   []byte // the data section; nil after Close
-	unmap  func() error
-	closed bool
+	mu      sync.RWMutex
+	data    []byte // the data section; nil after Close
+	unmap   func() error
+	release func(begin, end int64) error // drops data[begin:end]'s pages from the resident set; nil: nothing to drop
+	closed  bool
 }
 
 // Open opens the safetensors file at path, validates its header fully (see
@@ -44,11 +45,21 @@ func Open(path string) (*File, error) {
 	if err != nil {
 		return nil, withPath(path, err)
 	}
-	data, unmap, err := mapData(fh, dataOff, h.dataLen)
+	m, err := mapData(fh, dataOff, h.dataLen)
 	if err != nil {
 		return nil, withPath(path, fmt.Errorf("map data: %w", err))
 	}
-	return &File{path: path, h: h, dataOff: dataOff, data: data, unmap: unmap}, nil
+	return &File{path: path, h: h, dataOff: dataOff, data: m.data, unmap: m.unmap, release: m.release}, nil
+}
+
+// mapping is a file's data section in memory (mapData, per platform): the
+// bytes, the function that unmaps them (nil when there is nothing to
+// unmap) and the one that drops data[begin:end]'s pages from the process's
+// resident set (nil where there is nothing to drop).
+type mapping struct {
+	data    []byte
+	unmap   func() error
+	release func(begin, end int64) error
 }
 
 // readHeader reads and validates the header of a file of the given size,
@@ -148,6 +159,34 @@ func (f *File) Data(name string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s", ErrClosed, f.path)
 	}
 	return f.data[t.Begin:t.End:t.End], nil
+}
+
+// Release tells the kernel that the process is done with the named
+// tensor's bytes for now: the mapped pages that hold them leave the
+// process's resident set (they stay in the page cache). A loader that
+// copies each tensor out (into libtorch, say) and then releases it never
+// holds the file's pages and all the copies at once, so its peak RSS is
+// the copies plus one tensor rather than the copies plus the file. Views
+// from Data stay valid: reading one again faults its pages back in, from
+// the page cache. Pages shared with a neighbouring tensor are dropped too
+// and come back the same way. On platforms without mmap it does nothing.
+func (f *File) Release(name string) error {
+	t, ok := f.h.tensors[name]
+	if !ok {
+		return fmt.Errorf("safetensors: %s: tensor %q: %w", f.path, name, ErrNotFound)
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.closed {
+		return fmt.Errorf("%w: %s", ErrClosed, f.path)
+	}
+	if f.release == nil || t.End == t.Begin {
+		return nil
+	}
+	if err := f.release(t.Begin, t.End); err != nil {
+		return fmt.Errorf("safetensors: %s: release tensor %q: %w", f.path, name, err)
+	}
+	return nil
 }
 
 // Metadata returns a copy of the header's __metadata__ (nil if absent).

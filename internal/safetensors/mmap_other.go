@@ -11,13 +11,13 @@ import (
 
 // mapData reads n bytes of f starting at off into memory: platforms without
 // mmap hold one copy of the data on the heap.
-func mapData(f *os.File, off, n int64) ([]byte, func() error, error) {
+func mapData(f *os.File, off, n int64) (mapping, error) {
 	if n > math.MaxInt {
-		return nil, nil, fmt.Errorf("%d bytes do not fit in the address space", n)
+		return mapping{}, fmt.Errorf("%d bytes do not fit in the address space", n)
 	}
 	b := make([]byte, n)
 	if _, err := f.ReadAt(b, off); err != nil && err != io.EOF {
-		return nil, nil, err
+		return mapping{}, err
 	}
-	return b, nil, nil
+	return mapping{data: b}, nil
 }

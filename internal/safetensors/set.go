@@ -257,3 +257,12 @@ func writeAtomic(path string, b []byte) error {
 	}
 	return commit(tmp.Name(), path)
 }
+
+// Release is File.Release for the file that holds the named tensor.
+func (s *Set) Release(name string) error {
+	shard, ok := s.shardOf[name]
+	if !ok {
+		return fmt.Errorf("safetensors: %s: tensor %q: %w", s.dir, name, ErrNotFound)
+	}
+	return s.files[shard].Release(name)
+}

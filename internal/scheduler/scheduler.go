@@ -188,6 +188,11 @@ type job struct {
 	seq     Sequence
 	ids     []int
 	emitted int // bytes of text already streamed
+	// lead is the prompt's last id followed by ids, and leadText that id's
+	// own text: text() decodes lead and cuts leadText off (nil lead: ids
+	// are decoded alone).
+	lead     []int
+	leadText string
 
 	mu      sync.Mutex
 	pending strings.Builder
@@ -245,6 +250,9 @@ func (s *Scheduler) Generate(ctx context.Context, req Request, onText func(strin
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	j := &job{ctx: ctx, req: req, prompt: prompt, maxNew: maxNew, enqueued: start, wake: make(chan struct{}, 1)}
+	if t, err := s.tok.Decode(prompt[len(prompt)-1:], true); err == nil {
+		j.lead, j.leadText = append(make([]int, 0, maxNew+1), prompt[len(prompt)-1]), t
+	}
 	if err := s.submit(j); err != nil {
 		return Result{}, err
 	}
@@ -439,7 +447,7 @@ func (s *Scheduler) advance(j *job) bool {
 	}
 	j.ids = append(j.ids, tok)
 	s.tokens.Add(1)
-	text, err := s.tok.Decode(j.ids, true)
+	text, err := s.text(j)
 	if err != nil {
 		s.retire(j, nil, fmt.Errorf("decode tokens: %w", err))
 		return false
@@ -477,8 +485,31 @@ func (s *Scheduler) publishUpTo(j *job, text string, end int) {
 	}
 }
 
+// text is j's generated text so far, decoded as the continuation of its
+// prompt, as transformers' text-generation pipeline and llama.cpp give it:
+// the prompt's last token is decoded with the generated ones and its own
+// text cut off, so that a decoder that strips the leading space of what it
+// decodes (SentencePiece's "Strip" step, Llama 2) keeps the completion's
+// (" Paris"). Should that token's text not start the joint text (a
+// character split between prompt and completion), the generated ids are
+// decoded alone from then on.
+func (s *Scheduler) text(j *job) (string, error) {
+	if j.lead != nil {
+		j.lead = append(j.lead[:1], j.ids...)
+		joint, err := s.tok.Decode(j.lead, true)
+		if err != nil {
+			return "", err
+		}
+		if strings.HasPrefix(joint, j.leadText) {
+			return joint[len(j.leadText):], nil
+		}
+		j.lead = nil
+	}
+	return s.tok.Decode(j.ids, true)
+}
+
 func (s *Scheduler) result(j *job, reason string, cut int) *Result {
-	text, _ := s.tok.Decode(j.ids, true)
+	text, _ := s.text(j)
 	if cut >= 0 && cut <= len(text) {
 		text = text[:cut]
 	}

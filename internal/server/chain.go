@@ -39,18 +39,39 @@ type ModelInfo struct {
 }
 
 // chain is LangChain's `prompt | llm | parser` in langchaingo terms: a
-// PromptTemplate, an llms.Model, and the plain string output parser. Each
+// PromptTemplate, an llms.Model, and a string output parser. Each
 // invocation is traced as a chain run with prompt, llm and parser children.
 type chain struct {
 	template     prompts.PromptTemplate
 	templateName string
 	llm          llms.Model
-	parser       outputparser.Simple
+	parser       parser
 	tracer       *langsmith.Tracer
 	model        ModelInfo
 	modelName    string
 	defaults     Defaults
 }
+
+// parser turns the model's text into the chain's output.
+type parser interface {
+	Parse(text string) (any, error)
+}
+
+// The QA answer (KServe V1 and V2, chat completions) is langchaingo's
+// Simple parser: the text without surrounding space, the " " that follows
+// "Answer:" in the template included. A completion is LangChain's
+// StrOutputParser as Python has it, verbatim: its leading space belongs to
+// the text (" Paris" after "The capital of France is"), as transformers,
+// llama.cpp and vLLM return it.
+var (
+	_ parser = outputparser.Simple{}
+	_ parser = verbatim{}
+)
+
+// verbatim returns the text as it is.
+type verbatim struct{}
+
+func (verbatim) Parse(text string) (any, error) { return text, nil }
 
 // Defaults are the generation parameters used when a request gives none.
 type Defaults struct {
@@ -68,12 +89,12 @@ type answer struct {
 	Latency      time.Duration
 }
 
-func newChain(tmpl string, vars []string, name string, llm llms.Model, tr *langsmith.Tracer, info ModelInfo, modelName string, d Defaults) (*chain, error) {
+func newChain(tmpl string, vars []string, name string, p parser, llm llms.Model, tr *langsmith.Tracer, info ModelInfo, modelName string, d Defaults) (*chain, error) {
 	t := prompts.PromptTemplate{Template: tmpl, InputVariables: vars, TemplateFormat: prompts.TemplateFormatFString}
 	if err := prompts.CheckValidTemplate(t.Template, t.TemplateFormat, t.InputVariables); err != nil {
 		return nil, fmt.Errorf("prompt template %s: %w", name, err)
 	}
-	return &chain{template: t, templateName: name, llm: llm, parser: outputparser.NewSimple(),
+	return &chain{template: t, templateName: name, llm: llm, parser: p,
 		tracer: tr, model: info, modelName: modelName, defaults: d}, nil
 }
 

@@ -80,7 +80,11 @@
 // # OpenAI routes
 //
 // /openai/v1/completions sends "prompt" to the model as it is (an identity
-// prompt template keeps the trace shape). /openai/v1/chat/completions maps
+// prompt template keeps the trace shape) and answers the continuation
+// verbatim, its leading space included (" Paris" after "The capital of
+// France is"), as transformers' text-generation pipeline, llama.cpp and vLLM
+// do; clean_up_tokenization_spaces is not applied (as in llama.cpp, vLLM
+// and TGI). /openai/v1/chat/completions maps
 // the conversation onto the QA prompt: the last message (which must be the
 // user's) is the question; system messages and earlier turns, as
 // "role: text" lines, are the context. Streams end with `data: [DONE]`;

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/mux"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tmc/langchaingo/llms"
+	"github.com/tmc/langchaingo/outputparser"
 
 	"github.com/kfllm/kfllm/internal/langsmith"
 	"github.com/kfllm/kfllm/internal/scheduler"
@@ -136,7 +137,7 @@ func New(opts Options) (*Server, error) {
 		opts.Logger = slog.Default()
 	}
 	// Check the template now, not at the first request.
-	if _, err := newChain(opts.Template, []string{"context", "question"}, "qa", nil, nil, ModelInfo{}, "", opts.Defaults); err != nil {
+	if _, err := newChain(opts.Template, []string{"context", "question"}, "qa", outputparser.NewSimple(), nil, nil, ModelInfo{}, "", opts.Defaults); err != nil {
 		return nil, err
 	}
 	s := &Server{opts: opts, log: opts.Logger, created: time.Now().Unix()}
@@ -170,11 +171,11 @@ func (s *Server) Load(ctx context.Context) error {
 	if b.Info.LLMName == "" {
 		b.Info.LLMName = "KFLLM"
 	}
-	qa, err := newChain(s.opts.Template, []string{"context", "question"}, "qa", b.LLM, s.opts.Tracer, b.Info, s.opts.ModelName, s.opts.Defaults)
+	qa, err := newChain(s.opts.Template, []string{"context", "question"}, "qa", outputparser.NewSimple(), b.LLM, s.opts.Tracer, b.Info, s.opts.ModelName, s.opts.Defaults)
 	if err != nil {
 		return err
 	}
-	raw, err := newChain("{prompt}", []string{"prompt"}, "raw", b.LLM, s.opts.Tracer, b.Info, s.opts.ModelName, s.opts.Defaults)
+	raw, err := newChain("{prompt}", []string{"prompt"}, "raw", verbatim{}, b.LLM, s.opts.Tracer, b.Info, s.opts.ModelName, s.opts.Defaults)
 	if err != nil {
 		return err
 	}

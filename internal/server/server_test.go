@@ -471,12 +471,12 @@ func TestOpenAICompletions(t *testing.T) {
 	r := e.post("/openai/v1/completions", `{"model":"llm","prompt":"Say hi","max_tokens":50}`)
 	m := r.json(t)
 	choice := m["choices"].([]any)[0].(map[string]any)
-	if r.status != 200 || m["object"] != "text_completion" || choice["text"] != "done: Say hi" ||
+	if r.status != 200 || m["object"] != "text_completion" || choice["text"] != " done: Say hi" ||
 		choice["finish_reason"] != "stop" || m["usage"].(map[string]any)["prompt_tokens"].(float64) != 6 {
 		t.Errorf("%d %s", r.status, r.body)
 	}
 	m = e.post("/openai/v1/completions", `{"model":"llm","prompt":"Say hi","max_tokens":3}`).json(t)
-	if c := m["choices"].([]any)[0].(map[string]any); c["finish_reason"] != "length" || c["text"] != "do" {
+	if c := m["choices"].([]any)[0].(map[string]any); c["finish_reason"] != "length" || c["text"] != " do" {
 		t.Errorf("max_tokens 3: %v", c)
 	}
 	r = e.post("/openai/v1/completions", `{"model":"llm","prompt":"Stream","stream":true,"stream_options":{"include_usage":true}}`)

@@ -1,8 +1,10 @@
-// Package upload publishes a fine-tuned model directory: it writes the
-// model card (internal/modelcard), then commits the directory either to a
-// Hugging Face Hub repository (internal/hub: preupload, LFS, one commit) or
-// to a git remote (internal/gitremote: go-git push with git-lfs), depending
-// on what --repo names. It is what the upload component's main calls.
+// Package upload publishes a fine-tuned model directory: it renders the
+// model card (internal/modelcard) and commits the directory with it either
+// to a Hugging Face Hub repository (internal/hub: preupload, LFS, one
+// commit) or to a git remote (internal/gitremote: go-git push with
+// git-lfs), depending on what --repo names, never writing into the
+// directory (it may be another step's cached output). It is what the
+// upload component's main calls.
 package upload
 
 import (
@@ -43,7 +45,8 @@ type Options struct {
 	// git-lfs (0: gitremote.DefaultLFSThreshold; negative: never). The Hub
 	// decides by itself, through preupload.
 	LFSThreshold int64
-	// ModelCard writes README.md (unless a hand-written one is there).
+	// ModelCard publishes a generated README.md with the files (unless a
+	// hand-written one is there); ModelDir itself is not written to.
 	ModelCard bool
 	// Card fills the card's metadata beyond what the model dir says.
 	Card modelcard.Info
@@ -114,7 +117,8 @@ func Classify(repo string) (Kind, error) {
 	return KindHub, nil
 }
 
-// Run writes the model card and uploads the model directory.
+// Run uploads the model directory with a fresh model card, leaving the
+// directory as it was.
 func Run(ctx context.Context, o Options) (*Result, error) {
 	st, err := os.Stat(o.ModelDir)
 	if err != nil {
@@ -139,24 +143,30 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			return nil, hub.ErrNoToken // before touching anything
 		}
 	}
+	src := o.ModelDir // what is published: the model dir, or a stage of it with a fresh card
 	if o.ModelCard {
-		card := o.Card
-		if card.ModelID == "" && kind == KindHub {
-			card.ModelID = o.Repo
+		info := o.Card
+		if info.ModelID == "" && kind == KindHub {
+			info.ModelID = o.Repo
 		}
-		wrote, err := modelcard.Write(o.ModelDir, card)
+		card, err := modelcard.ForDir(o.ModelDir, info)
 		switch {
 		case err != nil:
-			// A read-only model dir still uploads, without a fresh card.
-			logf(o.Progress, "model card: not written: %v", err)
-		case wrote:
-			logf(o.Progress, "model card: wrote %s", modelcard.ReadmeFile)
-		default:
+			// A model dir whose JSON files are unreadable still uploads,
+			// without a fresh card.
+			logf(o.Progress, "model card: not generated: %v", err)
+		case card == nil:
 			logf(o.Progress, "model card: kept the hand-written %s", modelcard.ReadmeFile)
+		default:
+			if src, err = stage(o.ModelDir, modelcard.ReadmeFile, card); err != nil {
+				return nil, fmt.Errorf("model card: %w", err)
+			}
+			defer os.RemoveAll(src)
+			logf(o.Progress, "model card: generated %s (published with the files; %s is left as it is)", modelcard.ReadmeFile, o.ModelDir)
 		}
 	}
 	if kind == KindHub {
-		r, err := c.UploadFolder(ctx, o.ModelDir, hub.UploadOptions{
+		r, err := c.UploadFolder(ctx, src, hub.UploadOptions{
 			RepoID: o.Repo, Revision: o.Revision, Private: o.Private,
 			CommitMessage: o.CommitMessage, Progress: o.Progress,
 		})
@@ -173,7 +183,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			user = "hf_user"
 		}
 	}
-	r, err := gitremote.Push(ctx, o.ModelDir, gitremote.Options{
+	r, err := gitremote.Push(ctx, src, gitremote.Options{
 		Remote: o.Repo, Username: user, Password: pass, Branch: o.Revision,
 		Message: o.CommitMessage, LFSThreshold: o.LFSThreshold,
 		HTTPClient: o.HTTPClient, Progress: o.Progress,

@@ -3,9 +3,12 @@ package upload
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -176,5 +179,165 @@ func TestRunGitFollowsRemoteHEAD(t *testing.T) {
 	res2, err := Run(context.Background(), Options{ModelDir: dir, Repo: bare, Revision: "main"})
 	if err != nil || res2.Revision != "main" || res2.Commit != gitHead(t, bare, "main") {
 		t.Fatalf("--revision main: %+v, %v", res2, err)
+	}
+}
+
+// snapshot is every entry under dir: path -> mode and content (symlinks by
+// target), so that two snapshots are equal only if nothing was added,
+// removed or changed.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		st, err := os.Lstat(p)
+		if err != nil {
+			return err
+		}
+		v := st.Mode().String()
+		switch {
+		case st.Mode()&fs.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			v += " -> " + target
+		case st.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += " " + string(b)
+		}
+		out[rel] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// changed lists the entries that differ between two snapshots.
+func changed(before, after map[string]string) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(after)) {
+		if v, ok := before[k]; !ok {
+			out = append(out, "added "+k)
+		} else if v != after[k] {
+			out = append(out, "changed "+k)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(before)) {
+		if _, ok := after[k]; !ok {
+			out = append(out, "removed "+k)
+		}
+	}
+	return out
+}
+
+// TestRunLeavesModelDirUntouched: upload publishes a fresh card without
+// writing into the model directory it is given (under `pipeline local`
+// that is finetune's cached output, which later runs reuse), for the Hub
+// and a git remote, whether the directory has no README.md or an older
+// generated one; the published repository holds the card and every file of
+// the directory, subdirectories and executable bits included.
+func TestRunLeavesModelDirUntouched(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	s := hubtest.New(t)
+	oldCard := "---\nlibrary_name: transformers\n---\n" + modelcard.Marker + "\nan older card\n"
+	for _, c := range []struct{ name, target, readme string }{
+		{"hub, no card", "hub", ""},
+		{"hub, an older generated card", "hub", oldCard},
+		{"git, no card", "git", ""},
+		{"git, an older generated card", "git", oldCard},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := modelDir(t)
+			must := func(err error) {
+				t.Helper()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(os.MkdirAll(filepath.Join(dir, "tokenizer"), 0o755))
+			must(os.WriteFile(filepath.Join(dir, "tokenizer", "tokenizer.json"), []byte(`{"version":"1.0"}`), 0o644))
+			must(os.WriteFile(filepath.Join(dir, "run.sh"), []byte("#!/bin/sh\n"), 0o755))
+			if c.readme != "" {
+				must(os.WriteFile(filepath.Join(dir, "README.md"), []byte(c.readme), 0o644))
+			}
+			must(os.Chmod(dir, 0o755))
+			before := snapshot(t, dir)
+			o := Options{ModelDir: dir, ModelCard: true, Card: hubtestCard(), CommitMessage: "m"}
+			var read func(name string) (string, bool)
+			if c.target == "hub" {
+				o.Repo = "me/untouched-" + strings.ReplaceAll(strings.ReplaceAll(c.name, ",", ""), " ", "-")
+				o.Hub = hub.New(hub.Options{Endpoint: s.URL, Token: s.Token, HTTPClient: s.UploadHTTPClient(), UserAgent: "kfllm-upload"})
+				read = func(name string) (string, bool) {
+					_, files, _ := s.Repo("model", o.Repo).Files("main")
+					f, ok := files[name]
+					return string(f.Data), ok
+				}
+			} else {
+				o.Repo = filepath.Join(t.TempDir(), "model.git")
+				read = func(name string) (string, bool) {
+					out, err := exec.Command("git", "-C", o.Repo, "show", "main:"+name).Output()
+					return string(out), err == nil
+				}
+			}
+			if _, err := Run(context.Background(), o); err != nil {
+				t.Fatal(err)
+			}
+			if diff := changed(before, snapshot(t, dir)); diff != nil {
+				t.Errorf("the upload changed its model directory: %v", diff)
+			}
+			card, ok := read("README.md")
+			if !ok || !strings.Contains(card, modelcard.Marker) || strings.Contains(card, "an older card") || !strings.Contains(card, "license: mit") {
+				t.Errorf("published README.md (present %v) is not the fresh card:\n%s", ok, card)
+			}
+			for name, want := range map[string]string{"metrics.json": `{"eval_loss":2.5}`, "tokenizer/tokenizer.json": `{"version":"1.0"}`, "run.sh": "#!/bin/sh\n"} {
+				if got, ok := read(name); !ok || got != want {
+					t.Errorf("published %s = %q (present %v), want %q", name, got, ok, want)
+				}
+			}
+			if c.target == "git" {
+				out, err := exec.Command("git", "-C", o.Repo, "ls-tree", "main", "run.sh").Output()
+				if err != nil || !strings.HasPrefix(string(out), "100755 ") {
+					t.Errorf("run.sh in the commit: %q, %v; want mode 100755", out, err)
+				}
+			}
+		})
+	}
+}
+
+// TestRunKeepsHandWrittenCard: a README.md someone wrote is published as
+// it is, and the directory stays as it was.
+func TestRunKeepsHandWrittenCard(t *testing.T) {
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	dir := modelDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("# my model\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	bare := filepath.Join(t.TempDir(), "model.git")
+	var log strings.Builder
+	if _, err := Run(context.Background(), Options{ModelDir: dir, Repo: bare, ModelCard: true, Progress: &log}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("git", "-C", bare, "show", "main:README.md").Output(); err != nil || string(out) != "# my model\n" {
+		t.Errorf("published README.md %q, %v; want the hand-written one", out, err)
+	}
+	if diff := changed(before, snapshot(t, dir)); diff != nil {
+		t.Errorf("the upload changed its model directory: %v", diff)
+	}
+	if !strings.Contains(log.String(), "kept the hand-written README.md") {
+		t.Errorf("log does not say the card was kept:\n%s", log.String())
 	}
 }

@@ -311,3 +311,89 @@ func TestDeployServesAnAdapterOrAFullModel(t *testing.T) {
 }
 
 const sha1 = "0123456789abcdef0123456789abcdef01234567"
+
+// TestDeployServesLoRAAdapters: `make api-deploy LORA_ADAPTERS=...` puts
+// serving's list of more adapters (docs/design.md §5) into llm-api-config,
+// written back in the form serving reads (spaces and empty items dropped),
+// and the container gets it as LORA_ADAPTERS; the rendered manifests meet
+// the contracts, the list's own checks included.
+func TestDeployServesLoRAAdapters(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make not found")
+	}
+	dir := t.TempDir()
+	kubectl := fakeKubectl(t, dir, "")
+	env := []string{"KUBECTL=" + kubectl, "KFLLM_DEPLOY_DIR=" + dir}
+	cmd := exec.Command("make", "--no-print-directory", "-C", repo, "api-deploy",
+		"MODEL_ID=alice/squad-lora@"+sha1, "LORA_ADAPTERS= squad-v2=alice/squad-lora-v2@"+sha1+", ,chat=bob/chat-lora")
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make api-deploy: %v\n%s", err, out)
+	}
+	out, stderr, code := runScript(t, env, "deploy.sh", "render", "ui")
+	if code != 0 {
+		t.Fatalf("render ui: exit %d: %s", code, stderr)
+	}
+	b, err := RenderBundle(filepath.Join(dir, "api"), strings.TrimSpace(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "squad-v2=alice/squad-lora-v2@" + sha1 + ",chat=bob/chat-lora"
+	e := expect(t)
+	e.ModelID, e.LoRAAdapters = "alice/squad-lora@"+sha1, want
+	for _, err := range CheckBundle(b, e) {
+		t.Error(err)
+	}
+	var got string
+	for _, ev := range b.InferenceServices[APIName].Spec.Predictor.Containers[0].Env {
+		if ev.Name == "LORA_ADAPTERS" && ev.ValueFrom != nil && ev.ValueFrom.ConfigMapKeyRef != nil {
+			ref := ev.ValueFrom.ConfigMapKeyRef
+			got = b.ConfigMaps[ref.Name].Data[ref.Key]
+		}
+	}
+	if got != want {
+		t.Errorf("serving's LORA_ADAPTERS from the ConfigMap is %q, want %q", got, want)
+	}
+
+	// Without LORA_ADAPTERS the key is there and empty: the model alone.
+	_, stderr, code = runScript(t, append(env, "MODEL_ID=alice/squad-lora"), "deploy.sh", "render", "api")
+	if code != 0 {
+		t.Fatalf("render api: exit %d: %s", code, stderr)
+	}
+	b, err = RenderBundle(filepath.Join(dir, "api"), strings.TrimSpace(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := b.ConfigMaps[APIConfig].Data["LORA_ADAPTERS"]; !ok || v != "" {
+		t.Errorf("LORA_ADAPTERS unset: ConfigMap holds %q (present %v), want it empty", v, ok)
+	}
+}
+
+// TestDeployRefusesBadLoRAAdapters: a list serving would refuse (or that
+// names no adapter a pod can fetch) stops the render before anything is
+// applied, with the item named.
+func TestDeployRefusesBadLoRAAdapters(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct{ list, want string }{
+		{"a=alice/x,a=alice/y", `the name a is given twice`},
+		{"a=alice/x,llm-api=alice/y", `llm-api is the base model's name`},
+		{"alice/x", `want NAME=OWNER/NAME[@REV]`},
+		{"a=not a repo", `not a Hub repo id OWNER/NAME[@REV]`},
+		{"a=alice/x@", `not a Hub repo id OWNER/NAME[@REV]`},
+		{"a/b=alice/x", `the name may hold only`},
+		{"a=/models/x", `not a Hub repo id OWNER/NAME[@REV]`},
+	} {
+		t.Run(c.list, func(t *testing.T) {
+			kubectl := fakeKubectl(t, dir, "")
+			_, stderr, code := runScript(t, []string{"KFLLM_DEPLOY_DIR=" + dir, "KUBECTL=" + kubectl,
+				"MODEL_ID=alice/squad", "LORA_ADAPTERS=" + c.list}, "deploy.sh", "api-deploy")
+			if code != 2 || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, stderr, c.want)
+			}
+			calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+			if strings.Contains(string(calls), "apply ") {
+				t.Errorf("applied although the list is bad:\n%s", calls)
+			}
+		})
+	}
+}

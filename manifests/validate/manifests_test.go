@@ -6,6 +6,7 @@ import (
 
 	kservev1beta1 "github.com/kserve/kserve/pkg/apis/serving/v1beta1"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -176,7 +177,11 @@ func TestContractChecksCatchMistakes(t *testing.T) {
 			b.Meta["Service/llm-ui"] = m
 		}, "namespace"},
 		{"secret key nobody creates", func(b *Bundle) {
-			b.InferenceServices[APIName].Spec.Predictor.Containers[0].Env[2].ValueFrom.SecretKeyRef.Key = "TOKEN"
+			for _, ev := range b.InferenceServices[APIName].Spec.Predictor.Containers[0].Env {
+				if ev.Name == "HF_TOKEN" {
+					ev.ValueFrom.SecretKeyRef.Key = "TOKEN"
+				}
+			}
 		}, "not a secret the scripts create"},
 		{"KServe webhook: two predictor containers named alike", func(b *Bundle) {
 			p := &b.InferenceServices[APIName].Spec.Predictor
@@ -202,6 +207,28 @@ func TestContractChecksCatchMistakes(t *testing.T) {
 		{"probe rewrite off", func(b *Bundle) {
 			b.InferenceServices[APIName].Annotations["sidecar.istio.io/rewriteAppHTTPProbers"] = "false"
 		}, "plain-text probes"},
+		{"an adapter name given twice", func(b *Bundle) {
+			b.ConfigMaps[APIConfig].Data["LORA_ADAPTERS"] = "a=alice/x,a=alice/y"
+		}, "the name a is given twice"},
+		{"an adapter named like the base", func(b *Bundle) {
+			b.ConfigMaps[APIConfig].Data["LORA_ADAPTERS"] = "llm-api=alice/x"
+		}, "llm-api is the base model's name"},
+		{"an adapter without a name", func(b *Bundle) {
+			b.ConfigMaps[APIConfig].Data["LORA_ADAPTERS"] = "alice/x"
+		}, "LORA_ADAPTERS: item \"alice/x\": want NAME=REF"},
+		{"an adapter reference that does not parse", func(b *Bundle) {
+			b.ConfigMaps[APIConfig].Data["LORA_ADAPTERS"] = "a=alice/x@"
+		}, "not a Hub repository OWNER/NAME[@REV]"},
+		{"an adapter in a directory the pod does not mount", func(b *Bundle) {
+			b.ConfigMaps[APIConfig].Data["LORA_ADAPTERS"] = "a=/adapters/a"
+		}, "under none of the container's volume mounts"},
+		{"an adapter name that is no route segment", func(b *Bundle) {
+			b.ConfigMaps[APIConfig].Data["LORA_ADAPTERS"] = "a:b=alice/x"
+		}, "the name may hold only"},
+		{"LORA_ADAPTERS not passed to serving", func(b *Bundle) {
+			c := &b.InferenceServices[APIName].Spec.Predictor.Containers[0]
+			c.Env = slices.DeleteFunc(c.Env, func(ev corev1.EnvVar) bool { return ev.Name == "LORA_ADAPTERS" })
+		}, "read by no container"},
 		{"Knative mode", func(b *Bundle) {
 			b.InferenceServices[APIName].Annotations["serving.kserve.io/deploymentMode"] = "Serverless"
 		}, "RawDeployment"},
@@ -238,5 +265,21 @@ func TestEnvScanFindsWhatTheUIReads(t *testing.T) {
 	}
 	if s.Reads("HF_TOKEN") {
 		t.Errorf("ui reads %v; it should not see HF_TOKEN", s.List())
+	}
+}
+
+// TestLoRAAdaptersOnTheBases: the base's empty LORA_ADAPTERS passes, and so
+// do Hub references with and without a revision and a directory inside a
+// volume the container mounts (an overlay that mounts adapters).
+func TestLoRAAdaptersOnTheBases(t *testing.T) {
+	for _, list := range []string{"", " a=alice/x , b=bob/y@v1.0,, c=/var/cache/huggingface/adapters/c"} {
+		b, err := RenderBundle(repoPath("manifests", "api"), repoPath("manifests", "ui"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.ConfigMaps[APIConfig].Data["LORA_ADAPTERS"] = list
+		for _, err := range CheckBundle(b, expect(t)) {
+			t.Errorf("LORA_ADAPTERS=%q: %v", list, err)
+		}
 	}
 }

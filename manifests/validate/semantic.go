@@ -66,6 +66,9 @@ type Expect struct {
 	Registry, Tag string
 	// ModelID, when set, is what llm-api-config must hold.
 	ModelID string
+	// LoRAAdapters, when set, is what llm-api-config's LORA_ADAPTERS must
+	// hold.
+	LoRAAdapters string
 }
 
 type workload struct {
@@ -155,6 +158,10 @@ func CheckBundle(b *Bundle, e Expect) []error {
 	}
 	if len(api.containers) == 1 {
 		errs = append(errs, checkPredictor(isvc, api.containers[0], modelName)...)
+		errs = append(errs, checkLoRAAdapters(b.ConfigMaps[APIConfig].Data["LORA_ADAPTERS"], modelName, api.containers[0])...)
+	}
+	if e.LoRAAdapters != "" && b.ConfigMaps[APIConfig].Data["LORA_ADAPTERS"] != e.LoRAAdapters {
+		bad("ConfigMap %s: LORA_ADAPTERS %q, want %q", APIConfig, b.ConfigMaps[APIConfig].Data["LORA_ADAPTERS"], e.LoRAAdapters)
 	}
 	// Kubelet probes get past llm-api-deny-others only because the sidecar
 	// injector moves them to the Istio agent's port.

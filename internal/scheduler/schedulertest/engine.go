@@ -54,6 +54,10 @@ type Engine struct {
 	Answer func(prompt string) string
 	// StepDelay is slept in each Prefill and DecodeStep, like a forward pass.
 	StepDelay time.Duration
+	// IDs, when set, answers with these token ids instead of Answer's
+	// bytes, for a real tokenizer's vocabulary; the prompt is then not
+	// decoded, and Answer and OnSequence get "".
+	IDs func(prompt []int) []int
 	// Endless makes sequences never emit EOS (repeating the answer).
 	Endless bool
 	// PanicOn makes DecodeStep panic when a prompt contains it.
@@ -72,7 +76,7 @@ var _ scheduler.Engine = (*Engine)(nil)
 
 type seq struct {
 	prompt   string
-	answer   []byte
+	answer   []int
 	n        int
 	last     int
 	released bool
@@ -98,9 +102,9 @@ func (s *seq) Release() {
 func (s *seq) next() {
 	switch {
 	case s.n < len(s.answer):
-		s.last = int(s.answer[s.n])
+		s.last = s.answer[s.n]
 	case s.eng.Endless && len(s.answer) > 0:
-		s.last = int(s.answer[s.n%len(s.answer)])
+		s.last = s.answer[s.n%len(s.answer)]
 	default:
 		s.last = EOS
 	}
@@ -109,21 +113,37 @@ func (s *seq) next() {
 
 // NewSequence starts a sequence.
 func (e *Engine) NewSequence(prompt []int, sp scheduler.Sampling) (scheduler.Sequence, error) {
-	p, err := ByteTokenizer{}.Decode(prompt, true)
-	if err != nil {
-		return nil, err
+	var p string
+	if e.IDs == nil {
+		var err error
+		if p, err = (ByteTokenizer{}).Decode(prompt, true); err != nil {
+			return nil, err
+		}
 	}
 	if e.OnSequence != nil {
 		e.OnSequence(p, sp)
 	}
-	ans := p
-	if e.Answer != nil {
-		ans = e.Answer(p)
+	var ans []int
+	switch {
+	case e.IDs != nil:
+		ans = e.IDs(prompt)
+	case e.Answer != nil:
+		ans = byteIDs(e.Answer(p))
+	default:
+		ans = byteIDs(p)
 	}
 	e.mu.Lock()
 	e.live++
 	e.mu.Unlock()
-	return &seq{prompt: p, answer: []byte(ans), eng: e}, nil
+	return &seq{prompt: p, answer: ans, eng: e}, nil
+}
+
+func byteIDs(s string) []int {
+	ids := make([]int, len(s))
+	for i := range len(s) {
+		ids[i] = int(s[i])
+	}
+	return ids
 }
 
 func (e *Engine) step(ctx context.Context, seqs []scheduler.Sequence, record bool) error {
