@@ -127,8 +127,13 @@ build() {
 	# -trimpath, no build id, no VCS stamp: the binaries depend on the
 	# sources alone (the revision goes in the image label).
 	local torch=() plain=() p
+	local deps
 	for p in $PKGS; do
-		if "$GO" list -deps "$p" | grep -qx github.com/sugarme/gotch/libtch; then torch+=("$p"); else plain+=("$p"); fi
+		# Not "go list | grep -q": under pipefail, grep's early exit can
+		# kill go list with SIGPIPE and file a torch binary as plain
+		# (then linked without the CUDA libraries or the nccl tag).
+		deps=$("$GO" list -deps "$p")
+		if grep -qx github.com/sugarme/gotch/libtch <<<"$deps"; then torch+=("$p"); else plain+=("$p"); fi
 	done
 	[[ ${#plain[@]} -eq 0 ]] || "$GO" build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o "$bin/" "${plain[@]}"
 	if [[ ${#torch[@]} -gt 0 ]]; then
