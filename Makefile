@@ -110,6 +110,10 @@ push-images: ## push the layouts to IMAGE_REGISTRY/kfllm-NAME:IMAGE_TAG; prints 
 check-images: ## every shared library of every image resolves inside it; image and layer sizes
 	@$(IMAGES_ENV) bash scripts/images.sh check
 
+.PHONY: check-nccl-build
+check-nccl-build: ## the CUDA images' NCCL build (go build -tags nccl) compiles and links against libtorch 2.1.0+cu121, no GPU needed
+	@bash scripts/check_nccl_build.sh
+
 .PHONY: pin-pipeline
 pin-pipeline: ## pin the compiled pipeline's images to the digests push-images pushed
 	$(GO) run ./build/images pin --pushed $(IMAGES_OUT)/pushed.txt $(PIPELINE_YAML)

@@ -8,8 +8,9 @@
 #              sha256-verified), the userland: glibc, libstdc++, libgcc_s,
 #              CA certificates, time zones;
 #            - libtorch 2.1.0 of IMAGE_FLAVOR (cuda: with the CUDA 12.1
-#              runtime; cpu) from the sha256-pinned wheels of
-#              scripts/libtorch.sh;
+#              runtime and NCCL 2.18.1; cpu) from the sha256-pinned wheels of
+#              scripts/libtorch.sh; the cuda flavour builds with the tag
+#              nccl (internal/dist's ProcessGroupNCCL);
 #            - each component's binary, linked with run path /opt/libtorch/lib.
 #   push   push the layouts to $IMAGE_REGISTRY/kfllm-NAME:$IMAGE_TAG,
 #          credentials from the Docker config file; prints NAME REF@DIGEST and
@@ -95,6 +96,15 @@ libtorch_env() {
 	[[ -d $inc ]] || inc=$LT/include
 	install_gloo_headers # c10d's ProcessGroupGloo.hpp includes gloo's (internal/dist)
 	export CPLUS_INCLUDE_PATH=$inc:$inc/torch/csrc/api/include:$GLOO_INCLUDE
+	TAGS=""
+	if [[ $IMAGE_FLAVOR == cuda ]]; then
+		# internal/dist's ProcessGroupNCCL (build tag nccl) needs nccl.h and
+		# the CUDA runtime's headers (scripts/check_nccl_build.sh checks
+		# this build without a GPU).
+		install_cuda_headers
+		CPLUS_INCLUDE_PATH=$CPLUS_INCLUDE_PATH:$CUDA_INCLUDE
+		TAGS=nccl
+	fi
 }
 
 # packages: the main package of each name, components/NAME or NAME.
@@ -117,8 +127,13 @@ build() {
 	# -trimpath, no build id, no VCS stamp: the binaries depend on the
 	# sources alone (the revision goes in the image label).
 	local torch=() plain=() p
+	local deps
 	for p in $PKGS; do
-		if "$GO" list -deps "$p" | grep -qx github.com/sugarme/gotch/libtch; then torch+=("$p"); else plain+=("$p"); fi
+		# Not "go list | grep -q": under pipefail, grep's early exit can
+		# kill go list with SIGPIPE and file a torch binary as plain
+		# (then linked without the CUDA libraries or the nccl tag).
+		deps=$("$GO" list -deps "$p")
+		if grep -qx github.com/sugarme/gotch/libtch <<<"$deps"; then torch+=("$p"); else plain+=("$p"); fi
 	done
 	[[ ${#plain[@]} -eq 0 ]] || "$GO" build -trimpath -buildvcs=false -ldflags "-s -w -buildid=" -o "$bin/" "${plain[@]}"
 	if [[ ${#torch[@]} -gt 0 ]]; then
@@ -129,7 +144,7 @@ build() {
 		# unavailable), as PyTorch's C++ docs warn. Given to the external
 		# linker only, so gotch's C++ stays in the build cache.
 		[[ $IMAGE_FLAVOR == cuda ]] && ext=" '-extldflags=-Wl,--no-as-needed -ltorch_cuda -lc10_cuda -Wl,--as-needed'"
-		"$GO" build -trimpath -buildvcs=false -ldflags "-s -w -buildid=$ext" -o "$bin/" "${torch[@]}"
+		"$GO" build -tags "$TAGS" -trimpath -buildvcs=false -ldflags "-s -w -buildid=$ext" -o "$bin/" "${torch[@]}"
 	fi
 	local created rev
 	created=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}

@@ -68,6 +68,71 @@ install_gloo_headers() {
   lt_log "gloo headers ($ver) ready in $GLOO_INCLUDE"
 }
 
+# CUDA_HEADER_WHEELS: the wheels whose include/ directories c10d's
+# ProcessGroupNCCL.hpp needs (nccl.h; cuda_runtime_api.h, cublas_v2.h,
+# cusparse.h, cusolverDn.h through ATen/cuda/CUDAContext.h). Spec prefixes
+# of TORCH_WHEELS / CUDA_WHEELS / CUDA_HEADER_ONLY_WHEELS entries.
+# The CUDA runtime's headers include crt/host_defines.h, which only the
+# nvcc wheel ships (its headers are taken, nothing else).
+CUDA_HEADER_ONLY_WHEELS=(
+  "nvidia-cuda-nvcc-cu12==12.1.105 nvidia_cuda_nvcc_cu12-12.1.105-py3-none-manylinux1_x86_64.whl a0712a05ffd57d9f017580ffcc808b207f7f4ef7a5ca8ac1312318b153739a18"
+)
+# cuda_fp16.hpp (through nccl.h) includes <nv/target>, libcu++'s target
+# macros, which no CUDA 12.1 wheel ships: Debian bookworm's libcu++-dev
+# (main) has them; only usr/include/nv is taken. package, version, sha256.
+NV_TARGET_DEB=(libcu++-dev 1.8.1-2 76b27664a8b8c67b660c23056fe838080a8c6bf8725154805676f12d672b31c0)
+CUDA_HEADER_WHEELS=(nvidia-cuda-runtime-cu12 nvidia-cuda-nvcc-cu12 nvidia-cublas-cu12 nvidia-cusparse-cu12 nvidia-cusolver-cu12 nvidia-nccl-cu12)
+CUDA_INCLUDE=$KFLLM_CACHE/cuda-headers-12.1-nccl-2.18.1/include
+
+# install_cuda_headers: CUDA_INCLUDE/*.h from the pinned nvidia-*-cu12
+# wheels (nvidia/X/include/... -> CUDA_INCLUDE/...), once. internal/dist's
+# nccl build (go build -tags nccl) compiles against them with the CUDA
+# libtorch's libraries (scripts/images.sh, scripts/check_nccl_build.sh).
+install_cuda_headers() {
+  local dest want entry spec file sum whl
+  dest=$(dirname "$CUDA_INCLUDE")
+  if [ -f "$dest/.complete" ]; then return; fi
+  mkdir -p "$(dirname "$dest")"
+  local tmp; tmp=$(mktemp -d "$dest.XXXXXX")
+  for want in "${CUDA_HEADER_WHEELS[@]}"; do
+    for entry in "${TORCH_WHEELS[@]}" "${CUDA_WHEELS[@]}" "${CUDA_HEADER_ONLY_WHEELS[@]}"; do
+      read -r spec file sum _ <<<"$entry"
+      [ "${spec%%==*}" = "$want" ] || continue
+      whl=$(lt_wheel "$spec" "$file" "$sum")
+      lt_log "extracting the headers of $file"
+      python3 - "$whl" "$tmp/include" <<'PY'
+import os, sys, zipfile
+whl, out = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(whl) as z:
+    for info in z.infolist():
+        parts = info.filename.split("/")
+        # nvidia/<lib>/include/<rest>
+        if len(parts) < 4 or parts[0] != "nvidia" or parts[2] != "include" or info.filename.endswith("/"):
+            continue
+        if parts[-1] == "__init__.py":
+            continue
+        dst = os.path.join(out, *parts[3:])
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        with z.open(info) as src, open(dst, "wb") as f:
+            f.write(src.read())
+PY
+    done
+  done
+  local name=${NV_TARGET_DEB[0]} ver=${NV_TARGET_DEB[1]} debsum=${NV_TARGET_DEB[2]} debs=$KFLLM_CACHE/debs deb
+  deb=$debs/${name}_${ver}_all.deb
+  mkdir -p "$debs"
+  if ! lt_sha256_ok "$deb" "$debsum"; then
+    lt_log "apt-get download $name=$ver into $debs"
+    (cd "$debs" && rm -f "$deb" && apt-get download -q "$name=$ver" >&2) ||
+      { lt_log "apt-get download $name=$ver failed (run apt-get update?)"; return 1; }
+    lt_sha256_ok "$deb" "$debsum" || { lt_log "sha256 mismatch for $deb (want $debsum)"; return 1; }
+  fi
+  dpkg-deb -x "$deb" "$tmp/deb"
+  mv "$tmp/deb/usr/include/nv" "$tmp/include/nv"; rm -rf "$tmp/deb"
+  rm -rf "$dest"; mv "$tmp" "$dest"; touch "$dest/.complete"
+  lt_log "CUDA and NCCL headers ready in $CUDA_INCLUDE"
+}
+
 lt_sha256_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
 # lt_wheel SPEC FILE SHA256: the wheel's path in the cache, downloaded and

@@ -37,7 +37,9 @@ Data-parallel training (docs/design.md, finetune):
   WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR, MASTER_PORT
                as torchrun, PyTorchJob and TrainJob set them: with WORLD_SIZE > 1
                this process is one rank; gradients are summed through libtorch's
-               c10d ProcessGroupGloo, rank 0 writes logs, checkpoints and outputs
+               c10d (ProcessGroupNCCL on CUDA, in the CUDA image; ProcessGroupGloo
+               on the CPU), rank 0 writes logs, checkpoints and outputs. With CUDA,
+               each rank trains on cuda:LOCAL_RANK
   GLOO_SOCKET_IFNAME  the network interface Gloo uses (default: the host name's)
   OMP_NUM_THREADS     with --nproc-per-node and no --threads, set to CPUs / N
                       for each rank unless already set
@@ -73,7 +75,7 @@ func main() {
 		return nil
 	})
 	f.BoolVar(&o.MergeLoRA, "merge-lora", false, "write merged full weights instead of a PEFT adapter")
-	f.StringVar(&o.Device, "device", "auto", "auto|cpu|cuda")
+	f.StringVar(&o.Device, "device", "auto", "auto|cpu|cuda|cuda:N (auto: CUDA when present; auto and cuda mean cuda:LOCAL_RANK)")
 	f.StringVar(&o.DType, "dtype", "auto", "auto|float32|bfloat16 (auto: float32 on CPU, bfloat16 on CUDA)")
 	f.StringVar(&o.CheckpointDir, "checkpoint-dir", "", "checkpoint directory; a rerun resumes from it")
 	f.IntVar(&o.SaveSteps, "save-steps", 500, "checkpoint every N steps")

@@ -2,6 +2,7 @@ package device
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/sugarme/gotch"
@@ -63,6 +64,45 @@ func TestSelectCPU(t *testing.T) {
 	if !gotch.CUDA.IsAvailable() {
 		if _, err := Select("cuda", "auto"); err == nil {
 			t.Fatal("Select(cuda) without CUDA gave no error")
+		}
+	}
+}
+
+// Each local rank of a node gets its own GPU (cuda:LOCAL_RANK), a rank
+// without one is an error naming LOCAL_RANK, and without CUDA auto stays
+// on the CPU for every rank. Pure logic: it runs without a GPU.
+func TestPick(t *testing.T) {
+	for _, tc := range []struct {
+		device          string
+		localRank, gpus int
+		want            string // device name, or "error: " and a part of the message
+	}{
+		{"auto", 0, 0, "cpu"},
+		{"auto", 3, 0, "cpu"},
+		{"", 0, 1, "cuda:0"},
+		{"auto", 0, 4, "cuda:0"},
+		{"auto", 1, 4, "cuda:1"},
+		{"auto", 3, 4, "cuda:3"},
+		{"auto", 4, 4, "error: LOCAL_RANK=4 but libtorch sees 4 CUDA devices"},
+		{"auto", 1, 1, "error: LOCAL_RANK=1 but libtorch sees 1 CUDA devices"},
+		{"cuda", 2, 8, "cuda:2"},
+		{"cuda", 2, 2, "error: LOCAL_RANK=2"},
+		{"cuda", 0, 0, "error: no CUDA device"},
+		{"cpu", 5, 2, "cpu"},
+		{"cuda:1", 0, 2, "cuda:1"},
+		{"cuda:1", 5, 2, "cuda:1"},
+		{"cuda:2", 0, 2, "error: --device cuda:2 asked for, but libtorch sees 2 CUDA devices"},
+		{"cuda:x", 0, 2, "error: want cuda:N"},
+		{"tpu", 0, 2, "error: unknown device"},
+		{"auto", -1, 2, "error: LOCAL_RANK=-1"},
+	} {
+		d, err := Pick(tc.device, tc.localRank, tc.gpus)
+		got := Name(d)
+		if err != nil {
+			got = "error: " + err.Error()
+		}
+		if got != tc.want && !(strings.HasPrefix(tc.want, "error: ") && strings.Contains(got, strings.TrimPrefix(tc.want, "error: "))) {
+			t.Errorf("Pick(%q, LOCAL_RANK=%d, %d GPUs) = %q, want %q", tc.device, tc.localRank, tc.gpus, got, tc.want)
 		}
 	}
 }

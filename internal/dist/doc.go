@@ -1,8 +1,17 @@
 // Package dist is data-parallel training's process group: a small cgo
 // shim (c10d.cpp) over libtorch 2.1.0's own c10d, a TCPStore for the
-// rendezvous and a ProcessGroupGloo for the collectives (CPU tensors; a
-// CUDA build would use ProcessGroupNCCL, not compiled here), plus the
-// rank's environment as torchrun, PyTorchJob and TrainJob set it (Env).
+// rendezvous and, chosen once when the group is made, a ProcessGroupGloo
+// for CPU tensors or a ProcessGroupNCCL for CUDA ones, plus the rank's
+// environment as torchrun, PyTorchJob and TrainJob set it (Env).
+//
+// ProcessGroupNCCL lives in libtorch_cuda.so, which the CPU libtorch that
+// tests and CI use does not have: it is compiled in only with the build
+// tag nccl (nccl.go; the CUDA images, scripts/images.sh), against nccl.h
+// and the CUDA runtime's headers from the pinned nvidia-*-cu12 wheels
+// (scripts/libtorch.sh install_cuda_headers). scripts/check_nccl_build.sh
+// (and TestNCCLBuildScript, where the CUDA libtorch is cached) compiles
+// and links that variant and runs it up to ProcessGroupNCCL's own "no
+// GPUs found" on a machine without a GPU.
 //
 // It is, beside internal/torch, the only package with libtorch C++ in it
 // (depcheck_test.go). The C++ side passes tensor handles (the at::Tensor*

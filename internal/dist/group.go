@@ -20,15 +20,18 @@ import (
 	"github.com/kfllm/kfllm/internal/torch"
 )
 
-// Group is one rank's handle on a Gloo process group (c10d's
-// ProcessGroupGloo over a TCPStore). Its collectives are called by every
-// rank in the same order; each blocks until it is done on this rank, and
-// fails (rather than hangs) when a peer is gone or the group's timeout
-// passes.
+// Group is one rank's handle on a process group over a TCPStore: c10d's
+// ProcessGroupGloo for CPU tensors, ProcessGroupNCCL for CUDA ones (the
+// backend is chosen once, by Config.CUDA, when the group is made). Its
+// collectives are called by every rank in the same order; each blocks
+// until it is done on this rank, and fails (rather than hangs) when a
+// peer is gone or the group's timeout passes (NCCL: c10d's watchdog
+// aborts the process instead, unless NCCL_BLOCKING_WAIT=1).
 type Group struct {
-	g     *C.kfllm_group
-	rank  int
-	world int
+	g       *C.kfllm_group
+	rank    int
+	world   int
+	backend string
 }
 
 // Config says how to reach the group.
@@ -40,7 +43,23 @@ type Config struct {
 	// empty = the address MASTER_ADDR resolves to when it is a loopback
 	// address, else c10d's default device (the host name's address).
 	Iface string
+	// CUDA says this rank's tensors are on cuda:Device: the group is
+	// then NCCL's (which needs a build with the nccl tag, NCCLBuilt), and
+	// Device becomes the process's current CUDA device. Otherwise the
+	// tensors are on the CPU and the group is Gloo's.
+	CUDA   bool
+	Device int
 }
+
+// Backend names of the two process groups, as c10d names them.
+const (
+	Gloo = "gloo"
+	NCCL = "nccl"
+)
+
+// NCCLBuilt reports whether ProcessGroupNCCL is compiled in (build tag
+// nccl, the CUDA images): without it a CUDA group is an error.
+func NCCLBuilt() bool { return C.kfllm_nccl_built() != 0 }
 
 // ErrGroup is returned (wrapped) by every failed rendezvous or collective.
 var ErrGroup = errors.New("process group")
@@ -64,6 +83,13 @@ func NewGroup(c Config) (*Group, error) {
 	if c.Timeout <= 0 {
 		return nil, fmt.Errorf("process group: timeout %v must be positive", c.Timeout)
 	}
+	dev := -1
+	if c.CUDA {
+		if c.Device < 0 {
+			return nil, fmt.Errorf("process group: CUDA device %d must not be negative", c.Device)
+		}
+		dev = c.Device
+	}
 	addr := C.CString(c.MasterAddr)
 	defer C.free(unsafe.Pointer(addr))
 	host := C.CString(deviceHost(c.MasterAddr))
@@ -72,12 +98,15 @@ func NewGroup(c Config) (*Group, error) {
 	defer C.free(unsafe.Pointer(iface))
 	var e *C.char
 	g := C.kfllm_group_new(addr, C.int(c.MasterPort), C.int(c.Rank), C.int(c.WorldSize),
-		C.int64_t(c.Timeout.Milliseconds()), host, iface, &e)
+		C.int64_t(c.Timeout.Milliseconds()), host, iface, C.int(dev), &e)
 	if g == nil {
 		return nil, cErr(fmt.Sprintf("join process group at %s:%d as rank %d of %d", c.MasterAddr, c.MasterPort, c.Rank, c.WorldSize), e)
 	}
-	return &Group{g: g, rank: c.Rank, world: c.WorldSize}, nil
+	return &Group{g: g, rank: c.Rank, world: c.WorldSize, backend: C.GoString(C.kfllm_group_backend(g))}, nil
 }
+
+// Backend is c10d's name of the group's backend: Gloo or NCCL.
+func (g *Group) Backend() string { return g.backend }
 
 // Rank is this process's rank.
 func (g *Group) Rank() int { return g.rank }
@@ -87,8 +116,9 @@ func (g *Group) Size() int { return g.world }
 
 // AllReduceSum replaces each tensor, on every rank, by its sum over the
 // ranks. buckets lists how many consecutive tensors go into each
-// allreduce (all of one dtype and device); every bucket is started before
-// the first is waited for, so Gloo's threads overlap them.
+// allreduce (all of one dtype and device: the CPU for Gloo, the group's
+// CUDA device for NCCL); every bucket is started before the first is
+// waited for, so Gloo's threads (NCCL's stream) overlap them.
 func (g *Group) AllReduceSum(tensors []torch.Tensor, buckets []int) error {
 	n := 0
 	for _, b := range buckets {

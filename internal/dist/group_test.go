@@ -43,35 +43,65 @@ func peer(t *testing.T, mode string, e Env) *exec.Cmd {
 	return cmd
 }
 
-// rankBody is what each rank of TestAllReduceAndBroadcast does: sum
-// three tensors in two buckets, then take rank 0's values by broadcast.
-// It returns what it saw, for the caller to check.
-func rankBody(e Env) ([][]float32, []float32, error) {
+// seen is what a rank of rankBody saw.
+type seen struct {
+	backend string
+	sums    [][]float32
+	bcast   []float32
+}
+
+// rankBody is what each rank of TestAllReduceAndBroadcast (and of
+// TestNCCLGroup) does: sum three tensors in two buckets, then take rank
+// 0's values by broadcast, on the CPU (Gloo) or on cuda:LOCAL_RANK
+// (NCCL). It returns what it saw, for the caller to check.
+func rankBody(e Env, cuda bool) (seen, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	g, err := NewGroup(Config{Env: e, Timeout: 30 * time.Second})
+	g, err := NewGroup(Config{Env: e, Timeout: 30 * time.Second, CUDA: cuda, Device: e.LocalRank})
 	if err != nil {
-		return nil, nil, err
+		return seen{}, err
 	}
 	defer g.Close()
+	dev := gotch.CPU
+	if cuda {
+		dev = gotch.CudaBuilder(uint(e.LocalRank))
+	}
 	var s torch.Scope
 	defer s.Free()
 	r := float32(e.Rank + 1)
-	a := s.Floats(gotch.CPU, gotch.Float, []float32{r, 2 * r, 3 * r}, 3)
-	b := s.Floats(gotch.CPU, gotch.Float, []float32{10 * r, 20 * r}, 2)
-	c := s.Floats(gotch.CPU, gotch.Float, []float32{100 * r}, 1)
+	a := s.Floats(dev, gotch.Float, []float32{r, 2 * r, 3 * r}, 3)
+	b := s.Floats(dev, gotch.Float, []float32{10 * r, 20 * r}, 2)
+	c := s.Floats(dev, gotch.Float, []float32{100 * r}, 1)
 	if err := g.AllReduceSum([]torch.Tensor{a, b, c}, []int{2, 1}); err != nil {
-		return nil, nil, err
+		return seen{}, err
 	}
-	sums := [][]float32{s.ReadFloat32s(a), s.ReadFloat32s(b), s.ReadFloat32s(c)}
-	d := s.Floats(gotch.CPU, gotch.Float, []float32{r, -r}, 2)
+	out := seen{backend: g.Backend(), sums: [][]float32{s.ReadFloat32s(a), s.ReadFloat32s(b), s.ReadFloat32s(c)}}
+	d := s.Floats(dev, gotch.Float, []float32{r, -r}, 2)
 	if err := g.Broadcast([]torch.Tensor{d}, 0); err != nil {
-		return nil, nil, err
+		return seen{}, err
 	}
 	if err := g.Barrier(); err != nil {
-		return nil, nil, err
+		return seen{}, err
 	}
-	return sums, s.ReadFloat32s(d), s.Err()
+	out.bcast = s.ReadFloat32s(d)
+	return out, s.Err()
+}
+
+// checkSeen compares a rank's view of rankBody with two ranks' sums.
+func checkSeen(t *testing.T, got seen, backend string) {
+	t.Helper()
+	if got.backend != backend {
+		t.Errorf("backend %q, want %q", got.backend, backend)
+	}
+	want := [][]float32{{3, 6, 9}, {30, 60}, {300}}
+	for i := range want {
+		if i >= len(got.sums) || !slices.Equal(got.sums[i], want[i]) {
+			t.Errorf("allreduce tensor %d = %v, want %v (the sum of ranks 1 and 2's values)", i, got.sums, want[i])
+		}
+	}
+	if !slices.Equal(got.bcast, []float32{1, -1}) {
+		t.Errorf("broadcast from rank 0 = %v, want [1 -1]", got.bcast)
+	}
 }
 
 // TestHelperRank is not a test: it is a peer rank that the tests start.
@@ -85,12 +115,12 @@ func TestHelperRank(t *testing.T) {
 		t.Fatal(err)
 	}
 	switch mode {
-	case "sum":
-		sums, bc, err := rankBody(e)
+	case "sum", "sum-cuda":
+		got, err := rankBody(e, mode == "sum-cuda")
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(os.Stderr, "rank %d: %v %v\n", e.Rank, sums, bc)
+		fmt.Fprintf(os.Stderr, "rank %d: %+v\n", e.Rank, got)
 	case "bench":
 		if err := benchPeer(e); err != nil {
 			t.Fatal(err)
@@ -111,19 +141,54 @@ func TestAllReduceAndBroadcast(t *testing.T) {
 	one := e
 	one.Rank, one.LocalRank = 1, 1
 	cmd := peer(t, "sum", one)
-	sums, bc, err := rankBody(e)
+	got, err := rankBody(e, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]float32{{3, 6, 9}, {30, 60}, {300}}
-	for i := range want {
-		if !slices.Equal(sums[i], want[i]) {
-			t.Errorf("allreduce tensor %d = %v, want %v (the sum of ranks 1 and 2's values)", i, sums[i], want[i])
+	checkSeen(t, got, Gloo)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("rank 1: %v", err)
+	}
+}
+
+// A CUDA group is NCCL's. In the CPU build (no nccl tag) asking for one
+// is a clear error; in the nccl build on a machine without a GPU, the
+// error comes from libtorch_cuda's ProcessGroupNCCL itself (which shows
+// the NCCL code is linked and reached); with two GPUs, two processes sum
+// and broadcast on cuda:0 and cuda:1 through NCCL.
+func TestNCCLGroup(t *testing.T) {
+	e := Env{WorldSize: 1, MasterAddr: "127.0.0.1", MasterPort: port(t)}
+	gpus := 0
+	if gotch.CUDA.IsAvailable() {
+		gpus = int(gotch.CUDA.DeviceCount())
+	}
+	t.Logf("nccl built: %v, CUDA devices: %d", NCCLBuilt(), gpus)
+	if !NCCLBuilt() || gpus == 0 {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		_, err := NewGroup(Config{Env: e, Timeout: 10 * time.Second, CUDA: true})
+		want := "without the nccl tag"
+		if NCCLBuilt() {
+			want = "ProcessGroupNCCL is only supported with GPUs, no GPUs found"
 		}
+		if !errors.Is(err, ErrGroup) || !strings.Contains(err.Error(), want) {
+			t.Fatalf("CUDA group = %v, want an ErrGroup error saying %q", err, want)
+		}
+		t.Logf("CUDA group: %v", err)
+		return
 	}
-	if !slices.Equal(bc, []float32{1, -1}) {
-		t.Errorf("broadcast from rank 0 = %v, want [1 -1]", bc)
+	if gpus < 2 {
+		t.Skipf("%d CUDA device: two NCCL ranks need two", gpus)
 	}
+	e.WorldSize = 2
+	one := e
+	one.Rank, one.LocalRank = 1, 1
+	cmd := peer(t, "sum-cuda", one)
+	got, err := rankBody(e, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSeen(t, got, NCCL)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("rank 1: %v", err)
 	}

@@ -22,7 +22,7 @@ import (
 
 // LoadOptions choose where and how a model lives.
 type LoadOptions struct {
-	Device string // auto|cpu|cuda
+	Device string // auto|cpu|cuda|cuda:N
 	DType  string // auto|float32|bfloat16|float16
 	// Trainable makes every parameter require grad, so that Forward builds
 	// an autograd graph. Off, no graph is built and memory stays flat.

@@ -29,7 +29,10 @@ const bucketBytes = 25 << 20
 
 // ddp is a trainer's process group; nil trains in one process.
 type ddp struct {
-	g    *dist.Group
+	g *dist.Group
+	// dev is where the group's tensors must be: the CPU for Gloo, this
+	// rank's GPU for NCCL (counts, the loss and the step go there too).
+	dev  gotch.Device
 	busy time.Duration // in collectives during steps
 }
 
@@ -67,7 +70,7 @@ func (t *trainer) syncStart() error {
 	for _, p := range t.params {
 		ts = append(ts, p.t, p.m, p.v)
 	}
-	st := o.Int64s(gotch.CPU, []int64{int64(t.state.Step), int64(t.state.OptimizerStep)}, 2)
+	st := o.Int64s(t.dp.dev, []int64{int64(t.state.Step), int64(t.state.OptimizerStep)}, 2)
 	if !o.OK() {
 		return fmt.Errorf("sync start: %w", o.Err())
 	}
@@ -100,7 +103,7 @@ func (d *ddp) sumCounts(count, tokens int) (int, int, error) {
 	defer d.clock(time.Now())
 	var o torch.Scope
 	defer o.Free()
-	c := o.Int64s(gotch.CPU, []int64{int64(count), int64(tokens)}, 2)
+	c := o.Int64s(d.dev, []int64{int64(count), int64(tokens)}, 2)
 	if !o.OK() {
 		return 0, 0, o.Err()
 	}
@@ -117,8 +120,10 @@ func (d *ddp) sumCounts(count, tokens int) (int, int, error) {
 // reduceGrads sums every parameter's gradient across ranks, in buckets
 // of up to bucketBytes taken from the last parameter backwards (the order
 // backward produces them, as DDP buckets), and the step's loss with them
-// (its own bucket). It returns the global loss. Gradients off the CPU go
-// through a flat CPU float32 copy per bucket: Gloo reduces host memory.
+// (its own bucket). It returns the global loss. NCCL sums the gradients
+// where they are (on this rank's GPU, in their dtype, as DDP does);
+// for Gloo, gradients off the CPU go through a flat CPU float32 copy per
+// bucket: Gloo reduces host memory.
 func (d *ddp) reduceGrads(params []*param, loss float64) (float64, error) {
 	defer d.clock(time.Now())
 	var o torch.Scope
@@ -143,13 +148,13 @@ func (d *ddp) reduceGrads(params []*param, loss float64) (float64, error) {
 		buckets[len(buckets)-1]++
 		size += n
 	}
-	l := o.Floats(gotch.CPU, gotch.Float, []float32{float32(loss)}, 1)
+	l := o.Floats(d.dev, gotch.Float, []float32{float32(loss)}, 1)
 	if !o.OK() {
 		return 0, o.Err()
 	}
 	var err error
 	torch.NoGrad(func() {
-		if len(grads) > 0 && !torch.OnCPU(grads[0]) {
+		if len(grads) > 0 && !torch.OnCPU(grads[0]) && d.g.Backend() == dist.Gloo {
 			err = d.reduceOffCPU(&o, grads, buckets, l)
 			return
 		}

@@ -37,7 +37,7 @@ func TestFlatBucketsSumAcrossRanks(t *testing.T) {
 				return
 			}
 			defer g.Close()
-			d := &ddp{g: g}
+			d := &ddp{g: g, dev: gotch.CPU}
 			var o torch.Scope
 			defer o.Free()
 			v := float32(r + 1)

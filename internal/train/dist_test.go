@@ -111,7 +111,15 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 			one := filepath.Join(tmp, tc.name+"-one")
 			runFinetune(t, bin, nil, args(one, 6)...)
 			two := filepath.Join(tmp, tc.name+"-two")
-			runFinetune(t, bin, nil, append(args(two, 3), "--nproc-per-node", "2")...)
+			stderr := runFinetune(t, bin, nil, append(args(two, 3), "--nproc-per-node", "2")...)
+			// --nproc-per-node gives each child its LOCAL_RANK (on CUDA,
+			// its GPU); on the CPU both use Gloo.
+			for r := range 2 {
+				want := fmt.Sprintf("data-parallel rank rank=%d local_rank=%d world_size=2 device=cpu backend=gloo", r, r)
+				if !strings.Contains(stderr, want) {
+					t.Errorf("the 2-rank run's stderr lacks %q:\n%s", want, stderr)
+				}
+			}
 
 			d := maxDiff(t, filepath.Join(one, tc.weights), filepath.Join(two, tc.weights))
 			t.Logf("largest weight difference, 2 ranks x batch 3 vs 1 x batch 6: %.3g", d)

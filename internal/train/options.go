@@ -40,7 +40,7 @@ type Options struct {
 	LoRATargetModules []string // default q_proj, v_proj
 	MergeLoRA         bool     // write merged full weights instead of an adapter
 
-	Device string // auto|cpu|cuda
+	Device string // auto|cpu|cuda|cuda:N (auto and cuda: cuda:Dist.LocalRank)
 	DType  string // auto|float32|bfloat16
 
 	CheckpointDir string // where checkpoints go; empty = no checkpoints

@@ -16,6 +16,7 @@ import (
 
 	"github.com/sugarme/gotch"
 
+	"github.com/kfllm/kfllm/internal/device"
 	"github.com/kfllm/kfllm/internal/dist"
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/model"
@@ -54,6 +55,7 @@ type trainer struct {
 	base     hub.Ref // o.BaseModel, parsed
 	log      *slog.Logger
 	m        *model.Model
+	device   string // where the model goes: o.Device resolved for this rank (cpu, cuda:N)
 	params   []*param
 	adapters []adapter
 	opt      *adamW
@@ -87,12 +89,30 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	defer runtime.UnlockOSThread()
 	t := &trainer{o: &o, log: log}
 	defer t.close()
+	// Each rank of a node on its own GPU: auto and cuda mean
+	// cuda:LOCAL_RANK.
+	dev, err := device.Pick(o.Device, o.Dist.LocalRank, device.CUDADevices())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrOptions, err)
+	}
+	t.device = device.Name(dev)
 	if o.Dist.Distributed() {
-		g, err := dist.NewGroup(dist.Config{Env: o.Dist, Timeout: o.DistTimeout, Iface: o.DistIface})
+		// The backend follows the tensors: NCCL on CUDA, Gloo on the CPU.
+		g, err := dist.NewGroup(dist.Config{Env: o.Dist, Timeout: o.DistTimeout, Iface: o.DistIface,
+			CUDA: dev.IsCuda(), Device: dev.Value})
 		if err != nil {
 			return nil, fmt.Errorf("data-parallel training: %w", err)
 		}
-		t.dp = &ddp{g: g}
+		t.dp = &ddp{g: g, dev: gotch.CPU}
+		if g.Backend() == dist.NCCL {
+			t.dp.dev = dev
+		}
+		// On stderr even when o.Logger is unset: where each rank runs.
+		lg := o.Logger
+		if lg == nil {
+			lg = slog.Default()
+		}
+		lg.Info("data-parallel rank", "rank", g.Rank(), "local_rank", o.Dist.LocalRank, "world_size", g.Size(), "device", t.device, "backend", g.Backend())
 		if g.Rank() != 0 {
 			// Logs, progress and outputs come from rank 0 alone.
 			o.Progress, o.MetricsOutput, o.QAEval = nil, "", ""
@@ -141,7 +161,7 @@ func (t *trainer) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	t.m, err = model.Load(base, model.LoadOptions{Device: o.Device, DType: o.DType, Trainable: o.LoRAR == 0})
+	t.m, err = model.Load(base, model.LoadOptions{Device: t.device, DType: o.DType, Trainable: o.LoRAR == 0})
 	if err != nil {
 		return nil, err
 	}
