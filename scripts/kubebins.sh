@@ -43,7 +43,7 @@ if [ ! -x "$OUT/kube-apiserver" ]; then
 		echo ")"
 	} >"$mod/go.mod"
 	printf '//go:build tools\n\npackage kubebins\n\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' >"$mod/tools.go"
-	(cd "$mod" && go mod tidy && go build -trimpath -ldflags='-s -w' -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
+	(cd "$mod" && go mod tidy && go build -trimpath -ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S" -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
 	mv "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
 fi
 "$OUT/etcd" --version | head -1

@@ -310,7 +310,8 @@ func (c *cluster) saDir(t *testing.T, sa string) string {
 type operator struct {
 	c       *cluster
 	rt      Runtime
-	run     bool // false: leave the job pending
+	run     bool   // false: leave the job pending
+	fail    string // with run: mark the job Failed with this message instead
 	logs    io.Writer
 	mu      sync.Mutex
 	job     map[string]any
@@ -480,6 +481,10 @@ func (o *operator) serve(ctx context.Context, t *testing.T) error {
 			return err
 		}
 	}
+	if o.fail != "" {
+		_, err := o.setCondition(ctx, job, "Failed", "JobFailed", o.fail)
+		return err
+	}
 	procs := o.ranks(t, job)
 	errs := make([]error, len(procs))
 	var wg sync.WaitGroup
@@ -565,8 +570,9 @@ type launchRun struct {
 }
 
 // startLaunch sets the cluster up and starts `finetune --workers 2` as the
-// KFP task would run it, with an operator that runs the job or not.
-func startLaunch(t *testing.T, c *cluster, rt Runtime, runJob bool) *launchRun {
+// KFP task would run it, with an operator that runs the job, or not, or
+// fails it with the message fail.
+func startLaunch(t *testing.T, c *cluster, rt Runtime, runJob bool, fail string) *launchRun {
 	bin := buildFinetune(t)
 	kfp := t.TempDir()
 	r := &launchRun{stderr: &bytes.Buffer{}, podName: "kfllm-finetune-x7k2p-system-container-impl-1",
@@ -587,7 +593,7 @@ func startLaunch(t *testing.T, c *cluster, rt Runtime, runJob bool) *launchRun {
 	r.cmd.Env = append(scrubbedEnv(), "KUBERNETES_SERVICE_HOST=127.0.0.1", "KUBERNETES_SERVICE_PORT="+port,
 		"KFLLM_SERVICE_ACCOUNT_DIR="+c.saDir(t, "default-editor"), "KFP_POD_NAME="+r.podName, "KFP_POD_UID="+uid,
 		"KFLLM_EXECUTOR_OUTPUT="+r.executor)
-	r.operator = &operator{c: c, rt: rt, run: runJob, logs: &lockedWriter{w: r.stderr}, created: make(chan struct{})}
+	r.operator = &operator{c: c, rt: rt, run: runJob, fail: fail, logs: &lockedWriter{w: r.stderr}, created: make(chan struct{})}
 	r.cmd.Stderr = r.operator.logs
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -628,7 +634,7 @@ func TestLaunchRunsTwoRanksThroughTheJob(t *testing.T) {
 	for _, rt := range []Runtime{PyTorchJob, TrainJob} {
 		t.Run(string(rt), func(t *testing.T) {
 			c := startCluster(t)
-			r := startLaunch(t, c, rt, true)
+			r := startLaunch(t, c, rt, true, "")
 			err := r.cmd.Wait()
 			if oerr := <-r.operatorCh; oerr != nil {
 				t.Errorf("operator: %v", oerr)
@@ -672,7 +678,7 @@ func TestLaunchRunsTwoRanksThroughTheJob(t *testing.T) {
 // launcher delete the job it created and exit 130.
 func TestLaunchCancelDeletesTheJob(t *testing.T) {
 	c := startCluster(t)
-	r := startLaunch(t, c, PyTorchJob, false)
+	r := startLaunch(t, c, PyTorchJob, false, "")
 	select {
 	case <-r.operator.created:
 	case <-time.After(2 * time.Minute):
@@ -721,5 +727,28 @@ func TestLaunchNeedsTheRole(t *testing.T) {
 	}
 	if claim, _, err := ed.PodClaim(context.Background(), testNamespace, "pod-1", "/kfllm/checkpoints"); err != nil || claim != "claim" {
 		t.Errorf("PodClaim = %q, %v", claim, err)
+	}
+}
+
+// TestLaunchFailedJobFailsTheTask: a job that ends Failed fails the
+// launcher (exit 1) with the operator's message; it writes no output and
+// leaves the job for its pods' logs.
+func TestLaunchFailedJobFailsTheTask(t *testing.T) {
+	c := startCluster(t)
+	r := startLaunch(t, c, PyTorchJob, true, "Master-0 exited with code 3")
+	err := r.cmd.Wait()
+	if oerr := <-r.operatorCh; oerr != nil {
+		t.Errorf("operator: %v", oerr)
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(r.output(), "Master-0 exited with code 3") {
+		t.Errorf("launcher exit %v, want 1 with the operator's message:\n%s", err, r.output())
+	}
+	if _, err := os.Stat(r.out); err == nil {
+		t.Error("a failed job's launcher wrote the output model")
+	}
+	name := get(r.operator.job, "metadata", "name").(string)
+	if _, err := c.admin.raw(context.Background(), http.MethodGet, "/apis/kubeflow.org/v1/namespaces/"+testNamespace+"/pytorchjobs/"+name, "application/json", nil); err != nil {
+		t.Errorf("the failed job is gone: %v", err)
 	}
 }

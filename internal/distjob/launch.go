@@ -120,11 +120,14 @@ func (l *Launcher) wait(ctx context.Context, s Spec, job string) error {
 			l.printf("finetune: %s %s after %s", job, st.Phase, time.Since(start).Round(time.Second))
 			return nil
 		case st != last:
-			phase := st.Phase
-			if phase == "" {
-				phase = "waiting for the operator"
+			line := st.Phase
+			if line == "" {
+				line = "waiting for the operator"
 			}
-			l.printf("finetune: %s: %s %s (%s)", job, phase, st.Message, time.Since(start).Round(time.Second))
+			if st.Message != "" {
+				line += ": " + st.Message
+			}
+			l.printf("finetune: %s: %s (%s)", job, line, time.Since(start).Round(time.Second))
 			last, lastErr = st, ""
 		}
 		select {
