@@ -179,6 +179,33 @@ func (c *Client) Get(ctx context.Context, r Runtime, ns, name string) (Status, e
 	return statusOf(r, o.Status.Conditions), nil
 }
 
+// Running lists the jobs of runtime r in ns labelled [LabelClaim] =
+// ClaimLabel(claim) that have not finished.
+func (c *Client) Running(ctx context.Context, r Runtime, ns, claim string) ([]string, error) {
+	var l struct {
+		Items []struct {
+			Metadata struct {
+				Name string `json:"name"`
+			} `json:"metadata"`
+			Status struct {
+				Conditions []Condition `json:"conditions"`
+			} `json:"status"`
+		} `json:"items"`
+	}
+	op := fmt.Sprintf("list %s in %s", r.Kind(), ns)
+	q := "?labelSelector=" + url.QueryEscape(LabelClaim+"="+ClaimLabel(claim))
+	if err := c.do(ctx, op, http.MethodGet, c.path(r, ns, "")+q, nil, &l); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, it := range l.Items {
+		if !statusOf(r, it.Status.Conditions).Done {
+			out = append(out, it.Metadata.Name)
+		}
+	}
+	return out, nil
+}
+
 // Delete deletes a job and, in the background, its pods; a job already
 // gone is not an error.
 func (c *Client) Delete(ctx context.Context, r Runtime, ns, name string) error {

@@ -312,6 +312,7 @@ type operator struct {
 	rt      Runtime
 	run     bool   // false: leave the job pending
 	fail    string // with run: mark the job Failed with this message instead
+	owner   string // the launcher's pod, which owns the job to run
 	logs    io.Writer
 	mu      sync.Mutex
 	job     map[string]any
@@ -333,10 +334,13 @@ func (o *operator) list(ctx context.Context) (map[string]any, error) {
 	if err := json.Unmarshal(b, &l); err != nil {
 		return nil, err
 	}
-	if len(l.Items) == 0 {
-		return nil, nil
+	for _, it := range l.Items {
+		refs, _ := get(it, "metadata", "ownerReferences").([]any)
+		if len(refs) == 1 && get(refs[0], "name") == o.owner {
+			return it, nil
+		}
 	}
-	return l.Items[0], nil
+	return nil, nil
 }
 
 func get(m any, path ...string) any {
@@ -572,7 +576,7 @@ type launchRun struct {
 // startLaunch sets the cluster up and starts `finetune --workers 2` as the
 // KFP task would run it, with an operator that runs the job, or not, or
 // fails it with the message fail.
-func startLaunch(t *testing.T, c *cluster, rt Runtime, runJob bool, fail string) *launchRun {
+func startLaunch(t *testing.T, c *cluster, rt Runtime, runJob bool, fail string, pre func()) *launchRun {
 	bin := buildFinetune(t)
 	kfp := t.TempDir()
 	r := &launchRun{stderr: &bytes.Buffer{}, podName: "kfllm-finetune-x7k2p-system-container-impl-1",
@@ -582,6 +586,9 @@ func startLaunch(t *testing.T, c *cluster, rt Runtime, runJob bool, fail string)
 		t.Fatal(err)
 	}
 	uid := c.setup(t, r.podName, "run-1-kfllm-checkpoints", r.ckpt)
+	if pre != nil {
+		pre()
+	}
 	r.cmd = exec.Command(bin, "--input-dataset", shards(t),
 		"--base-model", filepath.Join(repoRoot(t), "internal", "train", "testdata", "parity", "base"),
 		"--output-model-dir", r.out, "--metrics-output", r.metrics, "--checkpoint-dir", r.ckpt,
@@ -593,7 +600,7 @@ func startLaunch(t *testing.T, c *cluster, rt Runtime, runJob bool, fail string)
 	r.cmd.Env = append(scrubbedEnv(), "KUBERNETES_SERVICE_HOST=127.0.0.1", "KUBERNETES_SERVICE_PORT="+port,
 		"KFLLM_SERVICE_ACCOUNT_DIR="+c.saDir(t, "default-editor"), "KFP_POD_NAME="+r.podName, "KFP_POD_UID="+uid,
 		"KFLLM_EXECUTOR_OUTPUT="+r.executor)
-	r.operator = &operator{c: c, rt: rt, run: runJob, fail: fail, logs: &lockedWriter{w: r.stderr}, created: make(chan struct{})}
+	r.operator = &operator{c: c, rt: rt, run: runJob, fail: fail, owner: r.podName, logs: &lockedWriter{w: r.stderr}, created: make(chan struct{})}
 	r.cmd.Stderr = r.operator.logs
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -634,7 +641,7 @@ func TestLaunchRunsTwoRanksThroughTheJob(t *testing.T) {
 	for _, rt := range []Runtime{PyTorchJob, TrainJob} {
 		t.Run(string(rt), func(t *testing.T) {
 			c := startCluster(t)
-			r := startLaunch(t, c, rt, true, "")
+			r := startLaunch(t, c, rt, true, "", nil)
 			err := r.cmd.Wait()
 			if oerr := <-r.operatorCh; oerr != nil {
 				t.Errorf("operator: %v", oerr)
@@ -678,7 +685,7 @@ func TestLaunchRunsTwoRanksThroughTheJob(t *testing.T) {
 // launcher delete the job it created and exit 130.
 func TestLaunchCancelDeletesTheJob(t *testing.T) {
 	c := startCluster(t)
-	r := startLaunch(t, c, PyTorchJob, false, "")
+	r := startLaunch(t, c, PyTorchJob, false, "", nil)
 	select {
 	case <-r.operator.created:
 	case <-time.After(2 * time.Minute):
@@ -735,7 +742,7 @@ func TestLaunchNeedsTheRole(t *testing.T) {
 // leaves the job for its pods' logs.
 func TestLaunchFailedJobFailsTheTask(t *testing.T) {
 	c := startCluster(t)
-	r := startLaunch(t, c, PyTorchJob, true, "Master-0 exited with code 3")
+	r := startLaunch(t, c, PyTorchJob, true, "Master-0 exited with code 3", nil)
 	err := r.cmd.Wait()
 	if oerr := <-r.operatorCh; oerr != nil {
 		t.Errorf("operator: %v", oerr)
@@ -750,5 +757,52 @@ func TestLaunchFailedJobFailsTheTask(t *testing.T) {
 	name := get(r.operator.job, "metadata", "name").(string)
 	if _, err := c.admin.raw(context.Background(), http.MethodGet, "/apis/kubeflow.org/v1/namespaces/"+testNamespace+"/pytorchjobs/"+name, "application/json", nil); err != nil {
 		t.Errorf("the failed job is gone: %v", err)
+	}
+}
+
+// TestLaunchReplacesAStaleJob: a job still running on the same claim (a
+// lost earlier attempt's) is deleted before the new one starts, so one job
+// writes the checkpoints; a finished one is left alone.
+func TestLaunchReplacesAStaleJob(t *testing.T) {
+	c := startCluster(t)
+	stale, done := base("/kfllm/checkpoints"), base("/kfllm/checkpoints")
+	for i, s := range []*Spec{&stale, &done} {
+		s.Namespace, s.Claim, s.Name = testNamespace, "run-1-kfllm-checkpoints", fmt.Sprintf("kfllm-ft-old-%d", i)
+	}
+	r := startLaunch(t, c, PyTorchJob, true, "", func() {
+		for _, s := range []Spec{stale, done} {
+			if err := c.admin.Create(context.Background(), s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		o := &operator{c: c, rt: PyTorchJob}
+		b, err := c.admin.raw(context.Background(), http.MethodGet, "/apis/kubeflow.org/v1/namespaces/"+testNamespace+"/pytorchjobs/"+done.Name, "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var job map[string]any
+		if err := json.Unmarshal(b, &job); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.setCondition(context.Background(), job, "Succeeded", "JobSucceeded", "done"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	err := r.cmd.Wait()
+	if oerr := <-r.operatorCh; oerr != nil {
+		t.Errorf("operator: %v", oerr)
+	}
+	if err != nil {
+		t.Fatalf("launcher: %v\n%s", err, r.output())
+	}
+	if !strings.Contains(r.output(), "deleted PyTorchJob "+testNamespace+"/"+stale.Name) {
+		t.Errorf("no line about the stale job:\n%s", r.output())
+	}
+	_, err = c.admin.raw(context.Background(), http.MethodGet, "/apis/kubeflow.org/v1/namespaces/"+testNamespace+"/pytorchjobs/"+stale.Name, "application/json", nil)
+	if err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("stale job after the launch: %v, want 404", err)
+	}
+	if _, err := c.admin.raw(context.Background(), http.MethodGet, "/apis/kubeflow.org/v1/namespaces/"+testNamespace+"/pytorchjobs/"+done.Name, "application/json", nil); err != nil {
+		t.Errorf("the finished job was deleted: %v", err)
 	}
 }

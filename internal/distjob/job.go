@@ -1,6 +1,8 @@
 package distjob
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -109,7 +111,20 @@ var dnsLabel = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
 const (
 	LabelName      = "app.kubernetes.io/name"
 	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// LabelClaim names the job's shared claim (its first 63 characters,
+	// or a hash when longer): a launcher replaces the jobs still running
+	// on its claim, which a retried task's lost predecessor left.
+	LabelClaim = "kfllm.io/checkpoint-claim"
 )
+
+// ClaimLabel is the value of [LabelClaim] for claim.
+func ClaimLabel(claim string) string {
+	if len(claim) <= 63 {
+		return claim
+	}
+	h := sha256.Sum256([]byte(claim))
+	return "h-" + hex.EncodeToString(h[:8])
+}
 
 func (s Spec) check() error {
 	switch {
@@ -135,7 +150,7 @@ func (s Spec) Object() (map[string]any, error) {
 	}
 	meta := map[string]any{
 		"name":   s.Name,
-		"labels": map[string]any{LabelName: "kfllm-finetune", LabelManagedBy: "kfllm"},
+		"labels": map[string]any{LabelName: "kfllm-finetune", LabelManagedBy: "kfllm", LabelClaim: ClaimLabel(s.Claim)},
 	}
 	if s.Namespace != "" {
 		meta["namespace"] = s.Namespace

@@ -48,6 +48,21 @@ func (l *Launcher) Launch(ctx context.Context, p Plan) (err error) {
 	if err := os.MkdirAll(filepath.Join(p.Dir, "out"), 0o755); err != nil {
 		return fmt.Errorf("stage outputs for %s: %w", job, err)
 	}
+	// A task retried after its pod was lost (node failure) left its job
+	// running on the same checkpoints: only one job may write them.
+	stale, err := l.Client.Running(ctx, s.Runtime, s.Namespace, s.Claim)
+	if err != nil {
+		return err
+	}
+	for _, name := range stale {
+		if name == s.Name {
+			continue
+		}
+		if err := l.Client.Delete(ctx, s.Runtime, s.Namespace, name); err != nil {
+			return err
+		}
+		l.printf("finetune: deleted %s %s/%s, still running on claim %s (a lost earlier attempt)", s.Runtime.Kind(), s.Namespace, name, s.Claim)
+	}
 	if err := l.Client.Create(ctx, s); err != nil {
 		var ae *APIError
 		if !errors.As(err, &ae) || ae.Code != http.StatusConflict {

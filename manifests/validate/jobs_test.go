@@ -169,10 +169,11 @@ func TestJobDecodersRefuse(t *testing.T) {
 }
 
 // launcherCalls are the API calls internal/distjob's Client makes: create,
-// get and delete of the job, get of the launcher's own pod.
+// get, list (by claim label) and delete of the job, get of the launcher's
+// own pod.
 var launcherCalls = []struct{ group, resource, verb string }{
-	{"kubeflow.org", "pytorchjobs", "create"}, {"kubeflow.org", "pytorchjobs", "get"}, {"kubeflow.org", "pytorchjobs", "delete"},
-	{"trainer.kubeflow.org", "trainjobs", "create"}, {"trainer.kubeflow.org", "trainjobs", "get"}, {"trainer.kubeflow.org", "trainjobs", "delete"},
+	{"kubeflow.org", "pytorchjobs", "create"}, {"kubeflow.org", "pytorchjobs", "get"}, {"kubeflow.org", "pytorchjobs", "list"}, {"kubeflow.org", "pytorchjobs", "delete"},
+	{"trainer.kubeflow.org", "trainjobs", "create"}, {"trainer.kubeflow.org", "trainjobs", "get"}, {"trainer.kubeflow.org", "trainjobs", "list"}, {"trainer.kubeflow.org", "trainjobs", "delete"},
 	{"", "pods", "get"},
 }
 
