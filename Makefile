@@ -139,6 +139,11 @@ undeploy: ## remove llm-ui and llm-api from NAMESPACE (secrets are kept)
 validate-manifests: ## manifests and deploy scripts checked without a cluster (own Go module)
 	cd manifests/validate && $(GO) vet ./... && $(GO) test -count=1 ./...
 
+.PHONY: cluster-test
+cluster-test: setup ## the pipeline's workers > 1 against a real etcd + kube-apiserver on loopback (scripts/kubebins.sh builds them once)
+	bash scripts/kubebins.sh
+	$(GO) test -count=1 -v -run 'TestLaunch' ./internal/distjob
+
 .PHONY: demo
 demo: build ## the whole pipeline on this machine, offline, then serve it (DEMO_EXIT=1 exits after one question)
 	$(BIN)/demo

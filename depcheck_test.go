@@ -21,6 +21,7 @@ var light = []string{
 	"github.com/kfllm/kfllm/internal/tokenizer",
 	"github.com/kfllm/kfllm/internal/prompt",
 	"github.com/kfllm/kfllm/internal/kfp",
+	"github.com/kfllm/kfllm/internal/distjob",
 	"github.com/kfllm/kfllm/internal/langsmith",
 	"github.com/kfllm/kfllm/internal/gitremote",
 	"github.com/kfllm/kfllm/internal/modelcard",

@@ -94,6 +94,11 @@ def finetune(
     seed: int,
     qa_eval: str,
     save_steps: int,
+    workers: int,
+    distributed_runtime: str,
+    worker_accelerator: str,
+    worker_node_selector: dict,
+    worker_tolerations: list,
     output_model_dir: dsl.Output[dsl.Model],
     metrics: dsl.Output[dsl.Metrics],
     report: dsl.Output[dsl.HTML],
@@ -119,6 +124,19 @@ def finetune(
             "--qa-eval", qa_eval,
             "--save-steps", save_steps,
             "--checkpoint-dir", CHECKPOINT_DIR,
+            # workers > 1: this task launches the ranks as a PyTorchJob or
+            # TrainJob on the claim mounted at the checkpoint directory, which
+            # it finds in its own pod (internal/distjob).
+            "--workers", workers,
+            "--distributed-runtime", distributed_runtime,
+            "--worker-image", image("finetune"),
+            "--worker-cpu-request", "4", "--worker-cpu-limit", "8",
+            "--worker-memory-request", "16G", "--worker-memory-limit", "32G",
+            "--worker-accelerator", worker_accelerator,
+            "--worker-accelerator-count", "1",
+            "--worker-node-selector", worker_node_selector,
+            "--worker-tolerations", worker_tolerations,
+            "--worker-hf-secret", "hf-secret",
             "--output-model-dir", output_model_dir.path,
             "--metrics-output", metrics.path,
             "--html-output", report.path,
@@ -172,7 +190,7 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
 
     def steps(claim, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
               batch_size, lora_r, lora_alpha, lora_target_modules, merge_lora, max_steps, warmup_steps, seed, qa_eval, save_steps,
-              accelerator, node_selector, tolerations):
+              accelerator, node_selector, tolerations, workers, distributed_runtime):
         f = fetch(source=source, split=split, task=task)
         f.set_display_name("fetch")
         f.set_cpu_request("1").set_cpu_limit("2").set_memory_request("2G").set_memory_limit("4G")
@@ -199,6 +217,11 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
             seed=seed,
             qa_eval=qa_eval,
             save_steps=save_steps,
+            workers=workers,
+            distributed_runtime=distributed_runtime,
+            worker_accelerator=accelerator,
+            worker_node_selector=node_selector,
+            worker_tolerations=tolerations,
         )
         ft.set_display_name("finetune")
         ft.set_cpu_request("4").set_cpu_limit("8").set_memory_request("16G").set_memory_limit("32G")
@@ -248,17 +271,20 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         accelerator: str = accelerator,
         node_selector: dict = node_selector,
         tolerations: list = tolerations,
+        workers: int = 1,
+        distributed_runtime: str = "pytorchjob",
+        checkpoint_access_modes: list = ["ReadWriteOnce"],
     ) -> Outputs:
         pvc = kubernetes.CreatePVC(
             pvc_name_suffix="-kfllm-checkpoints",
-            access_modes=["ReadWriteOnce"],
+            access_modes=checkpoint_access_modes,
             size=checkpoint_size,
             storage_class_name=checkpoint_storage_class,
         )
         pvc.set_caching_options(False)
         u = steps(pvc.outputs["name"], source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
                   batch_size, lora_r, lora_alpha, lora_target_modules, merge_lora, max_steps, warmup_steps, seed, qa_eval, save_steps,
-                  accelerator, node_selector, tolerations)
+                  accelerator, node_selector, tolerations, workers, distributed_runtime)
         d = kubernetes.DeletePVC(pvc_name=pvc.outputs["name"]).after(u)
         d.set_caching_options(False)
         return Outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
@@ -287,10 +313,12 @@ def build(accelerator="nvidia.com/gpu", node_selector=None, tolerations=(), clai
         accelerator: str = accelerator,
         node_selector: dict = node_selector,
         tolerations: list = tolerations,
+        workers: int = 1,
+        distributed_runtime: str = "pytorchjob",
     ) -> Outputs:
         u = steps(checkpoint_pvc, source, split, task, base_model, hf_repo, max_length, epochs, learning_rate,
                   batch_size, lora_r, lora_alpha, lora_target_modules, merge_lora, max_steps, warmup_steps, seed, qa_eval, save_steps,
-                  accelerator, node_selector, tolerations)
+                  accelerator, node_selector, tolerations, workers, distributed_runtime)
         return Outputs(commit_sha=u.outputs["commit_sha"], repo_url=u.outputs["repo_url"])
 
     return kfllm_finetune_on_claim if claim else kfllm_finetune

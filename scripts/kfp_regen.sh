@@ -9,6 +9,10 @@
 #                           to a tainted L4 pool; --claim: an existing claim)
 #   kfllm-finetune.yaml, kfllm-finetune-gpu.yaml
 #                           ours (pipeline compile), the goldens of go test
+#   workers_pytorchjob.json, workers_trainjob.json
+#                           the jobs finetune launches with workers=2 (GPU
+#                           variant), which manifests/validate decodes into
+#                           the operators' types
 #   internal/kfp/executor/testdata/*.json
 #                           finetune's executor output, upload's output parameter files
 #   kfp_load_check.json     the KFP SDK loading ours and compiling a pipeline with it
@@ -33,7 +37,7 @@ eo=internal/kfp/executor/testdata
 "$VENV/bin/python" scripts/kfp_golden.py -o "$td/kfp_sdk_golden.yaml"
 "$VENV/bin/python" scripts/kfp_golden.py --gpu -o "$td/kfp_sdk_golden_gpu.yaml"
 "$VENV/bin/python" scripts/kfp_golden.py --claim kfllm-checkpoints -o "$td/kfp_sdk_golden_claim.yaml"
-go test ./internal/kfp/finetune -run 'TestGolden$' -update >/dev/null
+go test ./internal/kfp/finetune -run 'TestGolden$|TestWorkersCompileIntoJobs$' -update >/dev/null
 go test ./internal/kfp/executor -update >/dev/null
 "$VENV/bin/python" scripts/kfp_load_check.py "$td/kfllm-finetune.yaml" -o "$td/kfp_load_check.json" >/dev/null
 backend() { # YAML OUT

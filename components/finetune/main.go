@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kfllm/kfllm/internal/dist"
+	"github.com/kfllm/kfllm/internal/distjob"
 	"github.com/kfllm/kfllm/internal/hub"
 	"github.com/kfllm/kfllm/internal/kfp/executor"
 	"github.com/kfllm/kfllm/internal/report"
@@ -43,6 +44,15 @@ Data-parallel training (docs/design.md, finetune):
   GLOO_SOCKET_IFNAME  the network interface Gloo uses (default: the host name's)
   OMP_NUM_THREADS     with --nproc-per-node and no --threads, set to CPUs / N
                       for each rank unless already set
+  PET_NNODES, PET_NODE_RANK, PET_NPROC_PER_NODE, PET_MASTER_ADDR, PET_MASTER_PORT
+               a TrainJob's torchrun variables, read when WORLD_SIZE is unset
+
+With --workers N > 1 (the pipeline's workers), this process launches the
+ranks as a PyTorchJob or TrainJob in its own namespace and waits for it:
+  KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT  the API server (set in pods)
+  KFLLM_SERVICE_ACCOUNT_DIR  token, ca.crt, namespace (default
+               /var/run/secrets/kubernetes.io/serviceaccount)
+  KFP_POD_NAME, KFP_POD_UID  this pod, the job's owner (set by KFP)
 
 Exit status: 0 done, 1 failed, 2 bad usage, 3 loss or gradient not finite,
 130 interrupted (a rerun resumes from the last checkpoint).
@@ -70,10 +80,7 @@ func main() {
 	f.IntVar(&o.LoRAR, "lora-r", 0, "LoRA rank (0: full fine-tuning)")
 	f.Float64Var(&o.LoRAAlpha, "lora-alpha", 16, "LoRA alpha (scale alpha/r)")
 	f.Float64Var(&o.LoRADropout, "lora-dropout", 0, "dropout on the LoRA input")
-	f.Func("lora-target-modules", "comma-separated module names (default q_proj,v_proj)", func(s string) error {
-		o.LoRATargetModules = strings.Split(s, ",")
-		return nil
-	})
+	f.Var(listFlag{&o.LoRATargetModules}, "lora-target-modules", "comma-separated module names (default q_proj,v_proj)")
 	f.BoolVar(&o.MergeLoRA, "merge-lora", false, "write merged full weights instead of a PEFT adapter")
 	f.StringVar(&o.Device, "device", "auto", "auto|cpu|cuda|cuda:N (auto: CUDA when present; auto and cuda mean cuda:LOCAL_RANK)")
 	f.StringVar(&o.DType, "dtype", "auto", "auto|float32|bfloat16 (auto: float32 on CPU, bfloat16 on CUDA)")
@@ -94,6 +101,8 @@ func main() {
 	f.DurationVar(&o.DistTimeout, "dist-timeout", 30*time.Minute, "data-parallel: bound on the rendezvous and on each allreduce")
 	var ein executor.Input
 	f.Var(&ein, "executor-input", "KFP executor input as JSON ({{$}}): the Metrics artifact's numbers go to the executor output at its outputs.outputFile")
+	var job distjob.Flags
+	job.Register(f)
 	f.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: finetune --input-dataset DIR --base-model DIR|OWNER/NAME[@REV] --output-model-dir DIR [flags]")
 		f.PrintDefaults()
@@ -111,6 +120,9 @@ func main() {
 	}
 	if nproc > 1 {
 		os.Exit(launch(ctx, nproc, env, o.Threads))
+	}
+	if job.Workers > 1 {
+		os.Exit(launchJob(ctx, &job, o, ein.OutputFile(os.Getenv)))
 	}
 	o.Dist, o.DistIface = env, os.Getenv("GLOO_SOCKET_IFNAME")
 	o.QASkipBefore = !*qaBefore
@@ -144,6 +156,52 @@ func main() {
 	m := res.Metrics
 	fmt.Printf("finetune: %d steps, train loss %.4f, eval loss %.4f, %.0f tokens/s -> %s\n", m.Steps, m.TrainLoss, m.EvalLoss, m.TokensPerSec, o.OutputModelDir)
 }
+
+// launchJob runs the training flags as a Kubernetes job of job.Workers
+// ranks (internal/distjob) and reports its metrics artifact as a local run
+// does, at executorOutput; the ranks' rank 0 wrote the outputs, which are
+// now at o's paths. The executor input names paths of this pod only, so it
+// is not passed on to the ranks.
+func launchJob(ctx context.Context, job *distjob.Flags, o train.Options, executorOutput string) int {
+	var rank []distjob.Flag
+	flag.Visit(func(fl *flag.Flag) {
+		if !job.Owns(fl.Name) && fl.Name != "executor-input" {
+			rank = append(rank, distjob.Flag{Name: fl.Name, Value: fl.Value.String()})
+		}
+	})
+	err := job.Run(ctx, rank, o.CheckpointDir, os.Getenv, os.Getenv("KFLLM_SERVICE_ACCOUNT_DIR"), os.Stderr)
+	if err == nil {
+		out := executor.New()
+		if o.MetricsOutput != "" {
+			out.MetricsFile("metrics", o.MetricsOutput)
+		}
+		err = out.Write(executorOutput)
+	}
+	switch {
+	case err == nil:
+		fmt.Printf("finetune: %d workers done -> %s\n", job.Workers, o.OutputModelDir)
+		return 0
+	case errors.Is(err, context.Canceled):
+		fmt.Fprintln(os.Stderr, "finetune: interrupted; the job was deleted; rerun to resume from the last checkpoint")
+		return 130
+	default:
+		fmt.Fprintln(os.Stderr, "finetune:", err)
+		return 1
+	}
+}
+
+// listFlag is a comma-separated list flag whose String gives back what
+// was set (the ranks of a job get the flag as text).
+type listFlag struct{ p *[]string }
+
+func (l listFlag) String() string {
+	if l.p == nil {
+		return ""
+	}
+	return strings.Join(*l.p, ",")
+}
+
+func (l listFlag) Set(s string) error { *l.p = strings.Split(s, ","); return nil }
 
 // launch runs nproc ranks of this command on this machine and returns
 // the exit status: the first failed rank's (1 when it was killed), 130

@@ -23,7 +23,17 @@ func (e Env) Distributed() bool { return e.WorldSize > 1 }
 // FromEnv reads the rank's variables through getenv (os.Getenv). Without
 // WORLD_SIZE, or with WORLD_SIZE=1, it is a single rank and needs nothing
 // else; with more, RANK, MASTER_ADDR and MASTER_PORT are required.
+//
+// Without WORLD_SIZE but with PET_NNODES it reads the variables Kubeflow
+// Trainer's torch plugin sets for torchrun instead (see [petEnv]).
 func FromEnv(getenv func(string) string) (Env, error) {
+	if strings.TrimSpace(getenv("WORLD_SIZE")) == "" && strings.TrimSpace(getenv("PET_NNODES")) != "" {
+		g, err := petEnv(getenv)
+		if err != nil {
+			return Env{}, err
+		}
+		getenv = g
+	}
 	e := Env{WorldSize: 1}
 	num := func(name string, p *int) error {
 		v := strings.TrimSpace(getenv(name))
@@ -97,4 +107,28 @@ func deviceHost(masterAddr string) string {
 		return ip.String()
 	}
 	return ""
+}
+
+// petEnv maps the variables a TrainJob's torch runtime sets for torchrun
+// (PET_NNODES, PET_NPROC_PER_NODE, PET_NODE_RANK, PET_MASTER_ADDR,
+// PET_MASTER_PORT) onto WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR and
+// MASTER_PORT. finetune runs one rank per pod, so PET_NPROC_PER_NODE must
+// be 1 (or unset): the node rank is then the rank.
+func petEnv(getenv func(string) string) (func(string) string, error) {
+	if n := strings.TrimSpace(getenv("PET_NPROC_PER_NODE")); n != "" && n != "1" {
+		return nil, fmt.Errorf("distributed environment: PET_NPROC_PER_NODE=%q: finetune runs one rank per pod (TrainJob trainer.numProcPerNode: 1)", n)
+	}
+	m := map[string]string{
+		"WORLD_SIZE":  getenv("PET_NNODES"),
+		"RANK":        getenv("PET_NODE_RANK"),
+		"LOCAL_RANK":  "0",
+		"MASTER_ADDR": getenv("PET_MASTER_ADDR"),
+		"MASTER_PORT": getenv("PET_MASTER_PORT"),
+	}
+	return func(k string) string {
+		if v, ok := m[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}, nil
 }

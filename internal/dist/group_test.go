@@ -234,10 +234,17 @@ func TestFromEnv(t *testing.T) {
 	if err != nil || e != (Env{Rank: 3, WorldSize: 4, LocalRank: 1, MasterAddr: "job-master-0", MasterPort: 23456}) {
 		t.Errorf("PyTorchJob variables: %+v, %v", e, err)
 	}
+	// A TrainJob's torch runtime sets torchrun's PET_* variables instead.
+	pet, err := FromEnv(env("PET_NNODES", "3", "PET_NPROC_PER_NODE", "1", "PET_NODE_RANK", "2", "PET_MASTER_ADDR", "j-node-0-0.j", "PET_MASTER_PORT", "29400"))
+	if err != nil || pet != (Env{Rank: 2, WorldSize: 3, MasterAddr: "j-node-0-0.j", MasterPort: 29400}) {
+		t.Errorf("TrainJob variables: %+v, %v", pet, err)
+	}
 	for _, bad := range [][]string{
-		{"WORLD_SIZE", "2", "MASTER_ADDR", "a", "MASTER_PORT", "1"},              // no RANK
-		{"WORLD_SIZE", "2", "RANK", "2", "MASTER_ADDR", "a", "MASTER_PORT", "1"}, // rank out of range
-		{"WORLD_SIZE", "2", "RANK", "1", "MASTER_PORT", "1"},                     // no MASTER_ADDR
+		{"PET_NNODES", "2", "PET_NPROC_PER_NODE", "auto", "PET_NODE_RANK", "1", "PET_MASTER_ADDR", "a", "PET_MASTER_PORT", "1"}, // one rank per pod
+		{"PET_NNODES", "2", "PET_NPROC_PER_NODE", "1", "PET_MASTER_ADDR", "a", "PET_MASTER_PORT", "1"},                          // no node rank
+		{"WORLD_SIZE", "2", "MASTER_ADDR", "a", "MASTER_PORT", "1"},                                                             // no RANK
+		{"WORLD_SIZE", "2", "RANK", "2", "MASTER_ADDR", "a", "MASTER_PORT", "1"},                                                // rank out of range
+		{"WORLD_SIZE", "2", "RANK", "1", "MASTER_PORT", "1"},                                                                    // no MASTER_ADDR
 		{"WORLD_SIZE", "2", "RANK", "1", "MASTER_ADDR", "a", "MASTER_PORT", "x"},
 		{"WORLD_SIZE", "two"},
 	} {

@@ -18,6 +18,7 @@ import (
 	istiosecurity "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kyamlutil "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
@@ -34,6 +35,8 @@ type Bundle struct {
 	InferenceServices     map[string]*kservev1beta1.InferenceService
 	AuthorizationPolicies map[string]*istiosecurity.AuthorizationPolicy
 	PeerAuthentications   map[string]*istiosecurity.PeerAuthentication
+	Roles                 map[string]*rbacv1.Role
+	RoleBindings          map[string]*rbacv1.RoleBinding
 	// Meta is every object's metadata, keyed "Kind/name".
 	Meta map[string]metav1.ObjectMeta
 }
@@ -48,6 +51,8 @@ func NewBundle() *Bundle {
 		InferenceServices:     map[string]*kservev1beta1.InferenceService{},
 		AuthorizationPolicies: map[string]*istiosecurity.AuthorizationPolicy{},
 		PeerAuthentications:   map[string]*istiosecurity.PeerAuthentication{},
+		Roles:                 map[string]*rbacv1.Role{},
+		RoleBindings:          map[string]*rbacv1.RoleBinding{},
 		Meta:                  map[string]metav1.ObjectMeta{},
 	}
 }
@@ -157,6 +162,18 @@ func (b *Bundle) add(doc []byte) error {
 			return err
 		}
 		meta, b.PeerAuthentications[o.Name] = o.ObjectMeta, o
+	case "rbac.authorization.k8s.io/v1/Role":
+		o := &rbacv1.Role{}
+		if err := strict(doc, o); err != nil {
+			return err
+		}
+		meta, b.Roles[o.Name] = o.ObjectMeta, o
+	case "rbac.authorization.k8s.io/v1/RoleBinding":
+		o := &rbacv1.RoleBinding{}
+		if err := strict(doc, o); err != nil {
+			return err
+		}
+		meta, b.RoleBindings[o.Name] = o.ObjectMeta, o
 	default:
 		return fmt.Errorf("kind %s is not one kfllm ships (or its apiVersion is wrong)", gvk)
 	}

@@ -20,8 +20,10 @@ package finetune
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
+	"github.com/kfllm/kfllm/internal/distjob"
 	"github.com/kfllm/kfllm/internal/kfp"
 )
 
@@ -128,6 +130,17 @@ func (g GPU) tolerationsDefault() []any {
 	return l
 }
 
+// Data-parallel parameters: workers, the number of ranks (1: finetune
+// trains in its own pod; more: it launches them as a job of the
+// distributed_runtime, pytorchjob or trainjob, on the checkpoint claim,
+// which must then be ReadWriteMany: checkpoint_access_modes, or an
+// existing claim as checkpoint_pvc). See internal/distjob.
+const (
+	WorkersParam     = "workers"
+	RuntimeParam     = "distributed_runtime"
+	AccessModesParam = "checkpoint_access_modes"
+)
+
 // DefaultAccelerator is finetune's accelerator resource unless set.
 const DefaultAccelerator = "nvidia.com/gpu"
 
@@ -164,6 +177,8 @@ func New(o Options) *kfp.Pipeline {
 	accelerator := p.StringParam(AcceleratorParam, or(o.GPU.Accelerator, DefaultAccelerator))
 	nodeSelector := p.StructParam(NodeSelectorParam, o.GPU.nodeSelectorDefault())
 	tolerations := p.ListParam(TolerationsParam, o.GPU.tolerationsDefault())
+	workers := p.IntParam(WorkersParam, 1)
+	runtime := p.StringParam(RuntimeParam, string(distjob.PyTorchJob))
 	var claim kfp.Value
 	var createPVC *kfp.Task
 	if o.CheckpointClaim != "" {
@@ -171,8 +186,11 @@ func New(o Options) *kfp.Pipeline {
 	} else {
 		size := p.StringParam("checkpoint_size", "20Gi")
 		class := p.StringParam("checkpoint_storage_class", "standard")
+		// workers > 1 needs ReadWriteMany (and a class that provides it):
+		// every rank's pod mounts the claim.
+		modes := p.ListParam(AccessModesParam, []any{"ReadWriteOnce"})
 		createPVC = p.Task(kfp.CreatePVC(), kfp.Inputs{
-			"access_modes":       kfp.Const([]string{"ReadWriteOnce"}),
+			"access_modes":       modes,
 			"pvc_name_suffix":    kfp.Const("-kfllm-checkpoints"),
 			"size":               size,
 			"storage_class_name": class,
@@ -201,6 +219,10 @@ func New(o Options) *kfp.Pipeline {
 		WithResources(kfp.Resources{CPURequest: "2", CPULimit: "4", MemoryRequest: "4G", MemoryLimit: "8G"}).
 		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN") // a Hub tokenizer (base_model) may be gated
 
+	res := kfp.Resources{
+		CPURequest: "4", CPULimit: "8", MemoryRequest: "16G", MemoryLimit: "32G",
+		AcceleratorCount: max(o.GPU.Count, 1),
+	}
 	train := p.Task(component(im, "finetune").
 		Input("--input-dataset", "input_dataset", kfp.Dataset).
 		Param("--base-model", "base_model", kfp.String).
@@ -217,31 +239,43 @@ func New(o Options) *kfp.Pipeline {
 		Param("--qa-eval", "qa_eval", kfp.String).
 		Param("--save-steps", "save_steps", kfp.Int).
 		Arg("--checkpoint-dir", CheckpointDir).
+		Param("--workers", WorkersParam, kfp.Int).
+		Param("--distributed-runtime", RuntimeParam, kfp.String).
+		Arg("--worker-image", im.Image("finetune")).
+		Arg("--worker-cpu-request", res.CPURequest, "--worker-cpu-limit", res.CPULimit).
+		Arg("--worker-memory-request", res.MemoryRequest, "--worker-memory-limit", res.MemoryLimit).
+		Param("--worker-accelerator", "worker_accelerator", kfp.String).
+		Arg("--worker-accelerator-count", strconv.Itoa(res.AcceleratorCount)).
+		Param("--worker-node-selector", "worker_node_selector", kfp.Struct).
+		Param("--worker-tolerations", "worker_tolerations", kfp.List).
+		Arg("--worker-hf-secret", HFSecret).
 		Output("--output-model-dir", "output_model_dir", kfp.Model).
 		Output("--metrics-output", "metrics", kfp.Metrics).
 		Output("--html-output", "report", kfp.HTML).
 		Output("--markdown-output", "eval_table", kfp.Markdown).
 		ExecutorInput("--executor-input"),
 		kfp.Inputs{
-			"input_dataset":       tokenize.Output("output_dataset"),
-			"base_model":          baseModel,
-			"epochs":              epochs,
-			"learning_rate":       learningRate,
-			"batch_size":          batchSize,
-			"lora_r":              loraR,
-			"lora_alpha":          loraAlpha,
-			"lora_target_modules": loraTargets,
-			"merge_lora":          mergeLoRA,
-			"max_steps":           maxSteps,
-			"warmup_steps":        warmupSteps,
-			"seed":                seed,
-			"qa_eval":             qaEval,
-			"save_steps":          saveSteps,
+			"input_dataset":        tokenize.Output("output_dataset"),
+			"base_model":           baseModel,
+			"epochs":               epochs,
+			"learning_rate":        learningRate,
+			"batch_size":           batchSize,
+			"lora_r":               loraR,
+			"lora_alpha":           loraAlpha,
+			"lora_target_modules":  loraTargets,
+			"merge_lora":           mergeLoRA,
+			"max_steps":            maxSteps,
+			"warmup_steps":         warmupSteps,
+			"seed":                 seed,
+			"qa_eval":              qaEval,
+			"save_steps":           saveSteps,
+			WorkersParam:           workers,
+			RuntimeParam:           runtime,
+			"worker_accelerator":   accelerator,
+			"worker_node_selector": nodeSelector,
+			"worker_tolerations":   tolerations,
 		}).
-		WithResources(kfp.Resources{
-			CPURequest: "4", CPULimit: "8", MemoryRequest: "16G", MemoryLimit: "32G",
-			AcceleratorCount: max(o.GPU.Count, 1),
-		}).
+		WithResources(res).
 		WithAcceleratorType(accelerator).
 		WithSecretEnv(HFSecret, HFSecretKey, "HF_TOKEN").
 		MountPVC(claim, CheckpointDir).
