@@ -160,12 +160,11 @@ func main() {
 // launchJob runs the training flags as a Kubernetes job of job.Workers
 // ranks (internal/distjob) and reports its metrics artifact as a local run
 // does, at executorOutput; the ranks' rank 0 wrote the outputs, which are
-// now at o's paths. The executor input names paths of this pod only, so it
-// is not passed on to the ranks.
+// now at o's paths.
 func launchJob(ctx context.Context, job *distjob.Flags, o train.Options, executorOutput string) int {
 	var rank []distjob.Flag
 	flag.Visit(func(fl *flag.Flag) {
-		if !job.Owns(fl.Name) && fl.Name != "executor-input" {
+		if !job.Owns(fl.Name) {
 			rank = append(rank, distjob.Flag{Name: fl.Name, Value: fl.Value.String()})
 		}
 	})

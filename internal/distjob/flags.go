@@ -53,12 +53,14 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.Poll, "workers-poll", 10*time.Second, "workers > 1: how often the job's status is read")
 }
 
-// Owns reports whether the flag name is one of the launcher's (or
-// nproc-per-node, which a rank in a job must not have).
+// Owns reports whether the flag name is one of the launcher's, or one a
+// rank in a job must not have: nproc-per-node, and executor-input (the KFP
+// executor input names paths of the launcher's pod; the launcher writes the
+// executor output itself).
 func (f *Flags) Owns(name string) bool {
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
 	(&Flags{}).Register(fs)
-	return fs.Lookup(name) != nil || name == "nproc-per-node"
+	return fs.Lookup(name) != nil || name == "nproc-per-node" || name == "executor-input"
 }
 
 // Env is what [Flags.Plan] reads from the launching pod's environment.

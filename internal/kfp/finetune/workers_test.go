@@ -134,6 +134,10 @@ func resolvedFinetuneArgs(t *testing.T, p *kfp.Pipeline, params map[string]any) 
 	}
 	var args []string
 	for _, a := range container.GetFields()["args"].GetListValue().GetValues() {
+		if a.GetStringValue() == "{{$}}" {
+			args = append(args, `{"outputs":{"outputFile":"/tmp/kfp_outputs/output_metadata.json"}}`)
+			continue
+		}
 		s := placeholder.ReplaceAllStringFunc(a.GetStringValue(), func(m string) string {
 			g := placeholder.FindStringSubmatch(m)
 			if g[2] == "artifacts" {
@@ -196,6 +200,9 @@ func splitLauncherFlags(t *testing.T, args []string) (*distjob.Flags, []distjob.
 			val = args[i]
 		}
 		if job.Owns(name) {
+			if fs.Lookup(name) == nil {
+				continue // not the launcher's, and not for the ranks (--executor-input)
+			}
 			if err := fs.Set(name, val); err != nil {
 				t.Fatal(fmt.Errorf("launcher flag --%s: %w", name, err))
 			}
