@@ -516,7 +516,7 @@ func scrubbedEnv() []string {
 	for _, kv := range os.Environ() {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
-		case strings.HasPrefix(k, "KUBERNETES_"), strings.HasPrefix(k, "KFP_"), k == "KFLLM_EXECUTOR_OUTPUT", k == "KFLLM_SERVICE_ACCOUNT_DIR",
+		case strings.HasPrefix(k, "KUBERNETES_"), strings.HasPrefix(k, "KFP_"), k == "KFLLM_SERVICE_ACCOUNT_DIR",
 			k == "WORLD_SIZE", k == "RANK", k == "MASTER_ADDR", k == "MASTER_PORT", strings.HasPrefix(k, "PET_"):
 			continue
 		}
@@ -595,11 +595,11 @@ func startLaunch(t *testing.T, c *cluster, rt Runtime, runJob bool, fail string,
 		"--max-steps", "2", "--batch-size", "2", "--save-steps", "1", "--device", "cpu", "--dtype", "float32",
 		"--threads", "1", "--log-every", "1",
 		"--workers", "2", "--distributed-runtime", string(rt), "--worker-image", "ghcr.io/kfllm/kfllm-finetune:dev",
-		"--worker-command", bin, "--worker-hf-secret", "hf-secret", "--workers-poll", "200ms")
+		"--worker-command", bin, "--worker-hf-secret", "hf-secret", "--workers-poll", "200ms",
+		"--executor-input", `{"outputs":{"outputFile":"`+r.executor+`"}}`)
 	port := strings.TrimPrefix(c.server, "https://127.0.0.1:")
 	r.cmd.Env = append(scrubbedEnv(), "KUBERNETES_SERVICE_HOST=127.0.0.1", "KUBERNETES_SERVICE_PORT="+port,
-		"KFLLM_SERVICE_ACCOUNT_DIR="+c.saDir(t, "default-editor"), "KFP_POD_NAME="+r.podName, "KFP_POD_UID="+uid,
-		"KFLLM_EXECUTOR_OUTPUT="+r.executor)
+		"KFLLM_SERVICE_ACCOUNT_DIR="+c.saDir(t, "default-editor"), "KFP_POD_NAME="+r.podName, "KFP_POD_UID="+uid)
 	r.operator = &operator{c: c, rt: rt, run: runJob, fail: fail, owner: r.podName, logs: &lockedWriter{w: r.stderr}, created: make(chan struct{})}
 	r.cmd.Stderr = r.operator.logs
 	ctx, cancel := context.WithCancel(context.Background())
