@@ -106,6 +106,9 @@ type quantInput struct {
 	x  []byte // the input's float32 values, as bytes
 	q  []byte // its kf_q8 blocks
 	in int64
+	// next is the first column not yet claimed by a thread in the
+	// current product (kf_qmatmul_claim).
+	next C.long
 }
 
 // quantize returns x [m,in] (contiguous float32) quantized by
@@ -159,7 +162,8 @@ func (s *scope) quantMatmul(x ct, w *quantWeight) ct {
 		threads = t
 	}
 	chunk := (w.out/(4*threads) + 15) / 16 * 16
-	next := new(C.long)
+	next := &s.qin.next
+	*next = 0
 	claim := func() {
 		C.kf_qmatmul_claim(C.int(w.typ), wp, xq, yp, C.long(m), C.long(w.in), C.long(w.out), C.long(chunk), next)
 	}
