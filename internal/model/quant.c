@@ -308,12 +308,12 @@ static int kf_have_avx2(void) { return 0; }
 
 // kf_quant_simd reports whether kf_qmatmul uses the AVX2 path; force_c
 // (set by tests) makes it use plain C.
-static int kf_force_c, kf_avx2 = -1;
+static int kf_force_c, kf_avx2;
 
-int kf_quant_simd(void) {
-  if (kf_avx2 < 0) kf_avx2 = kf_have_avx2();
-  return kf_avx2 && !kf_force_c;
-}
+// kf_quant_init runs when the program loads, before any thread can call in.
+__attribute__((constructor)) static void kf_quant_init(void) { kf_avx2 = kf_have_avx2(); }
+
+int kf_quant_simd(void) { return kf_avx2 && !kf_force_c; }
 
 void kf_quant_force_c(int on) { kf_force_c = on; }
 
