@@ -398,5 +398,8 @@ func (m *Model) Close() {
 		m.dec.close()
 	}
 	m.freeAdapters()
-	m.params, m.byName, m.linears, m.dec = nil, nil, nil, nil
+	for _, w := range m.quant {
+		w.free()
+	}
+	m.params, m.byName, m.linears, m.dec, m.quant = nil, nil, nil, nil, nil
 }

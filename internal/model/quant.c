@@ -14,15 +14,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "quant.h"
+
 #define QK 32
 
-// The activation block: ggml's block_q8_1 with the scales kept as the
-// float values of their float16 roundings.
-typedef struct {
-  float d;    // scale (a float16 value)
-  float s;    // d * sum(q) (a float16 value), for Q4_1's minimum
-  int8_t q[QK];
-} kf_q8;
 
 // The ggml type ids of the weight blocks (ggml.h's enum ggml_type).
 enum { KF_Q4_0 = 2, KF_Q4_1 = 3, KF_Q8_0 = 8 };
@@ -69,11 +64,11 @@ static uint16_t kf_f32_to_f16(float f) {
 
 static float kf_round_f16(float f) { return kf_f16_to_f32(kf_f32_to_f16(f)); }
 
-// kf_q8_quantize quantizes x[M,K] (K a multiple of 32) into M*K/32 blocks,
-// as ggml's quantize_row_q8_1_ref: d = max|x|/127, q = round(x/d).
-void kf_q8_quantize(const float *x, kf_q8 *out, long M, long K) {
-  long nb = K / QK;
-  for (long i = 0; i < M * nb; i++) {
+// kf_q8_quantize_c quantizes n blocks of 32 floats, as ggml's
+// quantize_row_q8_1_ref: d = max|x|/127, q = round(x/d) (halves away from
+// zero).
+static void kf_q8_quantize_c(const float *x, kf_q8 *out, long n) {
+  for (long i = 0; i < n; i++) {
     const float *v = x + i * QK;
     float amax = 0;
     for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(v[j]));
@@ -148,14 +143,6 @@ static void kf_qmatmul_c(int type, const uint8_t *w, const kf_q8 *x, float *y, l
 
 #define KF_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define KF_INLINE static inline __attribute__((always_inline))
-#define KF_MR 4 // activation rows per pass over a weight row
-
-KF_INLINE KF_AVX2 float kf_hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // kf_unpack4 spreads 16 bytes of nibbles into 32 bytes 0..15: the low
 // nibbles are elements 0..15, the high ones 16..31 (ggml's order).
@@ -165,74 +152,102 @@ KF_INLINE KF_AVX2 __m256i kf_unpack4(const uint8_t *p) {
   return _mm256_and_si256(v, _mm256_set1_epi8(0x0f));
 }
 
-// kf_dot_s8 is 8 int32 partial sums of 32 products of signed bytes, with
-// ggml's sign trick (maddubs multiplies unsigned by signed bytes).
-KF_INLINE KF_AVX2 __m256i kf_dot_s8(__m256i a, __m256i b) {
-  __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
-  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
-}
-
-// kf_dot_u8 is the same for unsigned a (0..15) by signed b.
-KF_INLINE KF_AVX2 __m256i kf_dot_u8(__m256i a, __m256i b) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1));
-}
-
-// kf_rows computes y[i, n] for R activation rows (R <= KF_MR) and one
-// weight row: the weight block is unpacked once and used R times.
-KF_INLINE KF_AVX2 void kf_rows(int type, const uint8_t *w, const kf_q8 *x, float *y, long nb, long N, int R) {
-  __m256 acc[KF_MR];
-  float mins[KF_MR];
-  for (int r = 0; r < KF_MR; r++) {
-    acc[r] = _mm256_setzero_ps();
-    mins[r] = 0;
+// kf_wblock loads block b of a weight row: its 32 values as bytes (signed
+// for Q8_0 and Q4_0, the raw nibbles 0..15 for Q4_1), its scale and (Q4_1)
+// minimum.
+KF_INLINE KF_AVX2 __m256i kf_wblock(int type, const uint8_t *blk, float *dw, float *mw) {
+  *dw = _cvtsh_ss(*(const uint16_t *)blk);
+  switch (type) {
+  case KF_Q8_0: return _mm256_loadu_si256((const __m256i *)(blk + 2));
+  case KF_Q4_0: return _mm256_sub_epi8(kf_unpack4(blk + 2), _mm256_set1_epi8(8));
+  default: *mw = _cvtsh_ss(*(const uint16_t *)(blk + 2)); return kf_unpack4(blk + 4);
   }
+}
+
+// kf_hsum4 sums each of a, b, c, d across its 8 lanes: the 4 sums, in that
+// order. Every output goes through it, also in narrower tiles (zeros in
+// the unused places add exactly nothing), so an output's bits do not depend
+// on the tile it was computed in.
+KF_INLINE KF_AVX2 __m128 kf_hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+  __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+#define KF_RW 4 // weight rows in a tile
+#define KF_RX 2 // activation rows in a tile, at most (4x2 accumulators fit the 16 registers)
+
+// kf_tile computes y[i*N + j] for RX activation rows (x, nb blocks each)
+// and RW weight rows (w, rb bytes each): each weight block is unpacked once
+// for the RX rows, each activation block loaded once for the RW rows, and
+// the RW*RX accumulators stay in registers. Per output the operations and
+// their order are the same whatever RW and RX are.
+KF_INLINE KF_AVX2 void kf_tile(int type, const uint8_t *w, long rb, const kf_q8 *x, long nb, float *y, long N, int RW,
+                               int RX) {
+  const long bb = kf_block_bytes(type);
+  __m256 acc[KF_RW][KF_RX];
+  float mins[KF_RW][KF_RX];
+  _Pragma("GCC unroll 4") for (int j = 0; j < KF_RW; j++)
+    _Pragma("GCC unroll 4") for (int i = 0; i < KF_RX; i++) {
+      acc[j][i] = _mm256_setzero_ps();
+      mins[j][i] = 0;
+    }
   for (long b = 0; b < nb; b++) {
-    __m256i wq;
-    float dw, mw = 0;
-    switch (type) {
-    case KF_Q8_0: {
-      const uint8_t *blk = w + b * 34;
-      dw = _cvtsh_ss(*(const uint16_t *)blk);
-      wq = _mm256_loadu_si256((const __m256i *)(blk + 2));
-      break;
-    }
-    case KF_Q4_0: {
-      const uint8_t *blk = w + b * 18;
-      dw = _cvtsh_ss(*(const uint16_t *)blk);
-      wq = _mm256_sub_epi8(kf_unpack4(blk + 2), _mm256_set1_epi8(8));
-      break;
-    }
-    default: { // KF_Q4_1
-      const uint8_t *blk = w + b * 20;
-      dw = _cvtsh_ss(*(const uint16_t *)blk);
-      mw = _cvtsh_ss(*(const uint16_t *)(blk + 2));
-      wq = kf_unpack4(blk + 4);
-      break;
-    }
-    }
-    for (int r = 0; r < R; r++) {
-      const kf_q8 *xb = x + r * nb + b;
-      __m256i xq = _mm256_loadu_si256((const __m256i *)xb->q);
-      __m256i dot = type == KF_Q4_1 ? kf_dot_u8(wq, xq) : kf_dot_s8(wq, xq);
-      acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * xb->d), _mm256_cvtepi32_ps(dot), acc[r]);
-      if (type == KF_Q4_1) mins[r] += mw * xb->s;
+    _Pragma("GCC unroll 4") for (int j = 0; j < RW; j++) {
+      // The next tile's rows follow these: fetch them a line at a time
+      // (the hardware prefetcher loses RW interleaved streams).
+      _mm_prefetch((const char *)(w + RW * rb + (b * RW + j) * 64), _MM_HINT_T0);
+      float d, mw = 0;
+      __m256i wq = kf_wblock(type, w + j * rb + b * bb, &d, &mw);
+      __m256i wa = type == KF_Q4_1 ? wq : _mm256_sign_epi8(wq, wq);
+      __m256 dw = _mm256_set1_ps(d);
+      _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) {
+        const kf_q8 *xb = x + i * nb + b;
+        __m256i xq = _mm256_loadu_si256((const __m256i *)xb->q);
+        // maddubs multiplies unsigned by signed bytes: for signed weights,
+        // |w| times x with w's sign (ggml's trick).
+        __m256i p = _mm256_maddubs_epi16(wa, type == KF_Q4_1 ? xq : _mm256_sign_epi8(xq, wq));
+        __m256i dot = _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+        acc[j][i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_broadcast_ss(&xb->d)), _mm256_cvtepi32_ps(dot), acc[j][i]);
+        if (type == KF_Q4_1) mins[j][i] += mw * xb->s;
+      }
     }
   }
-  for (int r = 0; r < R; r++) y[r * N] = kf_hsum(acc[r]) + mins[r];
+  _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) {
+    __m256 z = _mm256_setzero_ps();
+    __m128 s = kf_hsum4(acc[0][i], RW > 1 ? acc[1][i] : z, RW > 2 ? acc[2][i] : z, RW > 3 ? acc[3][i] : z);
+    s = _mm_add_ps(s, _mm_setr_ps(mins[0][i], mins[1][i], mins[2][i], mins[3][i]));
+    if (RW == 4) {
+      _mm_storeu_ps(y + i * N, s);
+    } else {
+      float t[4];
+      _mm_storeu_ps(t, s);
+      _Pragma("GCC unroll 4") for (int j = 0; j < RW; j++) y[i * N + j] = t[j];
+    }
+  }
 }
 
-// kf_matmul_t is kf_qmatmul_avx2 for one type: inlined with type and R
-// constant, the compiler keeps the accumulators in registers and drops
-// the other types' branches.
+// kf_cols runs the tiles of RX activation rows over weight rows [n0,n1).
+KF_INLINE KF_AVX2 void kf_cols(int type, const uint8_t *w, long rb, const kf_q8 *x, long nb, float *y, long N, long n0,
+                               long n1, int RX) {
+  long n = n0;
+  for (; n + KF_RW <= n1; n += KF_RW) kf_tile(type, w + n * rb, rb, x, nb, y + n, N, KF_RW, RX);
+  for (; n < n1; n++) kf_tile(type, w + n * rb, rb, x, nb, y + n, N, 1, RX);
+}
+
+#define KF_CHUNK 32 // weight rows kept in L1 while all activation rows pass
+
+// kf_matmul_t is kf_qmatmul_avx2 for one type: inlined with type, RW and
+// RX constant, the compiler keeps the accumulators in registers and drops
+// the other types' branches. The weight rows go in chunks that stay in
+// L1 while every tile of activation rows passes over them.
 KF_INLINE KF_AVX2 void kf_matmul_t(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0,
                                    long n1) {
   long nb = K / QK, rb = nb * kf_block_bytes(type);
-  for (long n = n0; n < n1; n++) {
-    const uint8_t *wr = w + n * rb;
-    if (n + 1 < n1) _mm_prefetch((const char *)(wr + rb), _MM_HINT_T0);
+  for (long c0 = n0; c0 < n1; c0 += KF_CHUNK) {
+    long c1 = c0 + KF_CHUNK < n1 ? c0 + KF_CHUNK : n1;
     long i = 0;
-    for (; i + KF_MR <= M; i += KF_MR) kf_rows(type, wr, x + i * nb, y + i * N + n, nb, N, KF_MR);
-    for (; i < M; i++) kf_rows(type, wr, x + i * nb, y + i * N + n, nb, N, 1);
+    for (; i + KF_RX <= M; i += KF_RX) kf_cols(type, w, rb, x + i * nb, nb, y + i * N, N, c0, c1, KF_RX);
+    for (; i < M; i++) kf_cols(type, w, rb, x + i * nb, nb, y + i * N, N, c0, c1, 1);
   }
 }
 
@@ -242,6 +257,44 @@ static KF_AVX2 void kf_qmatmul_avx2(int type, const uint8_t *w, const kf_q8 *x, 
   case KF_Q8_0: kf_matmul_t(KF_Q8_0, w, x, y, M, K, N, n0, n1); break;
   case KF_Q4_0: kf_matmul_t(KF_Q4_0, w, x, y, M, K, N, n0, n1); break;
   case KF_Q4_1: kf_matmul_t(KF_Q4_1, w, x, y, M, K, N, n0, n1); break;
+  }
+}
+
+// kf_q8_quantize_avx2 is kf_q8_quantize_c with 8 lanes, the same bits:
+// the maximum does not depend on order, and roundf is emulated exactly
+// (truncate, then a step away from zero when the dropped part is >= 1/2).
+static KF_AVX2 void kf_q8_quantize_avx2(const float *x, kf_q8 *out, long n) {
+  const __m256 sign = _mm256_set1_ps(-0.0f), half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+  for (long i = 0; i < n; i++) {
+    const float *v = x + i * QK;
+    __m256 a[4];
+    for (int k = 0; k < 4; k++) a[k] = _mm256_loadu_ps(v + 8 * k);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, a[0]), _mm256_andnot_ps(sign, a[1])),
+                             _mm256_max_ps(_mm256_andnot_ps(sign, a[2]), _mm256_andnot_ps(sign, a[3])));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    float amax = _mm_cvtss_f32(m4);
+    float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    __m256 idv = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int k = 0; k < 4; k++) {
+      __m256 p = _mm256_mul_ps(a[k], idv);
+      __m256 t = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      __m256 up = _mm256_cmp_ps(_mm256_andnot_ps(sign, _mm256_sub_ps(p, t)), half, _CMP_GE_OQ);
+      t = _mm256_add_ps(t, _mm256_and_ps(up, _mm256_or_ps(_mm256_and_ps(p, sign), one)));
+      q[k] = _mm256_cvttps_epi32(t);
+    }
+    __m256i s8 = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    int sum = _mm_cvtsi128_si32(s4);
+    __m256i p16 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    p16 = _mm256_permutevar8x32_epi32(p16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)out[i].q, p16);
+    out[i].d = kf_round_f16(d);
+    out[i].s = kf_round_f16(d * (float)sum);
   }
 }
 
@@ -255,19 +308,31 @@ static int kf_have_avx2(void) { return 0; }
 
 // kf_quant_simd reports whether kf_qmatmul uses the AVX2 path; force_c
 // (set by tests) makes it use plain C.
-static int kf_force_c;
+static int kf_force_c, kf_avx2;
 
-int kf_quant_simd(void) { return kf_have_avx2() && !kf_force_c; }
+// kf_quant_init runs when the program loads, before any thread can call in.
+__attribute__((constructor)) static void kf_quant_init(void) { kf_avx2 = kf_have_avx2(); }
+
+int kf_quant_simd(void) { return kf_avx2 && !kf_force_c; }
 
 void kf_quant_force_c(int on) { kf_force_c = on; }
+
+// kf_q8_quantize quantizes x[M,K] (K a multiple of 32) into M*K/32 blocks.
+void kf_q8_quantize(const float *x, kf_q8 *out, long M, long K) {
+#if defined(__x86_64__)
+  if (kf_quant_simd()) {
+    kf_q8_quantize_avx2(x, out, M * (K / QK));
+    return;
+  }
+#endif
+  kf_q8_quantize_c(x, out, M * (K / QK));
+}
 
 // kf_qmatmul computes columns [n0,n1) of y[M,N] = x @ W^T, x quantized by
 // kf_q8_quantize, W [N,K] in ggml blocks of the given type.
 void kf_qmatmul(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0, long n1) {
 #if defined(__x86_64__)
-  static int simd = -1;
-  if (simd < 0) simd = kf_have_avx2();
-  if (simd && !kf_force_c) {
+  if (kf_quant_simd()) {
     kf_qmatmul_avx2(type, w, x, y, M, K, N, n0, n1);
     return;
   }
@@ -305,5 +370,19 @@ void kf_qrows(int type, const uint8_t *w, const long *ids, long n, long K, float
       }
       }
     }
+  }
+}
+
+// kf_qmatmul_claim computes chunks of columns of y = x @ W^T, each claimed
+// from *next by an atomic add, until none is left: callers on several
+// threads share the columns, and one that starts late (its thread not
+// scheduled yet on a busy machine) finds less or nothing left to do
+// instead of holding the others up.
+void kf_qmatmul_claim(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long chunk,
+                      long *next) {
+  for (;;) {
+    long n0 = __atomic_fetch_add(next, chunk, __ATOMIC_RELAXED);
+    if (n0 >= N) return;
+    kf_qmatmul(type, w, x, y, M, K, N, n0, n0 + chunk < N ? n0 + chunk : N);
   }
 }

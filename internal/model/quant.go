@@ -2,18 +2,15 @@ package model
 
 /*
 #cgo LDFLAGS: -lm
-#include <stdint.h>
-typedef struct { float d; float s; int8_t q[32]; } kf_q8;
-void kf_q8_quantize(const float *x, kf_q8 *out, long M, long K);
-void kf_qmatmul(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0, long n1);
-void kf_qrows(int type, const uint8_t *w, const long *ids, long n, long K, float *out);
-int kf_quant_simd(void);
-void kf_quant_force_c(int on);
+#include <stdlib.h>
+#include "quant.h"
 */
 import "C"
 
 import (
+	"bytes"
 	"fmt"
+	"slices"
 	"sync"
 	"unsafe"
 
@@ -41,6 +38,34 @@ type quantWeight struct {
 	typ     gguf.Type
 	out, in int64
 	data    []byte
+	// cmem: data is in C memory (offHeap), freed by free. A model's weights
+	// live there rather than on the Go heap, whose collector would
+	// otherwise let garbage grow to the size of the weights before it runs
+	// (GOGC=100 doubles the live heap): that alone was ~100 MB of RSS on
+	// SmolLM2.
+	cmem bool
+}
+
+// offHeap moves w's blocks to C memory.
+func (w *quantWeight) offHeap() {
+	if w.cmem || len(w.data) == 0 {
+		return
+	}
+	p := C.malloc(C.size_t(len(w.data)))
+	if p == nil {
+		return // stays on the Go heap
+	}
+	c := unsafe.Slice((*byte)(p), len(w.data))
+	copy(c, w.data)
+	w.data, w.cmem = c, true
+}
+
+// free releases w's C memory; w is unusable after.
+func (w *quantWeight) free() {
+	if w.cmem {
+		C.free(unsafe.Pointer(&w.data[0]))
+	}
+	w.data, w.cmem = nil, false
 }
 
 // quantTypes are the types quant.c multiplies by, and their block bytes.
@@ -70,7 +95,42 @@ func forceQuantC(on bool) {
 }
 
 // q8Bytes is the size of quant.c's kf_q8 block.
-const q8Bytes = 40
+const q8Bytes = C.sizeof_kf_q8
+
+// quantInput is the last input a scope quantized, kept so that the
+// matrices reading the same input (q, k and v; gate and up) quantize it
+// once: an input is recognised by its bytes, so a new tensor that happens
+// to sit at the same address, or one changed in place, is quantized anew.
+// The buffers are reused from call to call.
+type quantInput struct {
+	x  []byte // the input's float32 values, as bytes
+	q  []byte // its kf_q8 blocks
+	in int64
+	// next is the first column not yet claimed by a thread in the
+	// current product (kf_qmatmul_claim).
+	next C.long
+}
+
+// quantize returns x [m,in] (contiguous float32) quantized by
+// kf_q8_quantize, reusing the scope's last quantization when x holds the
+// same values.
+func (s *scope) quantize(x ct, m, in int64) *C.kf_q8 {
+	src := unsafe.Slice((*byte)(torch.DataPtr(x)), m*in*4)
+	qi := s.qin
+	if qi == nil {
+		qi = &quantInput{}
+		s.qin = qi
+	}
+	if qi.in != in || !bytes.Equal(qi.x, src) {
+		n := int(m * in / qblock * q8Bytes)
+		qi.x = append(qi.x[:0], src...)
+		qi.q = slices.Grow(qi.q[:0], n)[:n]
+		qi.in = in
+		C.kf_q8_quantize((*C.float)(unsafe.Pointer(&qi.x[0])), (*C.kf_q8)(unsafe.Pointer(&qi.q[0])), C.long(m), C.long(in))
+		s.quantized++
+	}
+	return (*C.kf_q8)(unsafe.Pointer(&qi.q[0]))
+}
 
 // quantMatmul is x @ w^T for x [..., in] float32, contiguous, on the CPU.
 func (s *scope) quantMatmul(x ct, w *quantWeight) ct {
@@ -92,34 +152,30 @@ func (s *scope) quantMatmul(x ct, w *quantWeight) ct {
 	if y == nil || m == 0 {
 		return y
 	}
-	xq := make([]byte, m*(w.in/qblock)*q8Bytes)
-	xqp := (*C.kf_q8)(unsafe.Pointer(&xq[0]))
-	C.kf_q8_quantize((*C.float)(torch.DataPtr(x)), xqp, C.long(m), C.long(w.in))
+	xq := s.quantize(x, m, w.in)
 	wp := (*C.uint8_t)(unsafe.Pointer(&w.data[0]))
 	yp := (*C.float)(torch.DataPtr(y))
-	run := func(n0, n1 int64) {
-		C.kf_qmatmul(C.int(w.typ), wp, xqp, yp, C.long(m), C.long(w.in), C.long(w.out), C.long(n0), C.long(n1))
-	}
-	// Split the output columns over libtorch's threads when there is
-	// enough work.
-	parts := int64(1)
+	// Share the output columns with threads-1 goroutines when there is
+	// enough work: each takes chunks (whole tiles) until none is left.
+	threads := int64(1)
 	if t := int64(torch.Threads()); t > 1 && m*w.in*w.out >= 1<<17 {
-		parts = min(t, w.out/32)
+		threads = t
 	}
-	if parts <= 1 {
-		run(0, w.out)
-		return y
+	chunk := (w.out/(4*threads) + 15) / 16 * 16
+	next := &s.qin.next
+	*next = 0
+	claim := func() {
+		C.kf_qmatmul_claim(C.int(w.typ), wp, xq, yp, C.long(m), C.long(w.in), C.long(w.out), C.long(chunk), next)
 	}
-	step := (w.out + parts - 1) / parts
 	var wg sync.WaitGroup
-	for n0 := step; n0 < w.out; n0 += step {
+	for range threads - 1 {
 		wg.Add(1)
-		go func(n0, n1 int64) {
+		go func() {
 			defer wg.Done()
-			run(n0, n1)
-		}(n0, min(n0+step, w.out))
+			claim()
+		}()
 	}
-	run(0, min(step, w.out))
+	claim()
 	wg.Wait()
 	return y
 }

@@ -48,6 +48,58 @@ func BenchmarkQuantMatmul(b *testing.B) {
 	}
 }
 
+// BenchmarkQuantStepProducts: the products of one SmolLM2-135M decode step
+// from its GGUF ($KFLLM_CACHE/smollm2), kernels alone: every quantized
+// matrix (30 layers' 7 projections and the tied Q8_0 lm_head) times 1 or 8
+// rows, each input quantized once, on libtorch's threads. MB/s is the
+// weights' bytes read per second: what a memory-bound decode step needs
+// (llama-server's whole Q4_1 step at 89.3 tok/s reads 8.6 GB/s).
+func BenchmarkQuantStepProducts(b *testing.B) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, typ := range []string{"Q4_1", "Q8_0", "Q4_0"} {
+		src := filepath.Join(os.Getenv("KFLLM_CACHE"), "smollm2", "SmolLM2-135M-Instruct."+typ+".gguf")
+		if _, err := os.Stat(src); err != nil {
+			continue
+		}
+		m, err := LoadGGUF(src, GGUFOptions{LoadOptions: LoadOptions{Device: "cpu", DType: "float32"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var ws []*quantWeight
+		var bytes int64
+		for _, w := range m.quant {
+			ws = append(ws, w)
+			bytes += int64(len(w.data))
+		}
+		for _, rows := range []int64{1, 8} {
+			b.Run(fmt.Sprintf("%s/rows=%d", typ, rows), func(b *testing.B) {
+				var s scope
+				defer s.Free()
+				xs := map[int64]ct{}
+				for _, w := range ws {
+					if xs[w.in] == nil {
+						xs[w.in] = s.Floats(gotch.CPU, gotch.Float, randFloats(r, rows*w.in), rows, w.in)
+					}
+				}
+				b.SetBytes(bytes)
+				cpu0 := cpuSeconds(b)
+				for b.Loop() {
+					mark := s.Mark()
+					for _, w := range ws {
+						s.quantMatmul(xs[w.in], w)
+					}
+					s.Release(mark)
+				}
+				b.ReportMetric((cpuSeconds(b)-cpu0)*1e3/float64(b.N), "cpu-ms/op")
+				if !s.OK() {
+					b.Fatal(s.Err())
+				}
+			})
+		}
+		m.Close()
+	}
+}
+
 // BenchmarkDecodeGGUF: greedy decode steps of SmolLM2-135M-Instruct from
 // its GGUF ($KFLLM_CACHE/smollm2; Q8_0 and Q4_0 when
 // bench/llamacpp_vs_kfllm.sh has made them), quantized and dequantized to

@@ -85,11 +85,12 @@ func LoadGGUF(path string, opts GGUFOptions) (*Model, error) {
 			return nil, wrap(fmt.Errorf("tensor %s missing or not of shape %v", p.name, p.shape))
 		}
 		if _, q := quantTypes[t.Type]; q && !opts.Dequantize && len(p.shape) == 2 {
-			w, err := newQuantWeight(t.Type, t.Shape, bytes.Clone(t.Data))
+			w, err := newQuantWeight(t.Type, t.Shape, t.Data)
 			if err != nil {
 				m.Close()
 				return nil, wrap(fmt.Errorf("%s: %w", p.name, err))
 			}
+			w.offHeap() // a copy: t.Data is the file's mapping
 			m.quant[p.name] = w
 			continue
 		}

@@ -6,10 +6,12 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"github.com/sugarme/gotch"
 
 	"github.com/kfllm/kfllm/internal/gguf"
+	"github.com/kfllm/kfllm/internal/torch"
 )
 
 // randomBlocks makes rows*cols/32 random ggml blocks of typ: scales and
@@ -51,9 +53,10 @@ func f32ToHalf(f float32) uint16 {
 // product of the dequantized W and x within the error that quantizing x
 // to 8 bits allows (per element: sum |w| * half an activation step); the
 // AVX2 and plain C paths agree; a row's result is the same bits alone and
-// in a batch of 8 (the scheduler's batches must not change answers).
+// in a batch of 8 and in batches of every size up to 8 (the scheduler's
+// batches must not change answers).
 func TestQuantMatmul(t *testing.T) {
-	const k, n = 576, 200
+	const k, n = 576, 203 // n: whole tiles of 4 and a tail of 3
 	r := rand.New(rand.NewPCG(7, 9))
 	for _, typ := range []gguf.Type{gguf.Q8_0, gguf.Q4_0, gguf.Q4_1} {
 		t.Run(typ.String(), func(t *testing.T) {
@@ -112,6 +115,12 @@ func TestQuantMatmul(t *testing.T) {
 			if !slices.Equal(alone, got[3*n:4*n]) {
 				t.Errorf("row 3 alone differs from row 3 in a batch of %d", m)
 			}
+			for rows := 1; rows < m; rows++ {
+				if part := run(xv[:rows*k], false); !slices.Equal(part, got[:rows*n]) {
+					t.Errorf("the first %d rows as a batch differ from the same rows in a batch of %d", rows, m)
+				}
+			}
+
 			t.Logf("simd %v", quantSIMD())
 		})
 	}
@@ -170,5 +179,60 @@ func TestLoadGGUFQuantizedTiny(t *testing.T) {
 	}
 	if _, err := LoadGGUF(src, GGUFOptions{LoadOptions: LoadOptions{Device: "cpu", DType: "float32", Trainable: true}}); err == nil {
 		t.Error("a trainable quantized model loaded")
+	}
+}
+
+// TestQuantSharedInput: the matrices that read the same input (q, k and v
+// of a layer) quantize it once and give the bits that quantizing it for
+// each matrix gives; an input with other values at the same address (a
+// tensor changed in place, or a new one in a freed one's memory) is
+// quantized anew.
+func TestQuantSharedInput(t *testing.T) {
+	const k = 576
+	r := rand.New(rand.NewPCG(3, 4))
+	var ws []*quantWeight
+	for i, typ := range []gguf.Type{gguf.Q4_1, gguf.Q8_0, gguf.Q4_0} {
+		w, err := newQuantWeight(typ, []int64{int64(64 * (i + 1)), k}, randomBlocks(r, typ, int64(64*(i+1)), k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws = append(ws, w)
+	}
+	xv := make([]float32, 3*k)
+	for i := range xv {
+		xv[i] = float32(r.NormFloat64())
+	}
+	fresh := func(vals []float32, w *quantWeight) []float32 {
+		var s scope
+		defer s.Free()
+		out := s.ReadFloat32s(s.quantMatmul(s.Floats(gotch.CPU, gotch.Float, vals, 3, k), w))
+		if !s.OK() {
+			t.Fatal(s.Err())
+		}
+		return out
+	}
+	var s scope
+	defer s.Free()
+	x := s.Floats(gotch.CPU, gotch.Float, xv, 3, k)
+	for i, w := range ws {
+		if got := s.ReadFloat32s(s.quantMatmul(x, w)); !slices.Equal(got, fresh(xv, w)) {
+			t.Errorf("matrix %d on the shared quantized input differs from quantizing for it alone", i)
+		}
+	}
+	if s.quantized != 1 {
+		t.Errorf("3 matrices on one input quantized it %d times, want once", s.quantized)
+	}
+	// Change one value in place: same tensor, same address, new values.
+	data := unsafe.Slice((*float32)(torch.DataPtr(x)), len(xv))
+	data[k+5] += 1
+	changed := slices.Clone(data)
+	if got := s.ReadFloat32s(s.quantMatmul(x, ws[0])); !slices.Equal(got, fresh(changed, ws[0])) {
+		t.Error("after the input changed in place, the product is not the product of the new values")
+	}
+	if s.quantized != 2 {
+		t.Errorf("an input changed in place was quantized %d times in all, want 2", s.quantized)
+	}
+	if !s.OK() {
+		t.Fatal(s.Err())
 	}
 }

@@ -15,6 +15,11 @@ type ct = torch.Tensor
 type scope struct {
 	torch.Scope
 	lora *loraRows
+
+	// qin is the last input quantized for a quantized Linear and quantized
+	// counts the quantizations (quant.go).
+	qin       *quantInput
+	quantized int
 }
 
 // errClosed is returned by a Model used after Close.
