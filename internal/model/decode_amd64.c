@@ -26,6 +26,12 @@
 
 void kf_gemm(const float *x, const float *w, float *y, long M, long K, long N, long n0, long n1);
 void kf_gemm_nt(const float *x, const float *w, float *y, long M, long K, long N, long n0, long n1);
+// quant.c: rows of x to 8-bit blocks of 32 (KF_Q8_BYTES each), products
+// with ggml-block weights, embedding rows.
+void kf_q8_quantize(const float *x, void *out, long M, long K);
+void kf_qmatmul(int type, const void *w, const void *xq, float *y, long M, long K, long N, long n0, long n1);
+void kf_qrows(int type, const void *w, const long *ids, long n, long K, float *out);
+#define KF_Q8_BYTES 40
 
 #define KF_TGT __attribute__((target("avx2,fma")))
 
@@ -88,8 +94,9 @@ static struct {
   // buffers
   float *arena;
   size_t arena_len;
-  float *x, *y, *q, *k, *v, *att, *g, *u, *h, *sc;
-  long scn; // floats of sc per thread
+  float *x, *y, *q, *k, *v, *att, *g, *u, *h, *sc, *xq;
+  long scn;  // floats of sc per thread
+  long xqn;  // floats of xq per thread
 } kf_pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void kf_barrier(int T) {
@@ -173,11 +180,14 @@ static void kf_cols(long n, int t, int T, long *n0, long *n1) {
   *n1 = t == T - 1 || per * (t + 1) > n ? n : per * (t + 1);
 }
 
-// kf_linear computes columns [n0,n1) of y[B,N] = x[B,K] @ l (+ bias).
-static void kf_linear(const kf_lin *l, const float *x, float *y, long B, long n0, long n1) {
+// kf_linear computes columns [n0,n1) of y[B,N] = x[B,K] @ l (+ bias);
+// xq is x in 8-bit blocks (kf_quantize) when l is quantized.
+static void kf_linear(const kf_lin *l, const float *x, const void *xq, float *y, long B, long n0, long n1) {
   if (n0 >= n1)
     return;
-  if (l->kind == 1)
+  if (l->qw)
+    kf_qmatmul(l->qtype, l->qw, xq, y, B, l->K, l->N, n0, n1);
+  else if (l->kind == 1)
     kf_gemm_nt(x, l->w, y, B, l->K, l->N, n0, n1);
   else
     kf_gemm(x, l->w, y, B, l->K, l->N, n0, n1);
@@ -185,6 +195,13 @@ static void kf_linear(const kf_lin *l, const float *x, float *y, long B, long n0
     for (long b = 0; b < B; b++)
       for (long n = n0; n < n1; n++)
         y[b * l->N + n] += l->b[n];
+}
+
+// kf_quantize writes x [B,K] in 8-bit blocks to xq when one of a, b
+// (b may be NULL) is quantized.
+static void kf_quantize(const kf_lin *a, const kf_lin *b, const float *x, void *xq, long B, long K) {
+  if (a->qw || (b && b->qw))
+    kf_q8_quantize(x, xq, B, K);
 }
 
 // kf_attend is one query head's attention for row b: qh (normed and
@@ -231,24 +248,33 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
   float *att = kf_pool.att, *g = kf_pool.g, *u = kf_pool.u;
   float *h = kf_pool.h + (long)t * B * H;             // this thread's normed input
   float *sc = kf_pool.sc + (long)t * kf_pool.scn;     // scores, then the current key
+  float *xq = kf_pool.xq + (long)t * kf_pool.xqn;     // its input in 8-bit blocks
   long h0, h1, i0, i1;
   kf_cols(H, t, T, &h0, &h1);
   kf_cols(I, t, T, &i0, &i1);
-  // Embedding rows, this thread's columns.
-  for (long b = 0; b < B; b++)
-    memcpy(x + b * H + h0, m->embed + st->ids[b] * H + h0, (h1 - h0) * sizeof(float));
+  // Embedding rows: this thread's columns, or its rows of a quantized one.
+  if (m->qembed) {
+    for (long b = t; b < B; b += T)
+      kf_qrows(m->qembed_type, m->qembed, st->ids + b, 1, H, x + b * H);
+  } else {
+    for (long b = 0; b < B; b++)
+      memcpy(x + b * H + h0, m->embed + st->ids[b] * H + h0, (h1 - h0) * sizeof(float));
+  }
   kf_barrier(T);
   for (long l = 0; l < m->L; l++) {
     const kf_layer *ly = &m->layers[l];
     // q, k, v of this thread's columns, from its own copy of the norm.
     for (long b = 0; b < B; b++)
       kf_rmsnorm(x + b * H, ly->norm1, h + b * H, H, m->eps);
+    kf_quantize(&ly->q, &ly->k, h, xq, B, H);
+    if (!ly->q.qw && !ly->k.qw)
+      kf_quantize(&ly->v, NULL, h, xq, B, H);
     long c0, c1;
     kf_cols(QD, t, T, &c0, &c1);
-    kf_linear(&ly->q, h, q, B, c0, c1);
+    kf_linear(&ly->q, h, xq, q, B, c0, c1);
     kf_cols(KD, t, T, &c0, &c1);
-    kf_linear(&ly->k, h, k, B, c0, c1);
-    kf_linear(&ly->v, h, v, B, c0, c1);
+    kf_linear(&ly->k, h, xq, k, B, c0, c1);
+    kf_linear(&ly->v, h, xq, v, B, c0, c1);
     kf_barrier(T);
     // Attention, one (row, query head) at a time. The head that opens a
     // KV group writes the group's new key and value into the cache; the
@@ -282,7 +308,8 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
     }
     kf_barrier(T);
     // o_proj and the residual, this thread's columns of x.
-    kf_linear(&ly->o, att, y, B, h0, h1);
+    kf_quantize(&ly->o, NULL, att, xq, B, QD);
+    kf_linear(&ly->o, att, xq, y, B, h0, h1);
     for (long b = 0; b < B; b++)
       for (long n = h0; n < h1; n++)
         x[b * H + n] += y[b * H + n];
@@ -290,15 +317,17 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
     // The MLP: gate and up of the same columns, silu(gate) * up there.
     for (long b = 0; b < B; b++)
       kf_rmsnorm(x + b * H, ly->norm2, h + b * H, H, m->eps);
-    kf_linear(&ly->gate, h, g, B, i0, i1);
-    kf_linear(&ly->up, h, u, B, i0, i1);
+    kf_quantize(&ly->gate, &ly->up, h, xq, B, H);
+    kf_linear(&ly->gate, h, xq, g, B, i0, i1);
+    kf_linear(&ly->up, h, xq, u, B, i0, i1);
     for (long b = 0; b < B; b++)
       for (long n = i0; n < i1; n++) {
         float a = g[b * I + n];
         g[b * I + n] = a / (1.0f + expf(-a)) * u[b * I + n];
       }
     kf_barrier(T);
-    kf_linear(&ly->down, g, y, B, h0, h1);
+    kf_quantize(&ly->down, NULL, g, xq, B, I);
+    kf_linear(&ly->down, g, xq, y, B, h0, h1);
     for (long b = 0; b < B; b++)
       for (long n = h0; n < h1; n++)
         x[b * H + n] += y[b * H + n];
@@ -308,7 +337,8 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
     kf_rmsnorm(x + b * H, m->norm, h + b * H, H, m->eps);
   long v0, v1;
   kf_cols(m->V, t, T, &v0, &v1);
-  kf_linear(&m->head, h, st->logits, B, v0, v1);
+  kf_quantize(&m->head, NULL, h, xq, B, H);
+  kf_linear(&m->head, h, xq, st->logits, B, v0, v1);
   kf_barrier(T);
 }
 
@@ -319,9 +349,12 @@ static int kf_buffers(const kf_model *m, const kf_step *st, int T) {
     maxp = st->pos[b] > maxp ? st->pos[b] : maxp;
   long scn = (maxp + 1 + 2 * m->D + 15) / 16 * 16;
   long QD = m->nh * m->D, KD = m->nkv * m->D;
-  long sizes[] = {B * m->H, B * m->H, B * QD, B * KD, B * KD, B * QD, B * m->I, B * m->I, T * B * m->H, T * scn};
+  long maxk = m->H > QD ? m->H : QD;
+  maxk = maxk > m->I ? maxk : m->I;
+  long xqn = (B * (maxk / 32 + 1) * KF_Q8_BYTES / 4 + 15) / 16 * 16;
+  long sizes[] = {B * m->H, B * m->H, B * QD, B * KD, B * KD, B * QD, B * m->I, B * m->I, T * B * m->H, T * scn, T * xqn};
   size_t total = 0;
-  for (int i = 0; i < 10; i++)
+  for (int i = 0; i < 11; i++)
     total += (sizes[i] + 15) / 16 * 16;
   if (total > kf_pool.arena_len) {
     free(kf_pool.arena);
@@ -332,13 +365,14 @@ static int kf_buffers(const kf_model *m, const kf_step *st, int T) {
       return -1;
   }
   float **bufs[] = {&kf_pool.x, &kf_pool.y, &kf_pool.q, &kf_pool.k, &kf_pool.v,
-                    &kf_pool.att, &kf_pool.g, &kf_pool.u, &kf_pool.h, &kf_pool.sc};
+                    &kf_pool.att, &kf_pool.g, &kf_pool.u, &kf_pool.h, &kf_pool.sc, &kf_pool.xq};
   float *p = kf_pool.arena;
-  for (int i = 0; i < 10; i++) {
+  for (int i = 0; i < 11; i++) {
     *bufs[i] = p;
     p += (sizes[i] + 15) / 16 * 16;
   }
   kf_pool.scn = scn;
+  kf_pool.xqn = xqn;
   return 0;
 }
 

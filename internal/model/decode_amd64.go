@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"unsafe"
 
@@ -31,9 +32,10 @@ import (
 // kept between steps, by a pool of threads that meet at 4 barriers a
 // layer. It applies to a decode step over a BatchCache's sequences on a
 // float32 CPU inference model whose projections are the plain transposed
-// weights (no quantized layer, no LoRA on a Linear, no served adapter in
-// the batch); anything else takes the libtorch path, which stays the
-// reference (TestFusedDecodeMatchesLibtorch).
+// weights or ggml blocks (LoadGGUF: quant.c's kf_qmatmul, the input
+// quantized once for q, k, v and once for gate, up), with no LoRA on a
+// Linear and no served adapter in the batch; anything else takes the
+// libtorch path, which stays the reference (TestFusedDecodeMatchesLibtorch).
 
 // fusedModel is the C description of a model's weights (pointers into the
 // tensors it holds) and the buffers a step passes, reused under mu.
@@ -44,6 +46,7 @@ type fusedModel struct {
 	linears []*Linear    // every Linear desc points into
 	weights []*ts.Tensor // their Weight when desc was built
 	rope    *rope
+	pin     runtime.Pinner // quantized weights' bytes
 
 	rows             int64 // rows the step buffers have room for
 	st               *C.kf_step
@@ -74,13 +77,21 @@ func (m *Model) fusedFor(active []*Sequence) *fusedModel {
 }
 
 // fusedLin describes l for C, or reports that it is not a plain float32
-// projection with its weight stored transposed (or the tied embedding).
-func fusedLin(l *Linear, embed *ts.Tensor) (C.kf_lin, bool) {
+// projection with its weight stored transposed (or the tied embedding) nor
+// a quantized one (LoadGGUF); pin keeps a quantized weight's Go bytes where
+// the C description points.
+func fusedLin(l *Linear, embed *ts.Tensor, pin *runtime.Pinner) (C.kf_lin, bool) {
 	var lin C.kf_lin
-	if l == nil || l.quant != nil || l.Conv1D || l.LoRA != nil {
+	if l == nil || l.Conv1D || l.LoRA != nil {
 		return lin, false
 	}
 	switch {
+	case l.quant != nil:
+		if _, ok := quantTypes[l.quant.typ]; !ok || len(l.quant.data) == 0 {
+			return lin, false
+		}
+		pin.Pin(&l.quant.data[0])
+		lin = C.kf_lin{qw: unsafe.Pointer(&l.quant.data[0]), qtype: C.int(l.quant.typ), K: C.long(l.quant.in), N: C.long(l.quant.out)}
 	case l.wt != nil && l.Weight == l.wview:
 		sh := torch.Shape(l.wt)
 		lin = C.kf_lin{w: (*C.float)(torch.DataPtr(l.wt)), K: C.long(sh[0]), N: C.long(sh[1])}
@@ -120,12 +131,17 @@ func (m *Model) buildFused() *fusedModel {
 	}
 	c := m.Config
 	if !haveKernel || m.trainable || m.act != "silu" || m.choice.Device != gotch.CPU || m.choice.DType != gotch.Float ||
-		d.qembed != nil || c.HeadDim%8 != 0 || c.NumKVHeads <= 0 || c.NumHeads%c.NumKVHeads != 0 ||
-		!plainFloat(d.embedW) || !plainFloat(d.normW) || m.lmHead == nil {
+		c.HeadDim%8 != 0 || c.NumKVHeads <= 0 || c.NumHeads%c.NumKVHeads != 0 ||
+		!(d.qembed != nil || plainFloat(d.embedW)) || !plainFloat(d.normW) || m.lmHead == nil {
 		return nil
 	}
 	f := &fusedModel{rope: d.rope}
-	head, ok := fusedLin(m.lmHead, d.embedW)
+	defer func() {
+		if f.desc == nil {
+			f.pin.Unpin()
+		}
+	}()
+	head, ok := fusedLin(m.lmHead, d.embedW, &f.pin)
 	if !ok {
 		return nil
 	}
@@ -154,7 +170,7 @@ func (m *Model) buildFused() *fusedModel {
 			dst *C.kf_lin
 			l   *Linear
 		}{{&cl.q, l.q}, {&cl.k, l.k}, {&cl.v, l.v}, {&cl.o, l.o}, {&cl.gate, l.gate}, {&cl.up, l.up}, {&cl.down, l.down}} {
-			lin, ok := fusedLin(p.l, nil)
+			lin, ok := fusedLin(p.l, nil, &f.pin)
 			if !ok {
 				C.free(unsafe.Pointer(layers))
 				return nil
@@ -166,8 +182,13 @@ func (m *Model) buildFused() *fusedModel {
 	desc := (*C.kf_model)(C.calloc(1, C.size_t(unsafe.Sizeof(C.kf_model{}))))
 	*desc = C.kf_model{H: C.long(c.HiddenSize), nh: C.long(c.NumHeads), nkv: C.long(c.NumKVHeads), D: C.long(c.HeadDim),
 		I: C.long(c.IntermediateSize), V: C.long(c.VocabSize), L: C.long(n), eps: C.float(c.RMSNormEps),
-		embed: (*C.float)(torch.DataPtr(torch.Of(d.embedW))), norm: (*C.float)(torch.DataPtr(torch.Of(d.normW))),
-		head: head, layers: layers}
+		norm: (*C.float)(torch.DataPtr(torch.Of(d.normW))), head: head, layers: layers}
+	if q := d.qembed; q != nil {
+		f.pin.Pin(&q.data[0])
+		desc.qembed, desc.qembed_type = unsafe.Pointer(&q.data[0]), C.int(q.typ)
+	} else {
+		desc.embed = (*C.float)(torch.DataPtr(torch.Of(d.embedW)))
+	}
 	f.desc, f.layers = desc, layers
 	return f
 }
@@ -183,6 +204,7 @@ func (f *fusedModel) free() {
 	}
 	f.desc, f.layers, f.st, f.ids, f.pos, f.slot, f.cos, f.sin, f.logits, f.kc, f.vc = nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil
 	f.rows, f.linears, f.weights = 0, nil, nil
+	f.pin.Unpin()
 }
 
 // grow makes room for b rows in the step buffers.

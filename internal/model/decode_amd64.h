@@ -7,12 +7,15 @@
 
 // kf_lin is one projection y = x @ W (+ b). kind 0: w is [K,N] row-major
 // (Linear's transposed weight wt); kind 1: w is [N,K] (a tied lm_head
-// reading the embedding), y = x @ w^T.
+// reading the embedding), y = x @ w^T. With qw set, W is [N,K] in ggml
+// blocks of type qtype (quant.c's kf_qmatmul) and w is NULL.
 typedef struct {
   const float *w;
   const float *b; // [N] or NULL
   long K, N;
   int kind;
+  const void *qw;
+  int qtype;
 } kf_lin;
 
 // kf_layer is one Llama decoder layer. qnorm and knorm (Qwen3's RMSNorm
@@ -27,7 +30,9 @@ typedef struct {
 typedef struct {
   long H, nh, nkv, D, I, V, L;
   float eps;
-  const float *embed; // [V,H]
+  const float *embed; // [V,H], or NULL when qembed is set
+  const void *qembed; // [V,H] in ggml blocks of type qembed_type
+  int qembed_type;
   const float *norm;  // the final norm, [H]
   kf_lin head;
   const kf_layer *layers; // [L]

@@ -10,7 +10,7 @@ import (
 )
 
 // The C decode step (decode_amd64.c) runs the decode steps of a
-// BatchCache's sequences: its logits are the libtorch forward pass's on
+// BatchCache's sequences, also with quantized projections: its logits are the libtorch forward pass's on
 // the whole sequence so far (within 1e-4 relative to the largest logit, as
 // TestParityLogits holds libtorch to transformers), and a row's logits
 // are the same bits in a batch of three sequences at other positions as
@@ -19,10 +19,19 @@ func TestFusedDecodeMatchesLibtorch(t *testing.T) {
 	if !haveKernel {
 		t.Skip("no decode kernels on this CPU")
 	}
-	for _, name := range []string{"llama_gqa", "llama_bias", "llama_mha_tied", "llama3_rope", "qwen2", "qwen3", "random_hd32"} {
+	for _, name := range []string{"llama_gqa", "llama_bias", "llama_mha_tied", "llama3_rope", "qwen2", "qwen3", "random_hd32", "gguf_quantized"} {
 		t.Run(name, func(t *testing.T) {
 			var m *Model
-			if name == "random_hd32" {
+			if name == "gguf_quantized" { // Q8_0, Q4_0 and Q4_1 projections (quant.c)
+				var err error
+				if m, err = LoadGGUF("../gguf/testdata/llama_tiny.gguf", GGUFOptions{LoadOptions: LoadOptions{Device: "cpu", DType: "float32"}}); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(m.Close)
+				if len(m.Quantized()) == 0 {
+					t.Fatal("no quantized weights")
+				}
+			} else if name == "random_hd32" {
 				c := &Config{Architecture: ArchLlama, VocabSize: 256, HiddenSize: 96, IntermediateSize: 160, NumLayers: 2,
 					NumHeads: 3, NumKVHeads: 1, MaxPositions: 64, RopeTheta: 10000, RMSNormEps: 1e-5, InitializerRange: 0.5, BOS: []int{1}, EOS: []int{2}, Pad: -1}
 				var err error
