@@ -2,12 +2,12 @@
 // embedding lookup, every layer's RMSNorms, projections, rope, attention
 // over the KV cache, SiLU-gated MLP and residual adds, the final norm and
 // lm_head, on buffers kept between steps, by a pool of threads that stay
-// up between steps and meet at barriers (a spin, then a futex wait), as
-// llama.cpp's ggml does.
+// up between steps (as llama.cpp's ggml) and wait for each other with a
+// short spin, then a futex.
 //
-// The products go through kf_gemm / kf_gemm_nt (gemm_amd64.c), each thread
-// taking a range of output columns: every element is computed as it is by
-// one thread alone. The small ops are per row, in a fixed order: a row's
+// The products go through kf_gemm / kf_gemm_nt (gemm_amd64.c) and quant.c,
+// by chunks of output columns: every element is computed as it is by one
+// thread alone. The small ops are per row, in a fixed order: a row's
 // result does not depend on the other rows of the step (batch invariance)
 // nor on the number of threads.
 #include <immintrin.h>
@@ -84,9 +84,14 @@ static struct {
   int workers; // started, ids 1..workers
   _Atomic unsigned gen;
   _Atomic int gsleep;
-  _Atomic int bcount;
-  _Atomic unsigned bphase;
-  _Atomic int bsleep;
+  _Atomic unsigned pgen; // a phase completed
+  _Atomic int psleep;
+  _Atomic long *next, *done; // per phase: chunks taken, chunks done
+  long nphases;
+  _Atomic int open;   // the step takes workers
+  _Atomic int inside; // workers in the step
+  _Atomic unsigned igen;
+  _Atomic int isleep;
   // the job of generation gen
   const kf_model *m;
   const kf_step *st;
@@ -98,18 +103,6 @@ static struct {
   long scn;  // floats of sc per thread
   long xqn;  // floats of xq per thread
 } kf_pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
-
-static void kf_barrier(int T) {
-  if (T == 1)
-    return;
-  unsigned ph = atomic_load(&kf_pool.bphase);
-  if (atomic_fetch_add(&kf_pool.bcount, 1) == T - 1) {
-    atomic_store(&kf_pool.bcount, 0);
-    kf_signal(&kf_pool.bphase, &kf_pool.bsleep);
-  } else {
-    kf_wait(&kf_pool.bphase, ph, &kf_pool.bsleep);
-  }
-}
 
 static void kf_run(const kf_model *m, const kf_step *st, int t, int T);
 
@@ -125,8 +118,13 @@ static void *kf_worker(void *arg) {
   for (;;) {
     kf_wait(&kf_pool.gen, seen, &kf_pool.gsleep);
     seen = atomic_load(&kf_pool.gen);
-    if (a.id < kf_pool.T)
+    // Join the step only while it is open: one that thread 0 has closed
+    // may already be followed by buffers of the next.
+    atomic_fetch_add(&kf_pool.inside, 1);
+    if (atomic_load(&kf_pool.open) && a.id < kf_pool.T)
       kf_run(kf_pool.m, kf_pool.st, (int)a.id, kf_pool.T);
+    atomic_fetch_sub(&kf_pool.inside, 1);
+    kf_signal(&kf_pool.igen, &kf_pool.isleep);
   }
   return NULL;
 }
@@ -170,14 +168,6 @@ static void kf_rope(const float *x, const float *cs, const float *sn, float *out
     out[j] = a * cs[j] + (-b) * sn[j];
     out[j + h] = b * cs[j + h] + a * sn[j + h];
   }
-}
-
-// kf_cols is thread t's share of n columns: multiples of 16 (a cache
-// line), the last thread taking the rest.
-static void kf_cols(long n, int t, int T, long *n0, long *n1) {
-  long per = (n / T + 15) / 16 * 16;
-  *n0 = per * t < n ? per * t : n;
-  *n1 = t == T - 1 || per * (t + 1) > n ? n : per * (t + 1);
 }
 
 // kf_linear computes columns [n0,n1) of y[B,N] = x[B,K] @ l (+ bias);
@@ -239,8 +229,55 @@ KF_TGT static void kf_attend(const float *qh, const float *kl, const float *vl, 
 
 // ---- the step ----------------------------------------------------------------
 
-// kf_run is thread t of T's part of the step; it returns after the last
-// barrier.
+// A step is a sequence of phases (the embedding; per layer q/k/v,
+// attention, o_proj, gate/up, down; lm_head), each cut into chunks of
+// work that the threads take from a counter, one at a time; a thread
+// moves on when every chunk of the phase is done, whoever did it. A
+// thread that loses its core holds the others up by one chunk at most, not
+// by its whole share. A chunk is a fixed range of output columns (or one
+// (row, head) of attention), computed the same whichever thread takes it.
+
+// kf_grab takes the next chunk of phase p of n, or returns -1.
+static long kf_grab(long p, long n) {
+  long c = atomic_fetch_add(&kf_pool.next[p], 1);
+  return c < n ? c : -1;
+}
+
+// kf_finish marks a chunk of phase p of n done.
+static void kf_finish(long p, long n) {
+  if (atomic_fetch_add(&kf_pool.done[p], 1) + 1 == n)
+    kf_signal(&kf_pool.pgen, &kf_pool.psleep);
+}
+
+// kf_await returns once phase p's n chunks are done.
+static void kf_await(long p, long n) {
+  for (;;) {
+    unsigned g = atomic_load(&kf_pool.pgen);
+    if (atomic_load(&kf_pool.done[p]) >= n)
+      return;
+    kf_wait(&kf_pool.pgen, g, &kf_pool.psleep);
+  }
+}
+
+// kf_chunk is the width of a chunk of n columns on T threads: two chunks
+// a thread, multiples of 48 (every AVX2 tile width divides it), at most
+// 2048 columns (lm_head: 24 chunks). Narrower ranges would walk the
+// weights in shorter runs, which kf_gemm streams less well.
+static long kf_chunk(long n, int T) {
+  long w = (n / (2 * T) + 47) / 48 * 48;
+  return w < 48 ? 48 : w > 2048 ? 2048 : w;
+}
+
+static long kf_nchunks(long n, long w) { return (n + w - 1) / w; }
+
+// kf_lin_chunk computes chunk c (width w) of l's columns.
+static void kf_lin_chunk(const kf_lin *l, const float *x, const void *xq, float *y, long B, long c, long w) {
+  long n0 = c * w, n1 = n0 + w < l->N ? n0 + w : l->N;
+  kf_linear(l, x, xq, y, B, n0, n1);
+}
+
+// kf_run is thread t of T's part of the step; thread 0 returns when the
+// step is done.
 static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
   long B = st->B, H = m->H, D = m->D, nh = m->nh, nkv = m->nkv, I = m->I;
   long rep = nh / nkv, QD = nh * D, KD = nkv * D;
@@ -249,40 +286,49 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
   float *h = kf_pool.h + (long)t * B * H;             // this thread's normed input
   float *sc = kf_pool.sc + (long)t * kf_pool.scn;     // scores, then the current key
   float *xq = kf_pool.xq + (long)t * kf_pool.xqn;     // its input in 8-bit blocks
-  long h0, h1, i0, i1;
-  kf_cols(H, t, T, &h0, &h1);
-  kf_cols(I, t, T, &i0, &i1);
-  // Embedding rows: this thread's columns, or its rows of a quantized one.
-  if (m->qembed) {
-    for (long b = t; b < B; b += T)
-      kf_qrows(m->qembed_type, m->qembed, st->ids + b, 1, H, x + b * H);
-  } else {
-    for (long b = 0; b < B; b++)
-      memcpy(x + b * H + h0, m->embed + st->ids[b] * H + h0, (h1 - h0) * sizeof(float));
+  long wq = kf_chunk(QD, T), wk = kf_chunk(KD, T), wh = kf_chunk(H, T), wi = kf_chunk(I, T), wv = kf_chunk(m->V, T);
+  long nq = kf_nchunks(QD, wq), nk = kf_nchunks(KD, wk), nhc = kf_nchunks(H, wh), nic = kf_nchunks(I, wi);
+  long ph = 0, n, c;
+  // Embedding, a row a chunk.
+  n = B;
+  while ((c = kf_grab(ph, n)) >= 0) {
+    if (m->qembed)
+      kf_qrows(m->qembed_type, m->qembed, st->ids + c, 1, H, x + c * H);
+    else
+      memcpy(x + c * H, m->embed + st->ids[c] * H, H * sizeof(float));
+    kf_finish(ph, n);
   }
-  kf_barrier(T);
+  kf_await(ph++, n);
   for (long l = 0; l < m->L; l++) {
     const kf_layer *ly = &m->layers[l];
-    // q, k, v of this thread's columns, from its own copy of the norm.
-    for (long b = 0; b < B; b++)
-      kf_rmsnorm(x + b * H, ly->norm1, h + b * H, H, m->eps);
-    kf_quantize(&ly->q, &ly->k, h, xq, B, H);
-    if (!ly->q.qw && !ly->k.qw)
-      kf_quantize(&ly->v, NULL, h, xq, B, H);
-    long c0, c1;
-    kf_cols(QD, t, T, &c0, &c1);
-    kf_linear(&ly->q, h, xq, q, B, c0, c1);
-    kf_cols(KD, t, T, &c0, &c1);
-    kf_linear(&ly->k, h, xq, k, B, c0, c1);
-    kf_linear(&ly->v, h, xq, v, B, c0, c1);
-    kf_barrier(T);
-    // Attention, one (row, query head) at a time. The head that opens a
-    // KV group writes the group's new key and value into the cache; the
+    int ready = 0;
+    // q, k, v, from this thread's own copy of the norm.
+    n = nq + 2 * nk;
+    while ((c = kf_grab(ph, n)) >= 0) {
+      if (!ready) {
+        for (long b = 0; b < B; b++)
+          kf_rmsnorm(x + b * H, ly->norm1, h + b * H, H, m->eps);
+        kf_quantize(&ly->q, &ly->k, h, xq, B, H);
+        if (!ly->q.qw && !ly->k.qw)
+          kf_quantize(&ly->v, NULL, h, xq, B, H);
+        ready = 1;
+      }
+      if (c < nq)
+        kf_lin_chunk(&ly->q, h, xq, q, B, c, wq);
+      else if (c < nq + nk)
+        kf_lin_chunk(&ly->k, h, xq, k, B, c - nq, wk);
+      else
+        kf_lin_chunk(&ly->v, h, xq, v, B, c - nq - nk, wk);
+      kf_finish(ph, n);
+    }
+    kf_await(ph++, n);
+    // Attention, one (row, query head) a chunk. The head that opens a KV
+    // group writes the group's new key and value into the cache; the
     // others read them from k and v (roped into a buffer of their own).
-    long work = B * nh, w0 = work * t / T, w1 = work * (t + 1) / T;
+    n = B * nh;
     float *kl = sc + kf_pool.scn - 2 * D, *qt = kl + D;
-    for (long wi = w0; wi < w1; wi++) {
-      long b = wi / nh, hd = wi % nh, gr = hd / rep, p = st->pos[b];
+    while ((c = kf_grab(ph, n)) >= 0) {
+      long b = c / nh, hd = c % nh, gr = hd / rep, p = st->pos[b];
       const float *cs = st->cos + b * D, *sn = st->sin + b * D;
       long row = (st->slot[b] * nkv + gr) * st->cap;
       float *kr = st->kc[l] + row * D, *vr = st->vc[l] + row * D;
@@ -305,42 +351,79 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
         kf_rope(qh, cs, sn, qt, D);
       }
       kf_attend(qt, kl, vl, kr, vr, p, D, st->scale, sc, att + b * QD + hd * D);
+      kf_finish(ph, n);
     }
-    kf_barrier(T);
-    // o_proj and the residual, this thread's columns of x.
-    kf_quantize(&ly->o, NULL, att, xq, B, QD);
-    kf_linear(&ly->o, att, xq, y, B, h0, h1);
-    for (long b = 0; b < B; b++)
-      for (long n = h0; n < h1; n++)
-        x[b * H + n] += y[b * H + n];
-    kf_barrier(T);
-    // The MLP: gate and up of the same columns, silu(gate) * up there.
-    for (long b = 0; b < B; b++)
-      kf_rmsnorm(x + b * H, ly->norm2, h + b * H, H, m->eps);
-    kf_quantize(&ly->gate, &ly->up, h, xq, B, H);
-    kf_linear(&ly->gate, h, xq, g, B, i0, i1);
-    kf_linear(&ly->up, h, xq, u, B, i0, i1);
-    for (long b = 0; b < B; b++)
-      for (long n = i0; n < i1; n++) {
-        float a = g[b * I + n];
-        g[b * I + n] = a / (1.0f + expf(-a)) * u[b * I + n];
+    kf_await(ph++, n);
+    // o_proj and the residual, a column range of x a chunk.
+    n = nhc;
+    ready = 0;
+    while ((c = kf_grab(ph, n)) >= 0) {
+      if (!ready) {
+        kf_quantize(&ly->o, NULL, att, xq, B, QD);
+        ready = 1;
       }
-    kf_barrier(T);
-    kf_quantize(&ly->down, NULL, g, xq, B, I);
-    kf_linear(&ly->down, g, xq, y, B, h0, h1);
-    for (long b = 0; b < B; b++)
-      for (long n = h0; n < h1; n++)
-        x[b * H + n] += y[b * H + n];
-    kf_barrier(T);
+      kf_lin_chunk(&ly->o, att, xq, y, B, c, wh);
+      long n0 = c * wh, n1 = n0 + wh < H ? n0 + wh : H;
+      for (long b = 0; b < B; b++)
+        for (long i = n0; i < n1; i++)
+          x[b * H + i] += y[b * H + i];
+      kf_finish(ph, n);
+    }
+    kf_await(ph++, n);
+    // The MLP: gate and up of the same columns, silu(gate) * up there.
+    n = nic;
+    ready = 0;
+    while ((c = kf_grab(ph, n)) >= 0) {
+      if (!ready) {
+        for (long b = 0; b < B; b++)
+          kf_rmsnorm(x + b * H, ly->norm2, h + b * H, H, m->eps);
+        kf_quantize(&ly->gate, &ly->up, h, xq, B, H);
+        ready = 1;
+      }
+      kf_lin_chunk(&ly->gate, h, xq, g, B, c, wi);
+      kf_lin_chunk(&ly->up, h, xq, u, B, c, wi);
+      long n0 = c * wi, n1 = n0 + wi < I ? n0 + wi : I;
+      for (long b = 0; b < B; b++)
+        for (long i = n0; i < n1; i++) {
+          float a = g[b * I + i];
+          g[b * I + i] = a / (1.0f + expf(-a)) * u[b * I + i];
+        }
+      kf_finish(ph, n);
+    }
+    kf_await(ph++, n);
+    n = nhc;
+    ready = 0;
+    while ((c = kf_grab(ph, n)) >= 0) {
+      if (!ready) {
+        kf_quantize(&ly->down, NULL, g, xq, B, I);
+        ready = 1;
+      }
+      kf_lin_chunk(&ly->down, g, xq, y, B, c, wh);
+      long n0 = c * wh, n1 = n0 + wh < H ? n0 + wh : H;
+      for (long b = 0; b < B; b++)
+        for (long i = n0; i < n1; i++)
+          x[b * H + i] += y[b * H + i];
+      kf_finish(ph, n);
+    }
+    kf_await(ph++, n);
   }
-  for (long b = 0; b < B; b++)
-    kf_rmsnorm(x + b * H, m->norm, h + b * H, H, m->eps);
-  long v0, v1;
-  kf_cols(m->V, t, T, &v0, &v1);
-  kf_quantize(&m->head, NULL, h, xq, B, H);
-  kf_linear(&m->head, h, xq, st->logits, B, v0, v1);
-  kf_barrier(T);
+  n = kf_nchunks(m->V, wv);
+  int ready = 0;
+  while ((c = kf_grab(ph, n)) >= 0) {
+    if (!ready) {
+      for (long b = 0; b < B; b++)
+        kf_rmsnorm(x + b * H, m->norm, h + b * H, H, m->eps);
+      kf_quantize(&m->head, NULL, h, xq, B, H);
+      ready = 1;
+    }
+    kf_lin_chunk(&m->head, h, xq, st->logits, B, c, wv);
+    kf_finish(ph, n);
+  }
+  kf_await(ph, n);
 }
+
+// kf_phases is the number of phases of a step of m.
+static long kf_phases(const kf_model *m) { return 2 + 5 * m->L; }
 
 // kf_buffers sizes the pool's buffers for m and st; 0 on success.
 static int kf_buffers(const kf_model *m, const kf_step *st, int T) {
@@ -399,13 +482,36 @@ int kf_decode(const kf_model *m, const kf_step *st, int threads) {
     pthread_detach(th);
     kf_pool.workers++;
   }
+  long P = kf_phases(m);
+  if (rc == 0 && P > kf_pool.nphases) {
+    free((void *)kf_pool.next);
+    free((void *)kf_pool.done);
+    kf_pool.next = calloc(P, sizeof(long));
+    kf_pool.done = calloc(P, sizeof(long));
+    kf_pool.nphases = kf_pool.next && kf_pool.done ? P : 0;
+    if (!kf_pool.nphases)
+      rc = -1;
+  }
   if (rc == 0) {
+    for (long p = 0; p < P; p++) {
+      atomic_store(&kf_pool.next[p], 0);
+      atomic_store(&kf_pool.done[p], 0);
+    }
     kf_pool.m = m;
     kf_pool.st = st;
     kf_pool.T = T;
+    atomic_store(&kf_pool.open, 1);
     if (T > 1)
       kf_signal(&kf_pool.gen, &kf_pool.gsleep);
     kf_run(m, st, 0, T);
+    // Close the step and wait for the workers in it to leave.
+    atomic_store(&kf_pool.open, 0);
+    for (;;) {
+      unsigned g = atomic_load(&kf_pool.igen);
+      if (atomic_load(&kf_pool.inside) == 0)
+        break;
+      kf_wait(&kf_pool.igen, g, &kf_pool.isleep);
+    }
   }
   pthread_mutex_unlock(&kf_pool.mu);
   return rc;

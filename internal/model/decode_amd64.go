@@ -29,8 +29,8 @@ import (
 // 1% (perf, docs/benchmarks.md). decode_amd64.c runs the whole step of a
 // Llama-family model (Llama, Mistral, Qwen2, Qwen3) in C instead: the
 // same products (gemm_amd64.c), the small ops in plain loops, on buffers
-// kept between steps, by a pool of threads that meet at 4 barriers a
-// layer. It applies to a decode step over a BatchCache's sequences on a
+// kept between steps, by a pool of threads that stay up and take the
+// step's work in chunks (5 phases a layer). It applies to a decode step over a BatchCache's sequences on a
 // float32 CPU inference model whose projections are the plain transposed
 // weights or ggml blocks (LoadGGUF: quant.c's kf_qmatmul, the input
 // quantized once for q, k, v and once for gate, up), with no LoRA on a
