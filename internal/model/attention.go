@@ -83,6 +83,14 @@ func (r *rope) tables(s *scope, pos []int64, b, t int64, dev gotch.Device, dt go
 	d := 2 * len(r.inv)
 	cv := make([]float32, len(pos)*d)
 	sv := make([]float32, len(pos)*d)
+	r.values(pos, cv, sv)
+	return s.Floats(dev, dt, cv, b, 1, t, int64(d)), s.Floats(dev, dt, sv, b, 1, t, int64(d))
+}
+
+// values writes cos and sin [len(pos), head_dim] for positions pos into
+// cv and sv.
+func (r *rope) values(pos []int64, cv, sv []float32) {
+	d := 2 * len(r.inv)
 	for i, p := range pos {
 		row := i * d
 		for j, f := range r.inv {
@@ -92,7 +100,6 @@ func (r *rope) tables(s *scope, pos []int64, b, t int64, dev gotch.Device, dt go
 			sv[row+j], sv[row+j+d/2] = sn, sn
 		}
 	}
-	return s.Floats(dev, dt, cv, b, 1, t, int64(d)), s.Floats(dev, dt, sv, b, 1, t, int64(d))
 }
 
 // apply is x*cos + rotate_half(x)*sin, transformers' apply_rotary_pos_emb.

@@ -326,6 +326,12 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 				sq.allocCache(&s, max(tk, min(2*sq.capacity, int64(m.Config.ContextLength()))))
 			}
 		}
+		if f := fusedBatch(m, batch, active); f != nil {
+			if s.Err() != nil {
+				return fmt.Errorf("decode: %w", s.Err())
+			}
+			return f.step(m, batch, active, ids, lens) // decode_amd64.go
+		}
 		p, err := m.newPass(&s, b, 1, lens)
 		if err != nil {
 			return fmt.Errorf("decode: %w", err)
@@ -359,6 +365,15 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 		}
 		return nil
 	})
+}
+
+// fusedBatch is the fused decoder for a step over active when they share
+// batch, else nil.
+func fusedBatch(m *Model, batch *BatchCache, active []*Sequence) *fusedModel {
+	if batch == nil {
+		return nil
+	}
+	return m.fusedFor(active)
 }
 
 // Generate runs prompts to completion with Prefill and DecodeStep and

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -67,6 +68,11 @@ type Model struct {
 	// quant holds the weights a model loaded by LoadGGUF keeps in ggml
 	// blocks, by parameter name; they are not in params.
 	quant map[string]*quantWeight
+
+	// fused is the C decode step's view of the model (decode_amd64.go),
+	// made on the first decode step; nil when it does not apply.
+	fusedOnce sync.Once
+	fused     *fusedModel
 }
 
 type initKind int
@@ -393,6 +399,9 @@ func (m *Model) Close() {
 			torch.Free(l.wt)
 			l.wt = nil
 		}
+	}
+	if m.fused != nil {
+		m.fused.free()
 	}
 	if m.dec != nil {
 		m.dec.close()

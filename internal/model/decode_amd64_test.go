@@ -1,0 +1,117 @@
+package model
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"slices"
+	"testing"
+	"unsafe"
+)
+
+// The C decode step (decode_amd64.c) runs the decode steps of a
+// BatchCache's sequences, also with quantized projections: its logits are the libtorch forward pass's on
+// the whole sequence so far (within 1e-4 relative to the largest logit, as
+// TestParityLogits holds libtorch to transformers), and a row's logits
+// are the same bits in a batch of three sequences at other positions as
+// alone.
+func TestFusedDecodeMatchesLibtorch(t *testing.T) {
+	if !haveKernel {
+		t.Skip("no decode kernels on this CPU")
+	}
+	for _, name := range []string{"llama_gqa", "llama_bias", "llama_mha_tied", "llama3_rope", "qwen2", "qwen3", "random_hd32", "gguf_quantized"} {
+		t.Run(name, func(t *testing.T) {
+			var m *Model
+			if name == "gguf_quantized" { // Q8_0, Q4_0 and Q4_1 projections (quant.c)
+				var err error
+				if m, err = LoadGGUF("../gguf/testdata/llama_tiny.gguf", GGUFOptions{LoadOptions: LoadOptions{Device: "cpu", DType: "float32"}}); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(m.Close)
+				if len(m.Quantized()) == 0 {
+					t.Fatal("no quantized weights")
+				}
+			} else if name == "random_hd32" {
+				c := &Config{Architecture: ArchLlama, VocabSize: 256, HiddenSize: 96, IntermediateSize: 160, NumLayers: 2,
+					NumHeads: 3, NumKVHeads: 1, MaxPositions: 64, RopeTheta: 10000, RMSNormEps: 1e-5, InitializerRange: 0.5, BOS: []int{1}, EOS: []int{2}, Pad: -1}
+				var err error
+				if m, err = NewRandom(c, 3, LoadOptions{Device: "cpu", DType: "float32"}); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(m.Close)
+			} else {
+				m = loadCPU(t, filepath.Join("testdata", name))
+			}
+			ctx := context.Background()
+			v := m.Config.VocabSize
+			opts := GenerateOptions{MaxNewTokens: 8, EOS: []int{}}
+			prompts := [][]int{{5, 9, 13, 40, 41, 7}, {100, 3}, {77, 78, 79, 80}}
+			bc, own := m.NewBatchCache(), m.NewBatchCache()
+			var seqs []*Sequence
+			for _, p := range prompts {
+				sq, err := bc.NewSequence(p, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(sq.Release)
+				seqs = append(seqs, sq)
+			}
+			alone, err := own.NewSequence(prompts[1], opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(alone.Release)
+			// One at a time: libtorch's prefill of a padded batch need not
+			// give a row the bits it gets alone.
+			for _, sq := range append(slices.Clone(seqs), alone) {
+				if err := m.Prefill(ctx, []*Sequence{sq}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for step := 0; step < 5; step++ {
+				inputs := make([][]int, len(seqs))
+				for i, sq := range seqs {
+					inputs[i] = append(sq.Prompt(), sq.Tokens()...)
+				}
+				if err := m.DecodeStep(ctx, seqs); err != nil {
+					t.Fatal(err)
+				}
+				if m.fused == nil {
+					t.Fatal("the decode step did not take the C path")
+				}
+				got := slices.Clone(fusedLogits(m, len(seqs)))
+				if err := m.DecodeStep(ctx, []*Sequence{alone}); err != nil {
+					t.Fatal(err)
+				}
+				if a := fusedLogits(m, 1); !slices.Equal(got[v:2*v], a) {
+					t.Errorf("step %d: row 1's logits in a batch of 3 differ from its logits alone", step)
+				}
+				for i, in := range inputs {
+					ids := make([]int64, len(in))
+					for j, tok := range in {
+						ids[j] = int64(tok)
+					}
+					ref, err := m.ForwardAt(ids, nil, 1, len(ids), []int64{int64(len(ids) - 1)})
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := valuesOf(t, ref)
+					ref.MustDrop()
+					var d, top float64
+					for j, w := range want {
+						d = max(d, math.Abs(float64(got[i*v+j]-w)))
+						top = max(top, math.Abs(float64(w)))
+					}
+					if d > 1e-4*max(1, top) {
+						t.Errorf("step %d row %d: max |C - libtorch| = %g (largest logit %g)", step, i, d, top)
+					}
+				}
+			}
+		})
+	}
+}
+
+// fusedLogits is the last C step's logits, n rows.
+func fusedLogits(m *Model, n int) []float32 {
+	return unsafe.Slice((*float32)(unsafe.Pointer(m.fused.logits)), n*m.Config.VocabSize)
+}
