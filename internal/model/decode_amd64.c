@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
@@ -276,6 +277,27 @@ static void kf_lin_chunk(const kf_lin *l, const float *x, const void *xq, float 
   kf_linear(l, x, xq, y, B, n0, n1);
 }
 
+// kf_prof_ns: with kf_prof_on set, thread 0 adds each phase's wall time
+// (from the end of the phase before to the end of its await) to its kind,
+// KF_PROF_EMBED..KF_PROF_HEAD (BenchmarkFusedStep's profile).
+long long kf_prof_ns[KF_PROF_KINDS];
+int kf_prof_on;
+
+static long long kf_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+#define KF_PROF(kind)                                                          \
+  do {                                                                         \
+    if (prof) {                                                                \
+      long long now = kf_now_ns();                                             \
+      kf_prof_ns[kind] += now - prof;                                          \
+      prof = now;                                                              \
+    }                                                                          \
+  } while (0)
+
 // kf_run is thread t of T's part of the step; thread 0 returns when the
 // step is done.
 static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
@@ -289,6 +311,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
   long wq = kf_chunk(QD, T), wk = kf_chunk(KD, T), wh = kf_chunk(H, T), wi = kf_chunk(I, T), wv = kf_chunk(m->V, T);
   long nq = kf_nchunks(QD, wq), nk = kf_nchunks(KD, wk), nhc = kf_nchunks(H, wh), nic = kf_nchunks(I, wi);
   long ph = 0, n, c;
+  long long prof = t == 0 && kf_prof_on ? kf_now_ns() : 0;
   // Embedding, a row a chunk.
   n = B;
   while ((c = kf_grab(ph, n)) >= 0) {
@@ -299,6 +322,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
     kf_finish(ph, n);
   }
   kf_await(ph++, n);
+  KF_PROF(KF_PROF_EMBED);
   for (long l = 0; l < m->L; l++) {
     const kf_layer *ly = &m->layers[l];
     int ready = 0;
@@ -322,6 +346,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
       kf_finish(ph, n);
     }
     kf_await(ph++, n);
+    KF_PROF(KF_PROF_QKV);
     // Attention, one (row, query head) a chunk. The head that opens a KV
     // group writes the group's new key and value into the cache; the
     // others read them from k and v (roped into a buffer of their own).
@@ -354,6 +379,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
       kf_finish(ph, n);
     }
     kf_await(ph++, n);
+    KF_PROF(KF_PROF_ATTN);
     // o_proj and the residual, a column range of x a chunk.
     n = nhc;
     ready = 0;
@@ -370,6 +396,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
       kf_finish(ph, n);
     }
     kf_await(ph++, n);
+    KF_PROF(KF_PROF_O);
     // The MLP: gate and up of the same columns, silu(gate) * up there.
     n = nic;
     ready = 0;
@@ -391,6 +418,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
       kf_finish(ph, n);
     }
     kf_await(ph++, n);
+    KF_PROF(KF_PROF_GATEUP);
     n = nhc;
     ready = 0;
     while ((c = kf_grab(ph, n)) >= 0) {
@@ -406,6 +434,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
       kf_finish(ph, n);
     }
     kf_await(ph++, n);
+    KF_PROF(KF_PROF_DOWN);
   }
   n = kf_nchunks(m->V, wv);
   int ready = 0;
@@ -420,6 +449,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
     kf_finish(ph, n);
   }
   kf_await(ph, n);
+  KF_PROF(KF_PROF_HEAD);
 }
 
 // kf_phases is the number of phases of a step of m.

@@ -274,3 +274,24 @@ func (f *fusedModel) step(m *Model, b *BatchCache, active []*Sequence, ids, pos 
 	}
 	return nil
 }
+
+// fusedProfileKinds names the phase kinds fusedProfile times, in
+// decode_amd64.h's order.
+var fusedProfileKinds = [...]string{"embed", "qkv", "attn", "o", "gateup", "down", "head"}
+
+// fusedProfile switches the C step's per-phase timing on or off and returns
+// the nanoseconds thread 0 spent in each phase kind since the last call
+// (fusedProfileKinds), zeroing them. For benchmarks: a step is not
+// otherwise timed.
+func fusedProfile(on bool) [len(fusedProfileKinds)]int64 {
+	var out [len(fusedProfileKinds)]int64
+	for i := range out {
+		out[i] = int64(C.kf_prof_ns[i])
+		C.kf_prof_ns[i] = 0
+	}
+	C.kf_prof_on = 0
+	if on {
+		C.kf_prof_on = 1
+	}
+	return out
+}

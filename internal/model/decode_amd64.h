@@ -56,4 +56,9 @@ typedef struct {
 
 int kf_decode(const kf_model *m, const kf_step *st, int threads);
 
+// The phase kinds kf_prof_ns times when kf_prof_on is set.
+enum { KF_PROF_EMBED, KF_PROF_QKV, KF_PROF_ATTN, KF_PROF_O, KF_PROF_GATEUP, KF_PROF_DOWN, KF_PROF_HEAD, KF_PROF_KINDS };
+extern long long kf_prof_ns[KF_PROF_KINDS];
+extern int kf_prof_on;
+
 #endif
