@@ -31,7 +31,7 @@ import (
 // same products (gemm_amd64.c), the small ops in plain loops, on buffers
 // kept between steps, by a pool of threads that stay up and take the
 // step's work in chunks (5 phases a layer). It applies to a decode step over a BatchCache's sequences on a
-// float32 CPU inference model whose projections are the plain transposed
+// float32 CPU inference model whose projections are plain float32
 // weights or ggml blocks (LoadGGUF: quant.c's kf_qmatmul, the input
 // quantized once for q, k, v and once for gate, up), with no LoRA on a
 // Linear and no served adapter in the batch; anything else takes the
@@ -77,10 +77,10 @@ func (m *Model) fusedFor(active []*Sequence) *fusedModel {
 }
 
 // fusedLin describes l for C, or reports that it is not a plain float32
-// projection with its weight stored transposed (or the tied embedding) nor
-// a quantized one (LoadGGUF); pin keeps a quantized weight's Go bytes where
+// projection (its weight [out,in], or the tied embedding) nor a quantized
+// one (LoadGGUF); pin keeps a quantized weight's Go bytes where
 // the C description points.
-func fusedLin(l *Linear, embed *ts.Tensor, pin *runtime.Pinner) (C.kf_lin, bool) {
+func fusedLin(l *Linear, pin *runtime.Pinner) (C.kf_lin, bool) {
 	var lin C.kf_lin
 	if l == nil || l.Conv1D || l.LoRA != nil {
 		return lin, false
@@ -92,12 +92,11 @@ func fusedLin(l *Linear, embed *ts.Tensor, pin *runtime.Pinner) (C.kf_lin, bool)
 		}
 		pin.Pin(&l.quant.data[0])
 		lin = C.kf_lin{qw: unsafe.Pointer(&l.quant.data[0]), qtype: C.int(l.quant.typ), K: C.long(l.quant.in), N: C.long(l.quant.out)}
-	case l.wt != nil && l.Weight == l.wview:
-		sh := torch.Shape(l.wt)
-		lin = C.kf_lin{w: (*C.float)(torch.DataPtr(l.wt)), K: C.long(sh[0]), N: C.long(sh[1])}
-	case embed != nil && l.Weight == embed && plainFloat(embed):
-		sh := torch.Shape(torch.Of(embed))
-		lin = C.kf_lin{w: (*C.float)(torch.DataPtr(torch.Of(embed))), K: C.long(sh[1]), N: C.long(sh[0]), kind: 1}
+	case l.Weight != nil && plainFloat(l.Weight) && len(torch.Shape(torch.Of(l.Weight))) == 2:
+		// [out,in] as torch.nn.Linear stores it, or the tied embedding
+		// [vocab,hidden]: y = x @ w^T.
+		sh := torch.Shape(torch.Of(l.Weight))
+		lin = C.kf_lin{w: (*C.float)(torch.DataPtr(torch.Of(l.Weight))), K: C.long(sh[1]), N: C.long(sh[0]), kind: 1}
 	default:
 		return lin, false
 	}
@@ -141,7 +140,7 @@ func (m *Model) buildFused() *fusedModel {
 			f.pin.Unpin()
 		}
 	}()
-	head, ok := fusedLin(m.lmHead, d.embedW, &f.pin)
+	head, ok := fusedLin(m.lmHead, &f.pin)
 	if !ok {
 		return nil
 	}
@@ -170,7 +169,7 @@ func (m *Model) buildFused() *fusedModel {
 			dst *C.kf_lin
 			l   *Linear
 		}{{&cl.q, l.q}, {&cl.k, l.k}, {&cl.v, l.v}, {&cl.o, l.o}, {&cl.gate, l.gate}, {&cl.up, l.up}, {&cl.down, l.down}} {
-			lin, ok := fusedLin(p.l, nil, &f.pin)
+			lin, ok := fusedLin(p.l, &f.pin)
 			if !ok {
 				C.free(unsafe.Pointer(layers))
 				return nil

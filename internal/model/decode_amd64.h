@@ -5,8 +5,8 @@
 #ifndef KF_DECODE_H
 #define KF_DECODE_H
 
-// kf_lin is one projection y = x @ W (+ b). kind 0: w is [K,N] row-major
-// (Linear's transposed weight wt); kind 1: w is [N,K] (a tied lm_head
+// kf_lin is one projection y = x @ W (+ b). kind 0: w is [K,N] row-major;
+// kind 1: w is [N,K], as torch.nn.Linear stores a weight (and a tied lm_head
 // reading the embedding), y = x @ w^T. With qw set, W is [N,K] in ggml
 // blocks of type qtype (quant.c's kf_qmatmul) and w is NULL.
 typedef struct {

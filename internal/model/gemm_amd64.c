@@ -81,6 +81,7 @@ KF_INLINE KF_TARGET __m128 kf_sum4_avx512(__m512 a, __m512 b, __m512 c, __m512 d
 #undef KF_ROWS_ALL
 #undef KF_TILE
 #undef KF_ROWS
+#undef KF_NT
 
 // AVX2 with FMA: 8 floats a register, 16 registers, so narrower tiles.
 #define KF_TARGET __attribute__((target("avx2,fma")))

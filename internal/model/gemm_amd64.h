@@ -169,33 +169,83 @@ static KF_TARGET void KF_SFX(kf_attn_values)(const float *p, const float *v, flo
   }
 }
 
+// KF_NT(MR, R): y[m, n+r] = x[m] . w[n+r] for rows m < MR of x and the R
+// rows n..n+R-1 of w [N,K] (contiguous: one stream through memory), the
+// MR*R accumulators in registers, each a chain of its own, every x vector
+// loaded once for the R rows. Each output is summed lane by lane over k in
+// order, then across the lanes (VSUM4, the same for each lane of it), then
+// the last K % VL terms in order: the same bits for any tile.
+#define KF_NT(MR, R)                                                           \
+  KF_INLINE KF_TARGET void KF_SFX(kf_nt_##MR##_##R)(                           \
+      const float *x, const float *w, float *y, long K, long N, long n) {      \
+    V acc[MR][R];                                                              \
+    KF_UNROLL for (int m = 0; m < MR; m++)                                     \
+      KF_UNROLL for (int r = 0; r < R; r++) acc[m][r] = VZERO();               \
+    const float *wn = w + n * K;                                               \
+    long kv = K / VL * VL;                                                     \
+    for (long k = 0; k < kv; k += VL) {                                        \
+      V wv[R];                                                                 \
+      KF_UNROLL for (int r = 0; r < R; r++) wv[r] = VLOAD(wn + r * K + k);     \
+      KF_UNROLL for (int m = 0; m < MR; m++) {                                 \
+        V xv = VLOAD(x + m * K + k);                                           \
+        KF_UNROLL for (int r = 0; r < R; r++)                                  \
+          acc[m][r] = VFMA(xv, wv[r], acc[m][r]);                              \
+      }                                                                        \
+    }                                                                          \
+    KF_UNROLL for (int m = 0; m < MR; m++)                                     \
+      KF_UNROLL for (int r = 0; r < R; r += 4) {                               \
+        float s[4];                                                            \
+        _mm_storeu_ps(s, VSUM4(acc[m][r], acc[m][r + 1 < R ? r + 1 : r],       \
+                               acc[m][r + 2 < R ? r + 2 : r],                  \
+                               acc[m][r + 3 < R ? r + 3 : r]));                \
+        for (int j = 0; j < 4 && r + j < R; j++) {                             \
+          for (long k = kv; k < K; k++)                                        \
+            s[j] = __builtin_fmaf(x[m * K + k], wn[(r + j) * K + k], s[j]);    \
+          y[m * N + n + r + j] = s[j];                                         \
+        }                                                                      \
+      }                                                                        \
+  }
+
+// The tiles: 8 rows of w for one row of x (8 chains), 4 for two, 3 for
+// up to four (12 accumulators of the 16 AVX2 registers); single rows of
+// w for the last few.
+KF_NT(1, 1) KF_NT(1, 3) KF_NT(1, 8) KF_NT(2, 1) KF_NT(2, 3) KF_NT(2, 4)
+KF_NT(3, 3) KF_NT(4, 1) KF_NT(4, 3)
+
 // kf_gemm_nt computes columns [n0,n1) of y[M,N] = x[M,K] @ w[N,K]^T, w
-// row-major as a tied lm_head reads the embedding [vocab, hidden]. Each w
-// row streams once, and its dot products with eight x rows at a time
-// stay in registers, summed lane by lane over k and then across the
-// lanes: the same order for any M.
+// row-major: [out,in] as torch.nn.Linear stores a weight, and as a tied
+// lm_head reads the embedding [vocab, hidden]. A range of columns is a
+// contiguous range of w's rows, which the tiles read in one pass, a few
+// rows side by side; with more rows of x than a tile takes, the next
+// blocks of x reuse those rows of w from the L1 cache.
 static KF_TARGET void KF_SFX(kf_gemm_nt)(const float *x, const float *w, float *y,
                                          long M, long K, long N, long n0, long n1) {
-  long kv = K / VL * VL;
-  for (long n = n0; n < n1; n++) {
-    const float *wn = w + n * K;
-    for (long m0 = 0; m0 < M; m0 += 8) {
-      long mr = M - m0 < 8 ? M - m0 : 8;
-      const float *xm = x + m0 * K;
-      V acc[8];
-      KF_UNROLL for (int m = 0; m < 8; m++) acc[m] = VZERO();
-      for (long k = 0; k < kv; k += VL) {
-        _mm_prefetch((const char *)(wn + k + 4 * K), _MM_HINT_T0);
-        V wv = VLOAD(wn + k);
-        KF_UNROLL for (int m = 0; m < 8; m++)
-          if (m < mr) acc[m] = VFMA(VLOAD(xm + m * K + k), wv, acc[m]);
-      }
-      for (long m = 0; m < mr; m++) {
-        float s = VHSUM(acc[m]);
-        for (long k = kv; k < K; k++)
-          s = __builtin_fmaf(xm[m * K + k], wn[k], s);
-        y[(m0 + m) * N + n] = s;
+  long n = n0;
+  if (M == 1) {
+    for (; n + 8 <= n1; n += 8)
+      KF_SFX(kf_nt_1_8)(x, w, y, K, N, n);
+  } else if (M == 2) {
+    for (; n + 4 <= n1; n += 4)
+      KF_SFX(kf_nt_2_4)(x, w, y, K, N, n);
+  } else {
+    for (; n + 3 <= n1; n += 3) {
+      long m = 0;
+      for (; m + 4 <= M; m += 4)
+        KF_SFX(kf_nt_4_3)(x + m * K, w, y + m * N, K, N, n);
+      const float *xm = x + m * K;
+      float *ym = y + m * N;
+      switch (M - m) {
+      case 1: KF_SFX(kf_nt_1_3)(xm, w, ym, K, N, n); break;
+      case 2: KF_SFX(kf_nt_2_3)(xm, w, ym, K, N, n); break;
+      case 3: KF_SFX(kf_nt_3_3)(xm, w, ym, K, N, n); break;
       }
     }
+  }
+  for (; n < n1; n++) {
+    long m = 0;
+    for (; m + 4 <= M; m += 4)
+      KF_SFX(kf_nt_4_1)(x + m * K, w, y + m * N, K, N, n);
+    for (; m < M; m++)
+      KF_SFX(kf_nt_1_1)(x + m * K, w, y + m * N, K, N, n);
   }
 }

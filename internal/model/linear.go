@@ -24,12 +24,6 @@ type Linear struct {
 	LoRA         *LoRA
 	Conv1D       bool
 
-	// wt is the weight's contiguous transpose [in,out] when an inference
-	// model stores it so (Model.transposeWeights); Weight is then wview, a
-	// view of it. Replacing Weight falls back to the plain path.
-	wt    ct
-	wview *ts.Tensor
-
 	// quant, when set, is the weight in ggml blocks (a model loaded with
 	// LoadGGUF) and Weight is nil: quant.go multiplies by it.
 	quant *quantWeight
@@ -83,12 +77,7 @@ func (l *Linear) forward(s *scope, x ct, train bool) ct {
 		}
 		out := append(xs[:len(xs)-1:len(xs)-1], ws[1])
 		y = s.View(y, out...)
-	} else if l.wt != nil && l.Weight == l.wview {
-		y = s.matmulRows(x, l.wt) // decode steps: gemm.go
-		if l.Bias != nil {
-			y = s.Add(y, torch.Of(l.Bias))
-		}
-	} else if y = s.rowsMatmulNT(x, torch.Of(l.Weight)); y != nil { // a tied lm_head's decode step
+	} else if y = s.rowsMatmulNT(x, torch.Of(l.Weight)); y != nil { // decode steps: gemm.go
 		if l.Bias != nil {
 			y = s.Add(y, torch.Of(l.Bias))
 		}

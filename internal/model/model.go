@@ -320,44 +320,6 @@ func (m *Model) bind() error {
 	} else {
 		m.lmHead = m.linear("lm_head", false)
 	}
-	if !m.trainable {
-		return m.transposeWeights()
-	}
-	return nil
-}
-
-// transposeWeights stores each nn.Linear weight of an inference model as
-// its contiguous transpose [in,out] and exposes Weight as a [out,in] view
-// of it: the same parameter, names and shapes, but x@W^T then streams the
-// weight in the order one-token decoding (a matrix-vector product) reads
-// fastest, about a third less CPU per token in BenchmarkDecode. GPT-2's
-// Conv1D weights are stored that way already; a tied lm_head is left alone
-// (transposing would copy the embedding).
-func (m *Model) transposeWeights() error {
-	index := make(map[*ts.Tensor]int, len(m.params))
-	for i, p := range m.params {
-		index[p.Tensor] = i
-	}
-	for _, l := range m.linears {
-		if l.Conv1D || l.Weight == m.embed || l.quant != nil {
-			continue
-		}
-		var s scope
-		wt := s.Contiguous(s.Transpose(torch.Of(l.Weight), 0, 1))
-		view := s.Transpose(wt, 0, 1)
-		if !s.OK() {
-			s.Free()
-			return fmt.Errorf("transpose weights: %w", s.Err())
-		}
-		l.wt = s.Detach(wt)
-		l.wview = torch.Wrap(torch.ShallowClone(view))
-		s.Free()
-		i := index[l.Weight]
-		l.Weight.MustDrop()
-		m.byName[m.params[i].Name] = l.wview
-		m.params[i].Tensor = l.wview
-		l.Weight = l.wview
-	}
 	return nil
 }
 
@@ -393,12 +355,6 @@ func (m *Model) Close() {
 	m.closed = true
 	for _, p := range m.params {
 		p.Tensor.MustDrop()
-	}
-	for _, l := range m.linears {
-		if l.wt != nil {
-			torch.Free(l.wt)
-			l.wt = nil
-		}
 	}
 	if m.fused != nil {
 		m.fused.free()
