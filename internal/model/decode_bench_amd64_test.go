@@ -1,7 +1,9 @@
 package model
 
 import (
+	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +13,25 @@ import (
 	"github.com/kfllm/kfllm/internal/torch"
 )
 
+var benchHuge = flag.Bool("huge-weights", true, "BenchmarkFusedStep: the weights on transparent huge pages (hugepage_linux.go)")
+
+// anonHugeMB is the process's memory on transparent huge pages.
+func anonHugeMB(b *testing.B) float64 {
+	f, err := os.Open("/proc/self/smaps_rollup")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var kb float64
+		if _, err := fmt.Sscanf(sc.Text(), "AnonHugePages: %f kB", &kb); err == nil {
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
 // BenchmarkFusedStep: the C decode step of SmolLM2-135M in float32 (its
 // Q4_1 GGUF from $KFLLM_CACHE/smollm2, dequantized: the shapes and bytes
 // of the F32 model the serving benchmark runs), 1 and 8 sequences of one
@@ -18,17 +39,22 @@ import (
 // step, it reports each phase kind's share of a step as thread 0 sees it
 // (decode_amd64.c's kf_prof_ns: a phase ends when all threads are done
 // with it) and, for the phases that are weight products, the weights'
-// GB/s: one step reads every weight once.
+// GB/s (one step reads every weight once), and the process's memory on
+// huge pages (-huge-weights=false: the weights left on small pages).
 func BenchmarkFusedStep(b *testing.B) {
 	src := filepath.Join(os.Getenv("KFLLM_CACHE"), "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 	if _, err := os.Stat(src); err != nil {
 		b.Skip("no SmolLM2 GGUF in $KFLLM_CACHE/smollm2 (make setup fetches it)")
 	}
 	torch.SetThreads(*benchThreads)
+	hugePages = *benchHuge
+	defer func() { hugePages = true }()
+	t0 := time.Now()
 	m, err := LoadGGUF(src, GGUFOptions{LoadOptions: LoadOptions{Device: "cpu", DType: "float32"}, Dequantize: true})
 	if err != nil {
 		b.Fatal(err)
 	}
+	b.Logf("load (huge pages %v): %v", hugePages, time.Since(t0))
 	defer m.Close()
 	c := m.Config
 	h, inter, v, l := int64(c.HiddenSize), int64(c.IntermediateSize), int64(c.VocabSize), int64(c.NumLayers)
@@ -78,6 +104,7 @@ func BenchmarkFusedStep(b *testing.B) {
 				}
 			}
 			b.ReportMetric(0, "ns/op")
+			b.ReportMetric(anonHugeMB(b), "huge-MB")
 			b.ReportMetric(elapsed.Seconds()*1e3/float64(n), "ms/step")
 			var products, all int64
 			for k, name := range fusedProfileKinds {

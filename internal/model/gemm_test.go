@@ -52,7 +52,7 @@ func checkRowsMatmul(t *testing.T, other [][]float32) [][]float32 {
 			w := s.Floats(gotch.CPU, gotch.Float, randFloats(r, k*n), k, n)
 			wn := s.Contiguous(s.Transpose(w, 0, 1)) // [n,k]
 			x := s.Floats(gotch.CPU, gotch.Float, randFloats(r, kernelMaxRows*k), kernelMaxRows, k)
-			for _, m := range []int64{1, 3, 8, 9, 16} {
+			for _, m := range []int64{1, 2, 3, 4, 5, 7, 8, 9, 16} {
 				xm := s.Narrow(x, 0, 0, m)
 				want := s.ReadFloat32s(s.Matmul(xm, w))
 				for _, nt := range []bool{false, true} {

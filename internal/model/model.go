@@ -320,6 +320,7 @@ func (m *Model) bind() error {
 	} else {
 		m.lmHead = m.linear("lm_head", false)
 	}
+	m.hugeWeights() // hugepage_linux.go
 	return nil
 }
 
