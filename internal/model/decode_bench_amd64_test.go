@@ -40,7 +40,8 @@ func anonHugeMB(b *testing.B) float64 {
 // (decode_amd64.c's kf_prof_ns: a phase ends when all threads are done
 // with it) and, for the phases that are weight products, the weights'
 // GB/s (one step reads every weight once), and the process's memory on
-// huge pages (-huge-weights=false: the weights left on small pages).
+// huge pages (-huge-weights=false: the weights left on small pages) and
+// its resident set after the steps.
 func BenchmarkFusedStep(b *testing.B) {
 	src := filepath.Join(os.Getenv("KFLLM_CACHE"), "smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 	if _, err := os.Stat(src); err != nil {
@@ -105,6 +106,7 @@ func BenchmarkFusedStep(b *testing.B) {
 			}
 			b.ReportMetric(0, "ns/op")
 			b.ReportMetric(anonHugeMB(b), "huge-MB")
+			b.ReportMetric(rssKB(b)/1024, "rss-MB")
 			b.ReportMetric(elapsed.Seconds()*1e3/float64(n), "ms/step")
 			var products, all int64
 			for k, name := range fusedProfileKinds {

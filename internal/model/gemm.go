@@ -13,18 +13,23 @@ import (
 // does on data in cache: it repacks each weight matrix on every call, and
 // the repacking, not the arithmetic, is what takes the time (perf:
 // mkl_blas_def_sgemm_scopy_down16_bdz 33% of a batch-8 serving step, the
-// sgemm kernel itself 22%). The weights of an inference
-// model are stored transposed, [in,out] row-major (Model.transposeWeights),
-// and a few rows times such a matrix needs no packing at all: kernelRows
-// streams each weight once per step with every row's accumulators in
-// registers (gemm_amd64.c, with AVX-512 where the CPU has it, else with
-// AVX2 and FMA: an AMD EPYC without AVX-512 ran a SmolLM2-135M decode
-// step 82% in MKL's matmul before the AVX2 path). BenchmarkRowsMatmul
-// compares it with libtorch.
+// sgemm kernel itself 22%). A few rows times a weight needs no packing:
+// gemm_amd64.c's kf_gemm_nt reads the weight as torch.nn.Linear stores
+// it, [out,in] row-major, a range of output columns being a range of
+// contiguous rows of w, which it streams once per step with every row's
+// dot products in registers (AVX-512 where the CPU has it, else AVX2 and
+// FMA). One token is memory bound: the whole model is read once, and a
+// single sequential stream per thread is what the memory system serves
+// fastest. Inference weights used to be stored transposed, [in,out], for
+// a kernel that walked them 16 rows at a time across a column strip: 36
+// ms a SmolLM2-135M step against 23 ms for the row streams (2 threads,
+// BenchmarkFusedStep's products). kf_gemm (x @ w for w [K,N]) remains for
+// rope's small rotation matrix. BenchmarkRowsMatmul compares with
+// libtorch.
 //
-// Each output element sums over the inputs in order, one fused
-// multiply-add at a time, for any number of rows: a row's product is the
-// same bits alone or in a batch of 8 (TestRowsMatmul).
+// Each output element is a fixed-order sum over the inputs for any number
+// of rows: a row's product is the same bits alone or in a batch of 8
+// (TestRowsMatmul).
 
 // kernelMaxRows is the most rows rowsMatmul takes for a large matrix:
 // decode batches. Longer inputs (prefill) go to libtorch. A small matrix

@@ -124,7 +124,7 @@ func checkRowsRefused(t *testing.T, r *rand.Rand) {
 
 // BenchmarkRowsMatmul: the benchmark model's weight shapes (one decode
 // step's products; ns/op is one step) for 1 and 8 rows, with the kernel
-// and with libtorch.
+// and with libtorch's linear, the weights [out,in] as a model holds them.
 func BenchmarkRowsMatmul(b *testing.B) {
 	torch.SetThreads(*benchThreads)
 	runtime.LockOSThread()
@@ -142,7 +142,7 @@ func BenchmarkRowsMatmul(b *testing.B) {
 	defer s.Free()
 	ws := make([]ct, len(shapes))
 	for i, sh := range shapes {
-		ws[i] = s.Floats(gotch.CPU, gotch.Float, randFloats(r, sh[0]*sh[1]), sh[0], sh[1])
+		ws[i] = s.Floats(gotch.CPU, gotch.Float, randFloats(r, sh[0]*sh[1]), sh[1], sh[0]) // [out,in]
 	}
 	for _, m := range []int64{1, 8} {
 		xs := map[int64]ct{h: s.Floats(gotch.CPU, gotch.Float, randFloats(r, m*h), m, h), inter: s.Floats(gotch.CPU, gotch.Float, randFloats(r, m*inter), m, inter)}
@@ -155,9 +155,9 @@ func BenchmarkRowsMatmul(b *testing.B) {
 					for i, sh := range shapes {
 						mark := s.Mark()
 						if impl == "kernel" {
-							s.rowsMatmul(xs[sh[0]], ws[i])
+							s.rowsMatmulNT(xs[sh[0]], ws[i])
 						} else {
-							s.Matmul(xs[sh[0]], ws[i])
+							s.Linear(xs[sh[0]], ws[i], nil)
 						}
 						s.Release(mark)
 					}
