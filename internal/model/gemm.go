@@ -21,11 +21,12 @@ import (
 // FMA). One token is memory bound: the whole model is read once, and a
 // single sequential stream per thread is what the memory system serves
 // fastest. Inference weights used to be stored transposed, [in,out], for
-// a kernel that walked them 16 rows at a time across a column strip: 36
-// ms a SmolLM2-135M step against 23 ms for the row streams (2 threads,
-// BenchmarkFusedStep's products). kf_gemm (x @ w for w [K,N]) remains for
-// rope's small rotation matrix. BenchmarkRowsMatmul compares with
-// libtorch.
+// a kernel that walked them 16 rows at a time across a column strip: a
+// SmolLM2-135M step's products took 36 ms that way against 23 ms as row
+// streams (2 threads, quiet machine; BenchmarkFusedStep and
+// docs/benchmarks.md, "Float32 decode: weight rows and huge pages").
+// kf_gemm (x @ w for w [K,N]) remains for rope's small rotation matrix.
+// BenchmarkRowsMatmul compares with libtorch.
 //
 // Each output element is a fixed-order sum over the inputs for any number
 // of rows: a row's product is the same bits alone or in a batch of 8
