@@ -1,12 +1,15 @@
-// Decode-step matrix products y[M,N] = x[M,K] @ w[K,N] for a few rows M
-// (one per sequence of a decode batch), float32, row-major and contiguous,
-// and decode attention over the batch cache. See gemm.go for why. The
+// Decode-step matrix products for a few rows M (one per sequence of a
+// decode batch), float32, row-major and contiguous: y[M,N] = x[M,K] @
+// w[N,K]^T (kf_gemm_nt: the model's weights as stored, [out,in]) and x @
+// w[K,N] (kf_gemm: small matrices), and decode attention over the batch
+// cache. See gemm.go for why. The
 // body (gemm_amd64.h) is compiled twice, for AVX-512 and for AVX2 with
 // FMA; kf_gemm_isa picks one for the process from what the CPU has.
 //
-// Each output element is a sum over k = 0..K-1 in order, one fused
-// multiply-add per step, whatever M and the tile: a row's result does not
-// depend on which other rows share the call (batch invariance). The two
+// Each output element is a sum over k = 0..K-1 in a fixed order, whatever
+// M and the tile (kf_gemm: one fused multiply-add per k; kf_gemm_nt: lane
+// by lane, then across the lanes): a row's result does not depend on
+// which other rows share the call (batch invariance). The two
 // instruction sets give the same bits for x @ w; sums across lanes (x @
 // w^T, attention scores) group by the register width, so AVX-512 and AVX2
 // can differ there in the last bits, each batch invariant.
