@@ -49,7 +49,7 @@ func (m *Model) hugeWeights() {
 	var spans []span
 	for _, p := range m.params {
 		c := torch.Of(p.Tensor)
-		if !plainFloat(p.Tensor) {
+		if !torch.IsFloat32(c) || !torch.OnCPU(c) || !torch.IsContiguous(c) {
 			continue
 		}
 		n := uintptr(torch.Numel(torch.Shape(c))) * 4
