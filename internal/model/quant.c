@@ -12,7 +12,9 @@
 // differ only in the order of additions.
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "quant.h"
 
@@ -20,7 +22,39 @@
 
 
 // The ggml type ids of the weight blocks (ggml.h's enum ggml_type).
-enum { KF_Q4_0 = 2, KF_Q4_1 = 3, KF_Q8_0 = 8 };
+enum { KF_Q4_0 = 2, KF_Q4_1 = 3, KF_Q8_0 = 8, KF_Q4_0X8 = KF_Q4_0 | KF_PACKED8 };
+
+// The packed Q4_0 layout (KF_Q4_0X8), made at load by kf_qpack: rows in
+// groups of 8, each group taking the bytes its 8 rows took before (8 x rb),
+// block column by block column; block b of group g (144 bytes, 8 x 18) holds
+// the 8 rows' float16 scales, then their nibble bytes 4 at a time: bytes
+// 4c..4c+3 of rows 0..7 for c = 0..3. So one 32-byte load holds 4 bytes of
+// each of 8 rows, a 32-bit lane a row, and a product with 4 activation
+// bytes broadcast to every lane gives the 8 rows' partial sums side by side
+// (no horizontal sums, one scale conversion for 8 rows). Rows past the
+// last whole group (N mod 8) stay in plain Q4_0 where they were.
+#define KF_P4 144 // bytes of a packed block column of 8 rows
+
+// kf_p4_block copies block b of row n of a packed Q4_0 matrix (nb blocks
+// a row) into a plain Q4_0 block at out.
+static void kf_p4_block(const uint8_t *w, long nb, long n, long b, uint8_t *out) {
+  const uint8_t *blk = w + (n / 8) * 8 * nb * 18 + b * KF_P4;
+  long r = n % 8;
+  out[0] = blk[2 * r];
+  out[1] = blk[2 * r + 1];
+  for (int c = 0; c < 4; c++) memcpy(out + 2 + 4 * c, blk + 16 + 32 * c + 4 * r, 4);
+}
+
+// kf_plain_block returns block b of row n of W (type, nb blocks a row) in
+// its plain ggml form: where it is, or gathered into tmp.
+static const uint8_t *kf_plain_block(int type, const uint8_t *w, long nb, long n, long b, uint8_t *tmp) {
+  if (type == KF_Q4_0X8) {
+    kf_p4_block(w, nb, n, b, tmp);
+    return tmp;
+  }
+  long bb = type == KF_Q4_0X8 ? 18 : type == KF_Q4_1 ? 20 : type == KF_Q8_0 ? 34 : 18;
+  return w + (n * nb + b) * bb;
+}
 
 static float kf_f16_to_f32(uint16_t h) {
   uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
@@ -86,29 +120,30 @@ static void kf_q8_quantize_c(const float *x, kf_q8 *out, long n) {
 
 static long kf_block_bytes(int type) {
   switch (type) {
-  case KF_Q4_0: return 18;
+  case KF_Q4_0:
+  case KF_Q4_0X8: return 18;
   case KF_Q4_1: return 20;
   case KF_Q8_0: return 34;
   }
   return 0;
 }
 
-// kf_dot_c is one output element in plain C.
-static float kf_dot_c(int type, const uint8_t *w, const kf_q8 *x, long nb) {
+// kf_dot_c is output element n (row n of W) in plain C.
+static float kf_dot_c(int type, const uint8_t *w, long n, const kf_q8 *x, long nb) {
   float sum = 0;
+  uint8_t tmp[34];
   for (long b = 0; b < nb; b++) {
     const kf_q8 *xb = x + b;
+    const uint8_t *blk = kf_plain_block(type, w, nb, n, b, tmp);
     int isum = 0;
-    switch (type) {
+    switch (type & ~KF_PACKED8) {
     case KF_Q8_0: {
-      const uint8_t *blk = w + b * 34;
       const int8_t *q = (const int8_t *)(blk + 2);
       for (int j = 0; j < QK; j++) isum += q[j] * xb->q[j];
       sum += kf_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8)) * xb->d * (float)isum;
       break;
     }
     case KF_Q4_0: {
-      const uint8_t *blk = w + b * 18;
       for (int j = 0; j < QK / 2; j++) {
         isum += ((blk[2 + j] & 0x0f) - 8) * xb->q[j];
         isum += ((blk[2 + j] >> 4) - 8) * xb->q[j + QK / 2];
@@ -117,7 +152,6 @@ static float kf_dot_c(int type, const uint8_t *w, const kf_q8 *x, long nb) {
       break;
     }
     case KF_Q4_1: {
-      const uint8_t *blk = w + b * 20;
       for (int j = 0; j < QK / 2; j++) {
         isum += (blk[4 + j] & 0x0f) * xb->q[j];
         isum += (blk[4 + j] >> 4) * xb->q[j + QK / 2];
@@ -133,9 +167,9 @@ static float kf_dot_c(int type, const uint8_t *w, const kf_q8 *x, long nb) {
 }
 
 static void kf_qmatmul_c(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0, long n1) {
-  long nb = K / QK, rb = nb * kf_block_bytes(type);
+  long nb = K / QK;
   for (long n = n0; n < n1; n++)
-    for (long i = 0; i < M; i++) y[i * N + n] = kf_dot_c(type, w + n * rb, x + i * nb, nb);
+    for (long i = 0; i < M; i++) y[i * N + n] = kf_dot_c(type, w, n, x + i * nb, nb);
 }
 
 #if defined(__x86_64__)
@@ -251,9 +285,110 @@ KF_INLINE KF_AVX2 void kf_matmul_t(int type, const uint8_t *w, const kf_q8 *x, f
   }
 }
 
+#define KF_XS_MAX 1024 // blocks a row (K <= 32768) the packed kernel keeps activation sums of
+
+// kf_xsums writes 8 times the sum of each block's 32 values, for n blocks.
+KF_INLINE KF_AVX2 void kf_xsums(const kf_q8 *x, long n, int32_t *out) {
+  const __m256i one8 = _mm256_set1_epi8(1), one16 = _mm256_set1_epi16(1);
+  for (long b = 0; b < n; b++) {
+    __m256i q = _mm256_loadu_si256((const __m256i *)x[b].q);
+    __m256i s8 = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, q), one16);
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s8), _mm256_extracti128_si256(s8, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+    out[b] = 8 * _mm_cvtsi128_si32(s4);
+  }
+}
+
+// kf_p4_tile computes the 8 outputs of one group of a packed Q4_0 matrix
+// (grp: its nb block columns) for RX activation rows (x, nb blocks each;
+// xs their kf_xsums), into y[i*ldy + 0..7]. The nibbles go in unsigned
+// (0..15) against the signed activations, and 8 times the block's
+// activation sum is taken off after: sum((w-8)x) = sum(wx) - 8 sum(x),
+// exact in integers. Each lane adds its row's blocks in order, as
+// d_w*d_x*isum with one fused multiply-add, whatever RX is: a row's result
+// does not depend on the other rows in the call.
+KF_INLINE KF_AVX2 void kf_p4_tile(const uint8_t *grp, const kf_q8 *x, const int32_t *xs, long nb, float *y, long ldy,
+                                  int RX) {
+  const __m256i m4 = _mm256_set1_epi8(0x0f), one16 = _mm256_set1_epi16(1);
+  __m256 acc[4];
+  _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+  for (long b = 0; b < nb; b++) {
+    const uint8_t *blk = grp + b * KF_P4;
+    __m256i p[4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) p[i] = _mm256_setzero_si256();
+    _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
+      __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));
+      __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+      _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) {
+        const int8_t *q = x[i * nb + b].q;
+        int32_t a, h;
+        memcpy(&a, q + 4 * c, 4);
+        memcpy(&h, q + 16 + 4 * c, 4);
+        // 8 products of at most 2*15*127 each: the int16 sums cannot overflow.
+        p[i] = _mm256_add_epi16(p[i], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(a)));
+        p[i] = _mm256_add_epi16(p[i], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(h)));
+        // Keep the sum in its register here: left free, GCC reassociates
+        // the integer adds, computes all 8*RX products first and spills them.
+        __asm__("" : "+x"(p[i]));
+      }
+    }
+    __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+    _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) {
+      __m256i d = _mm256_sub_epi32(_mm256_madd_epi16(p[i], one16), _mm256_set1_epi32(xs[i * nb + b]));
+      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x[i * nb + b].d)), _mm256_cvtepi32_ps(d), acc[i]);
+    }
+  }
+  _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) _mm256_storeu_ps(y + i * ldy, acc[i]);
+}
+
+// kf_p4_rows runs kf_p4_tile over the groups that hold columns [n0,n1),
+// for RX activation rows; a group cut by n0 or n1 is computed whole into a
+// scratch tile and the wanted columns copied.
+KF_INLINE KF_AVX2 void kf_p4_rows(const uint8_t *w, long rb, const kf_q8 *x, const int32_t *xs, long nb, float *y, long N,
+                                  long n0, long n1, int RX) {
+  for (long g = n0 / 8; g * 8 < n1; g++) {
+    const uint8_t *grp = w + g * 8 * rb;
+    long c0 = g * 8;
+    if (c0 >= n0 && c0 + 8 <= n1) {
+      kf_p4_tile(grp, x, xs, nb, y + c0, N, RX);
+    } else {
+      float t[4 * 8];
+      kf_p4_tile(grp, x, xs, nb, t, 8, RX);
+      long a = c0 > n0 ? c0 : n0, e = c0 + 8 < n1 ? c0 + 8 : n1;
+      for (int i = 0; i < RX; i++)
+        for (long c = a; c < e; c++) y[i * N + c] = t[i * 8 + c - c0];
+    }
+  }
+}
+
+// kf_matmul_p4 is kf_qmatmul for a packed Q4_0 matrix: activation rows 4
+// at a time, each tile of 4 over the groups of [n0,n1).
+static KF_AVX2 void kf_matmul_p4(const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0, long n1) {
+  long nb = K / QK, rb = nb * 18;
+  if (nb > KF_XS_MAX) {
+    kf_qmatmul_c(KF_Q4_0X8, w, x, y, M, K, N, n0, n1);
+    return;
+  }
+  int32_t xs[4 * KF_XS_MAX];
+  for (long i = 0; i < M; i += 4) {
+    long rx = M - i < 4 ? M - i : 4;
+    kf_xsums(x + i * nb, rx * nb, xs);
+    const kf_q8 *xi = x + i * nb;
+    float *yi = y + i * N;
+    switch (rx) {
+    case 4: kf_p4_rows(w, rb, xi, xs, nb, yi, N, n0, n1, 4); break;
+    case 3: kf_p4_rows(w, rb, xi, xs, nb, yi, N, n0, n1, 3); break;
+    case 2: kf_p4_rows(w, rb, xi, xs, nb, yi, N, n0, n1, 2); break;
+    default: kf_p4_rows(w, rb, xi, xs, nb, yi, N, n0, n1, 1); break;
+    }
+  }
+}
+
 static KF_AVX2 void kf_qmatmul_avx2(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0,
                                     long n1) {
   switch (type) {
+  case KF_Q4_0X8: kf_matmul_p4(w, x, y, M, K, N, n0, n1); break;
   case KF_Q8_0: kf_matmul_t(KF_Q8_0, w, x, y, M, K, N, n0, n1); break;
   case KF_Q4_0: kf_matmul_t(KF_Q4_0, w, x, y, M, K, N, n0, n1); break;
   case KF_Q4_1: kf_matmul_t(KF_Q4_1, w, x, y, M, K, N, n0, n1); break;
@@ -343,14 +478,14 @@ void kf_qmatmul(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, lo
 // kf_qrows dequantizes rows ids[0..n) of W [*,K] into out[n,K] (an
 // embedding lookup).
 void kf_qrows(int type, const uint8_t *w, const long *ids, long n, long K, float *out) {
-  long nb = K / QK, rb = nb * kf_block_bytes(type);
+  long nb = K / QK;
+  uint8_t tmp[34];
   for (long r = 0; r < n; r++) {
-    const uint8_t *row = w + ids[r] * rb;
     float *o = out + r * K;
     for (long b = 0; b < nb; b++) {
-      const uint8_t *blk = row + b * kf_block_bytes(type);
+      const uint8_t *blk = kf_plain_block(type, w, nb, ids[r], b, tmp);
       float d = kf_f16_to_f32((uint16_t)(blk[0] | blk[1] << 8));
-      switch (type) {
+      switch (type & ~KF_PACKED8) {
       case KF_Q8_0:
         for (int j = 0; j < QK; j++) o[b * QK + j] = d * (float)((const int8_t *)(blk + 2))[j];
         break;
@@ -371,6 +506,46 @@ void kf_qrows(int type, const uint8_t *w, const long *ids, long n, long K, float
       }
     }
   }
+}
+
+// kf_qpack copies W [N,K] of a ggml type from src to dst, packed when the
+// type has a packed layout (Q4_0, N a multiple of 8: KF_Q4_0X8) and as it
+// is otherwise; it returns the type dst holds.
+int kf_qpack(int type, const uint8_t *src, uint8_t *dst, long N, long K) {
+  long nb = K / QK, rb = nb * kf_block_bytes(type);
+  if (type != KF_Q4_0 || N % 8 != 0) {
+    memcpy(dst, src, (size_t)(N * rb));
+    return type;
+  }
+  for (long g = 0; g < N / 8; g++) {
+    for (long b = 0; b < nb; b++) {
+      uint8_t *o = dst + g * 8 * rb + b * KF_P4;
+      for (long r = 0; r < 8; r++) {
+        const uint8_t *blk = src + (g * 8 + r) * rb + b * 18;
+        o[2 * r] = blk[0];
+        o[2 * r + 1] = blk[1];
+        for (int c = 0; c < 4; c++) memcpy(o + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
+      }
+    }
+  }
+  return KF_Q4_0X8;
+}
+
+// kf_qalloc allocates n bytes for weights, 2 MiB aligned and marked for
+// transparent huge pages before anything touches them (THP mode
+// "madvise"): the kernels stream the weights, and 4 KiB pages cost TLB
+// misses and slower prefetching. Best effort: without THP the memory is
+// ordinary. Freed by free.
+void *kf_qalloc(size_t n) {
+  const size_t huge = (size_t)2 << 20;
+  size_t size = (n + huge - 1) / huge * huge;
+  void *p = NULL;
+  if (size == 0 || posix_memalign(&p, huge, size) != 0)
+    return NULL;
+#ifdef MADV_HUGEPAGE
+  madvise(p, size, MADV_HUGEPAGE);
+#endif
+  return p;
 }
 
 // kf_qmatmul_claim computes chunks of columns of y = x @ W^T, each claimed
