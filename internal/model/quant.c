@@ -21,39 +21,42 @@
 #define QK 32
 
 
-// The ggml type ids of the weight blocks (ggml.h's enum ggml_type).
-enum { KF_Q4_0 = 2, KF_Q4_1 = 3, KF_Q8_0 = 8, KF_Q4_0X8 = KF_Q4_0 | KF_PACKED8 };
+// The ggml type ids of the weight blocks (ggml.h's enum ggml_type), and
+// the packed layouts of two of them.
+enum { KF_Q4_0 = 2, KF_Q4_1 = 3, KF_Q8_0 = 8, KF_Q4_0X8 = KF_Q4_0 | KF_PACKED8, KF_Q8_0X8 = KF_Q8_0 | KF_PACKED8 };
 
-// The packed Q4_0 layout (KF_Q4_0X8), made at load by kf_qpack: rows in
-// groups of 8, each group taking the bytes its 8 rows took before (8 x rb),
-// block column by block column; block b of group g (144 bytes, 8 x 18) holds
-// the 8 rows' float16 scales, then their nibble bytes 4 at a time: bytes
-// 4c..4c+3 of rows 0..7 for c = 0..3. So one 32-byte load holds 4 bytes of
-// each of 8 rows, a 32-bit lane a row, and a product with 4 activation
-// bytes broadcast to every lane gives the 8 rows' partial sums side by side
-// (no horizontal sums, one scale conversion for 8 rows). Rows past the
-// last whole group (N mod 8) stay in plain Q4_0 where they were.
-#define KF_P4 144 // bytes of a packed block column of 8 rows
+// The packed layouts (KF_Q4_0X8, KF_Q8_0X8), made at load by kf_qpack:
+// rows in groups of 8, each group taking the bytes its 8 rows took before
+// (8 x rb), block column by block column; block b of group g (8 blocks'
+// bytes) holds the 8 rows' float16 scales, then their quant bytes 4 at a
+// time: bytes 4c..4c+3 of rows 0..7 for c = 0..3 (Q4_0's 16 nibble bytes)
+// or 0..7 (Q8_0's 32 bytes). So one 32-byte load holds 4 bytes of each of
+// 8 rows, a 32-bit lane a row, and a product with 4 activation bytes
+// broadcast to every lane gives the 8 rows' partial sums side by side (no
+// horizontal sums, one scale conversion for 8 rows). Only a matrix of a
+// multiple of 8 rows is packed.
 
-// kf_p4_block copies block b of row n of a packed Q4_0 matrix (nb blocks
-// a row) into a plain Q4_0 block at out.
-static void kf_p4_block(const uint8_t *w, long nb, long n, long b, uint8_t *out) {
-  const uint8_t *blk = w + (n / 8) * 8 * nb * 18 + b * KF_P4;
+static long kf_block_bytes(int type);
+
+// kf_px_block copies block b of row n of a packed matrix (nb blocks a row)
+// into a plain ggml block at out.
+static void kf_px_block(int type, const uint8_t *w, long nb, long n, long b, uint8_t *out) {
+  long bb = kf_block_bytes(type);
+  const uint8_t *blk = w + (n / 8) * 8 * nb * bb + b * 8 * bb;
   long r = n % 8;
   out[0] = blk[2 * r];
   out[1] = blk[2 * r + 1];
-  for (int c = 0; c < 4; c++) memcpy(out + 2 + 4 * c, blk + 16 + 32 * c + 4 * r, 4);
+  for (long c = 0; c < (bb - 2) / 4; c++) memcpy(out + 2 + 4 * c, blk + 16 + 32 * c + 4 * r, 4);
 }
 
 // kf_plain_block returns block b of row n of W (type, nb blocks a row) in
 // its plain ggml form: where it is, or gathered into tmp.
 static const uint8_t *kf_plain_block(int type, const uint8_t *w, long nb, long n, long b, uint8_t *tmp) {
-  if (type == KF_Q4_0X8) {
-    kf_p4_block(w, nb, n, b, tmp);
+  if (type & KF_PACKED8) {
+    kf_px_block(type, w, nb, n, b, tmp);
     return tmp;
   }
-  long bb = type == KF_Q4_0X8 ? 18 : type == KF_Q4_1 ? 20 : type == KF_Q8_0 ? 34 : 18;
-  return w + (n * nb + b) * bb;
+  return w + (n * nb + b) * kf_block_bytes(type);
 }
 
 static float kf_f16_to_f32(uint16_t h) {
@@ -123,7 +126,8 @@ static long kf_block_bytes(int type) {
   case KF_Q4_0:
   case KF_Q4_0X8: return 18;
   case KF_Q4_1: return 20;
-  case KF_Q8_0: return 34;
+  case KF_Q8_0:
+  case KF_Q8_0X8: return 34;
   }
   return 0;
 }
@@ -314,7 +318,7 @@ KF_INLINE KF_AVX2 void kf_p4_tile(const uint8_t *grp, const kf_q8 *x, const int3
   __m256 acc[4];
   _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
   for (long b = 0; b < nb; b++) {
-    const uint8_t *blk = grp + b * KF_P4;
+    const uint8_t *blk = grp + b * 144;
     __m256i p[4];
     _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) p[i] = _mm256_setzero_si256();
     _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
@@ -342,53 +346,107 @@ KF_INLINE KF_AVX2 void kf_p4_tile(const uint8_t *grp, const kf_q8 *x, const int3
   _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) _mm256_storeu_ps(y + i * ldy, acc[i]);
 }
 
-// kf_p4_rows runs kf_p4_tile over the groups that hold columns [n0,n1),
-// for RX activation rows; a group cut by n0 or n1 is computed whole into a
-// scratch tile and the wanted columns copied.
-KF_INLINE KF_AVX2 void kf_p4_rows(const uint8_t *w, long rb, const kf_q8 *x, const int32_t *xs, long nb, float *y, long N,
-                                  long n0, long n1, int RX) {
-  for (long g = n0 / 8; g * 8 < n1; g++) {
-    const uint8_t *grp = w + g * 8 * rb;
-    long c0 = g * 8;
-    if (c0 >= n0 && c0 + 8 <= n1) {
-      kf_p4_tile(grp, x, xs, nb, y + c0, N, RX);
-    } else {
-      float t[4 * 8];
-      kf_p4_tile(grp, x, xs, nb, t, 8, RX);
-      long a = c0 > n0 ? c0 : n0, e = c0 + 8 < n1 ? c0 + 8 : n1;
-      for (int i = 0; i < RX; i++)
-        for (long c = a; c < e; c++) y[i * N + c] = t[i * 8 + c - c0];
+// kf_p8_tile is kf_p4_tile for packed Q8_0: the weights signed, so the
+// products go as |w| times x with w's sign (maddubs multiplies unsigned by
+// signed bytes), each widened to int32 at once (two could overflow int16).
+KF_INLINE KF_AVX2 void kf_p8_tile(const uint8_t *grp, const kf_q8 *x, long nb, float *y, long ldy, int RX) {
+  const __m256i one16 = _mm256_set1_epi16(1);
+  __m256 acc[4];
+  _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
+  for (long b = 0; b < nb; b++) {
+    const uint8_t *blk = grp + b * 272;
+    __m256i p[4];
+    _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) p[i] = _mm256_setzero_si256();
+    _Pragma("GCC unroll 8") for (int c = 0; c < 8; c++) {
+      __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));
+      __m256i av = _mm256_sign_epi8(v, v);
+      _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) {
+        int32_t a;
+        memcpy(&a, x[i * nb + b].q + 4 * c, 4);
+        __m256i xv = _mm256_sign_epi8(_mm256_set1_epi32(a), v);
+        p[i] = _mm256_add_epi32(p[i], _mm256_madd_epi16(_mm256_maddubs_epi16(av, xv), one16));
+        __asm__("" : "+x"(p[i]));
+      }
     }
+    __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
+    _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++)
+      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x[i * nb + b].d)), _mm256_cvtepi32_ps(p[i]), acc[i]);
+  }
+  _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) _mm256_storeu_ps(y + i * ldy, acc[i]);
+}
+
+// kf_px_tile is the tile of a packed type.
+KF_INLINE KF_AVX2 void kf_px_tile(int type, const uint8_t *grp, const kf_q8 *x, const int32_t *xs, long nb, float *y,
+                                  long ldy, int RX) {
+  if (type == KF_Q4_0X8)
+    kf_p4_tile(grp, x, xs, nb, y, ldy, RX);
+  else
+    kf_p8_tile(grp, x, nb, y, ldy, RX);
+}
+
+// kf_px_group computes the columns of [n0,n1) that group g holds, for RX
+// activation rows; a group cut by n0 or n1 is computed whole into a
+// scratch tile and the wanted columns copied.
+KF_INLINE KF_AVX2 void kf_px_group(int type, const uint8_t *w, long rb, long g, const kf_q8 *x, const int32_t *xs, long nb,
+                                   float *y, long N, long n0, long n1, int RX) {
+  const uint8_t *grp = w + g * 8 * rb;
+  long c0 = g * 8;
+  if (c0 >= n0 && c0 + 8 <= n1) {
+    kf_px_tile(type, grp, x, xs, nb, y + c0, N, RX);
+    return;
+  }
+  float t[4 * 8];
+  kf_px_tile(type, grp, x, xs, nb, t, 8, RX);
+  long a = c0 > n0 ? c0 : n0, e = c0 + 8 < n1 ? c0 + 8 : n1;
+  for (int i = 0; i < RX; i++)
+    for (long c = a; c < e; c++) y[i * N + c] = t[i * 8 + c - c0];
+}
+
+// kf_px_rows4 computes group g for rx (at most 4) activation rows x
+// (their sums xs, outputs y).
+KF_INLINE KF_AVX2 void kf_px_rows4(int type, const uint8_t *w, long rb, long g, const kf_q8 *x, const int32_t *xs, long nb,
+                                   float *y, long rx, long N, long n0, long n1) {
+  switch (rx) {
+  case 4: kf_px_group(type, w, rb, g, x, xs, nb, y, N, n0, n1, 4); break;
+  case 3: kf_px_group(type, w, rb, g, x, xs, nb, y, N, n0, n1, 3); break;
+  case 2: kf_px_group(type, w, rb, g, x, xs, nb, y, N, n0, n1, 2); break;
+  default: kf_px_group(type, w, rb, g, x, xs, nb, y, N, n0, n1, 1); break;
   }
 }
 
-// kf_matmul_p4 is kf_qmatmul for a packed Q4_0 matrix: activation rows 4
-// at a time, each tile of 4 over the groups of [n0,n1).
-static KF_AVX2 void kf_matmul_p4(const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0, long n1) {
-  long nb = K / QK, rb = nb * 18;
-  if (nb > KF_XS_MAX) {
-    kf_qmatmul_c(KF_Q4_0X8, w, x, y, M, K, N, n0, n1);
+// kf_matmul_px is kf_qmatmul for a packed matrix: groups of 8 weight rows
+// one after another, each (in L1 by then) times the activation rows 4 at a
+// time. With too many activation blocks for the stack's sums (prefill),
+// the activation rows go 4 at a time over all the groups instead.
+KF_INLINE KF_AVX2 void kf_matmul_px(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0,
+                                    long n1) {
+  long nb = K / QK, rb = nb * kf_block_bytes(type);
+  if (type == KF_Q4_0X8 && nb > KF_XS_MAX) {
+    kf_qmatmul_c(type, w, x, y, M, K, N, n0, n1);
     return;
   }
   int32_t xs[4 * KF_XS_MAX];
+  if (M * nb <= 4 * KF_XS_MAX) {
+    if (type == KF_Q4_0X8)
+      kf_xsums(x, M * nb, xs);
+    for (long g = n0 / 8; g * 8 < n1; g++)
+      for (long i = 0; i < M; i += 4)
+        kf_px_rows4(type, w, rb, g, x + i * nb, xs + i * nb, nb, y + i * N, M - i < 4 ? M - i : 4, N, n0, n1);
+    return;
+  }
   for (long i = 0; i < M; i += 4) {
     long rx = M - i < 4 ? M - i : 4;
-    kf_xsums(x + i * nb, rx * nb, xs);
-    const kf_q8 *xi = x + i * nb;
-    float *yi = y + i * N;
-    switch (rx) {
-    case 4: kf_p4_rows(w, rb, xi, xs, nb, yi, N, n0, n1, 4); break;
-    case 3: kf_p4_rows(w, rb, xi, xs, nb, yi, N, n0, n1, 3); break;
-    case 2: kf_p4_rows(w, rb, xi, xs, nb, yi, N, n0, n1, 2); break;
-    default: kf_p4_rows(w, rb, xi, xs, nb, yi, N, n0, n1, 1); break;
-    }
+    if (type == KF_Q4_0X8)
+      kf_xsums(x + i * nb, rx * nb, xs);
+    for (long g = n0 / 8; g * 8 < n1; g++) kf_px_rows4(type, w, rb, g, x + i * nb, xs, nb, y + i * N, rx, N, n0, n1);
   }
 }
 
 static KF_AVX2 void kf_qmatmul_avx2(int type, const uint8_t *w, const kf_q8 *x, float *y, long M, long K, long N, long n0,
                                     long n1) {
   switch (type) {
-  case KF_Q4_0X8: kf_matmul_p4(w, x, y, M, K, N, n0, n1); break;
+  case KF_Q4_0X8: kf_matmul_px(KF_Q4_0X8, w, x, y, M, K, N, n0, n1); break;
+  case KF_Q8_0X8: kf_matmul_px(KF_Q8_0X8, w, x, y, M, K, N, n0, n1); break;
   case KF_Q8_0: kf_matmul_t(KF_Q8_0, w, x, y, M, K, N, n0, n1); break;
   case KF_Q4_0: kf_matmul_t(KF_Q4_0, w, x, y, M, K, N, n0, n1); break;
   case KF_Q4_1: kf_matmul_t(KF_Q4_1, w, x, y, M, K, N, n0, n1); break;
@@ -509,26 +567,26 @@ void kf_qrows(int type, const uint8_t *w, const long *ids, long n, long K, float
 }
 
 // kf_qpack copies W [N,K] of a ggml type from src to dst, packed when the
-// type has a packed layout (Q4_0, N a multiple of 8: KF_Q4_0X8) and as it
-// is otherwise; it returns the type dst holds.
+// type has a packed layout (Q4_0 and Q8_0, N a multiple of 8) and as it is
+// otherwise; it returns the type dst holds.
 int kf_qpack(int type, const uint8_t *src, uint8_t *dst, long N, long K) {
-  long nb = K / QK, rb = nb * kf_block_bytes(type);
-  if (type != KF_Q4_0 || N % 8 != 0) {
+  long bb = kf_block_bytes(type), nb = K / QK, rb = nb * bb;
+  if ((type != KF_Q4_0 && type != KF_Q8_0) || N % 8 != 0) {
     memcpy(dst, src, (size_t)(N * rb));
     return type;
   }
   for (long g = 0; g < N / 8; g++) {
     for (long b = 0; b < nb; b++) {
-      uint8_t *o = dst + g * 8 * rb + b * KF_P4;
+      uint8_t *o = dst + g * 8 * rb + b * 8 * bb;
       for (long r = 0; r < 8; r++) {
-        const uint8_t *blk = src + (g * 8 + r) * rb + b * 18;
+        const uint8_t *blk = src + (g * 8 + r) * rb + b * bb;
         o[2 * r] = blk[0];
         o[2 * r + 1] = blk[1];
-        for (int c = 0; c < 4; c++) memcpy(o + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
+        for (long c = 0; c < (bb - 2) / 4; c++) memcpy(o + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
       }
     }
   }
-  return KF_Q4_0X8;
+  return type | KF_PACKED8;
 }
 
 // kf_qalloc allocates n bytes for weights, 2 MiB aligned and marked for

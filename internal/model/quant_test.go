@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -237,100 +238,111 @@ func TestQuantSharedInput(t *testing.T) {
 	}
 }
 
-// TestQuantPackedQ4_0: a Q4_0 matrix placed off the heap is packed 8 rows at
-// a time (kf_qpack) and multiplied by the packed kernels (1 to 4 activation
-// rows at a time): the plain C code on the packed blocks gives the bits it
-// gives on the plain ones (the packing loses nothing), the AVX2 kernels
-// agree with it within float rounding, a row's result is the same bits
-// alone, in every batch size up to 8 and with the columns split anywhere
-// (groups of 8 cut in two), and the embedding lookup of packed rows gives
-// the plain rows' values. A matrix of rows not a multiple of 8 stays plain.
-func TestQuantPackedQ4_0(t *testing.T) {
+// TestQuantPacked: a Q4_0 or Q8_0 matrix placed off the heap is packed 8
+// rows at a time (kf_qpack) and multiplied by the packed kernels (1 to 4
+// activation rows x 8 weight rows at a time): the plain C code on the
+// packed blocks gives the bits it gives on the plain ones (the packing
+// loses nothing), the AVX2 kernels agree with it within float rounding, a
+// row's result is the same bits alone, in every batch size up to 8, in a
+// prefill-sized batch (the other loop order) and with the columns split
+// anywhere (groups of 8 cut in two), and the embedding lookup of packed
+// rows gives the plain rows' values. A matrix of rows not a multiple of 8
+// stays plain.
+func TestQuantPacked(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
-	for _, k := range []int64{576, 1536} {
-		const n = 208
-		raw := randomBlocks(r, gguf.Q4_0, n, k)
-		plain, err := newQuantWeight(gguf.Q4_0, []int64{n, k}, raw)
+	for _, typ := range []gguf.Type{gguf.Q4_0, gguf.Q8_0} {
+		for _, k := range []int64{576, 1536} {
+			t.Run(fmt.Sprintf("%s/K=%d", typ, k), func(t *testing.T) { testQuantPacked(t, r, typ, k) })
+		}
+		odd, err := newQuantWeight(typ, []int64{203, 576}, randomBlocks(r, typ, 203, 576))
 		if err != nil {
 			t.Fatal(err)
 		}
-		packed, err := newQuantWeight(gguf.Q4_0, []int64{n, k}, raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !placeOffHeap([]*quantWeight{packed}) {
+		raw := slices.Clone(odd.data)
+		if !placeOffHeap([]*quantWeight{odd}) {
 			t.Fatal("no C memory")
 		}
-		defer packed.free()
-		if want := int(gguf.Q4_0) | quantPacked8; int(packed.ctype) != want {
-			t.Fatalf("Q4_0 [%d,%d] off the heap has type id %#x, want the packed %#x", n, k, packed.ctype, want)
+		if int(odd.ctype) != int(typ) || !slices.Equal(odd.data, raw) {
+			t.Errorf("%s of 203 rows off the heap: type id %#x, blocks unchanged %v; want plain", typ, odd.ctype, slices.Equal(odd.data, raw))
 		}
-		if slices.Equal(packed.data, raw) {
-			t.Fatal("packed blocks are the plain ones")
-		}
-		const m = 8
-		xv := make([]float32, m*k)
-		for i := range xv {
-			xv[i] = float32(r.NormFloat64())
-		}
-		run := func(w *quantWeight, rows []float32, c bool) []float32 {
-			forceQuantC(c)
-			defer forceQuantC(false)
-			var s scope
-			defer s.Free()
-			out := s.ReadFloat32s(s.quantMatmul(s.Floats(gotch.CPU, gotch.Float, rows, int64(len(rows))/k, k), w))
-			if !s.OK() {
-				t.Fatal(s.Err())
-			}
-			return out
-		}
-		ref := run(plain, xv, true)
-		if got := run(packed, xv, true); !slices.Equal(got, ref) {
-			t.Fatalf("K=%d: plain C on the packed blocks differs from plain C on the plain ones", k)
-		}
-		got := run(packed, xv, false)
-		for i, g := range got {
-			if d := math.Abs(float64(g - ref[i])); d > 1e-4*(1+math.Abs(float64(ref[i]))) {
-				t.Fatalf("K=%d row %d col %d: packed kernel %g, plain C %g", k, int64(i)/n, int64(i)%n, g, ref[i])
-			}
-		}
-		for rows := 1; rows < m; rows++ {
-			if part := run(packed, xv[:int64(rows)*k], false); !slices.Equal(part, got[:rows*n]) {
-				t.Errorf("K=%d: the first %d rows as a batch differ from the same rows in a batch of %d", k, rows, m)
-			}
-		}
-		if alone := run(packed, xv[5*k:6*k], false); !slices.Equal(alone, got[5*n:6*n]) {
-			t.Errorf("K=%d: row 5 alone differs from row 5 in a batch of %d", k, m)
-		}
-		var s scope
-		x := s.Floats(gotch.CPU, gotch.Float, xv, m, k)
-		xq := s.quantize(s.Contiguous(x), m, k)
-		split := make([]float32, m*n)
-		for _, cut := range [][2]int64{{0, 13}, {13, 100}, {100, 101}, {101, 203}, {203, n}} {
-			quantMatmulCols(packed, xq, split, m, cut[0], cut[1])
-		}
-		if !slices.Equal(split, got) {
-			t.Errorf("K=%d: columns split at 13, 100, 101, 203 differ from the whole product", k)
-		}
-		ids := s.Int64s(gotch.CPU, []int64{0, 7, 8, 99, 207}, 5)
-		if a, b := s.ReadFloat32s(s.quantRows(ids, packed)), s.ReadFloat32s(s.quantRows(ids, plain)); !slices.Equal(a, b) {
-			t.Errorf("K=%d: embedding rows of the packed blocks differ from the plain ones", k)
-		}
-		if !s.OK() {
-			t.Fatal(s.Err())
-		}
-		s.Free()
+		odd.free()
 	}
-	odd, err := newQuantWeight(gguf.Q4_0, []int64{203, 576}, randomBlocks(r, gguf.Q4_0, 203, 576))
+}
+
+func testQuantPacked(t *testing.T, r *rand.Rand, typ gguf.Type, k int64) {
+	const n = 208
+	raw := randomBlocks(r, typ, n, k)
+	plain, err := newQuantWeight(typ, []int64{n, k}, raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := slices.Clone(odd.data)
-	if !placeOffHeap([]*quantWeight{odd}) {
+	packed, err := newQuantWeight(typ, []int64{n, k}, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !placeOffHeap([]*quantWeight{packed}) {
 		t.Fatal("no C memory")
 	}
-	defer odd.free()
-	if int(odd.ctype) != int(gguf.Q4_0) || !slices.Equal(odd.data, raw) {
-		t.Errorf("Q4_0 of 203 rows off the heap: type id %#x, blocks unchanged %v; want plain", odd.ctype, slices.Equal(odd.data, raw))
+	defer packed.free()
+	if want := int(typ) | quantPacked8; int(packed.ctype) != want {
+		t.Fatalf("type id %#x off the heap, want the packed %#x", packed.ctype, want)
+	}
+	if slices.Equal(packed.data, raw) {
+		t.Fatal("packed blocks are the plain ones")
+	}
+	const m, big = 8, 96 // big*k/32 blocks are more than the kernel keeps sums of on the stack
+	xv := make([]float32, big*k)
+	for i := range xv {
+		xv[i] = float32(r.NormFloat64())
+	}
+	run := func(w *quantWeight, rows []float32, c bool) []float32 {
+		forceQuantC(c)
+		defer forceQuantC(false)
+		var s scope
+		defer s.Free()
+		out := s.ReadFloat32s(s.quantMatmul(s.Floats(gotch.CPU, gotch.Float, rows, int64(len(rows))/k, k), w))
+		if !s.OK() {
+			t.Fatal(s.Err())
+		}
+		return out
+	}
+	ref := run(plain, xv[:m*k], true)
+	if got := run(packed, xv[:m*k], true); !slices.Equal(got, ref) {
+		t.Fatal("plain C on the packed blocks differs from plain C on the plain ones")
+	}
+	got := run(packed, xv[:m*k], false)
+	for i, g := range got {
+		if d := math.Abs(float64(g - ref[i])); d > 1e-4*(1+math.Abs(float64(ref[i]))) {
+			t.Fatalf("row %d col %d: packed kernel %g, plain C %g", i/n, i%n, g, ref[i])
+		}
+	}
+	for rows := int64(1); rows < m; rows++ {
+		if part := run(packed, xv[:rows*k], false); !slices.Equal(part, got[:rows*n]) {
+			t.Errorf("the first %d rows as a batch differ from the same rows in a batch of %d", rows, m)
+		}
+	}
+	if alone := run(packed, xv[5*k:6*k], false); !slices.Equal(alone, got[5*n:6*n]) {
+		t.Errorf("row 5 alone differs from row 5 in a batch of %d", m)
+	}
+	if all := run(packed, xv, false); !slices.Equal(all[:m*n], got) {
+		t.Errorf("the first %d rows in a batch of %d differ from the same rows in a batch of %d", m, big, m)
+	}
+	var s scope
+	defer s.Free()
+	x := s.Floats(gotch.CPU, gotch.Float, xv[:m*k], m, k)
+	xq := s.quantize(s.Contiguous(x), m, k)
+	split := make([]float32, m*n)
+	for _, cut := range [][2]int64{{0, 13}, {13, 100}, {100, 101}, {101, 203}, {203, n}} {
+		quantMatmulCols(packed, xq, split, m, cut[0], cut[1])
+	}
+	if !slices.Equal(split, got) {
+		t.Error("columns split at 13, 100, 101, 203 differ from the whole product")
+	}
+	ids := s.Int64s(gotch.CPU, []int64{0, 7, 8, 99, 207}, 5)
+	if a, b := s.ReadFloat32s(s.quantRows(ids, packed)), s.ReadFloat32s(s.quantRows(ids, plain)); !slices.Equal(a, b) {
+		t.Error("embedding rows of the packed blocks differ from the plain ones")
+	}
+	if !s.OK() {
+		t.Fatal(s.Err())
 	}
 }
