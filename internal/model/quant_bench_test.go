@@ -145,8 +145,9 @@ func benchDecodeSeqs(b *testing.B, m *Model, batch, steps int) {
 	tokens := 0
 	for i := -1; i < b.N; i++ {
 		seqs := make([]*Sequence, batch)
+		newSeq := m.NewBatchCache().NewSequence // as serving does: the C decode step where it applies
 		for j := range seqs {
-			sq, err := m.NewSequence(benchTokens(16, uint64(j)), GenerateOptions{MaxNewTokens: steps + 1, EOS: []int{}})
+			sq, err := newSeq(benchTokens(16, uint64(j)), GenerateOptions{MaxNewTokens: steps + 1, EOS: []int{}})
 			if err != nil {
 				b.Fatal(err)
 			}
