@@ -23,14 +23,22 @@
 
 // The ggml type ids of the weight blocks (ggml.h's enum ggml_type), and
 // the packed layouts of two of them.
-enum { KF_Q4_0 = 2, KF_Q4_1 = 3, KF_Q8_0 = 8, KF_Q4_0X8 = KF_Q4_0 | KF_PACKED8, KF_Q8_0X8 = KF_Q8_0 | KF_PACKED8 };
+enum {
+  KF_Q4_0 = 2,
+  KF_Q4_1 = 3,
+  KF_Q8_0 = 8,
+  KF_Q4_0X8 = KF_Q4_0 | KF_PACKED8,
+  KF_Q4_1X8 = KF_Q4_1 | KF_PACKED8,
+  KF_Q8_0X8 = KF_Q8_0 | KF_PACKED8
+};
 
-// The packed layouts (KF_Q4_0X8, KF_Q8_0X8), made at load by kf_qpack:
-// rows in groups of 8, each group taking the bytes its 8 rows took before
-// (8 x rb), block column by block column; block b of group g (8 blocks'
-// bytes) holds the 8 rows' float16 scales, then their quant bytes 4 at a
-// time: bytes 4c..4c+3 of rows 0..7 for c = 0..3 (Q4_0's 16 nibble bytes)
-// or 0..7 (Q8_0's 32 bytes). So one 32-byte load holds 4 bytes of each of
+// The packed layouts (KF_Q4_0X8, KF_Q4_1X8, KF_Q8_0X8), made at load by
+// kf_qpack: rows in groups of 8, each group taking the bytes its 8 rows
+// took before (8 x rb), block column by block column; block b of group g
+// (8 blocks' bytes) holds the 8 rows' float16 scales (Q4_1: then their 8
+// minimums), then their quant bytes 4 at a time: bytes 4c..4c+3 of rows
+// 0..7 for c = 0..3 (Q4_0's and Q4_1's 16 nibble bytes) or 0..7 (Q8_0's
+// 32 bytes). So one 32-byte load holds 4 bytes of each of
 // 8 rows, a 32-bit lane a row, and a product with 4 activation bytes
 // broadcast to every lane gives the 8 rows' partial sums side by side (no
 // horizontal sums, one scale conversion for 8 rows). Only a matrix of a
@@ -38,15 +46,17 @@ enum { KF_Q4_0 = 2, KF_Q4_1 = 3, KF_Q8_0 = 8, KF_Q4_0X8 = KF_Q4_0 | KF_PACKED8, 
 
 static long kf_block_bytes(int type);
 
+// kf_head_bytes is the bytes of float16s before a block's quants.
+static long kf_head_bytes(int type) { return (type & ~KF_PACKED8) == KF_Q4_1 ? 4 : 2; }
+
 // kf_px_block copies block b of row n of a packed matrix (nb blocks a row)
 // into a plain ggml block at out.
 static void kf_px_block(int type, const uint8_t *w, long nb, long n, long b, uint8_t *out) {
   long bb = kf_block_bytes(type);
   const uint8_t *blk = w + (n / 8) * 8 * nb * bb + b * 8 * bb;
-  long r = n % 8;
-  out[0] = blk[2 * r];
-  out[1] = blk[2 * r + 1];
-  for (long c = 0; c < (bb - 2) / 4; c++) memcpy(out + 2 + 4 * c, blk + 16 + 32 * c + 4 * r, 4);
+  long r = n % 8, hb = kf_head_bytes(type);
+  for (long h = 0; h < hb; h += 2) memcpy(out + h, blk + 8 * h + 2 * r, 2);
+  for (long c = 0; c < (bb - hb) / 4; c++) memcpy(out + hb + 4 * c, blk + 8 * hb + 32 * c + 4 * r, 4);
 }
 
 // kf_plain_block returns block b of row n of W (type, nb blocks a row) in
@@ -125,7 +135,8 @@ static long kf_block_bytes(int type) {
   switch (type) {
   case KF_Q4_0:
   case KF_Q4_0X8: return 18;
-  case KF_Q4_1: return 20;
+  case KF_Q4_1:
+  case KF_Q4_1X8: return 20;
   case KF_Q8_0:
   case KF_Q8_0X8: return 34;
   }
@@ -304,25 +315,26 @@ KF_INLINE KF_AVX2 void kf_xsums(const kf_q8 *x, long n, int32_t *out) {
   }
 }
 
-// kf_p4_tile computes the 8 outputs of one group of a packed Q4_0 matrix
-// (grp: its nb block columns) for RX activation rows (x, nb blocks each;
-// xs their kf_xsums), into y[i*ldy + 0..7]. The nibbles go in unsigned
-// (0..15) against the signed activations, and 8 times the block's
-// activation sum is taken off after: sum((w-8)x) = sum(wx) - 8 sum(x),
-// exact in integers. Each lane adds its row's blocks in order, as
-// d_w*d_x*isum with one fused multiply-add, whatever RX is: a row's result
-// does not depend on the other rows in the call.
-KF_INLINE KF_AVX2 void kf_p4_tile(const uint8_t *grp, const kf_q8 *x, const int32_t *xs, long nb, float *y, long ldy,
-                                  int RX) {
+// kf_p4_tile computes the 8 outputs of one group of a packed Q4_0 or Q4_1
+// matrix (grp: its nb block columns) for RX activation rows (x, nb blocks
+// each; xs their kf_xsums for Q4_0), into y[i*ldy + 0..7]. The nibbles go
+// in unsigned (0..15) against the signed activations; for Q4_0, 8 times
+// the block's activation sum is taken off after: sum((w-8)x) = sum(wx) -
+// 8 sum(x), exact in integers. Each lane adds its row's blocks in order,
+// with the same operations whatever RX is: a row's result does not depend
+// on the other rows in the call.
+KF_INLINE KF_AVX2 void kf_p4_tile(int type, const uint8_t *grp, const kf_q8 *x, const int32_t *xs, long nb, float *y,
+                                  long ldy, int RX) {
   const __m256i m4 = _mm256_set1_epi8(0x0f), one16 = _mm256_set1_epi16(1);
+  const long hb = type == KF_Q4_1X8 ? 32 : 16, bb = hb + 128;
   __m256 acc[4];
   _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) acc[i] = _mm256_setzero_ps();
   for (long b = 0; b < nb; b++) {
-    const uint8_t *blk = grp + b * 144;
+    const uint8_t *blk = grp + b * bb;
     __m256i p[4];
     _Pragma("GCC unroll 4") for (int i = 0; i < 4; i++) p[i] = _mm256_setzero_si256();
     _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) {
-      __m256i v = _mm256_loadu_si256((const __m256i *)(blk + 16 + 32 * c));
+      __m256i v = _mm256_loadu_si256((const __m256i *)(blk + hb + 32 * c));
       __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
       _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) {
         const int8_t *q = x[i * nb + b].q;
@@ -338,9 +350,20 @@ KF_INLINE KF_AVX2 void kf_p4_tile(const uint8_t *grp, const kf_q8 *x, const int3
       }
     }
     __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)blk));
-    _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) {
-      __m256i d = _mm256_sub_epi32(_mm256_madd_epi16(p[i], one16), _mm256_set1_epi32(xs[i * nb + b]));
-      acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x[i * nb + b].d)), _mm256_cvtepi32_ps(d), acc[i]);
+    if (type == KF_Q4_1X8) {
+      // Q4_1: d*q + m, so the sum is d_w*d_x*isum + m*(d_x*sum(q)).
+      __m256 mw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(blk + 16)));
+      _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) {
+        const kf_q8 *xb = x + i * nb + b;
+        __m256 t = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(xb->d)), _mm256_cvtepi32_ps(_mm256_madd_epi16(p[i], one16)),
+                                   _mm256_mul_ps(mw, _mm256_set1_ps(xb->s)));
+        acc[i] = _mm256_add_ps(acc[i], t);
+      }
+    } else {
+      _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) {
+        __m256i d = _mm256_sub_epi32(_mm256_madd_epi16(p[i], one16), _mm256_set1_epi32(xs[i * nb + b]));
+        acc[i] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(x[i * nb + b].d)), _mm256_cvtepi32_ps(d), acc[i]);
+      }
     }
   }
   _Pragma("GCC unroll 4") for (int i = 0; i < RX; i++) _mm256_storeu_ps(y + i * ldy, acc[i]);
@@ -378,10 +401,10 @@ KF_INLINE KF_AVX2 void kf_p8_tile(const uint8_t *grp, const kf_q8 *x, long nb, f
 // kf_px_tile is the tile of a packed type.
 KF_INLINE KF_AVX2 void kf_px_tile(int type, const uint8_t *grp, const kf_q8 *x, const int32_t *xs, long nb, float *y,
                                   long ldy, int RX) {
-  if (type == KF_Q4_0X8)
-    kf_p4_tile(grp, x, xs, nb, y, ldy, RX);
-  else
+  if (type == KF_Q8_0X8)
     kf_p8_tile(grp, x, nb, y, ldy, RX);
+  else
+    kf_p4_tile(type, grp, x, xs, nb, y, ldy, RX);
 }
 
 // kf_px_group computes the columns of [n0,n1) that group g holds, for RX
@@ -446,6 +469,7 @@ static KF_AVX2 void kf_qmatmul_avx2(int type, const uint8_t *w, const kf_q8 *x, 
                                     long n1) {
   switch (type) {
   case KF_Q4_0X8: kf_matmul_px(KF_Q4_0X8, w, x, y, M, K, N, n0, n1); break;
+  case KF_Q4_1X8: kf_matmul_px(KF_Q4_1X8, w, x, y, M, K, N, n0, n1); break;
   case KF_Q8_0X8: kf_matmul_px(KF_Q8_0X8, w, x, y, M, K, N, n0, n1); break;
   case KF_Q8_0: kf_matmul_t(KF_Q8_0, w, x, y, M, K, N, n0, n1); break;
   case KF_Q4_0: kf_matmul_t(KF_Q4_0, w, x, y, M, K, N, n0, n1); break;
@@ -567,22 +591,22 @@ void kf_qrows(int type, const uint8_t *w, const long *ids, long n, long K, float
 }
 
 // kf_qpack copies W [N,K] of a ggml type from src to dst, packed when the
-// type has a packed layout (Q4_0 and Q8_0, N a multiple of 8) and as it is
-// otherwise; it returns the type dst holds.
+// type has a packed layout (Q4_0, Q4_1 and Q8_0, N a multiple of 8) and as
+// it is otherwise; it returns the type dst holds.
 int kf_qpack(int type, const uint8_t *src, uint8_t *dst, long N, long K) {
   long bb = kf_block_bytes(type), nb = K / QK, rb = nb * bb;
-  if ((type != KF_Q4_0 && type != KF_Q8_0) || N % 8 != 0) {
+  if ((type != KF_Q4_0 && type != KF_Q4_1 && type != KF_Q8_0) || N % 8 != 0) {
     memcpy(dst, src, (size_t)(N * rb));
     return type;
   }
+  long hb = kf_head_bytes(type);
   for (long g = 0; g < N / 8; g++) {
     for (long b = 0; b < nb; b++) {
       uint8_t *o = dst + g * 8 * rb + b * 8 * bb;
       for (long r = 0; r < 8; r++) {
         const uint8_t *blk = src + (g * 8 + r) * rb + b * bb;
-        o[2 * r] = blk[0];
-        o[2 * r + 1] = blk[1];
-        for (long c = 0; c < (bb - 2) / 4; c++) memcpy(o + 16 + 32 * c + 4 * r, blk + 2 + 4 * c, 4);
+        for (long h = 0; h < hb; h += 2) memcpy(o + 8 * h + 2 * r, blk + h, 2);
+        for (long c = 0; c < (bb - hb) / 4; c++) memcpy(o + 8 * hb + 32 * c + 4 * r, blk + hb + 4 * c, 4);
       }
     }
   }

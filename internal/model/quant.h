@@ -20,7 +20,7 @@ typedef struct {
 void kf_q8_quantize(const float *x, kf_q8 *out, long M, long K);
 
 // KF_PACKED8 marks a type id whose blocks kf_qpack has packed 8 rows at a
-// time (Q4_0: 2 | KF_PACKED8, Q8_0: 8 | KF_PACKED8); every function here
+// time (Q4_0: 2 | KF_PACKED8, and so Q4_1 and Q8_0); every function here
 // takes packed ids too.
 #define KF_PACKED8 0x100
 
@@ -40,8 +40,8 @@ void kf_qmatmul_claim(int type, const uint8_t *w, const kf_q8 *x, float *y, long
 
 // kf_qpack copies W [N,K] of a ggml type from src to dst (not
 // overlapping, the same size), in the layout its kernels read fastest:
-// Q4_0 and Q8_0 with N a multiple of 8 packed 8 rows at a time, others as
-// they are.
+// Q4_0, Q4_1 and Q8_0 with N a multiple of 8 packed 8 rows at a time,
+// others as they are.
 // It returns the type id dst then holds.
 int kf_qpack(int type, const uint8_t *src, uint8_t *dst, long N, long K);
 

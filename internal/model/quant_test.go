@@ -238,7 +238,7 @@ func TestQuantSharedInput(t *testing.T) {
 	}
 }
 
-// TestQuantPacked: a Q4_0 or Q8_0 matrix placed off the heap is packed 8
+// TestQuantPacked: a Q4_0, Q4_1 or Q8_0 matrix placed off the heap is packed 8
 // rows at a time (kf_qpack) and multiplied by the packed kernels (1 to 4
 // activation rows x 8 weight rows at a time): the plain C code on the
 // packed blocks gives the bits it gives on the plain ones (the packing
@@ -250,7 +250,7 @@ func TestQuantSharedInput(t *testing.T) {
 // stays plain.
 func TestQuantPacked(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
-	for _, typ := range []gguf.Type{gguf.Q4_0, gguf.Q8_0} {
+	for _, typ := range []gguf.Type{gguf.Q4_0, gguf.Q4_1, gguf.Q8_0} {
 		for _, k := range []int64{576, 1536} {
 			t.Run(fmt.Sprintf("%s/K=%d", typ, k), func(t *testing.T) { testQuantPacked(t, r, typ, k) })
 		}
