@@ -346,3 +346,41 @@ func testQuantPacked(t *testing.T, r *rand.Rand, typ gguf.Type, k int64) {
 		t.Fatal(s.Err())
 	}
 }
+
+// TestQuantQuantizeMatchesC: the AVX2 activation quantization (8 blocks at
+// a time, F16C roundings) gives the plain C code's bytes exactly, for
+// blocks of zeros, of exact halves (ties of the rounding), of tiny and of
+// ordinary values, and for block counts that are not a multiple of 8.
+func TestQuantQuantizeMatchesC(t *testing.T) {
+	if !quantSIMD() {
+		t.Skip("no AVX2")
+	}
+	r := rand.New(rand.NewPCG(21, 22))
+	for _, k := range []int64{32, 576, 1536, 32 * 13} {
+		const m = 3
+		xv := make([]float32, m*k)
+		for i := range xv {
+			switch r.IntN(4) {
+			case 0:
+				xv[i] = float32(r.IntN(255)-127) * 0.5
+			case 1:
+				xv[i] = float32(r.NormFloat64() * 1e-6)
+			default:
+				xv[i] = float32(r.NormFloat64())
+			}
+		}
+		clear(xv[:qblock]) // a block of zeros
+		quant := func(c bool) []byte {
+			forceQuantC(c)
+			defer forceQuantC(false)
+			var s scope
+			defer s.Free()
+			x := s.Floats(gotch.CPU, gotch.Float, xv, m, k)
+			q := s.quantize(x, m, k)
+			return slices.Clone(unsafe.Slice((*byte)(unsafe.Pointer(q)), m*k/qblock*q8Bytes))
+		}
+		if a, c := quant(false), quant(true); !slices.Equal(a, c) {
+			t.Errorf("K=%d: AVX2 quantization differs from the C code's", k)
+		}
+	}
+}
