@@ -91,7 +91,7 @@ func fusedLin(l *Linear, pin *runtime.Pinner) (C.kf_lin, bool) {
 			return lin, false
 		}
 		pin.Pin(&l.quant.data[0])
-		lin = C.kf_lin{qw: unsafe.Pointer(&l.quant.data[0]), qtype: C.int(l.quant.typ), K: C.long(l.quant.in), N: C.long(l.quant.out)}
+		lin = C.kf_lin{qw: unsafe.Pointer(&l.quant.data[0]), qtype: l.quant.ctype, K: C.long(l.quant.in), N: C.long(l.quant.out)}
 	case l.Weight != nil && plainFloat(l.Weight) && len(torch.Shape(torch.Of(l.Weight))) == 2:
 		// [out,in] as torch.nn.Linear stores it, or the tied embedding
 		// [vocab,hidden]: y = x @ w^T.
@@ -184,7 +184,7 @@ func (m *Model) buildFused() *fusedModel {
 		norm: (*C.float)(torch.DataPtr(torch.Of(d.normW))), head: head, layers: layers}
 	if q := d.qembed; q != nil {
 		f.pin.Pin(&q.data[0])
-		desc.qembed, desc.qembed_type = unsafe.Pointer(&q.data[0]), C.int(q.typ)
+		desc.qembed, desc.qembed_type = unsafe.Pointer(&q.data[0]), q.ctype
 	} else {
 		desc.embed = (*C.float)(torch.DataPtr(torch.Of(d.embedW)))
 	}

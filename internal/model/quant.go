@@ -38,35 +38,76 @@ type quantWeight struct {
 	typ     gguf.Type
 	out, in int64
 	data    []byte
-	// cmem: data is in C memory (offHeap), freed by free. A model's weights
+	// ctype is the type id quant.c reads data as: typ's ggml id, or the
+	// packed layout kf_qpack made (Q4_0 8 rows at a time) once data is in
+	// C memory.
+	ctype C.int
+	// arena holds data when it is in C memory (placeOffHeap), shared by a
+	// model's weights and freed with the last of them. A model's weights
 	// live there rather than on the Go heap, whose collector would
 	// otherwise let garbage grow to the size of the weights before it runs
 	// (GOGC=100 doubles the live heap): that alone was ~100 MB of RSS on
 	// SmolLM2.
-	cmem bool
+	arena *quantArena
 }
 
-// offHeap moves w's blocks to C memory.
-func (w *quantWeight) offHeap() {
-	if w.cmem || len(w.data) == 0 {
-		return
+// quantArena is one C allocation (kf_qalloc: 2 MiB aligned, on
+// transparent huge pages where the system gives them) that a model's
+// quantized weights are placed in one after another.
+type quantArena struct {
+	base       unsafe.Pointer
+	size, used int64
+	refs       int // weights placed in it and not yet freed
+}
+
+// placeOffHeap moves the blocks of ws into one new C allocation, each in
+// the layout quant.c reads fastest (kf_qpack; no other copy is kept), and
+// reports whether it could allocate; if not they stay where they are.
+func placeOffHeap(ws []*quantWeight) bool {
+	const align = 64
+	var size int64
+	for _, w := range ws {
+		if w.arena == nil {
+			size += (int64(len(w.data)) + align - 1) / align * align
+		}
 	}
-	p := C.malloc(C.size_t(len(w.data)))
+	if size == 0 {
+		return true
+	}
+	p := C.kf_qalloc(C.size_t(size))
 	if p == nil {
-		return // stays on the Go heap
+		return false
 	}
-	c := unsafe.Slice((*byte)(p), len(w.data))
-	copy(c, w.data)
-	w.data, w.cmem = c, true
+	a := &quantArena{base: p, size: size}
+	for _, w := range ws {
+		if w.arena != nil {
+			continue
+		}
+		n := int64(len(w.data))
+		dst := unsafe.Slice((*byte)(unsafe.Add(p, a.used)), n)
+		a.used += (n + align - 1) / align * align
+		w.ctype = C.kf_qpack(C.int(w.typ), (*C.uint8_t)(unsafe.Pointer(&w.data[0])), (*C.uint8_t)(unsafe.Pointer(&dst[0])),
+			C.long(w.out), C.long(w.in))
+		w.data, w.arena = dst, a
+		a.refs++
+	}
+	return true
 }
 
-// free releases w's C memory; w is unusable after.
+// free releases w's C memory (with the arena's last weight); w is
+// unusable after.
 func (w *quantWeight) free() {
-	if w.cmem {
-		C.free(unsafe.Pointer(&w.data[0]))
+	if a := w.arena; a != nil {
+		if a.refs--; a.refs == 0 {
+			C.free(a.base)
+			a.base = nil
+		}
 	}
-	w.data, w.cmem = nil, false
+	w.data, w.arena = nil, nil
 }
+
+// quantPacked8 marks a packed layout's type id (quant.h's KF_PACKED8).
+const quantPacked8 = C.KF_PACKED8
 
 // quantTypes are the types quant.c multiplies by, and their block bytes.
 var quantTypes = map[gguf.Type]int64{gguf.Q8_0: 34, gguf.Q4_0: 18, gguf.Q4_1: 20}
@@ -79,7 +120,7 @@ func newQuantWeight(typ gguf.Type, shape []int64, data []byte) (*quantWeight, er
 	if shape[1]%qblock != 0 || int64(len(data)) != shape[0]*shape[1]/qblock*bb {
 		return nil, fmt.Errorf("quantized weight: %d bytes of %s for shape %v", len(data), typ, shape)
 	}
-	return &quantWeight{typ: typ, out: shape[0], in: shape[1], data: data}, nil
+	return &quantWeight{typ: typ, out: shape[0], in: shape[1], data: data, ctype: C.int(typ)}, nil
 }
 
 // quantSIMD reports whether quant.c runs its AVX2 code.
@@ -165,7 +206,7 @@ func (s *scope) quantMatmul(x ct, w *quantWeight) ct {
 	next := &s.qin.next
 	*next = 0
 	claim := func() {
-		C.kf_qmatmul_claim(C.int(w.typ), wp, xq, yp, C.long(m), C.long(w.in), C.long(w.out), C.long(chunk), next)
+		C.kf_qmatmul_claim(w.ctype, wp, xq, yp, C.long(m), C.long(w.in), C.long(w.out), C.long(chunk), next)
 	}
 	var wg sync.WaitGroup
 	for range threads - 1 {
@@ -198,7 +239,15 @@ func (s *scope) quantRows(ids ct, w *quantWeight) ct {
 			return nil
 		}
 	}
-	C.kf_qrows(C.int(w.typ), (*C.uint8_t)(unsafe.Pointer(&w.data[0])), (*C.long)(unsafe.Pointer(&vals[0])), C.long(len(vals)), C.long(w.in),
+	C.kf_qrows(w.ctype, (*C.uint8_t)(unsafe.Pointer(&w.data[0])), (*C.long)(unsafe.Pointer(&vals[0])), C.long(len(vals)), C.long(w.in),
 		(*C.float)(torch.DataPtr(y)))
 	return y
+}
+
+// quantMatmulCols computes columns [n0,n1) of y [m,w.out] = x @ w^T for x
+// quantized by quantize (a single thread; tests split the columns at
+// places the threaded calls never do).
+func quantMatmulCols(w *quantWeight, xq *C.kf_q8, y []float32, m, n0, n1 int64) {
+	C.kf_qmatmul(w.ctype, (*C.uint8_t)(unsafe.Pointer(&w.data[0])), xq, (*C.float)(unsafe.Pointer(&y[0])), C.long(m), C.long(w.in),
+		C.long(w.out), C.long(n0), C.long(n1))
 }

@@ -15,7 +15,9 @@ import (
 )
 
 // BenchmarkQuantMatmul: one decode batch (1 or 8 rows) times SmolLM2's
-// MLP up projection [1536,576] and its tied lm_head [49152,576], per type.
+// MLP up projection [1536,576] and its tied lm_head [49152,576], per type,
+// in the layout LoadGGUF gives (Q4_0 packed); cpu-ns/block is per product
+// of a 32-element weight block and an activation block.
 func BenchmarkQuantMatmul(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, typ := range []gguf.Type{gguf.Q8_0, gguf.Q4_0, gguf.Q4_1} {
@@ -25,6 +27,10 @@ func BenchmarkQuantMatmul(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			if !placeOffHeap([]*quantWeight{w}) { // as LoadGGUF does: packed where quant.c has a packed layout
+				b.Fatal("no C memory")
+			}
+			defer w.free()
 			for _, m := range []int64{1, 8} {
 				b.Run(fmt.Sprintf("%s/%dx%d/rows=%d", typ, n, k, m), func(b *testing.B) {
 					var s scope
@@ -38,7 +44,9 @@ func BenchmarkQuantMatmul(b *testing.B) {
 						s.Release(mark)
 					}
 					// CPU time holds up on a shared machine; wall time does not.
-					b.ReportMetric((cpuSeconds(b)-cpu0)*1e6/float64(b.N), "cpu-us/op")
+					cpu := cpuSeconds(b) - cpu0
+					b.ReportMetric(cpu*1e6/float64(b.N), "cpu-us/op")
+					b.ReportMetric(cpu*1e9/float64(b.N)/float64(m*n*k/qblock), "cpu-ns/block")
 					if !s.OK() {
 						b.Fatal(s.Err())
 					}
@@ -66,10 +74,11 @@ func BenchmarkQuantStepProducts(b *testing.B) {
 			b.Fatal(err)
 		}
 		var ws []*quantWeight
-		var bytes int64
+		var bytes, blocks int64
 		for _, w := range m.quant {
 			ws = append(ws, w)
 			bytes += int64(len(w.data))
+			blocks += w.out * w.in / qblock
 		}
 		for _, rows := range []int64{1, 8} {
 			b.Run(fmt.Sprintf("%s/rows=%d", typ, rows), func(b *testing.B) {
@@ -90,7 +99,9 @@ func BenchmarkQuantStepProducts(b *testing.B) {
 					}
 					s.Release(mark)
 				}
-				b.ReportMetric((cpuSeconds(b)-cpu0)*1e3/float64(b.N), "cpu-ms/op")
+				cpu := cpuSeconds(b) - cpu0
+				b.ReportMetric(cpu*1e3/float64(b.N), "cpu-ms/op")
+				b.ReportMetric(cpu*1e9/float64(b.N)/float64(rows*blocks), "cpu-ns/block")
 				if !s.OK() {
 					b.Fatal(s.Err())
 				}
@@ -134,8 +145,9 @@ func benchDecodeSeqs(b *testing.B, m *Model, batch, steps int) {
 	tokens := 0
 	for i := -1; i < b.N; i++ {
 		seqs := make([]*Sequence, batch)
+		newSeq := m.NewBatchCache().NewSequence // as serving does: the C decode step where it applies
 		for j := range seqs {
-			sq, err := m.NewSequence(benchTokens(16, uint64(j)), GenerateOptions{MaxNewTokens: steps + 1, EOS: []int{}})
+			sq, err := newSeq(benchTokens(16, uint64(j)), GenerateOptions{MaxNewTokens: steps + 1, EOS: []int{}})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -78,6 +78,7 @@ func LoadGGUF(path string, opts GGUFOptions) (*Model, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	var f []float32
+	var qws []*quantWeight
 	for _, p := range arch.specs(cfg) {
 		t, ok := byName[p.name]
 		if !ok || !slices.Equal(t.Shape, p.shape) {
@@ -90,8 +91,8 @@ func LoadGGUF(path string, opts GGUFOptions) (*Model, error) {
 				m.Close()
 				return nil, wrap(fmt.Errorf("%s: %w", p.name, err))
 			}
-			w.offHeap() // a copy: t.Data is the file's mapping
-			m.quant[p.name] = w
+			m.quant[p.name] = w // placed off the heap below
+			qws = append(qws, w)
 			continue
 		}
 		f = slices.Grow(f[:0], int(torch.Numel(p.shape)))[:torch.Numel(p.shape)]
@@ -103,6 +104,12 @@ func LoadGGUF(path string, opts GGUFOptions) (*Model, error) {
 			m.Close()
 			return nil, wrap(fmt.Errorf("%s: %w", p.name, err))
 		}
+	}
+	// Copy the blocks out of the file's mapping (closed when this returns)
+	// into one C allocation, packed for the kernels.
+	if !placeOffHeap(qws) {
+		m.Close()
+		return nil, wrap(errors.New("no memory for the quantized weights"))
 	}
 	if err := m.bind(); err != nil {
 		m.Close()
