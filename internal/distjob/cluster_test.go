@@ -232,8 +232,8 @@ func repoRoot(t *testing.T) string {
 }
 
 // setup installs the CRDs, the namespace, the service accounts, the
-// pipeline-runner Role, RoleBinding and TrainingRuntime, and the launcher's pod mounting
-// claim at mount; it returns the pod's UID.
+// pipeline-runner Role and RoleBinding, the trainjob-runtime TrainingRuntime,
+// and the launcher's pod mounting claim at mount; it returns the pod's UID.
 func (c *cluster) setup(t *testing.T, podName, claim, mount string) string {
 	ctx := context.Background()
 	yaml := "application/yaml"
@@ -287,7 +287,7 @@ func (c *cluster) setup(t *testing.T, podName, claim, mount string) string {
 		time.Sleep(200 * time.Millisecond)
 	}
 	// The TrainingRuntime the TrainJobs run on, as the CRD's schema takes it.
-	rt, err := os.ReadFile(filepath.Join(repoRoot(t), "manifests", "pipeline-runner", "trainingruntime.yaml"))
+	rt, err := os.ReadFile(filepath.Join(repoRoot(t), "manifests", "trainjob-runtime", "trainingruntime.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Claim, "shared-claim", "", "workers > 1: the ReadWriteMany PersistentVolumeClaim mounted at --checkpoint-dir, mounted at the same path in every rank's pod (default: the one this pod, KFP_POD_NAME, mounts there)")
 	fs.StringVar(&f.Image, "worker-image", "", "workers > 1: the ranks' image (this one)")
 	fs.StringVar(&f.Command, "worker-command", "/usr/local/bin/finetune", "workers > 1: the ranks' command in --worker-image")
-	fs.StringVar(&f.TrainingRuntime, "training-runtime", DefaultTrainingRuntime, "trainjob: the TrainJob's runtime (the default is manifests/pipeline-runner's, whose pods get no Istio sidecar)")
+	fs.StringVar(&f.TrainingRuntime, "training-runtime", DefaultTrainingRuntime, "trainjob: the TrainJob's runtime (the default is manifests/trainjob-runtime's, whose pods get no Istio sidecar)")
 	fs.StringVar(&f.RuntimeKind, "training-runtime-kind", TrainingRuntimeKind, "trainjob: the kind of --training-runtime: TrainingRuntime (in the job's namespace) or ClusterTrainingRuntime")
 	fs.StringVar(&f.CPURequest, "worker-cpu-request", "", "workers > 1: each rank's CPU request")
 	fs.StringVar(&f.CPULimit, "worker-cpu-limit", "", "workers > 1: each rank's CPU limit")

@@ -47,7 +47,7 @@ func (r Runtime) Kind() string { _, _, k, _ := r.api(); return k }
 // (kubeflowv1.PyTorchJobDefaultContainerName, PyTorchJobDefaultPortName and
 // PyTorchJobDefaultPort), the TrainJob's trainer container and replicated
 // job in the torch runtimes ("node"), and the TrainingRuntime kfllm ships
-// in manifests/pipeline-runner: Kubeflow Trainer's torch runtime with
+// in manifests/trainjob-runtime: Kubeflow Trainer's torch runtime with
 // Istio's sidecar turned off in the pods (a TrainJob of trainer v2.0.0 has
 // no field that reaches its pods' annotations; the runtime's pod template
 // does).

@@ -138,7 +138,7 @@ func TestWorkersTrainJob(t *testing.T) {
 }
 
 // TestWorkersTrainJobPodsSkipIstio: the compiled pipeline's TrainJob runs
-// on the TrainingRuntime manifests/pipeline-runner ships, and the JobSet
+// on the TrainingRuntime manifests/trainjob-runtime ships, and the JobSet
 // Kubeflow Trainer's own code makes of the two (its webhook's checks, then
 // its runtime plugins) has trainer pods without an Istio sidecar: one pod
 // per rank, of the pipeline's image, with the claim mounted. A TrainJob
@@ -153,13 +153,13 @@ func TestWorkersTrainJobPodsSkipIstio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := RenderBundle(repoPath("manifests", "pipeline-runner"))
+	b, err := RenderBundle(repoPath("manifests", "trainjob-runtime"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rt := b.TrainingRuntimes[job.Spec.RuntimeRef.Name]
 	if rt == nil {
-		t.Fatalf("the TrainJob's runtime %s is not in manifests/pipeline-runner (%v)", job.Spec.RuntimeRef.Name, b.Keys())
+		t.Fatalf("the TrainJob's runtime %s is not in manifests/trainjob-runtime (%v)", job.Spec.RuntimeRef.Name, b.Keys())
 	}
 	js, err := TrainJobSet(job, rt)
 	if err != nil {
