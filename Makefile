@@ -47,7 +47,8 @@ build-only:
 	$(GO) build -o $(BIN)/ $(COMMAND_DIRS) ./demo
 
 .PHONY: test
-test: setup ## setup, gofmt check, go vet, go test (-race where cgo allows)
+test: setup ## setup, the CPU images as root (rehearse-images), gofmt check, go vet, go test (-race where cgo allows)
+	@$(MAKE) --no-print-directory rehearse-images
 	@$(MAKE) --no-print-directory check
 
 .PHONY: check
@@ -118,8 +119,20 @@ check-nccl-build: ## the CUDA images' NCCL build (go build -tags nccl) compiles 
 pin-pipeline: ## pin the compiled pipeline's images to the digests push-images pushed
 	$(GO) run ./build/images pin --pushed $(IMAGES_OUT)/pushed.txt $(PIPELINE_YAML)
 
-.PHONY: rehearse
 REHEARSE_OUT ?= out/rehearse
+
+# TestRehearsalTiny (internal/rehearse) runs the CPU images under runc, which
+# runs containers as root only: as root, make test installs Debian's runc and
+# builds the images first; otherwise the test skips and says why.
+.PHONY: rehearse-images
+rehearse-images: ## as root: Debian's runc and the CPU images in out/rehearse/images (what TestRehearsalTiny runs); otherwise nothing
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "rehearse-images: not root, and runc runs containers as root only: no CPU images, TestRehearsalTiny will skip" >&2; \
+	else \
+		bash scripts/setup-runc.sh && $(MAKE) --no-print-directory images IMAGE_FLAVOR=cpu IMAGES_OUT=$(REHEARSE_OUT)/images; \
+	fi
+
+.PHONY: rehearse
 rehearse: setup ## the CPU images under runc: the compiled pipeline task by task as KFP's launcher runs it, then serving + UI from the manifests, a question, the browser test (needs root, runc)
 	@$(MAKE) --no-print-directory images IMAGE_FLAVOR=cpu IMAGES_OUT=$(REHEARSE_OUT)/images
 	$(GO) run ./pipeline compile -o $(REHEARSE_OUT)/pipeline.yaml
