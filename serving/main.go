@@ -60,7 +60,7 @@ func main() {
 	flag.IntVar(&port, "http-port", 8080, "port to listen on")
 	flag.StringVar(&o.Backend, "backend", envOr("BACKEND", "local"), "local (our model) | huggingface | openai (a hosted model named by --model-id)")
 	flag.StringVar(&o.Remote.URL, "backend-url", os.Getenv("BACKEND_URL"), "huggingface: TGI or Inference Endpoint URL (default: the serverless API); openai: the /v1 base URL")
-	flag.StringVar(&eo.Device, "device", "auto", "auto|cpu|cuda")
+	flag.StringVar(&eo.Device, "device", "auto", "auto|cpu|cuda|cuda:N (auto: CUDA when libtorch sees a device, else the CPU; auto and cuda mean cuda:0; cuda:N pins device N)")
 	flag.StringVar(&eo.DType, "dtype", "auto", "auto|float32|bfloat16")
 	flag.IntVar(&eo.Threads, "threads", 0, "libtorch intra-op threads (0: libtorch's default)")
 	flag.IntVar(&eo.Scheduler.MaxBatch, "max-batch", 8, "sequences decoded together")

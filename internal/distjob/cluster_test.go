@@ -232,8 +232,8 @@ func repoRoot(t *testing.T) string {
 }
 
 // setup installs the CRDs, the namespace, the service accounts, the
-// pipeline-runner Role and RoleBinding, and the launcher's pod mounting
-// claim at mount; it returns the pod's UID.
+// pipeline-runner Role and RoleBinding, the trainjob-runtime TrainingRuntime,
+// and the launcher's pod mounting claim at mount; it returns the pod's UID.
 func (c *cluster) setup(t *testing.T, podName, claim, mount string) string {
 	ctx := context.Background()
 	yaml := "application/yaml"
@@ -247,6 +247,7 @@ func (c *cluster) setup(t *testing.T, podName, claim, mount string) string {
 	for _, crd := range [][]byte{
 		moduleFile(t, "github.com/kubeflow/training-operator@v1.9.3", "manifests/base/crds/kubeflow.org_pytorchjobs.yaml"),
 		moduleFile(t, "github.com/kubeflow/trainer/v2@v2.0.0", "manifests/base/crds/trainer.kubeflow.org_trainjobs.yaml"),
+		moduleFile(t, "github.com/kubeflow/trainer/v2@v2.0.0", "manifests/base/crds/trainer.kubeflow.org_trainingruntimes.yaml"),
 	} {
 		must(c.admin.raw(ctx, http.MethodPost, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", yaml, crd))
 	}
@@ -282,6 +283,21 @@ func (c *cluster) setup(t *testing.T, podName, claim, mount string) string {
 		}
 		if i > 100 {
 			t.Fatalf("CRDs not served: %v %v", err1, err2)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The TrainingRuntime the TrainJobs run on, as the CRD's schema takes it.
+	rt, err := os.ReadFile(filepath.Join(repoRoot(t), "manifests", "trainjob-runtime", "trainingruntime.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		_, err := c.admin.raw(ctx, http.MethodPost, "/apis/trainer.kubeflow.org/v1alpha1/namespaces/"+testNamespace+"/trainingruntimes?fieldValidation=Strict", yaml, rt)
+		if err == nil {
+			break
+		}
+		if i > 100 || !strings.Contains(err.Error(), ": 404: ") {
+			t.Fatalf("create the TrainingRuntime: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

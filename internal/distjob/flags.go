@@ -19,6 +19,7 @@ type Flags struct {
 	Image            string
 	Command          string
 	TrainingRuntime  string
+	RuntimeKind      string
 	CPURequest       string
 	CPULimit         string
 	MemoryRequest    string
@@ -39,7 +40,8 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.Claim, "shared-claim", "", "workers > 1: the ReadWriteMany PersistentVolumeClaim mounted at --checkpoint-dir, mounted at the same path in every rank's pod (default: the one this pod, KFP_POD_NAME, mounts there)")
 	fs.StringVar(&f.Image, "worker-image", "", "workers > 1: the ranks' image (this one)")
 	fs.StringVar(&f.Command, "worker-command", "/usr/local/bin/finetune", "workers > 1: the ranks' command in --worker-image")
-	fs.StringVar(&f.TrainingRuntime, "training-runtime", DefaultTrainingRuntime, "trainjob: the ClusterTrainingRuntime of the TrainJob")
+	fs.StringVar(&f.TrainingRuntime, "training-runtime", DefaultTrainingRuntime, "trainjob: the TrainJob's runtime (the default is manifests/trainjob-runtime's, whose pods get no Istio sidecar)")
+	fs.StringVar(&f.RuntimeKind, "training-runtime-kind", TrainingRuntimeKind, "trainjob: the kind of --training-runtime: TrainingRuntime (in the job's namespace) or ClusterTrainingRuntime")
 	fs.StringVar(&f.CPURequest, "worker-cpu-request", "", "workers > 1: each rank's CPU request")
 	fs.StringVar(&f.CPULimit, "worker-cpu-limit", "", "workers > 1: each rank's CPU limit")
 	fs.StringVar(&f.MemoryRequest, "worker-memory-request", "", "workers > 1: each rank's memory request")
@@ -85,7 +87,8 @@ func (f *Flags) Plan(rank []Flag, mountPath string, env Env) (Plan, error) {
 	s := Spec{
 		Runtime: rt, Namespace: env.Namespace, Workers: f.Workers,
 		Image: f.Image, Command: strings.Fields(f.Command),
-		Claim: f.Claim, MountPath: mountPath, TrainingRuntime: f.TrainingRuntime,
+		Claim: f.Claim, MountPath: mountPath,
+		TrainingRuntime: f.TrainingRuntime, TrainingRuntimeKind: f.RuntimeKind,
 		Resources: Resources{CPURequest: f.CPURequest, CPULimit: f.CPULimit, MemoryRequest: f.MemoryRequest,
 			MemoryLimit: f.MemoryLimit, Accelerator: f.Accelerator, AcceleratorCount: f.AcceleratorCount},
 	}

@@ -46,14 +46,24 @@ func (r Runtime) Kind() string { _, _, k, _ := r.api(); return k }
 // Names the operators expect: the PyTorchJob container and its port
 // (kubeflowv1.PyTorchJobDefaultContainerName, PyTorchJobDefaultPortName and
 // PyTorchJobDefaultPort), the TrainJob's trainer container and replicated
-// job in the torch runtimes ("node"), and the runtime Kubeflow Trainer
-// installs for torch.
+// job in the torch runtimes ("node"), and the TrainingRuntime kfllm ships
+// in manifests/trainjob-runtime: Kubeflow Trainer's torch runtime with
+// Istio's sidecar turned off in the pods (a TrainJob of trainer v2.0.0 has
+// no field that reaches its pods' annotations; the runtime's pod template
+// does).
 const (
 	PyTorchContainer       = "pytorch"
 	PyTorchPortName        = "pytorchjob-port"
 	PyTorchPort            = 23456
 	TrainerNode            = "node"
-	DefaultTrainingRuntime = "torch-distributed"
+	DefaultTrainingRuntime = "kfllm-torch-distributed"
+)
+
+// The kinds of runtime a TrainJob refers to: a TrainingRuntime in the
+// job's namespace, or a ClusterTrainingRuntime.
+const (
+	TrainingRuntimeKind        = "TrainingRuntime"
+	ClusterTrainingRuntimeKind = "ClusterTrainingRuntime"
 )
 
 // Volume is the name of the shared claim's volume in the job's pods.
@@ -80,9 +90,10 @@ type Spec struct {
 	// Owner, when set, is the launching pod: the job is garbage-collected
 	// with it.
 	Owner *Owner
-	// TrainingRuntime is a TrainJob's ClusterTrainingRuntime (default
-	// DefaultTrainingRuntime).
-	TrainingRuntime string
+	// TrainingRuntime is a TrainJob's runtime (default
+	// DefaultTrainingRuntime), of kind TrainingRuntimeKind (default
+	// TrainingRuntimeKind: in the job's namespace).
+	TrainingRuntime, TrainingRuntimeKind string
 }
 
 // EnvVar is a container variable: Value, or the key SecretKey of secret
@@ -139,6 +150,8 @@ func (s Spec) check() error {
 		return fmt.Errorf("job %s: no image or command", s.Name)
 	case s.Claim == "" || s.MountPath == "":
 		return fmt.Errorf("job %s: no shared claim or mount path", s.Name)
+	case s.TrainingRuntimeKind != "" && s.TrainingRuntimeKind != TrainingRuntimeKind && s.TrainingRuntimeKind != ClusterTrainingRuntimeKind:
+		return fmt.Errorf("job %s: training runtime kind %q: want %s or %s", s.Name, s.TrainingRuntimeKind, TrainingRuntimeKind, ClusterTrainingRuntimeKind)
 	}
 	return nil
 }
@@ -309,6 +322,10 @@ func (s Spec) pytorchJobSpec() map[string]any {
 
 // trainJobSpec: Workers nodes of one process each on the torch runtime,
 // the shared claim added to the trainer's pods through podSpecOverrides.
+// The pods' Istio annotation comes from the runtime (DefaultTrainingRuntime):
+// trainer v2.0.0 copies spec.annotations to the JobSet only, whose
+// controller does not pass them on to the pods, and podSpecOverrides has no
+// metadata.
 func (s Spec) trainJobSpec() map[string]any {
 	trainer := map[string]any{
 		"image":          s.Image,
@@ -334,12 +351,15 @@ func (s Spec) trainJobSpec() map[string]any {
 	if len(s.Tolerations) > 0 {
 		override["tolerations"] = s.tolerations()
 	}
-	rt := s.TrainingRuntime
+	rt, kind := s.TrainingRuntime, s.TrainingRuntimeKind
 	if rt == "" {
 		rt = DefaultTrainingRuntime
 	}
+	if kind == "" {
+		kind = TrainingRuntimeKind
+	}
 	return map[string]any{
-		"runtimeRef":       map[string]any{"name": rt, "apiGroup": "trainer.kubeflow.org", "kind": "ClusterTrainingRuntime"},
+		"runtimeRef":       map[string]any{"name": rt, "apiGroup": "trainer.kubeflow.org", "kind": kind},
 		"trainer":          trainer,
 		"podSpecOverrides": []any{override},
 	}

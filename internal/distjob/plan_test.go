@@ -64,7 +64,8 @@ func TestPlanMovesPathsToTheClaim(t *testing.T) {
 }
 
 // TestPlanRefuses: a checkpoint directory the other ranks cannot see, no
-// checkpoint directory, a flag twice, one worker.
+// checkpoint directory, a flag twice, one worker, a TrainJob runtime of
+// another kind than the two the trainer knows.
 func TestPlanRefuses(t *testing.T) {
 	ok := []Flag{{"input-dataset", "/in"}, {"checkpoint-dir", "/kfllm/checkpoints"}, {"output-model-dir", "/out"}}
 	if _, err := MakePlan(base("/kfllm/checkpoints"), ok); err != nil {
@@ -72,6 +73,8 @@ func TestPlanRefuses(t *testing.T) {
 	}
 	one := base("/kfllm/checkpoints")
 	one.Workers = 1
+	kind := base("/kfllm/checkpoints")
+	kind.Runtime, kind.TrainingRuntimeKind = TrainJob, "Runtime"
 	for name, c := range map[string]struct {
 		spec  Spec
 		flags []Flag
@@ -81,6 +84,7 @@ func TestPlanRefuses(t *testing.T) {
 		"twice":                {base("/kfllm/checkpoints"), append(slices.Clone(ok), Flag{"input-dataset", "/other"})},
 		"one worker":           {one, ok},
 		"relative mount":       {base("ckpt"), ok},
+		"runtime kind":         {kind, ok},
 	} {
 		if _, err := MakePlan(c.spec, c.flags); err == nil {
 			t.Errorf("%s: planned without error", name)

@@ -3,6 +3,7 @@ package rehearse
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,24 +22,31 @@ import (
 // through the UI; once as the KFP 2.14 launcher lays out a pod, once as KFP
 // 2.15 and later do (the executor output in the task root).
 //
-// It needs root, runc and the CPU images (make images IMAGE_FLAVOR=cpu
-// IMAGES_OUT=out/rehearse/images, or KFLLM_REHEARSE_IMAGES); without them
-// it skips, under CI too: scripts/setup.sh installs neither runc nor the
-// images (a cold CPU image build downloads the Debian userland and links
-// six binaries against libtorch, minutes beyond make test's own).
+// It needs root, runc and the CPU images in out/rehearse/images (or
+// KFLLM_REHEARSE_IMAGES). make test as root installs runc and builds them
+// first (make rehearse-images); not root, it skips and says so. Under CI
+// (CI=true) a root run without runc or the images fails instead of skipping:
+// make test should have made both.
 func TestRehearsalTiny(t *testing.T) {
 	images := os.Getenv("KFLLM_REHEARSE_IMAGES")
 	if images == "" {
 		images = filepath.Join("..", "..", "out", "rehearse", "images")
 	}
-	switch _, err := os.Stat(filepath.Join(images, "fetch", "index.json")); {
-	case os.Geteuid() != 0:
-		t.Skip("runc runs containers as root only: run make rehearse as root")
-	case err != nil:
-		t.Skipf("no CPU images at %s (make images IMAGE_FLAVOR=cpu IMAGES_OUT=out/rehearse/images, or set KFLLM_REHEARSE_IMAGES): %v", images, err)
+	if euid := os.Geteuid(); euid != 0 {
+		t.Skipf("not root (euid %d): runc runs containers as root only, so make test built no CPU images; run make test or make rehearse as root", euid)
+	}
+	missing := func(msg string) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	if _, err := os.Stat(filepath.Join(images, "fetch", "index.json")); err != nil {
+		missing(fmt.Sprintf("no CPU images at %s: make test builds them as root (make rehearse-images), or set KFLLM_REHEARSE_IMAGES: %v", images, err))
 	}
 	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc is not installed (apt-get install runc)")
+		missing(fmt.Sprintf("runc is not installed: make test installs it as root (scripts/setup-runc.sh): %v", err))
 	}
 	// The random tiny Llama has 128 positions; the demo's records take
 	// about 230 of its tokens. A random model generalises to none of them

@@ -20,8 +20,9 @@ require (
 )
 
 require (
-	github.com/kubeflow/trainer/v2 v2.0.0
+	github.com/kubeflow/trainer/v2 v2.0.0 // TrainJob and TrainingRuntime types; the trainer's webhooks and runtime framework, run in memory on its fake client
 	github.com/kubeflow/training-operator v1.9.3
+	sigs.k8s.io/jobset v0.8.2 // the JobSet the trainer builds of a TrainJob (the version trainer v2.0.0 requires)
 )
 
 require (
@@ -87,6 +88,7 @@ require (
 	github.com/modern-go/reflect2 v1.0.2 // indirect
 	github.com/monochromegane/go-gitignore v0.0.0-20200626010858-205db1a8cc00 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
+	github.com/onsi/gomega v1.36.3 // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
 	github.com/pkg/browser v0.0.0-20240102092130-5ac0b6a4141c // indirect
 	github.com/pkg/errors v0.9.1 // indirect
@@ -135,6 +137,7 @@ require (
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 	k8s.io/apiextensions-apiserver v0.33.1 // indirect
 	k8s.io/client-go v0.33.1 // indirect
+	k8s.io/component-helpers v0.32.2 // indirect
 	k8s.io/klog/v2 v2.130.1 // indirect
 	k8s.io/kube-openapi v0.0.0-20250318190949-c8a335a9a2ff // indirect
 	k8s.io/utils v0.0.0-20241210054802-24370beab758 // indirect
@@ -144,7 +147,6 @@ require (
 	sigs.k8s.io/controller-runtime v0.20.4 // indirect
 	sigs.k8s.io/gateway-api v1.2.1 // indirect
 	sigs.k8s.io/gateway-api-inference-extension v0.3.0 // indirect
-	sigs.k8s.io/jobset v0.8.2 // indirect
 	sigs.k8s.io/randfill v1.0.0 // indirect
 	sigs.k8s.io/scheduler-plugins v0.30.6 // indirect
 	sigs.k8s.io/structured-merge-diff/v4 v4.7.0 // indirect

@@ -16,7 +16,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.yaml from the kustom
 // testdata/<base>.yaml, so a change to a base shows up as a reviewable diff
 // of the objects. Rewrite with: go test -run TestRenderedGolden -update
 func TestRenderedGolden(t *testing.T) {
-	for _, base := range []string{"api", "ui", "pipeline-runner"} {
+	for _, base := range []string{"api", "ui", "pipeline-runner", "trainjob-runtime"} {
 		got, err := Render(repoPath("manifests", base))
 		if err != nil {
 			t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	kubeflowv1 "github.com/kubeflow/training-operator/pkg/apis/kubeflow.org/v1"
 	corev1 "k8s.io/api/core/v1"
+	jobsetv1alpha2 "sigs.k8s.io/jobset/api/jobset/v1alpha2"
 )
 
 // The jobs the pipeline's finetune task launches with workers=2 (written
@@ -134,6 +135,62 @@ func TestWorkersTrainJob(t *testing.T) {
 	}
 	o := job.Spec.PodSpecOverrides[0]
 	checkRank(t, "trainer", finetuneExecutor(t), *tr.Image, tr.Command, tr.Args, o.Containers[0].VolumeMounts, o.Volumes)
+}
+
+// TestWorkersTrainJobPodsSkipIstio: the compiled pipeline's TrainJob runs
+// on the TrainingRuntime manifests/trainjob-runtime ships, and the JobSet
+// Kubeflow Trainer's own code makes of the two (its webhook's checks, then
+// its runtime plugins) has trainer pods without an Istio sidecar: one pod
+// per rank, of the pipeline's image, with the claim mounted. A TrainJob
+// cannot set its pods' annotations itself (trainer v2.0.0), so without the
+// runtime an injected sidecar would keep each rank's pod from completing.
+func TestWorkersTrainJobPodsSkipIstio(t *testing.T) {
+	data, err := os.ReadFile(trainJobGolden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, err := DecodeTrainJob(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := RenderBundle(repoPath("manifests", "trainjob-runtime"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := b.TrainingRuntimes[job.Spec.RuntimeRef.Name]
+	if rt == nil {
+		t.Fatalf("the TrainJob's runtime %s is not in manifests/trainjob-runtime (%v)", job.Spec.RuntimeRef.Name, b.Keys())
+	}
+	js, err := TrainJobSet(job, rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var node *jobsetv1alpha2.ReplicatedJob
+	for i, rj := range js.Spec.ReplicatedJobs {
+		if rj.Name == "node" {
+			node = &js.Spec.ReplicatedJobs[i]
+		}
+	}
+	if node == nil {
+		t.Fatalf("the JobSet has no replicated job node: %+v", js.Spec.ReplicatedJobs)
+	}
+	pod := node.Template.Spec.Template
+	if got := pod.Annotations["sidecar.istio.io/inject"]; got != "false" {
+		t.Errorf("trainer pods' sidecar.istio.io/inject %q (annotations %v): an Istio sidecar keeps the pod from completing", got, pod.Annotations)
+	}
+	if p := node.Template.Spec.Parallelism; p == nil || *p != *job.Spec.Trainer.NumNodes {
+		t.Errorf("node job parallelism %v, want one pod per rank (%d)", p, *job.Spec.Trainer.NumNodes)
+	}
+	var c *corev1.Container
+	for i := range pod.Spec.Containers {
+		if pod.Spec.Containers[i].Name == "node" {
+			c = &pod.Spec.Containers[i]
+		}
+	}
+	if c == nil {
+		t.Fatalf("trainer pod has no container node: %+v", pod.Spec.Containers)
+	}
+	checkRank(t, "trainer pod", finetuneExecutor(t), c.Image, c.Command, c.Args, c.VolumeMounts, pod.Spec.Volumes)
 }
 
 // TestJobDecodersRefuse: what the API server or the operator would refuse

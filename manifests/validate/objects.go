@@ -3,6 +3,7 @@ package validate
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"strings"
 
 	kservev1beta1 "github.com/kserve/kserve/pkg/apis/serving/v1beta1"
+	trainerv1alpha1 "github.com/kubeflow/trainer/v2/pkg/apis/trainer/v1alpha1"
+	trainerwebhooks "github.com/kubeflow/trainer/v2/pkg/webhooks"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	istiosecurity "istio.io/client-go/pkg/apis/security/v1"
@@ -37,6 +40,7 @@ type Bundle struct {
 	PeerAuthentications   map[string]*istiosecurity.PeerAuthentication
 	Roles                 map[string]*rbacv1.Role
 	RoleBindings          map[string]*rbacv1.RoleBinding
+	TrainingRuntimes      map[string]*trainerv1alpha1.TrainingRuntime
 	// Meta is every object's metadata, keyed "Kind/name".
 	Meta map[string]metav1.ObjectMeta
 }
@@ -53,6 +57,7 @@ func NewBundle() *Bundle {
 		PeerAuthentications:   map[string]*istiosecurity.PeerAuthentication{},
 		Roles:                 map[string]*rbacv1.Role{},
 		RoleBindings:          map[string]*rbacv1.RoleBinding{},
+		TrainingRuntimes:      map[string]*trainerv1alpha1.TrainingRuntime{},
 		Meta:                  map[string]metav1.ObjectMeta{},
 	}
 }
@@ -174,6 +179,16 @@ func (b *Bundle) add(doc []byte) error {
 			return err
 		}
 		meta, b.RoleBindings[o.Name] = o.ObjectMeta, o
+	case "trainer.kubeflow.org/v1alpha1/TrainingRuntime":
+		o := &trainerv1alpha1.TrainingRuntime{}
+		if err := strict(doc, o); err != nil {
+			return err
+		}
+		// The trainer's validating webhook for runtimes.
+		if _, err := (&trainerwebhooks.TrainingRuntimeWebhook{}).ValidateCreate(context.Background(), o); err != nil {
+			return fmt.Errorf("TrainingRuntime %s: Kubeflow Trainer's webhook refuses it: %w", o.Name, err)
+		}
+		meta, b.TrainingRuntimes[o.Name] = o.ObjectMeta, o
 	default:
 		return fmt.Errorf("kind %s is not one kfllm ships (or its apiVersion is wrong)", gvk)
 	}
