@@ -43,6 +43,38 @@ void kf_qrows(int type, const void *w, const long *ids, long n, long K, float *o
 // thread holds a core the thread it waits for needs.
 #define KF_SPIN_TICKS 20000ULL
 
+// ---- profiling (build tag kfprof: decode_prof.go) ------------------------
+
+#define KF_PCATS 7
+#ifdef KF_PROF
+#include <time.h>
+// kf_prof[t][c]: thread t's ns in category c (decode_prof.go names them),
+// summed over steps until kf_prof_read takes them.
+static double kf_prof[64][KF_PCATS];
+static double kf_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+static __thread int kf_tid, kf_pcat; // this thread's index, its products' category
+#define KF_T(v) double v = kf_now()
+#define KF_ADD(t, c, v) (kf_prof[t][c] += kf_now() - (v))
+#define KF_SET(t, c) (kf_tid = (t), kf_pcat = (c))
+void kf_prof_read(double *out, int threads) {
+  for (int t = 0; t < threads && t < 64; t++)
+    for (int c = 0; c < KF_PCATS; c++) {
+      out[t * KF_PCATS + c] = kf_prof[t][c];
+      kf_prof[t][c] = 0;
+    }
+}
+#else
+#define KF_T(v)
+#define KF_ADD(t, c, v)
+#define KF_SET(t, c)
+void kf_prof_read(double *out, int threads) {}
+#endif
+enum { KF_P_PROD, KF_P_HEAD, KF_P_SMALL, KF_P_ATTN, KF_P_WAIT, KF_P_RUN, KF_P_DECODE };
+
 // ---- waiting: spin, then futex -------------------------------------------
 
 static void kf_futex_wait(_Atomic unsigned *a, unsigned v) {
@@ -251,10 +283,13 @@ static void kf_finish(long p, long n) {
 
 // kf_await returns once phase p's n chunks are done.
 static void kf_await(long p, long n) {
+  KF_T(t0);
   for (;;) {
     unsigned g = atomic_load(&kf_pool.pgen);
-    if (atomic_load(&kf_pool.done[p]) >= n)
+    if (atomic_load(&kf_pool.done[p]) >= n) {
+      KF_ADD(kf_tid, KF_P_WAIT, t0);
       return;
+    }
     kf_wait(&kf_pool.pgen, g, &kf_pool.psleep);
   }
 }
@@ -273,7 +308,9 @@ static long kf_nchunks(long n, long w) { return (n + w - 1) / w; }
 // kf_lin_chunk computes chunk c (width w) of l's columns.
 static void kf_lin_chunk(const kf_lin *l, const float *x, const void *xq, float *y, long B, long c, long w) {
   long n0 = c * w, n1 = n0 + w < l->N ? n0 + w : l->N;
+  KF_T(t0);
   kf_linear(l, x, xq, y, B, n0, n1);
+  KF_ADD(kf_tid, kf_pcat, t0);
 }
 
 // kf_run is thread t of T's part of the step; thread 0 returns when the
@@ -289,6 +326,8 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
   long wq = kf_chunk(QD, T), wk = kf_chunk(KD, T), wh = kf_chunk(H, T), wi = kf_chunk(I, T), wv = kf_chunk(m->V, T);
   long nq = kf_nchunks(QD, wq), nk = kf_nchunks(KD, wk), nhc = kf_nchunks(H, wh), nic = kf_nchunks(I, wi);
   long ph = 0, n, c;
+  KF_SET(t, KF_P_PROD);
+  KF_T(trun);
   // Embedding, a row a chunk.
   n = B;
   while ((c = kf_grab(ph, n)) >= 0) {
@@ -328,6 +367,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
     n = B * nh;
     float *kl = sc + kf_pool.scn - 2 * D, *qt = kl + D;
     while ((c = kf_grab(ph, n)) >= 0) {
+      KF_T(ta);
       long b = c / nh, hd = c % nh, gr = hd / rep, p = st->pos[b];
       const float *cs = st->cos + b * D, *sn = st->sin + b * D;
       long row = (st->slot[b] * nkv + gr) * st->cap;
@@ -351,6 +391,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
         kf_rope(qh, cs, sn, qt, D);
       }
       kf_attend(qt, kl, vl, kr, vr, p, D, st->scale, sc, att + b * QD + hd * D);
+      KF_ADD(t, KF_P_ATTN, ta);
       kf_finish(ph, n);
     }
     kf_await(ph++, n);
@@ -409,6 +450,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
   }
   n = kf_nchunks(m->V, wv);
   int ready = 0;
+  KF_SET(t, KF_P_HEAD);
   while ((c = kf_grab(ph, n)) >= 0) {
     if (!ready) {
       for (long b = 0; b < B; b++)
@@ -420,6 +462,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
     kf_finish(ph, n);
   }
   kf_await(ph, n);
+  KF_ADD(t, KF_P_RUN, trun);
 }
 
 // kf_phases is the number of phases of a step of m.
@@ -500,6 +543,7 @@ int kf_decode(const kf_model *m, const kf_step *st, int threads) {
     kf_pool.m = m;
     kf_pool.st = st;
     kf_pool.T = T;
+    KF_T(td);
     atomic_store(&kf_pool.open, 1);
     if (T > 1)
       kf_signal(&kf_pool.gen, &kf_pool.gsleep);
@@ -512,6 +556,7 @@ int kf_decode(const kf_model *m, const kf_step *st, int threads) {
         break;
       kf_wait(&kf_pool.igen, g, &kf_pool.isleep);
     }
+    KF_ADD(0, KF_P_DECODE, td);
   }
   pthread_mutex_unlock(&kf_pool.mu);
   return rc;

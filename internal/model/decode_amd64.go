@@ -264,13 +264,16 @@ func (f *fusedModel) step(m *Model, b *BatchCache, active []*Sequence, ids, pos 
 	}
 	*f.st = C.kf_step{B: C.long(n), cap: C.long(b.capacity), ids: f.ids, pos: f.pos, slot: f.slot, kc: f.kc, vc: f.vc,
 		cos: f.cos, sin: f.sin, scale: C.float(1 / math.Sqrt(float64(d))), logits: f.logits}
+	profEvent(evCStart, 0)
 	if C.kf_decode(f.desc, f.st, C.int(torch.Threads())) != 0 {
 		return fmt.Errorf("decode: fused step: out of memory or threads")
 	}
+	profEvent(evCEnd, 0)
 	logits := unsafe.Slice((*float32)(unsafe.Pointer(f.logits)), n*v)
 	for i, sq := range active {
 		sq.length++
 		sq.accept(sq.sampler.next(logits[int64(i)*v : int64(i+1)*v]))
 	}
+	profEvent(evSampleEnd, 0)
 	return nil
 }
