@@ -45,7 +45,7 @@ void kf_qrows(int type, const void *w, const long *ids, long n, long K, float *o
 
 // ---- profiling (build tag kfprof: decode_prof.go) ------------------------
 
-#define KF_PCATS 7
+#define KF_PCATS 10
 #ifdef KF_PROF
 #include <time.h>
 // kf_prof[t][c]: thread t's ns in category c (decode_prof.go names them),
@@ -60,6 +60,7 @@ static __thread int kf_tid, kf_pcat; // this thread's index, its products' categ
 #define KF_T(v) double v = kf_now()
 #define KF_ADD(t, c, v) (kf_prof[t][c] += kf_now() - (v))
 #define KF_SET(t, c) (kf_tid = (t), kf_pcat = (c))
+#define KF_COUNT(c) (kf_prof[kf_tid][c]++)
 void kf_prof_read(double *out, int threads) {
   for (int t = 0; t < threads && t < 64; t++)
     for (int c = 0; c < KF_PCATS; c++) {
@@ -71,9 +72,10 @@ void kf_prof_read(double *out, int threads) {
 #define KF_T(v)
 #define KF_ADD(t, c, v)
 #define KF_SET(t, c)
+#define KF_COUNT(c)
 void kf_prof_read(double *out, int threads) {}
 #endif
-enum { KF_P_PROD, KF_P_HEAD, KF_P_SMALL, KF_P_ATTN, KF_P_WAIT, KF_P_RUN, KF_P_DECODE };
+enum { KF_P_PROD, KF_P_HEAD, KF_P_SMALL, KF_P_ATTN, KF_P_WAIT, KF_P_RUN, KF_P_DECODE, KF_P_SLEEPS, KF_P_WAKES, KF_P_WAKET };
 
 // ---- waiting: spin, then futex -------------------------------------------
 
@@ -90,6 +92,7 @@ static void kf_wait(_Atomic unsigned *a, unsigned old, _Atomic int *sleepers) {
   unsigned long long t0 = __rdtsc();
   while (atomic_load_explicit(a, memory_order_acquire) == old) {
     if (__rdtsc() - t0 > KF_SPIN_TICKS) {
+      KF_COUNT(KF_P_SLEEPS);
       atomic_fetch_add(sleepers, 1);
       while (atomic_load(a) == old)
         kf_futex_wait(a, old);
@@ -103,8 +106,12 @@ static void kf_wait(_Atomic unsigned *a, unsigned old, _Atomic int *sleepers) {
 // kf_signal changes *a and wakes its sleepers.
 static void kf_signal(_Atomic unsigned *a, _Atomic int *sleepers) {
   atomic_fetch_add(a, 1);
-  if (atomic_load(sleepers) > 0)
+  if (atomic_load(sleepers) > 0) {
+    KF_COUNT(KF_P_WAKES);
+    KF_T(tw);
     kf_futex_wake(a);
+    KF_ADD(kf_tid, KF_P_WAKET, tw);
+  }
 }
 
 // ---- the pool --------------------------------------------------------------
@@ -132,6 +139,8 @@ static struct {
   float *arena;
   size_t arena_len;
   float *x, *y, *q, *k, *v, *att, *g, *u, *h, *sc, *xq;
+  int *bi;   // [B, lm_head chunks]: each chunk's first largest logit
+  float *bv; // and its value
   long scn;  // floats of sc per thread
   long xqn;  // floats of xq per thread
 } kf_pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -147,6 +156,7 @@ static void *kf_worker(void *arg) {
   kf_worker_arg a = *(kf_worker_arg *)arg;
   free(arg);
   unsigned seen = a.gen;
+  KF_SET((int)a.id, KF_P_PROD);
   for (;;) {
     kf_wait(&kf_pool.gen, seen, &kf_pool.gsleep);
     seen = atomic_load(&kf_pool.gen);
@@ -257,6 +267,55 @@ KF_TGT static void kf_attend(const float *qh, const float *kl, const float *vl, 
       acc = fmaf(s[j] * inv, (j < p ? vr + j * D : vl)[d], acc);
     out[d] = acc;
   }
+}
+
+// ---- greedy choice ------------------------------------------------------------
+
+// kf_argmax_range finds the first largest of v[n0..n1), a NaN counting as
+// -inf: *bi its index (n0 when none is above -inf), *bv its value.
+static void kf_argmax_range(const float *v, long n0, long n1, int *bi, float *bv) {
+  long best = n0;
+  float m = -INFINITY;
+  for (long i = n0; i < n1; i++)
+    if (v[i] > m) { // false for NaN
+      m = v[i];
+      best = i;
+    }
+  *bi = (int)best;
+  *bv = m;
+}
+
+// kf_argmax_merge is the first largest over n consecutive ranges' results,
+// in order: the index sample.go's argmax gives on the whole row (NaN as
+// -inf, the first of equal values, 0 when nothing is above -inf).
+static long kf_argmax_merge(const int *bi, const float *bv, long n) {
+  long best = bi[0];
+  float m = bv[0];
+  for (long c = 1; c < n; c++)
+    if (bv[c] > m) {
+      m = bv[c];
+      best = bi[c];
+    }
+  return best;
+}
+
+// kf_argmax is kf_argmax_range and kf_argmax_merge over v[0..n) cut in
+// ranges of w, as a step's lm_head chunks cut a row (for tests).
+long kf_argmax(const float *v, long n, long w) {
+  long nc = (n + w - 1) / w;
+  int *bi = malloc(nc * sizeof(int));
+  float *bv = malloc(nc * sizeof(float));
+  if (!bi || !bv) {
+    free(bi);
+    free(bv);
+    return -1;
+  }
+  for (long c = 0; c < nc; c++)
+    kf_argmax_range(v, c * w, c * w + w < n ? c * w + w : n, &bi[c], &bv[c]);
+  long r = kf_argmax_merge(bi, bv, nc);
+  free(bi);
+  free(bv);
+  return r;
 }
 
 // ---- the step ----------------------------------------------------------------
@@ -459,9 +518,17 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
       ready = 1;
     }
     kf_lin_chunk(&m->head, h, xq, st->logits, B, c, wv);
+    if (st->best) {
+      long n0 = c * wv, n1 = n0 + wv < m->V ? n0 + wv : m->V;
+      for (long b = 0; b < B; b++)
+        kf_argmax_range(st->logits + b * m->V, n0, n1, &kf_pool.bi[b * n + c], &kf_pool.bv[b * n + c]);
+    }
     kf_finish(ph, n);
   }
   kf_await(ph, n);
+  if (st->best && t == 0)
+    for (long b = 0; b < B; b++)
+      st->best[b] = kf_argmax_merge(&kf_pool.bi[b * n], &kf_pool.bv[b * n], n);
   KF_ADD(t, KF_P_RUN, trun);
 }
 
@@ -478,9 +545,10 @@ static int kf_buffers(const kf_model *m, const kf_step *st, int T) {
   long maxk = m->H > QD ? m->H : QD;
   maxk = maxk > m->I ? maxk : m->I;
   long xqn = (B * (maxk / 32 + 1) * KF_Q8_BYTES / 4 + 15) / 16 * 16;
-  long sizes[] = {B * m->H, B * m->H, B * QD, B * KD, B * KD, B * QD, B * m->I, B * m->I, T * B * m->H, T * scn, T * xqn};
+  long nv = kf_nchunks(m->V, kf_chunk(m->V, T));
+  long sizes[] = {B * m->H, B * m->H, B * QD, B * KD, B * KD, B * QD, B * m->I, B * m->I, T * B * m->H, T * scn, T * xqn, B * nv, B * nv};
   size_t total = 0;
-  for (int i = 0; i < 11; i++)
+  for (int i = 0; i < 13; i++)
     total += (sizes[i] + 15) / 16 * 16;
   if (total > kf_pool.arena_len) {
     free(kf_pool.arena);
@@ -491,10 +559,13 @@ static int kf_buffers(const kf_model *m, const kf_step *st, int T) {
       return -1;
   }
   float **bufs[] = {&kf_pool.x, &kf_pool.y, &kf_pool.q, &kf_pool.k, &kf_pool.v,
-                    &kf_pool.att, &kf_pool.g, &kf_pool.u, &kf_pool.h, &kf_pool.sc, &kf_pool.xq};
+                    &kf_pool.att, &kf_pool.g, &kf_pool.u, &kf_pool.h, &kf_pool.sc, &kf_pool.xq, &kf_pool.bv};
   float *p = kf_pool.arena;
-  for (int i = 0; i < 11; i++) {
-    *bufs[i] = p;
+  for (int i = 0; i < 13; i++) {
+    if (i < 12)
+      *bufs[i] = p;
+    else
+      kf_pool.bi = (int *)p; // an int is a float's size
     p += (sizes[i] + 15) / 16 * 16;
   }
   kf_pool.scn = scn;
