@@ -236,26 +236,78 @@ static void kf_quantize(const kf_lin *a, const kf_lin *b, const float *x, void *
     kf_q8_quantize(x, xq, B, K);
 }
 
+// kf_dot4 is kf_dot of q with each of k0..k3 over D (a multiple of 8),
+// into s[0..3]: four independent sums (their FMAs overlap) whose lanes
+// are added in kf_hsum's order, so each is kf_dot's value to the bit.
+KF_TGT static void kf_dot4(const float *q, const float *k0, const float *k1, const float *k2, const float *k3, long D,
+                           float scale, float *s) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (long i = 0; i < D; i += 8) {
+    __m256 qv = _mm256_loadu_ps(q + i);
+    a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), a0);
+    a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), a1);
+    a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), a2);
+    a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), a3);
+  }
+  __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(a0), _mm256_extractf128_ps(a0, 1));
+  __m128 t1 = _mm_add_ps(_mm256_castps256_ps128(a1), _mm256_extractf128_ps(a1, 1));
+  __m128 t2 = _mm_add_ps(_mm256_castps256_ps128(a2), _mm256_extractf128_ps(a2, 1));
+  __m128 t3 = _mm_add_ps(_mm256_castps256_ps128(a3), _mm256_extractf128_ps(a3, 1));
+  __m128 r = _mm_hadd_ps(_mm_hadd_ps(t0, t1), _mm_hadd_ps(t2, t3));
+  _mm_storeu_ps(s, _mm_mul_ps(_mm_set1_ps(scale), r));
+}
+
 // kf_attend is one query head's attention for row b: qh (normed and
 // roped in place), the current key kl and value vl (not yet in the
-// cache), the cache rows kr, vr of positions 0..p-1; out [D].
+// cache), the cache rows kr, vr of positions 0..p-1; out [D]. Scores go
+// four positions at a time (kf_dot4) and the weighted values one position
+// at a time into 64 columns held in registers; every sum is in the order
+// of a plain loop over the positions, so the bits do not depend on how
+// the loops are cut.
 KF_TGT static void kf_attend(const float *qh, const float *kl, const float *vl, const float *kr,
                              const float *vr, long p, long D, float scale, float *s, float *out) {
-  float mx = -INFINITY;
-  for (long j = 0; j <= p; j++) {
+  long j = 0;
+  if (D % 8 == 0)
+    for (; j + 4 <= p; j += 4)
+      kf_dot4(qh, kr + j * D, kr + (j + 1) * D, kr + (j + 2) * D, kr + (j + 3) * D, D, scale, s + j);
+  for (; j <= p; j++)
     s[j] = scale * kf_dot(qh, j < p ? kr + j * D : kl, D);
+  float mx = -INFINITY;
+  for (j = 0; j <= p; j++)
     mx = s[j] > mx ? s[j] : mx;
-  }
   float sum = 0;
-  for (long j = 0; j <= p; j++) {
+  for (j = 0; j <= p; j++) {
     s[j] = expf(s[j] - mx);
     sum += s[j];
   }
   float inv = 1.0f / sum;
   long d = 0;
+  for (; d + 64 <= D; d += 64) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    for (j = 0; j <= p; j++) {
+      const float *vj = (j < p ? vr + j * D : vl) + d;
+      __m256 w = _mm256_set1_ps(s[j] * inv);
+      a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj), a0);
+      a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 8), a1);
+      a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 16), a2);
+      a3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 24), a3);
+      a4 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 32), a4);
+      a5 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 40), a5);
+      a6 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 48), a6);
+      a7 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vj + 56), a7);
+    }
+    _mm256_storeu_ps(out + d, a0);
+    _mm256_storeu_ps(out + d + 8, a1);
+    _mm256_storeu_ps(out + d + 16, a2);
+    _mm256_storeu_ps(out + d + 24, a3);
+    _mm256_storeu_ps(out + d + 32, a4);
+    _mm256_storeu_ps(out + d + 40, a5);
+    _mm256_storeu_ps(out + d + 48, a6);
+    _mm256_storeu_ps(out + d + 56, a7);
+  }
   for (; d + 8 <= D; d += 8) {
     __m256 acc = _mm256_setzero_ps();
-    for (long j = 0; j <= p; j++) {
+    for (j = 0; j <= p; j++) {
       const float *vj = j < p ? vr + j * D : vl;
       acc = _mm256_fmadd_ps(_mm256_set1_ps(s[j] * inv), _mm256_loadu_ps(vj + d), acc);
     }
@@ -263,7 +315,7 @@ KF_TGT static void kf_attend(const float *qh, const float *kl, const float *vl, 
   }
   for (; d < D; d++) {
     float acc = 0;
-    for (long j = 0; j <= p; j++)
+    for (j = 0; j <= p; j++)
       acc = fmaf(s[j] * inv, (j < p ? vr + j * D : vl)[d], acc);
     out[d] = acc;
   }
