@@ -11,6 +11,7 @@
 // result does not depend on the other rows of the step (batch invariance)
 // nor on the number of threads.
 #include <immintrin.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
 #include <math.h>
@@ -36,16 +37,29 @@ void kf_qrows(int type, const void *w, const long *ids, long n, long K, float *o
 #define KF_TGT __attribute__((target("avx2,fma")))
 
 // How long a waiting thread spins before it sleeps on a futex, in TSC
-// ticks (about 8 us at 2.4 GHz): about what two threads' shares of a
-// product differ by. On the 2-core test machine shared with 10-15
-// runnable processes, 40 us (100000) ran BenchmarkDecodeBatch at a third
-// to two thirds of the speed of 0 to 8 us, which were alike: a spinning
-// thread holds a core the thread it waits for needs.
-#define KF_SPIN_TICKS 20000ULL
+// ticks (2.4 GHz here). Between steps, and on a machine with more
+// runnable threads than cores, short (about 8 us: what two threads'
+// shares of a product differ by): on the 2-core test machine shared with
+// 10-15 runnable processes, 40 us (100000) ran BenchmarkDecodeBatch at a
+// third to two thirds of the speed of 0 to 8 us, which were alike: a
+// spinning thread holds a core the thread it waits for needs; and between
+// steps the cores are for the Go side, the HTTP writes and the clients.
+// Within a step, with a core for every pool thread, long (about 1 ms:
+// longer than any phase's chunk), as llama.cpp's threads spin: a futex
+// sleep costs the waker a system call and the sleeper a wake-up, at up to
+// 151 phase ends a step (kf_spin_adapt chooses, once a step).
+// The between-steps wait and thread 0's join stay short.
+#define KF_SPIN_SHORT 20000ULL
+#define KF_SPIN_LONG 2500000ULL
+// Consecutive steps that must find a core for every pool thread before
+// the spin grows long; one step that does not makes it short again.
+#define KF_QUIET_STEPS 8
+
+static _Atomic unsigned long long kf_spin_ticks = KF_SPIN_SHORT;
 
 // ---- profiling (build tag kfprof: decode_prof.go) ------------------------
 
-#define KF_PCATS 10
+#define KF_PCATS 11
 #ifdef KF_PROF
 #include <time.h>
 // kf_prof[t][c]: thread t's ns in category c (decode_prof.go names them),
@@ -75,7 +89,7 @@ void kf_prof_read(double *out, int threads) {
 #define KF_COUNT(c)
 void kf_prof_read(double *out, int threads) {}
 #endif
-enum { KF_P_PROD, KF_P_HEAD, KF_P_SMALL, KF_P_ATTN, KF_P_WAIT, KF_P_RUN, KF_P_DECODE, KF_P_SLEEPS, KF_P_WAKES, KF_P_WAKET };
+enum { KF_P_PROD, KF_P_HEAD, KF_P_SMALL, KF_P_ATTN, KF_P_WAIT, KF_P_RUN, KF_P_DECODE, KF_P_SLEEPS, KF_P_WAKES, KF_P_WAKET, KF_P_LONG };
 
 // ---- waiting: spin, then futex -------------------------------------------
 
@@ -88,10 +102,10 @@ static void kf_futex_wake(_Atomic unsigned *a) {
 }
 
 // kf_wait returns once *a is no longer old.
-static void kf_wait(_Atomic unsigned *a, unsigned old, _Atomic int *sleepers) {
+static void kf_wait(_Atomic unsigned *a, unsigned old, _Atomic int *sleepers, unsigned long long spin) {
   unsigned long long t0 = __rdtsc();
   while (atomic_load_explicit(a, memory_order_acquire) == old) {
-    if (__rdtsc() - t0 > KF_SPIN_TICKS) {
+    if (__rdtsc() - t0 > spin) {
       KF_COUNT(KF_P_SLEEPS);
       atomic_fetch_add(sleepers, 1);
       while (atomic_load(a) == old)
@@ -146,6 +160,7 @@ static struct {
 } kf_pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void kf_run(const kf_model *m, const kf_step *st, int t, int T);
+static void kf_spin_adapt(int T);
 
 typedef struct {
   long id;
@@ -158,7 +173,7 @@ static void *kf_worker(void *arg) {
   unsigned seen = a.gen;
   KF_SET((int)a.id, KF_P_PROD);
   for (;;) {
-    kf_wait(&kf_pool.gen, seen, &kf_pool.gsleep);
+    kf_wait(&kf_pool.gen, seen, &kf_pool.gsleep, KF_SPIN_SHORT);
     seen = atomic_load(&kf_pool.gen);
     // Join the step only while it is open: one that thread 0 has closed
     // may already be followed by buffers of the next.
@@ -401,7 +416,7 @@ static void kf_await(long p, long n) {
       KF_ADD(kf_tid, KF_P_WAIT, t0);
       return;
     }
-    kf_wait(&kf_pool.pgen, g, &kf_pool.psleep);
+    kf_wait(&kf_pool.pgen, g, &kf_pool.psleep, atomic_load_explicit(&kf_spin_ticks, memory_order_relaxed));
   }
 }
 
@@ -452,6 +467,8 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
   for (long l = 0; l < m->L; l++) {
     const kf_layer *ly = &m->layers[l];
     int ready = 0;
+    if (t == 0 && l == m->L / 2)
+      kf_spin_adapt(T);
     // q, k, v, from this thread's own copy of the norm.
     n = nq + 2 * nk;
     while ((c = kf_grab(ph, n)) >= 0) {
@@ -625,6 +642,63 @@ static int kf_buffers(const kf_model *m, const kf_step *st, int T) {
   return 0;
 }
 
+// kf_runnable is the number of runnable threads on the machine now
+// (/proc/loadavg's fourth field, before the slash), or -1.
+long kf_runnable(void) {
+  static int fd = -2;
+  if (fd == -2)
+    fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  char buf[128];
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0)
+    return -1;
+  buf[n] = 0;
+  char *p = buf;
+  for (int f = 0; f < 3; f++) {
+    p = strchr(p, ' ');
+    if (!p)
+      return -1;
+    p++;
+  }
+  char *end;
+  long r = strtol(p, &end, 10);
+  return end != p && *end == '/' ? r : -1;
+}
+
+// kf_spin_adapt sets how long phase waits spin: long once KF_QUIET_STEPS
+// steps in a row found no more runnable threads than cores counting all T
+// pool threads as running, short as soon as one did not. Thread 0 calls it
+// once a step, halfway through the layers: at a step's start the HTTP
+// writes of the previous token are running, every step.
+static void kf_spin_adapt(int T) {
+  static long ncpu, quiet;
+  if (!ncpu)
+    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+#ifdef KF_PROF
+  // A kfprof build can fix the spin for comparisons: KFLLM_SPIN=short|long.
+  const char *force = getenv("KFLLM_SPIN");
+  if (force && (!strcmp(force, "short") || !strcmp(force, "long"))) {
+    int lg = !strcmp(force, "long");
+    atomic_store(&kf_spin_ticks, lg ? KF_SPIN_LONG : KF_SPIN_SHORT);
+    if (lg)
+      KF_COUNT(KF_P_LONG);
+    return;
+  }
+#endif
+  long r = kf_runnable();
+  // The pool's threads are in r but for those asleep on a phase's end.
+  long others = r - (T - atomic_load(&kf_pool.psleep));
+  if (r < 0 || others + T > ncpu)
+    quiet = 0;
+  else if (quiet < KF_QUIET_STEPS)
+    quiet++;
+  atomic_store_explicit(&kf_spin_ticks, quiet >= KF_QUIET_STEPS ? KF_SPIN_LONG : KF_SPIN_SHORT, memory_order_relaxed);
+  if (quiet >= KF_QUIET_STEPS)
+    KF_COUNT(KF_P_LONG);
+}
+
 // kf_decode runs step st of model m on threads threads (the caller's and
 // threads-1 workers): 0 on success, -1 when memory or threads ran out.
 int kf_decode(const kf_model *m, const kf_step *st, int threads) {
@@ -677,7 +751,7 @@ int kf_decode(const kf_model *m, const kf_step *st, int threads) {
       unsigned g = atomic_load(&kf_pool.igen);
       if (atomic_load(&kf_pool.inside) == 0)
         break;
-      kf_wait(&kf_pool.igen, g, &kf_pool.isleep);
+      kf_wait(&kf_pool.igen, g, &kf_pool.isleep, KF_SPIN_SHORT);
     }
     KF_ADD(0, KF_P_DECODE, td);
   }

@@ -295,3 +295,7 @@ func kernelArgmax(v []float32, w int) int {
 	}
 	return int(C.kf_argmax((*C.float)(unsafe.Pointer(&v[0])), C.long(len(v)), C.long(w)))
 }
+
+// runnableThreads is the machine's runnable threads now, as the C step
+// reads them to choose how long its threads spin (-1: unreadable).
+func runnableThreads() int { return int(C.kf_runnable()) }

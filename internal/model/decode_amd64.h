@@ -59,5 +59,6 @@ typedef struct {
 
 int kf_decode(const kf_model *m, const kf_step *st, int threads);
 long kf_argmax(const float *v, long n, long w);
+long kf_runnable(void);
 
 #endif

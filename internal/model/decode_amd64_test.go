@@ -225,3 +225,13 @@ func TestFusedStepHonoursSampling(t *testing.T) {
 		t.Error("every token was the plain argmax: the test cannot tell sampling from greedy")
 	}
 }
+
+// The C step counts the machine's runnable threads (/proc/loadavg) to
+// choose between spinning and sleeping at a phase's end; a count it could
+// not read would leave its threads sleeping on a quiet machine. The
+// calling thread is running, so the count is at least 1.
+func TestRunnableThreadsReadable(t *testing.T) {
+	if n := runnableThreads(); n < 1 {
+		t.Fatalf("runnable threads = %d, want at least 1 (this one)", n)
+	}
+}

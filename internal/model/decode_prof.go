@@ -31,7 +31,7 @@ var prof struct {
 	prefillStart               time.Time
 	prefillInGap               time.Duration
 	gap, pre, c, post, end, pf time.Duration
-	prefills                   int
+	prefills, gaps             int
 }
 
 func profEvent(e profEv, rows int) {
@@ -40,8 +40,11 @@ func profEvent(e profEv, rows int) {
 	switch e {
 	case evDecodeStart:
 		p.decodeStart = now
-		if !p.lastDecodeEnd.IsZero() {
-			p.gap += now.Sub(p.lastDecodeEnd) - p.prefillInGap
+		// A gap with a prefill in it also held the wait for the request:
+		// only gaps between steps of running sequences count.
+		if !p.lastDecodeEnd.IsZero() && p.prefillInGap == 0 {
+			p.gap += now.Sub(p.lastDecodeEnd)
+			p.gaps++
 		}
 		p.prefillInGap = 0
 		p.rows += rows
@@ -74,17 +77,21 @@ func profEvent(e profEv, rows int) {
 func profReport() {
 	p := &prof
 	T := torch.Threads()
-	buf := make([]float64, T*10)
+	buf := make([]float64, T*11)
 	C.kf_prof_read((*C.double)(unsafe.Pointer(&buf[0])), C.int(T))
 	n := float64(p.steps)
 	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / n }
+	gap := 0.0
+	if p.gaps > 0 {
+		gap = float64(p.gap.Microseconds()) / float64(p.gaps)
+	}
 	fmt.Fprintf(os.Stderr, "kfprof: %d steps, %.2f rows: gap %.0f pre %.0f C %.0f sample %.0f end %.0f us/step; %d prefills %.0f us/step\n",
-		p.steps, float64(p.rows)/n, us(p.gap), us(p.pre), us(p.c), us(p.post), us(p.end), p.prefills, us(p.pf))
+		p.steps, float64(p.rows)/n, gap, us(p.pre), us(p.c), us(p.post), us(p.end), p.prefills, us(p.pf))
 	for t := 0; t < T; t++ {
-		b := buf[t*10:]
+		b := buf[t*11:]
 		run := b[5]
-		fmt.Fprintf(os.Stderr, "kfprof: thread %d: products %.0f head %.0f attention %.0f wait %.0f rest %.0f run %.0f decode %.0f us/step; %.1f sleeps %.1f wakes (%.0f us) a step\n",
-			t, b[0]/1e3/n, b[1]/1e3/n, b[3]/1e3/n, b[4]/1e3/n, (run-b[0]-b[1]-b[3]-b[4])/1e3/n, run/1e3/n, b[6]/1e3/n, b[7]/n, b[8]/n, b[9]/1e3/n)
+		fmt.Fprintf(os.Stderr, "kfprof: thread %d: products %.0f head %.0f attention %.0f wait %.0f rest %.0f run %.0f decode %.0f us/step; %.1f sleeps %.1f wakes (%.0f us) a step; %.0f%% long spins\n",
+			t, b[0]/1e3/n, b[1]/1e3/n, b[3]/1e3/n, b[4]/1e3/n, (run-b[0]-b[1]-b[3]-b[4])/1e3/n, run/1e3/n, b[6]/1e3/n, b[7]/n, b[8]/n, b[9]/1e3/n, 100*b[10]/n)
 	}
 	*p = struct {
 		steps, rows                int
@@ -93,6 +100,6 @@ func profReport() {
 		prefillStart               time.Time
 		prefillInGap               time.Duration
 		gap, pre, c, post, end, pf time.Duration
-		prefills                   int
+		prefills, gaps             int
 	}{lastDecodeEnd: p.lastDecodeEnd}
 }
