@@ -37,18 +37,18 @@ void kf_qrows(int type, const void *w, const long *ids, long n, long K, float *o
 #define KF_TGT __attribute__((target("avx2,fma")))
 
 // How long a waiting thread spins before it sleeps on a futex, in TSC
-// ticks (2.4 GHz here). Between steps, and on a machine with more
-// runnable threads than cores, short (about 8 us: what two threads'
-// shares of a product differ by): on the 2-core test machine shared with
-// 10-15 runnable processes, 40 us (100000) ran BenchmarkDecodeBatch at a
-// third to two thirds of the speed of 0 to 8 us, which were alike: a
-// spinning thread holds a core the thread it waits for needs; and between
-// steps the cores are for the Go side, the HTTP writes and the clients.
-// Within a step, with a core for every pool thread, long (about 1 ms:
-// longer than any phase's chunk), as llama.cpp's threads spin: a futex
-// sleep costs the waker a system call and the sleeper a wake-up, at up to
-// 151 phase ends a step (kf_spin_adapt chooses, once a step).
-// The between-steps wait and thread 0's join stay short.
+// ticks (2.4 GHz here). On a machine with more runnable threads than
+// cores, short (about 8 us: what two threads' shares of a product differ
+// by): on the 2-core test machine shared with 10-15 runnable processes,
+// 40 us (100000) ran BenchmarkDecodeBatch at a third to two thirds of the
+// speed of 0 to 8 us, which were alike: a spinning thread holds a core
+// the thread it waits for needs. Short too between steps and in a step's
+// first layer, when the Go side, the previous token's HTTP write and its
+// client want the cores. From the second layer on, with a core for every
+// pool thread, long (about 1 ms: longer than any phase's chunk), as
+// llama.cpp's threads spin: a futex sleep costs the waker a system call
+// and the sleeper a wake-up, at up to 151 phase ends a step
+// (kf_spin_adapt chooses).
 #define KF_SPIN_SHORT 20000ULL
 #define KF_SPIN_LONG 2500000ULL
 // Consecutive steps that must find a core for every pool thread before
@@ -160,7 +160,7 @@ static struct {
 } kf_pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void kf_run(const kf_model *m, const kf_step *st, int t, int T);
-static void kf_spin_adapt(int T);
+static void kf_spin_adapt(int T, int sample);
 
 typedef struct {
   long id;
@@ -478,8 +478,8 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
   for (long l = 0; l < m->L; l++) {
     const kf_layer *ly = &m->layers[l];
     int ready = 0;
-    if (t == 0 && l == m->L / 2)
-      kf_spin_adapt(T);
+    if (t == 0 && (l == m->L / 2 || l == 1))
+      kf_spin_adapt(T, l == m->L / 2);
     // q, k, v, from this thread's own copy of the norm.
     n = nq + 2 * nk;
     while ((c = kf_grab(ph, n)) >= 0) {
@@ -680,10 +680,12 @@ long kf_runnable(void) {
 
 // kf_spin_adapt sets how long phase waits spin: long once KF_QUIET_STEPS
 // steps in a row found no more runnable threads than cores counting all T
-// pool threads as running, short as soon as one did not. Thread 0 calls it
-// once a step, halfway through the layers: at a step's start the HTTP
-// writes of the previous token are running, every step.
-static void kf_spin_adapt(int T) {
+// pool threads as running, short as soon as one did not. Thread 0 calls
+// it twice a step: after the first layer to apply the decision (the
+// step's start, short, leaves the cores to the previous token's HTTP
+// write and its client), and halfway through the layers to count
+// (sample) and apply again.
+static void kf_spin_adapt(int T, int sample) {
   static long ncpu, quiet;
   if (!ncpu)
     ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -693,20 +695,22 @@ static void kf_spin_adapt(int T) {
   if (force && (!strcmp(force, "short") || !strcmp(force, "long"))) {
     int lg = !strcmp(force, "long");
     atomic_store(&kf_spin_ticks, lg ? KF_SPIN_LONG : KF_SPIN_SHORT);
-    if (lg)
+    if (lg && sample)
       KF_COUNT(KF_P_LONG);
     return;
   }
 #endif
-  long r = kf_runnable();
-  // The pool's threads are in r but for those asleep on a phase's end.
-  long others = r - (T - atomic_load(&kf_pool.psleep));
-  if (r < 0 || others + T > ncpu)
-    quiet = 0;
-  else if (quiet < KF_QUIET_STEPS)
-    quiet++;
+  if (sample) {
+    long r = kf_runnable();
+    // The pool's threads are in r but for those asleep on a phase's end.
+    long others = r - (T - atomic_load(&kf_pool.psleep));
+    if (r < 0 || others + T > ncpu)
+      quiet = 0;
+    else if (quiet < KF_QUIET_STEPS)
+      quiet++;
+  }
   atomic_store_explicit(&kf_spin_ticks, quiet >= KF_QUIET_STEPS ? KF_SPIN_LONG : KF_SPIN_SHORT, memory_order_relaxed);
-  if (quiet >= KF_QUIET_STEPS)
+  if (sample && quiet >= KF_QUIET_STEPS)
     KF_COUNT(KF_P_LONG);
 }
 
@@ -751,6 +755,7 @@ int kf_decode(const kf_model *m, const kf_step *st, int threads) {
     kf_pool.m = m;
     kf_pool.st = st;
     kf_pool.T = T;
+    atomic_store(&kf_spin_ticks, KF_SPIN_SHORT);
     KF_T(td);
     atomic_store(&kf_pool.open, 1);
     if (T > 1)
