@@ -10,6 +10,8 @@
 // thread alone. The small ops are per row, in a fixed order: a row's
 // result does not depend on the other rows of the step (batch invariance)
 // nor on the number of threads.
+#define _GNU_SOURCE // sched_getaffinity
+#include <sched.h>
 #include <immintrin.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -687,8 +689,10 @@ long kf_runnable(void) {
 // (sample) and apply again.
 static void kf_spin_adapt(int T, int sample) {
   static long ncpu, quiet;
-  if (!ncpu)
-    ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  if (!ncpu) { // the cores this process may run on (a container's cpuset)
+    cpu_set_t cs;
+    ncpu = sched_getaffinity(0, sizeof cs, &cs) == 0 ? CPU_COUNT(&cs) : sysconf(_SC_NPROCESSORS_ONLN);
+  }
 #ifdef KF_PROF
   // A kfprof build can fix the spin for comparisons: KFLLM_SPIN=short|long.
   const char *force = getenv("KFLLM_SPIN");
