@@ -51,6 +51,7 @@ type fusedModel struct {
 	rows             int64 // rows the step buffers have room for
 	st               *C.kf_step
 	ids, pos, slot   *C.long
+	best             *C.long // each row's greedy choice
 	cos, sin, logits *C.float
 	kc, vc           **C.float
 }
@@ -197,11 +198,11 @@ func (f *fusedModel) free() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, p := range []unsafe.Pointer{unsafe.Pointer(f.desc), unsafe.Pointer(f.layers), unsafe.Pointer(f.st), unsafe.Pointer(f.ids),
-		unsafe.Pointer(f.pos), unsafe.Pointer(f.slot), unsafe.Pointer(f.cos), unsafe.Pointer(f.sin), unsafe.Pointer(f.logits),
-		unsafe.Pointer(f.kc), unsafe.Pointer(f.vc)} {
+		unsafe.Pointer(f.pos), unsafe.Pointer(f.slot), unsafe.Pointer(f.best), unsafe.Pointer(f.cos), unsafe.Pointer(f.sin),
+		unsafe.Pointer(f.logits), unsafe.Pointer(f.kc), unsafe.Pointer(f.vc)} {
 		C.free(p)
 	}
-	f.desc, f.layers, f.st, f.ids, f.pos, f.slot, f.cos, f.sin, f.logits, f.kc, f.vc = nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil
+	f.desc, f.layers, f.st, f.ids, f.pos, f.slot, f.best, f.cos, f.sin, f.logits, f.kc, f.vc = nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil
 	f.rows, f.linears, f.weights = 0, nil, nil
 	f.pin.Unpin()
 }
@@ -211,13 +212,14 @@ func (f *fusedModel) grow(b int64) {
 	if b <= f.rows {
 		return
 	}
-	for _, p := range []unsafe.Pointer{unsafe.Pointer(f.ids), unsafe.Pointer(f.pos), unsafe.Pointer(f.slot),
+	for _, p := range []unsafe.Pointer{unsafe.Pointer(f.ids), unsafe.Pointer(f.pos), unsafe.Pointer(f.slot), unsafe.Pointer(f.best),
 		unsafe.Pointer(f.cos), unsafe.Pointer(f.sin), unsafe.Pointer(f.logits)} {
 		C.free(p)
 	}
 	d := f.desc
 	long, float := C.size_t(unsafe.Sizeof(C.long(0))), C.size_t(4)
 	f.ids, f.pos, f.slot = (*C.long)(C.malloc(C.size_t(b)*long)), (*C.long)(C.malloc(C.size_t(b)*long)), (*C.long)(C.malloc(C.size_t(b)*long))
+	f.best = (*C.long)(C.malloc(C.size_t(b) * long))
 	f.cos, f.sin = (*C.float)(C.malloc(C.size_t(b*int64(d.D))*float)), (*C.float)(C.malloc(C.size_t(b*int64(d.D))*float))
 	f.logits = (*C.float)(C.malloc(C.size_t(b*int64(d.V)) * float))
 	if f.st == nil {
@@ -262,15 +264,24 @@ func (f *fusedModel) step(m *Model, b *BatchCache, active []*Sequence, ids, pos 
 		kc[l], vc[l] = (*C.float)(torch.DataPtr(b.k[l])), (*C.float)(torch.DataPtr(b.v[l]))
 	}
 	*f.st = C.kf_step{B: C.long(n), cap: C.long(b.capacity), ids: f.ids, pos: f.pos, slot: f.slot, kc: f.kc, vc: f.vc,
-		cos: f.cos, sin: f.sin, scale: C.float(1 / math.Sqrt(float64(d))), logits: f.logits}
+		cos: f.cos, sin: f.sin, scale: C.float(1 / math.Sqrt(float64(d))), logits: f.logits, best: f.best}
+	profEvent(evCStart, 0)
 	if C.kf_decode(f.desc, f.st, C.int(torch.Threads())) != 0 {
 		return fmt.Errorf("decode: fused step: out of memory or threads")
 	}
+	profEvent(evCEnd, 0)
 	logits := unsafe.Slice((*float32)(unsafe.Pointer(f.logits)), n*v)
+	best := unsafe.Slice((*int64)(unsafe.Pointer(f.best)), n)
 	for i, sq := range active {
 		sq.length++
-		sq.accept(sq.sampler.next(logits[int64(i)*v : int64(i+1)*v]))
+		if sq.sampler.greedy() {
+			// The step's lm_head chose it as sampler.next would (kf_argmax).
+			sq.accept(int(best[i]))
+		} else {
+			sq.accept(sq.sampler.next(logits[int64(i)*v : int64(i+1)*v]))
+		}
 	}
+	profEvent(evSampleEnd, 0)
 	return nil
 }
 
@@ -294,3 +305,16 @@ func fusedProfile(on bool) [len(fusedProfileKinds)]int64 {
 	}
 	return out
 }
+// kernelArgmax is the greedy choice decode_amd64.c makes in a step's
+// lm_head over v cut in ranges of w columns (for tests): -1 when out of
+// memory.
+func kernelArgmax(v []float32, w int) int {
+	if len(v) == 0 {
+		return 0
+	}
+	return int(C.kf_argmax((*C.float)(unsafe.Pointer(&v[0])), C.long(len(v)), C.long(w)))
+}
+
+// runnableThreads is the machine's runnable threads now, as the C step
+// reads them to choose how long its threads spin (-1: unreadable).
+func runnableThreads() int { return int(C.kf_runnable()) }

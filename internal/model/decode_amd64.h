@@ -43,7 +43,9 @@ typedef struct {
 // and values live in rows (slot[b]*nkv + g) of each layer's cache buffers
 // kc[l], vc[l] ([slots, nkv, cap, D]). cos and sin are rope's [B,D] for
 // the positions. The step writes the new keys and values into the caches
-// and the logits [B,V].
+// and the logits [B,V]; with best set, also each row's first largest
+// logit's index into best[b] (NaN counting as -inf, as sample.go's greedy
+// choice).
 typedef struct {
   long B, cap;
   const long *ids, *pos, *slot;
@@ -52,9 +54,12 @@ typedef struct {
   const float *cos, *sin;
   float scale;
   float *logits;
+  long *best;
 } kf_step;
 
 int kf_decode(const kf_model *m, const kf_step *st, int threads);
+long kf_argmax(const float *v, long n, long w);
+long kf_runnable(void);
 
 // The phase kinds kf_prof_ns times when kf_prof_on is set.
 enum { KF_PROF_EMBED, KF_PROF_QKV, KF_PROF_ATTN, KF_PROF_O, KF_PROF_GATEUP, KF_PROF_DOWN, KF_PROF_HEAD, KF_PROF_KINDS };

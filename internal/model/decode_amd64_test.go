@@ -2,7 +2,9 @@ package model
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -114,4 +116,122 @@ func TestFusedDecodeMatchesLibtorch(t *testing.T) {
 // fusedLogits is the last C step's logits, n rows.
 func fusedLogits(m *Model, n int) []float32 {
 	return unsafe.Slice((*float32)(unsafe.Pointer(m.fused.logits)), n*m.Config.VocabSize)
+}
+
+// The C step's greedy choice (each lm_head chunk's first largest logit,
+// then the first largest of those) is the token sampler.next picks with
+// greedy settings: NaN never wins, the first of equal logits wins also
+// across chunks, and a row with nothing above -Inf gives token 0.
+func TestFusedArgmaxMatchesSampler(t *testing.T) {
+	inf, nan := float32(math.Inf(1)), float32(math.NaN())
+	r := rand.New(rand.NewPCG(1, 2))
+	rows := map[string][]float32{
+		"all -inf":          {-inf, -inf, -inf, -inf, -inf},
+		"all nan":           {nan, nan, nan, nan, nan},
+		"nan first":         {nan, -3, 2, 2, -1},
+		"tie across chunks": {1, 0, 5, 0, 0, 5, 0, 5},
+		"tie within chunk":  {0, 7, 7, 0, 7, 0},
+		"+inf late":         {1, 2, 3, inf, 4, inf},
+		"-inf then nan":     {-inf, nan, -inf},
+		"last wins":         {-5, -4, -3, -2, -1, 0, 1, 9},
+	}
+	for i := range 20 {
+		v := make([]float32, 1+r.IntN(300))
+		for j := range v {
+			v[j] = float32(r.IntN(7)) // many ties
+			if r.IntN(20) == 0 {
+				v[j] = nan
+			}
+		}
+		rows[fmt.Sprintf("random %d", i)] = v
+	}
+	for name, v := range rows {
+		sm := newSampler(GenerateOptions{}, len(v), nil)
+		if !sm.greedy() {
+			t.Fatal("default options are not greedy")
+		}
+		want := sm.next(v)
+		for _, w := range []int{1, 2, 3, 48, 2048} {
+			if got := kernelArgmax(v, w); got != want {
+				t.Errorf("%s, ranges of %d: C picks %d, the sampler %d (%v)", name, w, got, want, v)
+			}
+		}
+	}
+}
+
+// Requests that are not plainly greedy still sample in Go from the C
+// step's logits: one batch holds a greedy row, a greedy row with a
+// repetition penalty and a seeded row with temperature, top-k and top-p;
+// each row's tokens are what its own sampler picks from the step's logits,
+// step after step.
+func TestFusedStepHonoursSampling(t *testing.T) {
+	if !haveKernel {
+		t.Skip("no decode kernels on this CPU")
+	}
+	m := loadCPU(t, filepath.Join("testdata", "llama_gqa"))
+	ctx := context.Background()
+	v := m.Config.VocabSize
+	prompt := []int{5, 9, 13, 40, 41, 7, 5, 9}
+	opts := []GenerateOptions{
+		{MaxNewTokens: 12, EOS: []int{}},
+		{MaxNewTokens: 12, EOS: []int{}, RepetitionPenalty: 50},
+		{MaxNewTokens: 12, EOS: []int{}, Temperature: 1.5, TopK: 20, TopP: 0.9, Seed: 7},
+	}
+	bc := m.NewBatchCache()
+	var seqs []*Sequence
+	var twins []*sampler
+	for _, o := range opts {
+		sq, err := bc.NewSequence(prompt, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(sq.Release)
+		seqs = append(seqs, sq)
+	}
+	if err := m.Prefill(ctx, seqs); err != nil {
+		t.Fatal(err)
+	}
+	for i, sq := range seqs {
+		// The twin has seen what the sequence has: the prompt, the first
+		// token, and the RNG draw that picked it.
+		tw := newSampler(opts[i], v, prompt)
+		tw.observe(sq.Last())
+		if opts[i].Temperature > 0 {
+			tw.rng.Float64()
+		}
+		twins = append(twins, tw)
+	}
+	differ := false
+	for step := 0; step < 8; step++ {
+		if err := m.DecodeStep(ctx, seqs); err != nil {
+			t.Fatal(err)
+		}
+		if m.fused == nil {
+			t.Fatal("the decode step did not take the C path")
+		}
+		logits := fusedLogits(m, len(seqs))
+		for i, sq := range seqs {
+			want := twins[i].next(logits[i*v : (i+1)*v])
+			twins[i].observe(want)
+			if got := sq.Last(); got != want {
+				t.Fatalf("step %d row %d (%+v): token %d, its sampler picks %d", step, i, opts[i], got, want)
+			}
+			if want != argmax(logits[i*v:(i+1)*v]) {
+				differ = true
+			}
+		}
+	}
+	if !differ {
+		t.Error("every token was the plain argmax: the test cannot tell sampling from greedy")
+	}
+}
+
+// The C step counts the machine's runnable threads (/proc/loadavg) to
+// choose between spinning and sleeping at a phase's end; a count it could
+// not read would leave its threads sleeping on a quiet machine. The
+// calling thread is running, so the count is at least 1.
+func TestRunnableThreadsReadable(t *testing.T) {
+	if n := runnableThreads(); n < 1 {
+		t.Fatalf("runnable threads = %d, want at least 1 (this one)", n)
+	}
 }

@@ -230,6 +230,8 @@ func (m *Model) Prefill(ctx context.Context, seqs []*Sequence) error {
 		t = max(t, int64(len(sq.prompt)))
 	}
 	b := int64(len(seqs))
+	profEvent(evPrefillStart, len(seqs))
+	defer profEvent(evPrefillEnd, 0)
 	return inference(func() error {
 		var s scope
 		defer s.Free()
@@ -306,6 +308,8 @@ func (m *Model) DecodeStep(ctx context.Context, seqs []*Sequence) error {
 	if len(active) == 0 {
 		return nil
 	}
+	profEvent(evDecodeStart, len(active))
+	defer profEvent(evDecodeEnd, 0)
 	batch := sharedBatch(active)
 	if batch != nil {
 		sortBySlot(active) // the buffers' row order

@@ -47,6 +47,10 @@ func (sm *sampler) observe(tok int) {
 	}
 }
 
+// greedy reports that next is the first largest logit (NaN as -Inf), so
+// that a caller holding that index already may skip next.
+func (sm *sampler) greedy() bool { return !(sm.temperature > 0) && sm.seen == nil }
+
 // next picks a token from logits.
 func (sm *sampler) next(logits []float32) int {
 	n := len(logits)
