@@ -466,7 +466,7 @@ static long long kf_now_ns(void) {
   return ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-#define KF_PROF(kind)                                                          \
+#define KF_PHASE(kind)                                                          \
   do {                                                                         \
     if (prof) {                                                                \
       long long now = kf_now_ns();                                             \
@@ -501,7 +501,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
     kf_finish(ph, n);
   }
   kf_await(ph++, n);
-  KF_PROF(KF_PROF_EMBED);
+  KF_PHASE(KF_PROF_EMBED);
   for (long l = 0; l < m->L; l++) {
     const kf_layer *ly = &m->layers[l];
     int ready = 0;
@@ -527,7 +527,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
       kf_finish(ph, n);
     }
     kf_await(ph++, n);
-    KF_PROF(KF_PROF_QKV);
+    KF_PHASE(KF_PROF_QKV);
     // Attention, one (row, query head) a chunk. The head that opens a KV
     // group writes the group's new key and value into the cache; the
     // others read them from k and v (roped into a buffer of their own).
@@ -562,7 +562,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
       kf_finish(ph, n);
     }
     kf_await(ph++, n);
-    KF_PROF(KF_PROF_ATTN);
+    KF_PHASE(KF_PROF_ATTN);
     // o_proj and the residual, a column range of x a chunk.
     n = nhc;
     ready = 0;
@@ -579,7 +579,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
       kf_finish(ph, n);
     }
     kf_await(ph++, n);
-    KF_PROF(KF_PROF_O);
+    KF_PHASE(KF_PROF_O);
     // The MLP: gate and up of the same columns, silu(gate) * up there.
     n = nic;
     ready = 0;
@@ -601,7 +601,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
       kf_finish(ph, n);
     }
     kf_await(ph++, n);
-    KF_PROF(KF_PROF_GATEUP);
+    KF_PHASE(KF_PROF_GATEUP);
     n = nhc;
     ready = 0;
     while ((c = kf_grab(ph, n)) >= 0) {
@@ -617,7 +617,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
       kf_finish(ph, n);
     }
     kf_await(ph++, n);
-    KF_PROF(KF_PROF_DOWN);
+    KF_PHASE(KF_PROF_DOWN);
   }
   n = kf_nchunks(m->V, wv);
   int ready = 0;
@@ -638,7 +638,7 @@ static void kf_run(const kf_model *m, const kf_step *st, int t, int T) {
     kf_finish(ph, n);
   }
   kf_await(ph, n);
-  KF_PROF(KF_PROF_HEAD);
+  KF_PHASE(KF_PROF_HEAD);
   if (st->best && t == 0)
     for (long b = 0; b < B; b++)
       st->best[b] = kf_argmax_merge(&kf_pool.bi[b * n], &kf_pool.bv[b * n], n);
