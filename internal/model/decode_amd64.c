@@ -55,8 +55,8 @@ void kf_qrows(int type, const void *w, const long *ids, long n, long K, float *o
 // (kf_spin_adapt chooses).
 #define KF_SPIN_SHORT 20000ULL
 #define KF_SPIN_LONG 2500000ULL
-// Consecutive steps that must find a core for every pool thread before
-// the spin grows long; one step that does not makes it short again.
+// Quiet steps (a core for every pool thread) the spin needs to grow long,
+// counted up to twice that; a busy step takes back four (kf_spin_adapt).
 #define KF_QUIET_STEPS 8
 
 static _Atomic unsigned long long kf_spin_ticks = KF_SPIN_SHORT;
@@ -739,9 +739,14 @@ static void kf_spin_adapt(int T, int sample) {
     long r = kf_runnable();
     // The pool's threads are in r but for those asleep on a phase's end.
     long others = r - (T - atomic_load(&kf_pool.psleep));
+    // A busy sample takes back four quiet ones rather than all: the count
+    // flickers with kernel threads on an idle machine (one busy sample in
+    // ten kept the long spin off for a third of the steps when any busy
+    // sample reset it), while a machine that stays busy still drops to
+    // short within a few steps.
     if (r < 0 || others + T > ncpu)
-      quiet = 0;
-    else if (quiet < KF_QUIET_STEPS)
+      quiet = quiet > 4 ? quiet - 4 : 0;
+    else if (quiet < 2 * KF_QUIET_STEPS)
       quiet++;
   }
   atomic_store_explicit(&kf_spin_ticks, quiet >= KF_QUIET_STEPS ? KF_SPIN_LONG : KF_SPIN_SHORT, memory_order_relaxed);

@@ -305,6 +305,7 @@ func fusedProfile(on bool) [len(fusedProfileKinds)]int64 {
 	}
 	return out
 }
+
 // kernelArgmax is the greedy choice decode_amd64.c makes in a step's
 // lm_head over v cut in ranges of w columns (for tests): -1 when out of
 // memory.

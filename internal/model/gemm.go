@@ -35,10 +35,16 @@ import (
 // kernelMaxRows is the most rows rowsMatmul takes for a large matrix:
 // decode batches. Longer inputs (prefill) go to libtorch. A small matrix
 // (at most kernelSmallMatrix elements: rope's rotation) stays in the
-// cache, and takes any number of rows.
+// cache, and takes any number of rows. kernelMaxRowsNT is the most rows
+// rowsMatmulNT takes: the weights' own [out,in] layout also serves short
+// prompts' prefill, which MKL spends mostly repacking the weights for
+// (a 22-token prompt on SmolLM2-135M, 2 threads: 180 -> 155 ms to the
+// first token; BenchmarkRowsMatmul rows=22 and 64 1.3-1.5x faster than
+// libtorch), while a 450-token prompt was faster in MKL (1.24 vs 1.5 s).
 const (
 	kernelMaxRows     = 16
 	kernelSmallMatrix = 1 << 16
+	kernelMaxRowsNT   = 64
 )
 
 // The kernels' instruction sets (useKernelISA).
@@ -127,5 +133,5 @@ func kernelFits(x, wt ct, nt bool) bool {
 		return false
 	}
 	m := torch.Numel(xs) / k
-	return m >= 1 && (m <= kernelMaxRows || !nt && ws[0]*ws[1] <= kernelSmallMatrix)
+	return m >= 1 && (m <= kernelMaxRows || nt && m <= kernelMaxRowsNT || !nt && ws[0]*ws[1] <= kernelSmallMatrix)
 }

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -51,11 +52,14 @@ func checkRowsMatmul(t *testing.T, other [][]float32) [][]float32 {
 			var s scope
 			w := s.Floats(gotch.CPU, gotch.Float, randFloats(r, k*n), k, n)
 			wn := s.Contiguous(s.Transpose(w, 0, 1)) // [n,k]
-			x := s.Floats(gotch.CPU, gotch.Float, randFloats(r, kernelMaxRows*k), kernelMaxRows, k)
-			for _, m := range []int64{1, 2, 3, 4, 5, 7, 8, 9, 16} {
+			x := s.Floats(gotch.CPU, gotch.Float, randFloats(r, kernelMaxRowsNT*k), kernelMaxRowsNT, k)
+			for _, m := range []int64{1, 2, 3, 4, 5, 7, 8, 9, 16, 22, kernelMaxRowsNT} {
 				xm := s.Narrow(x, 0, 0, m)
 				want := s.ReadFloat32s(s.Matmul(xm, w))
 				for _, nt := range []bool{false, true} {
+					if !nt && m > kernelMaxRows && k*n > kernelSmallMatrix {
+						continue // prefill-sized: libtorch's, checkRowsRefused
+					}
 					mul := func(x ct) ct { return s.rowsMatmul(x, w) }
 					if nt {
 						mul = func(x ct) ct { return s.rowsMatmulNT(x, wn) }
@@ -105,8 +109,8 @@ func checkRowsRefused(t *testing.T, r *rand.Rand) {
 	if s.rowsMatmul(s.Floats(gotch.CPU, gotch.Float, randFloats(r, 256*(kernelMaxRows+1)), kernelMaxRows+1, 256), big) != nil {
 		t.Error("took more than kernelMaxRows rows for a large matrix")
 	}
-	if s.rowsMatmulNT(s.Floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRows+1)), kernelMaxRows+1, 8), w) != nil {
-		t.Error("took more than kernelMaxRows rows with a transposed matrix")
+	if s.rowsMatmulNT(s.Floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRowsNT+1)), kernelMaxRowsNT+1, 8), w) != nil {
+		t.Error("took more than kernelMaxRowsNT rows with a transposed matrix")
 	}
 	if s.rowsMatmul(s.Floats(gotch.CPU, gotch.Float, randFloats(r, 8*(kernelMaxRows+1)), kernelMaxRows+1, 8), w) == nil {
 		t.Error("refused many rows for a small matrix")
@@ -123,7 +127,7 @@ func checkRowsRefused(t *testing.T, r *rand.Rand) {
 }
 
 // BenchmarkRowsMatmul: the benchmark model's weight shapes (one decode
-// step's products; ns/op is one step) for 1 and 8 rows, with the kernel
+// step's products; ns/op is one step) for 1, 8, 22 and 64 rows, with the kernel
 // and with libtorch's linear, the weights [out,in] as a model holds them.
 func BenchmarkRowsMatmul(b *testing.B) {
 	torch.SetThreads(*benchThreads)
@@ -144,13 +148,13 @@ func BenchmarkRowsMatmul(b *testing.B) {
 	for i, sh := range shapes {
 		ws[i] = s.Floats(gotch.CPU, gotch.Float, randFloats(r, sh[0]*sh[1]), sh[1], sh[0]) // [out,in]
 	}
-	for _, m := range []int64{1, 8} {
+	for _, m := range benchRowCounts {
 		xs := map[int64]ct{h: s.Floats(gotch.CPU, gotch.Float, randFloats(r, m*h), m, h), inter: s.Floats(gotch.CPU, gotch.Float, randFloats(r, m*inter), m, inter)}
 		for _, impl := range []string{"kernel", "libtorch"} {
 			if impl == "kernel" && !haveKernel {
 				continue
 			}
-			b.Run(impl+"/rows="+string(rune('0'+m)), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/rows=%d", impl, m), func(b *testing.B) {
 				for range b.N {
 					for i, sh := range shapes {
 						mark := s.Mark()
@@ -166,3 +170,7 @@ func BenchmarkRowsMatmul(b *testing.B) {
 		}
 	}
 }
+
+// benchRowCounts are BenchmarkRowsMatmul's row counts: decode batches of 1
+// and 8, and short prompts' prefill (22 and 64 positions).
+var benchRowCounts = []int64{1, 8, 22, 64}
