@@ -24,7 +24,8 @@ import (
 
 const profEvery = 256
 
-var prof struct {
+// profState is what a kfprof build adds up between two reports.
+type profState struct {
 	steps, rows                int
 	decodeStart, cStart, cEnd  time.Time
 	sampleEnd, lastDecodeEnd   time.Time
@@ -33,6 +34,8 @@ var prof struct {
 	gap, pre, c, post, end, pf time.Duration
 	prefills, gaps             int
 }
+
+var prof profState
 
 func profEvent(e profEv, rows int) {
 	now := time.Now()
@@ -93,13 +96,5 @@ func profReport() {
 		fmt.Fprintf(os.Stderr, "kfprof: thread %d: products %.0f head %.0f attention %.0f wait %.0f rest %.0f run %.0f decode %.0f us/step; %.1f sleeps %.1f wakes (%.0f us) a step; %.0f%% long spins\n",
 			t, b[0]/1e3/n, b[1]/1e3/n, b[3]/1e3/n, b[4]/1e3/n, (run-b[0]-b[1]-b[3]-b[4])/1e3/n, run/1e3/n, b[6]/1e3/n, b[7]/n, b[8]/n, b[9]/1e3/n, 100*b[10]/n)
 	}
-	*p = struct {
-		steps, rows                int
-		decodeStart, cStart, cEnd  time.Time
-		sampleEnd, lastDecodeEnd   time.Time
-		prefillStart               time.Time
-		prefillInGap               time.Duration
-		gap, pre, c, post, end, pf time.Duration
-		prefills, gaps             int
-	}{lastDecodeEnd: p.lastDecodeEnd}
+	*p = profState{lastDecodeEnd: p.lastDecodeEnd}
 }
